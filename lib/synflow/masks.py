@@ -83,7 +83,15 @@ def apply_masks(model: nn.Module, masks: Masks) -> None:
                 torch_prune.custom_from_mask(module, "weight", mask.to(module.weight.device))
             module.weight_mask.copy_(mask)
             module.weight_orig.mul_(module.weight_mask)
-        # refresh the cached product now, not only at the next forward pass
+        refresh_weight(module)
+
+
+def refresh_weight(module: nn.Module) -> None:
+    """Recompute the cached ``weight = weight_orig * weight_mask`` now rather than at
+    the next forward pass; computed without autograd, so the model stays deep-copyable
+    (torch.nn.utils.prune's own hook leaves a non-leaf tensor there after a forward pass
+    with gradients, and ``copy.deepcopy`` refuses such a model: use ``state_dict`` then)."""
+    with torch.no_grad():
         module.weight = module.weight_orig * module.weight_mask
 
 
@@ -137,4 +145,4 @@ def reinitialize_kept(model: nn.Module, seed: int = 0) -> None:
             target.copy_(fresh.to(target.device))
             if is_masked(module):
                 target.mul_(module.weight_mask)
-                module.weight = module.weight_orig * module.weight_mask
+                refresh_weight(module)

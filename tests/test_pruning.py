@@ -1,0 +1,194 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import synflow
+from synflow.pruning import top_k
+
+
+def sort_oracle(values, k):
+    """Top k by (value descending, index ascending), via a full stable sort."""
+    order = torch.sort(values, descending=True, stable=True).indices[:k]
+    chosen = torch.zeros(values.numel(), dtype=torch.bool)
+    chosen[order] = True
+    return chosen
+
+
+@pytest.mark.parametrize("n", [10, 1000, 300_000])
+@pytest.mark.parametrize("fraction", [0.0, 0.001, 0.3, 0.97, 1.0])
+def test_top_k_matches_a_full_sort_with_ties_to_the_lowest_index(n, fraction):
+    g = torch.Generator().manual_seed(n)
+    values = torch.randint(0, 50, (n,), generator=g).float()  # heavy ties
+    values[: n // 3] = torch.rand(n // 3, generator=g)  # and a continuous part
+    k = round(n * fraction)
+    chosen, kth = top_k(values, k)
+    assert torch.equal(chosen, sort_oracle(values, k))
+    if 0 < k < n:
+        assert kth == float(values[chosen].min())
+
+
+def test_top_k_sampled_path_falls_back_when_the_sample_misleads():
+    # a periodic layout: every 7th value is 0.5 — must still be exact
+    values = torch.rand(500_000, generator=torch.Generator().manual_seed(0))
+    values[::7] = 0.5
+    for k in (1, 5, 123_456, 499_999):
+        assert torch.equal(top_k(values, k)[0], sort_oracle(values, k))
+
+
+def test_density_schedules():
+    assert synflow.density_after(100, 100, 1000, "exponential") == pytest.approx(1e-3)
+    assert synflow.density_after(50, 100, 100, "exponential") == pytest.approx(0.1)
+    assert synflow.density_after(1, 2, 100, "linear") == pytest.approx(1 - 0.99 / 2)
+    with pytest.raises(ValueError, match="unknown schedule 'cosine'.*exponential, linear"):
+        synflow.density_after(1, 2, 10, "cosine")
+
+
+def kept(masks):
+    return sum(int(m.sum()) for m in masks.values())
+
+
+@pytest.mark.parametrize("method", ["random", "magnitude", "snip", "grasp", "synflow"])
+@pytest.mark.parametrize("compression", [1, 3.7, 100])
+def test_global_pruning_keeps_exactly_round_n_over_compression(method, compression, tiny_batches):
+    model = synflow.build_model("conv", width=0.5, seed=0)
+    masks = synflow.prune(model, method, compression, data=tiny_batches, input_shape=(3, 8, 8))
+    total = sum(m.numel() for m in masks.values())
+    assert kept(masks) == round(total / compression)
+    assert set(masks) == set(synflow.prunable_layers(model))
+
+
+def test_local_scope_prunes_every_layer_to_the_same_density():
+    model = synflow.build_model("vgg11_bn", width=0.25, seed=0)
+    masks = synflow.prune(model, "synflow", 10, scope="local", input_shape=(3, 32, 32))
+    for name, (k, n) in synflow.count_kept(masks).items():
+        assert k == round(n / 10), name
+
+
+@pytest.fixture
+def tiny_batches():
+    g = torch.Generator().manual_seed(0)
+    return [
+        (torch.randn(20, 3, 8, 8, generator=g), torch.randint(10, (20,), generator=g))
+        for _ in range(2)
+    ]
+
+
+@pytest.mark.parametrize("method", ["random", "magnitude", "snip", "grasp", "synflow"])
+@pytest.mark.parametrize("invert", [False, True])
+def test_masks_only_shrink_across_iterations_and_calls(method, invert, tiny_batches):
+    model = synflow.build_model("conv", width=0.5, seed=0)
+    kwargs = {"data": tiny_batches, "input_shape": (3, 8, 8), "invert": invert}
+    first = synflow.prune(model, method, 4, iterations=3, **kwargs)
+    second = synflow.prune(model, method, 40, iterations=5, **kwargs)
+    for name in first:
+        assert not torch.any(second[name] & ~first[name]), name
+    total = sum(m.numel() for m in first.values())
+    assert kept(second) == round(total / 40)
+
+
+def test_invert_keeps_the_lowest_scores():
+    model = nn.Sequential(nn.Linear(4, 1, bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[0.1, -3.0, 2.0, -0.5]]))
+    masks = synflow.prune(model, "magnitude", 2, invert=True)
+    assert masks["0.weight"].tolist() == [[True, False, False, True]]
+
+
+def test_ties_are_broken_deterministically_and_the_count_is_exact():
+    model = nn.Sequential(nn.Linear(10, 10, bias=False))
+    with torch.no_grad():
+        model[0].weight.fill_(0.3)
+    masks = synflow.prune(model, "magnitude", 100 / 7)
+    assert kept(masks) == 7
+    assert masks["0.weight"].flatten()[:7].all()  # lowest flat indices win ties
+
+
+def test_same_seed_same_masks_different_seed_different_masks():
+    def masks_for(seed, method):
+        model = synflow.build_model("vgg11_bn", width=0.25, seed=seed)
+        return synflow.prune(model, method, 50, iterations=5, input_shape=(3, 32, 32), seed=seed)
+
+    for method in ("random", "synflow"):
+        a, b, c = masks_for(0, method), masks_for(0, method), masks_for(1, method)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_existing_masks_are_respected():
+    model = synflow.build_model("conv", width=0.5, seed=0)
+    layers = synflow.prunable_layers(model)
+    manual = {
+        name: torch.rand(m.weight.shape, generator=torch.Generator().manual_seed(1)) > 0.5
+        for name, m in layers.items()
+    }
+    synflow.apply_masks(model, manual)
+    masks = synflow.prune(model, "synflow", 10, input_shape=(3, 8, 8))
+    assert all(not torch.any(masks[k] & ~manual[k]) for k in masks)
+
+
+def test_prune_errors(tiny_batches):
+    model = synflow.build_model("conv", width=0.5)
+    n = sum(m.weight.numel() for m in synflow.prunable_layers(model).values())
+    for bad in (0.5, 0, -2, math.nan, math.inf, "ten"):
+        with pytest.raises(ValueError, match="compression must be a"):
+            synflow.prune(model, "magnitude", bad)
+    with pytest.raises(ValueError, match=f"leaves no weight.*at most {n}"):
+        synflow.prune(model, "magnitude", n + 1)
+    with pytest.raises(
+        ValueError, match="unknown pruning method 'synflw'.*random, magnitude, snip, grasp, synflow"
+    ):
+        synflow.prune(model, "synflw", 10)
+    for method in ("snip", "grasp"):
+        with pytest.raises(ValueError, match=f"{method} needs data"):
+            synflow.prune(model, method, 10)
+    with pytest.raises(ValueError, match="synflow needs input_shape"):
+        synflow.prune(model, "synflow", 10)
+    with pytest.raises(ValueError, match="unknown scope 'layer'.*global, local"):
+        synflow.prune(model, "magnitude", 10, scope="layer")
+    with pytest.raises(ValueError, match="iterations must be an integer >= 1"):
+        synflow.prune(model, "magnitude", 10, iterations=0)
+    # nothing was half-done by the failed calls
+    assert all(m.all() for m in synflow.current_masks(model).values())
+
+
+def test_nan_scores_are_an_error():
+    model = nn.Sequential(nn.Linear(4, 2))
+    with torch.no_grad():
+        model[0].weight[0, 0] = math.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        synflow.prune(model, "magnitude", 2)
+
+
+def test_select_sweeps_compressions_from_one_scoring_pass():
+    model = synflow.build_model("vgg11_bn", width=0.25, seed=0)
+    scores = synflow.scores(model, "magnitude")
+    direct = synflow.prune(model, "magnitude", 30)
+    swept = synflow.select(scores, 1 / 30)
+    assert all(torch.equal(direct[k], swept[k]) for k in direct)
+
+
+# -------------------------------------------------------- layer-collapse
+
+VGG16_N, VGG16_L = 14_715_584, 14
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_iterative_synflow_never_collapses_vgg16_at_half_max_compression(seed):
+    model = synflow.build_model("vgg16_bn", seed=seed)
+    masks = synflow.prune(
+        model, "synflow", VGG16_N / VGG16_L / 2, iterations=100, input_shape=(3, 32, 32)
+    )
+    assert synflow.empty_layers(masks) == []
+    assert kept(masks) == round(VGG16_N / (VGG16_N / VGG16_L / 2))
+
+
+def test_single_shot_synflow_and_snip_collapse_vgg16_far_earlier():
+    model = synflow.build_model("vgg16_bn", seed=0)
+    assert synflow.empty_layers(synflow.prune(model, "synflow", 1e3, input_shape=(3, 32, 32)))
+    model = synflow.build_model("vgg16_bn", seed=0)
+    g = torch.Generator().manual_seed(0)
+    data = [(torch.randn(100, 3, 32, 32, generator=g), torch.randint(10, (100,), generator=g))]
+    rho_max = VGG16_N / VGG16_L
+    assert synflow.empty_layers(synflow.prune(model, "snip", rho_max / 20, data=data))

@@ -1,0 +1,250 @@
+"""Scores against independent oracles: float64 brute force on deep copies of the model."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+import synflow
+from synflow.scores import synflow_pass
+
+
+def tiny_data(shape=(3, 8, 8), classes=10, batches=2, size=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [
+        (torch.randn(size, *shape, generator=g), torch.randint(classes, (size,), generator=g))
+        for _ in range(batches)
+    ]
+
+
+def small_cnn(seed=0, batch_norm=True):
+    torch.manual_seed(seed)
+    layers = [nn.Conv2d(3, 6, 3, padding=1)]
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(6))
+    layers += [nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 8, 3, padding=1), nn.ReLU()]
+    layers += [nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 10)]
+    model = nn.Sequential(*layers)
+    with torch.no_grad():  # non-trivial biases and BN state, so every parameter matters
+        for p in model.parameters():
+            if p.dim() == 1:
+                p.uniform_(-0.5, 0.5)
+        if batch_norm:
+            model[1].running_mean.uniform_(-0.2, 0.2)
+            model[1].running_var.uniform_(0.5, 2.0)
+    return model
+
+
+def weights_of(model):
+    return {name: m.weight for name, m in synflow.prunable_layers(model).items()}
+
+
+def assert_close(actual, expected, rtol, atol_of_max=0.0):
+    """Elementwise relative tolerance; ``atol_of_max`` allows float32 cancellation in
+    entries far below the largest score."""
+    assert actual.keys() == expected.keys()
+    atol = atol_of_max * max(float(e.abs().max()) for e in expected.values())
+    for name in expected:
+        torch.testing.assert_close(actual[name].double(), expected[name], rtol=rtol, atol=atol)
+
+
+# ----------------------------------------------------------------- oracles
+
+
+def synflow_oracle(model, input_shape):
+    """SynFlow as the paper describes it, on a float64 deep copy with |params|."""
+    oracle = copy.deepcopy(model).double().eval()
+    with torch.no_grad():
+        for p in oracle.parameters():
+            p.abs_()
+    oracle(torch.ones(1, *input_shape, dtype=torch.float64)).sum().backward()
+    return {name: (w.grad * w).detach() for name, w in weights_of(oracle).items()}
+
+
+def snip_oracle(model, data):
+    oracle = copy.deepcopy(model).double().eval()
+    oracle.zero_grad()
+    for x, y in data:
+        F.cross_entropy(oracle(x.double()), y).backward()
+    return {name: (w.grad * w).abs().detach() for name, w in weights_of(oracle).items()}
+
+
+def grasp_oracle(model, data):
+    """w * (H g) with the full Hessian of the summed loss w.r.t. the prunable weights."""
+    oracle = copy.deepcopy(model).double().eval()
+    names = list(weights_of(oracle))
+    shapes = [w.shape for w in weights_of(oracle).values()]
+    flat0 = torch.cat([w.detach().flatten() for w in weights_of(oracle).values()])
+
+    def loss(flat):
+        params = dict(oracle.named_parameters())
+        offset = 0
+        for name, shape in zip(names, shapes):
+            params[name] = flat[offset : offset + shape.numel()].view(shape)
+            offset += shape.numel()
+        total = 0
+        for x, y in data:
+            logits = torch.func.functional_call(oracle, params, (x.double(),))
+            total = total + F.cross_entropy(logits / 200, y)
+        return total
+
+    g = torch.autograd.functional.jacobian(loss, flat0)
+    H = torch.autograd.functional.hessian(loss, flat0)
+    scores = flat0 * (H @ g)
+    return dict(
+        zip(
+            names,
+            (s.view(shape) for s, shape in zip(scores.split([s.numel() for s in shapes]), shapes)),
+        )
+    )
+
+
+# ------------------------------------------------------------------- tests
+
+
+def test_synflow_matches_float64_oracle_with_biases_and_batchnorm():
+    model = small_cnn()
+    assert_close(
+        synflow.scores(model, "synflow", input_shape=(3, 8, 8)),
+        synflow_oracle(model, (3, 8, 8)),
+        1e-5,
+    )
+
+
+def test_synflow_equals_closed_form_on_a_linear_chain():
+    torch.manual_seed(0)
+    chain = nn.Sequential(
+        nn.Linear(5, 4, bias=False), nn.Linear(4, 3, bias=False), nn.Linear(3, 2, bias=False)
+    )
+    W1, W2, W3 = (m.weight.detach().double().abs() for m in chain)
+    ones = lambda n: torch.ones(n, dtype=torch.float64)
+    # R = 1^T |W3| |W2| |W1| 1, so dR/d|W2|_ij = (1^T |W3|)_i (|W1| 1)_j
+    expected = {
+        "0.weight": torch.outer(ones(2) @ W3 @ W2, ones(5)) * W1,
+        "1.weight": torch.outer(ones(2) @ W3, W1 @ ones(5)) * W2,
+        "2.weight": torch.outer(ones(2), W2 @ W1 @ ones(5)) * W3,
+    }
+    assert_close(synflow.scores(chain, "synflow", input_shape=(5,)), expected, 1e-6)
+    R = ones(2) @ W3 @ W2 @ W1 @ ones(5)
+    for s in expected.values():  # every layer is a cut: its scores sum to R
+        torch.testing.assert_close(s.sum(), R)
+
+
+def test_synflow_uses_only_the_kept_weights():
+    model = small_cnn()
+    masks = synflow.current_masks(model)
+    g = torch.Generator().manual_seed(1)
+    masks = {k: torch.rand(m.shape, generator=g) > 0.5 for k, m in masks.items()}
+    synflow.apply_masks(model, masks)
+    reference = copy.deepcopy(model)
+    synflow.remove_masks(reference)  # plain weights holding zeros where pruned
+    scores = synflow.scores(model, "synflow", input_shape=(3, 8, 8))
+    assert_close(scores, synflow_oracle(reference, (3, 8, 8)), 1e-5)
+    for name, mask in masks.items():
+        assert torch.all(scores[name][~mask] == 0)
+
+
+def test_snip_matches_oracle_and_sums_gradients_over_batches_before_abs():
+    model, data = small_cnn(), tiny_data()
+    assert_close(synflow.scores(model, "snip", data=data), snip_oracle(model, data), 1e-4, 1e-6)
+
+
+def test_grasp_matches_full_hessian_oracle():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 6), nn.ReLU(), nn.Linear(6, 3))
+    data = tiny_data(shape=(3, 2, 2), classes=3)
+    assert_close(synflow.scores(model, "grasp", data=data), grasp_oracle(model, data), 1e-4, 1e-5)
+
+
+def test_magnitude_and_random():
+    model = small_cnn()
+    mag = synflow.scores(model, "magnitude")
+    for name, w in weights_of(model).items():
+        assert torch.equal(mag[name], w.detach().abs())
+    r1 = synflow.scores(model, "random", seed=3)
+    r2 = synflow.scores(model, "random", seed=3)
+    r3 = synflow.scores(model, "random", seed=4)
+    assert all(torch.equal(r1[k], r2[k]) for k in r1)
+    assert not torch.equal(r1["0.weight"], r3["0.weight"])
+
+
+@pytest.mark.parametrize("method", ["snip", "grasp", "synflow", "magnitude", "random"])
+def test_scoring_leaves_the_model_exactly_as_it_was(method):
+    model = small_cnn().train()
+    model[1].eval()  # a mixed-mode model: every module's own flag must come back
+    synflow.apply_masks(model, {"4.weight": torch.rand(8, 6, 3, 3) > 0.3})
+    for p in model.parameters():  # stale gradients must neither leak in nor be touched
+        p.grad = torch.full_like(p, 7.0)
+    state = copy.deepcopy(model.state_dict())
+    modes = [m.training for m in model.modules()]
+    cached_weight = model[4].weight
+    s = synflow.scores(model, method, data=tiny_data(), input_shape=(3, 8, 8))
+    fresh = copy.deepcopy(model)
+    for p in fresh.parameters():
+        p.grad = None
+    again = synflow.scores(fresh, method, data=tiny_data(), input_shape=(3, 8, 8))
+    assert all(torch.equal(s[k], again[k]) for k in s)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    assert [m.training for m in model.modules()] == modes
+    assert model[4].weight is cached_weight
+    assert all(torch.all(p.grad == 7.0) for p in model.parameters())
+
+
+def test_scoring_restores_the_model_when_it_raises():
+    model = small_cnn().train()
+    synflow.apply_masks(model, {"0.weight": torch.rand(6, 3, 3, 3) > 0.5})
+    state = copy.deepcopy(model.state_dict())
+    cached = model[0].weight
+    bad = [(torch.randn(4, 5, 8, 8), torch.zeros(4, dtype=torch.long))]  # 5 channels: conv fails
+    with pytest.raises(RuntimeError):
+        synflow.scores(model, "snip", data=bad)
+    with pytest.raises(RuntimeError):
+        synflow.scores(model, "synflow", input_shape=(5, 8, 8))
+    assert model.training and all(m.training for m in model.modules())
+    assert model[0].weight is cached
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key]), key
+
+
+def test_synflow_is_finite_and_exact_for_resnet110():
+    model = synflow.build_model("resnet110", seed=0)
+    R32, _ = synflow_pass(
+        model,
+        synflow.prunable_layers(model),
+        {k: w.detach() for k, w in weights_of(model).items()},
+        (3, 32, 32),
+        torch.float32,
+    )
+    assert not torch.isfinite(R32)  # the authors' float32 computation overflows here
+    ours = synflow.scores(model, "synflow", input_shape=(3, 32, 32))
+    assert all(torch.isfinite(s).all() for s in ours.values())
+    assert_close(ours, synflow_oracle(model, (3, 32, 32)), 1e-5)
+
+
+def test_synflow_is_finite_and_exact_for_torchvision_resnet50_at_224():
+    torch.manual_seed(0)
+    model = torchvision.models.resnet50(weights=None)
+    ours = synflow.scores(model, "synflow", input_shape=(3, 224, 224))
+    assert all(torch.isfinite(s).all() for s in ours.values())
+    assert_close(ours, synflow_oracle(model, (3, 224, 224)), 1e-5)
+
+
+def test_scores_errors():
+    model = small_cnn()
+    with pytest.raises(ValueError, match="unknown pruning method 'snp'.*synflow"):
+        synflow.scores(model, "snp")
+    with pytest.raises(ValueError, match="snip needs data"):
+        synflow.scores(model, "snip")
+    with pytest.raises(ValueError, match="synflow needs input_shape"):
+        synflow.scores(model, "synflow")
+
+
+def test_synflow_reads_input_shape_from_data():
+    model = small_cnn()
+    from_data = synflow.scores(model, "synflow", data=tiny_data())
+    from_shape = synflow.scores(model, "synflow", input_shape=(3, 8, 8))
+    assert all(torch.equal(from_data[k], from_shape[k]) for k in from_shape)

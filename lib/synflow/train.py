@@ -1,0 +1,265 @@
+"""Training as in the paper: SGD with Nesterov momentum, MultiStepLR, weight decay.
+
+``PRESETS`` holds the paper's hyperparameters (../shared/paper/README.md) by
+name; :func:`preset` picks one for a (model, dataset) pair and applies
+overrides for smaller profiles. :func:`train` trains a (possibly pruned) model
+and returns its per-epoch history plus two summary accuracies:
+
+* ``final_top1`` / ``final_top5``: test accuracy after the last epoch;
+* ``best_top1`` / ``best_top5``: test accuracy of the epoch with the highest
+  top-1 (``best_epoch``) -- the number the paper's figures plot.
+
+Pruned weights stay exactly zero: a masked layer's weight is
+``weight_orig * weight_mask`` inside the graph, so a pruned entry of
+``weight_orig`` gets a zero gradient, zero weight decay and zero momentum.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import data as data_module
+from .data import progress
+from .models import MODELS
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one training run.
+
+    ``milestones`` are the epochs after which the learning rate is multiplied
+    by ``gamma``; ``subset`` trains on that many images per class
+    (class-balanced, drawn by the run's seed), ``None`` on the full set.
+    """
+
+    epochs: int
+    lr: float
+    milestones: tuple[int, ...]
+    gamma: float
+    weight_decay: float
+    momentum: float = 0.9
+    nesterov: bool = True
+    batch_size: int = 128
+    subset: int | None = None
+
+    def __post_init__(self):
+        if not (isinstance(self.epochs, int) and self.epochs >= 1):
+            raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
+        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
+            raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if self.subset is not None and not (isinstance(self.subset, int) and self.subset >= 1):
+            raise ValueError(f"subset must be None or an integer >= 1, got {self.subset!r}")
+        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # the paper's table
+    "vgg-cifar": TrainConfig(160, 0.1, (60, 120), 0.1, 1e-4),
+    "resnet-cifar": TrainConfig(160, 0.01, (60, 120), 0.2, 5e-4),
+    "tinyimagenet": TrainConfig(100, 0.01, (30, 60, 80), 0.2, 1e-4),
+    # not in the paper: the toy nets (mlp, conv) and MNIST
+    "toy": TrainConfig(10, 0.01, (), 0.1, 1e-4),
+}
+
+
+def family(model: str) -> str:
+    """"vgg", "resnet" or "toy", the model families the presets are set for."""
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(sorted(MODELS))}")
+    if model.startswith("vgg"):
+        return "vgg"
+    if model.startswith(("resnet", "wrn")):
+        return "resnet"
+    return "toy"
+
+
+def preset_name(model: str, dataset: str) -> str:
+    """The key of ``PRESETS`` the paper uses for ``model`` on ``dataset``."""
+    kind = family(model)
+    if kind == "toy" or dataset == "mnist":
+        return "toy"
+    if dataset == "tinyimagenet":
+        return "tinyimagenet"
+    return f"{kind}-cifar"  # CIFAR-10/100 and other image-folder datasets
+
+
+def preset(model: str, dataset: str, *, name: str | None = None, **overrides) -> TrainConfig:
+    """The preset for (``model``, ``dataset``) (or the one called ``name``) with
+    ``overrides`` (any ``TrainConfig`` field; ``None`` values are ignored).
+
+    When ``epochs`` is overridden and ``milestones`` is not, the milestones are
+    scaled to the same fractions of training (60/160 and 120/160 of 10 epochs
+    give 4 and 8), so a short profile keeps the shape of the schedule.
+    """
+    name = name if name is not None else preset_name(model, dataset)
+    if name not in PRESETS:
+        raise ValueError(f"unknown training preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    base = PRESETS[name]
+    overrides = {key: value for key, value in overrides.items() if value is not None}
+    allowed = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(overrides) - allowed)
+    if unknown:
+        raise ValueError(f"unknown TrainConfig fields {unknown}; allowed: {', '.join(sorted(allowed))}")
+    if "epochs" in overrides and "milestones" not in overrides:
+        scale = overrides["epochs"] / base.epochs
+        overrides["milestones"] = tuple(max(1, round(m * scale)) for m in base.milestones)
+    return replace(base, **overrides)
+
+
+def optimizer_for(model: nn.Module, config: TrainConfig):
+    """SGD (Nesterov) over every parameter exactly once, and its MultiStepLR."""
+    parameters = list(dict.fromkeys(p for p in model.parameters() if p.requires_grad))
+    optimizer = torch.optim.SGD(
+        parameters,
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=config.nesterov,
+        weight_decay=config.weight_decay,
+    )
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=list(config.milestones), gamma=config.gamma
+    )
+    return optimizer, scheduler
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train_epoch(model, batches: Iterable, optimizer, device: torch.device) -> float:
+    """One pass over ``batches``; returns the mean training loss."""
+    model.train()
+    total = torch.zeros((), device=device)
+    count = 0
+    for inputs, targets in batches:
+        inputs = inputs.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
+        with _autocast(device):
+            loss = F.cross_entropy(model(inputs), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach().float() * len(targets)  # no device sync per step
+        count += len(targets)
+    return float(total) / max(count, 1)
+
+
+@torch.no_grad()
+def evaluate(model, batches: Iterable, device: torch.device) -> dict[str, float]:
+    """Test loss, top-1 and top-5 accuracy (in %) of ``model`` on ``batches``."""
+    model.eval()
+    loss = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros(2, device=device, dtype=torch.int64)
+    count = 0
+    for inputs, targets in batches:
+        inputs = inputs.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
+        with _autocast(device):
+            logits = model(inputs)
+        logits = logits.float()
+        loss += F.cross_entropy(logits, targets, reduction="sum")
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        hits = top == targets[:, None]
+        correct[0] += hits[:, 0].sum()
+        correct[1] += hits.any(dim=1).sum()
+        count += len(targets)
+    if count == 0:
+        raise ValueError("the test batches are empty")
+    top1, top5 = (100.0 * correct.double() / count).tolist()
+    return {"test_loss": float(loss) / count, "top1": top1, "top5": top5}
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def train(
+    model: nn.Module,
+    data: str | tuple[Iterable, Iterable],
+    config: TrainConfig,
+    *,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    root=None,
+    cache=None,
+    desc: str = "training",
+    on_epoch: Callable[[int, nn.Module], None] | None = None,
+) -> dict:
+    """Train ``model`` in place and return its metrics.
+
+    Args:
+        data: a dataset name (see ``synflow.data``; batches are then built on
+            ``device`` with the config's batch size and subset, shuffled and
+            augmented by ``seed``) or a ``(train, test)`` pair of iterables of
+            ``(inputs, targets)``.
+        device: default CUDA when available, else CPU. On CUDA the model runs
+            channels-last under bf16 autocast with the data resident on the GPU.
+        root, cache: the data root and image cache (see ``synflow.data.load``).
+        on_epoch: if given, called as ``on_epoch(epoch, model)`` after every
+            epoch's evaluation (e.g. to record weight statistics); it must not
+            change the model.
+
+    Returns a dict with ``history`` (one dict per epoch: epoch, lr, train_loss,
+    test_loss, top1, top5, seconds) and the summaries ``final_top1``,
+    ``final_top5``, ``final_test_loss`` (last epoch), ``best_top1``,
+    ``best_top5``, ``best_epoch`` (the epoch with the highest top-1, the
+    paper's reported number; ties go to the earliest), and ``seconds``.
+    Accuracies are in percent.
+    """
+    device = torch.device(device) if device is not None else default_device()
+    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    if isinstance(data, str):
+        train_batches, test_batches = data_module.loaders(
+            data,
+            root=root,
+            cache=cache,
+            batch_size=config.batch_size,
+            train_per_class=config.subset,
+            seed=seed,
+            device=device,
+            memory_format=memory_format,
+        )
+    else:
+        train_batches, test_batches = data
+    model.to(device=device, memory_format=memory_format)
+    optimizer, scheduler = optimizer_for(model, config)
+    history = []
+    start = time.perf_counter()
+    cudnn = torch.backends.cudnn.flags(enabled=True, benchmark=True, deterministic=False)
+    with cudnn:
+        bar = progress(range(1, config.epochs + 1), desc=desc, unit="epoch")
+        for epoch in bar:
+            epoch_start = time.perf_counter()
+            lr = optimizer.param_groups[0]["lr"]
+            train_loss = train_epoch(model, train_batches, optimizer, device)
+            scheduler.step()
+            row = {"epoch": epoch, "lr": lr, "train_loss": train_loss}
+            row.update(evaluate(model, test_batches, device))
+            row["seconds"] = time.perf_counter() - epoch_start
+            history.append(row)
+            if on_epoch is not None:
+                on_epoch(epoch, model)
+            bar.set_postfix(loss=f"{train_loss:.3f}", top1=f"{row['top1']:.2f}")
+    best = max(history, key=lambda row: (row["top1"], -row["epoch"]))
+    final = history[-1]
+    return {
+        "history": history,
+        "final_top1": final["top1"],
+        "final_top5": final["top5"],
+        "final_test_loss": final["test_loss"],
+        "best_top1": best["top1"],
+        "best_top5": best["top5"],
+        "best_epoch": best["epoch"],
+        "seconds": time.perf_counter() - start,
+    }

@@ -12,25 +12,31 @@ METHOD_ORDER = ["random", "magnitude", "snip", "grasp", "synflow"]
 METHOD_COLORS = dict(zip(METHOD_ORDER, sns.color_palette("colorblind", len(METHOD_ORDER))))
 
 
+# fixed SVG ids (a constant hash salt) and text as paths, so SVG files are byte-stable
+STABLE_SVG = {"svg.hashsalt": "synflow", "svg.fonttype": "path"}
+
+
 def use_style() -> None:
     """The project's plot style (seaborn whitegrid, colorblind palette)."""
     sns.set_theme(style="whitegrid", palette="colorblind", context="notebook")
-    # fixed ids and no timestamps, so SVG files are byte-stable across runs
-    matplotlib.rcParams["svg.hashsalt"] = "synflow"
-    matplotlib.rcParams["svg.fonttype"] = "path"
+    matplotlib.rcParams.update(STABLE_SVG)
 
 
 def save_figure(fig, name: str) -> list:
     """Save ``fig`` as ``<figures dir>/<name>.png`` and ``.svg``, without timestamps
-    or software versions, so an unchanged figure gives unchanged files. Returns the paths."""
-    use_style()
+    or software versions, so an unchanged figure gives unchanged files. Returns the paths.
+    The current style is left as it is (only the SVG settings above apply while saving)."""
     folder = figures_dir()
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for suffix, metadata in ((".png", {"Software": None}), (".svg", {"Date": None, "Creator": None})):
-        path = folder / f"{name}{suffix}"
-        fig.savefig(path, dpi=110, bbox_inches="tight", metadata=metadata)
-        paths.append(path)
+    with matplotlib.rc_context(STABLE_SVG):
+        for suffix, metadata in (
+            (".png", {"Software": None}),
+            (".svg", {"Date": None, "Creator": None}),
+        ):
+            path = folder / f"{name}{suffix}"
+            fig.savefig(path, dpi=110, bbox_inches="tight", metadata=metadata)
+            paths.append(path)
     return paths
 
 

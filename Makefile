@@ -1,0 +1,60 @@
+# Set-up, tests and notebook runs; needs only Python >= 3.11 (as python3) and make.
+#
+#   make reproduce   create .venv if missing, install, run every notebooks/NN_*.ipynb in place
+#                    at the laptop profile (PROFILE=smoke|laptop|paper, NOTEBOOKS="00_quickstart ...")
+#   make test        create .venv if missing, install, run pytest on tests/, then every notebook
+#                    at the smoke profile under nbval (cells marked NBVAL_CHECK_OUTPUT compared)
+#   make lint        ruff on lib, tests and tools
+#
+# Every path comes from this file's location, not the current directory. VENV=/some/path
+# uses another virtual environment (created there if missing).
+
+ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+PYTHON ?= python3
+VENV ?= $(ROOT)/.venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.synflow-installed
+PROFILE ?= laptop
+NOTEBOOKS ?=
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.ONESHELL:
+.PHONY: install test reproduce lint
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "synflow needs Python >= 3.11, $(PYTHON) is " + sys.version.split()[0] + "; run make PYTHON=python3.11 ...")'
+	$(PYTHON) -m venv "$(VENV)"
+
+# reinstalled only when pyproject.toml changes (or the venv is new)
+$(STAMP): $(ROOT)/pyproject.toml | $(BIN)/python
+	"$(BIN)/python" -m pip install --progress-bar off -e "$(ROOT)[dev]"
+	touch "$@"
+
+reproduce: $(STAMP)
+	"$(BIN)/python" "$(ROOT)/tools/run_notebooks.py" --profile "$(PROFILE)" $(NOTEBOOKS)
+
+# Tests write figures and results to a temporary folder, never into the repository.
+test: $(STAMP)
+	@tmp=$$(mktemp -d)
+	trap 'rm -rf "$$tmp"' EXIT
+	export SYNFLOW_FIGURES="$$tmp/figures" SYNFLOW_RESULTS="$$tmp/results"
+	echo "== unit tests: pytest tests/"
+	unit=0
+	"$(BIN)/python" -m pytest "$(ROOT)/tests" || unit=$$?
+	echo "== notebooks at the smoke profile: nbval"
+	notebooks=0
+	"$(BIN)/python" "$(ROOT)/tools/run_notebooks.py" --profile smoke --prepare-only \
+		--output-dir "$$tmp/notebooks" $(NOTEBOOKS) || notebooks=$$?
+	if [ $$notebooks -eq 0 ]; then
+		"$(BIN)/python" -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider \
+			--rootdir "$$tmp/notebooks" "$$tmp/notebooks" || notebooks=$$?
+	fi
+	verdict() { if [ "$$1" -eq 0 ]; then echo passed; else echo "FAILED (exit $$1)"; fi; }
+	echo "== summary: unit tests $$(verdict $$unit); notebooks (smoke, nbval) $$(verdict $$notebooks)"
+	[ $$unit -eq 0 ] && [ $$notebooks -eq 0 ]
+
+lint: $(STAMP)
+	"$(BIN)/ruff" check "$(ROOT)/lib" "$(ROOT)/tests" "$(ROOT)/tools"

@@ -1,0 +1,130 @@
+"""Fast checks of the notebook plumbing: parameters cells, profiles, committed outputs,
+the runner's error messages, and byte-stable figures. No notebook is executed here."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+PROFILES = ("smoke", "laptop", "paper")
+# the values a profile may give a parameter, by the type of its default
+ACCEPTED = {bool: (bool,), int: (int,), float: (int, float), str: (str,), list: (list,),
+            dict: (dict,), type(None): (object,)}
+
+
+def _load_runner():
+    spec = importlib.util.spec_from_file_location("run_notebooks", ROOT / "tools" / "run_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+runner = _load_runner()
+
+
+def code_cells(path: Path) -> list[dict]:
+    return [cell for cell in json.loads(path.read_text())["cells"] if cell["cell_type"] == "code"]
+
+
+def parameters_cell(path: Path) -> dict:
+    tagged = [cell for cell in code_cells(path) if "parameters" in cell["metadata"].get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: {len(tagged)} cells tagged 'parameters', need exactly 1"
+    return tagged[0]
+
+
+def declared_parameters(path: Path) -> dict[str, tuple[type, ...]]:
+    """``{name: types a profile may set}`` of the parameters cell, which must hold only
+    ``name = literal`` or ``name: type = literal`` lines."""
+    declared = {}
+    for node in ast.parse("".join(parameters_cell(path)["source"])).body:
+        target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+        assert isinstance(target, ast.Name) and getattr(node, "value", None) is not None, (
+            f"{path.name}: the parameters cell may only hold `name = literal` lines, "
+            f"found {ast.unparse(node)!r}"
+        )
+        try:
+            default = ast.literal_eval(node.value)
+        except ValueError:
+            pytest.fail(f"{path.name}: {target.id} is not a plain literal: {ast.unparse(node)!r}")
+        assert type(default) in ACCEPTED, f"{path.name}: {target.id} has a {type(default)} default"
+        declared[target.id] = ACCEPTED[type(default)]
+    return declared
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebooks/NN_*.ipynb found"
+    assert [path.name for path in runner.find_notebooks()] == [path.name for path in NOTEBOOKS]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_parameters_cell_holds_plain_literals(path):
+    assert declared_parameters(path), f"{path.name}: the parameters cell declares nothing"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_profiles_set_declared_parameters_with_their_types(path, profile):
+    sections = runner.load_profile(profile)
+    assert path.stem in sections, f"notebooks/params/{profile}.yaml lacks a section {path.stem!r}"
+    declared = declared_parameters(path)
+    for name, value in sections[path.stem].items():
+        assert name in declared, f"{profile}.yaml sets {name!r}, not a parameter of {path.name}"
+        assert isinstance(value, declared[name]) and not (
+            isinstance(value, bool) and bool not in declared[name]
+        ), f"{profile}.yaml: {path.stem}.{name} = {value!r} does not fit its declared type"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_profiles_name_only_existing_notebooks(profile):
+    unknown = set(runner.load_profile(profile)) - {path.stem for path in NOTEBOOKS}
+    assert not unknown, f"notebooks/params/{profile}.yaml has sections for no notebook: {unknown}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_ran_cleanly_in_order(path):
+    """Committed notebooks carry the outputs of one top-to-bottom run without errors,
+    cleaned of papermill's per-run metadata (as tools/run_notebooks.py leaves them)."""
+    notebook = json.loads(path.read_text())
+    assert "papermill" not in notebook["metadata"], f"{path.name}: papermill metadata left"
+    counts = []
+    for index, cell in enumerate(code_cells(path)):
+        errors = [o for o in cell["outputs"] if o["output_type"] == "error"]
+        assert not errors, f"{path.name}: code cell {index} has an error output: {errors[0]['ename']}"
+        assert not {"papermill", "execution"} & set(cell["metadata"]), (
+            f"{path.name}: code cell {index} keeps per-run metadata"
+        )
+        counts.append(cell["execution_count"])
+    assert counts == list(range(1, len(counts) + 1)), (
+        f"{path.name}: execution counts {counts}: run it with tools/run_notebooks.py"
+    )
+
+
+def test_runner_rejects_a_parameter_the_notebook_does_not_declare(tmp_path):
+    notebook = NOTEBOOKS[0]
+    with pytest.raises(runner.NotebookError, match="does not declare"):
+        runner.parameters_for(notebook, "smoke", {notebook.stem: {"no_such_parameter": 1}})
+    with pytest.raises(runner.NotebookError, match="has no section"):
+        runner.parameters_for(notebook, "smoke", {})
+    with pytest.raises(runner.NotebookError, match="unknown notebook"):
+        runner.find_notebooks(["99_missing"])
+
+
+def test_saved_figures_are_byte_stable(tmp_path, monkeypatch):
+    from synflow.plotting import plt, save_figure
+
+    def draw_and_save(folder):
+        monkeypatch.setenv("SYNFLOW_FIGURES", str(tmp_path / folder))
+        fig, ax = plt.subplots()
+        ax.plot([1, 2, 3], [3, 1, 2], label="a line")
+        ax.legend()
+        paths = save_figure(fig, "figure")
+        plt.close(fig)
+        return [path.read_bytes() for path in paths]
+
+    assert draw_and_save("first") == draw_and_save("second")

@@ -1,0 +1,208 @@
+"""Execute the project's notebooks with papermill at one parameter profile.
+
+    python tools/run_notebooks.py [--profile laptop] [--output-dir DIR] [--prepare-only] [NAME ...]
+
+Every ``notebooks/NN_*.ipynb`` (or only the NAMEs given, e.g. ``00_quickstart``)
+gets its section of ``notebooks/params/<profile>.yaml`` injected after its
+cell tagged ``parameters`` and is run on this interpreter's ``python3`` kernel.
+Without ``--output-dir`` the notebooks are rewritten in place, but only once
+they ran without error (a failed run is kept in a temporary folder, whose path
+is printed). ``--prepare-only`` injects the parameters without executing, so
+the committed outputs stay in place (used by ``make test`` for nbval).
+Every written notebook is cleaned with nbstripout, keeping outputs and
+execution counts, and papermill's paths and timings are removed, so a rerun
+with the same results gives the same file. SYNFLOW_QUIET defaults to 1 (no
+progress bars in the saved outputs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import papermill
+import yaml
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+from papermill.exceptions import PapermillExecutionError
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS_DIR = ROOT / "notebooks"
+PARAMS_DIR = NOTEBOOKS_DIR / "params"
+NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
+PROFILES = ("smoke", "laptop", "paper")
+KERNEL = "python3"
+# metadata that changes on every run: papermill's paths, parameters and timings, nbclient's timings
+VOLATILE_KEYS = "metadata.papermill cell.metadata.papermill cell.metadata.execution"
+
+
+class NotebookError(Exception):
+    """A clear, user-facing problem with the notebooks or the profiles."""
+
+
+def find_notebooks(names: list[str] | None = None) -> list[Path]:
+    """The project's notebooks in order, or those whose stem (or file name) is in ``names``."""
+    found = sorted(NOTEBOOKS_DIR.glob(NOTEBOOK_PATTERN))
+    if not found:
+        raise NotebookError(f"no notebooks matching {NOTEBOOK_PATTERN} in {NOTEBOOKS_DIR}")
+    if not names:
+        return found
+    by_stem = {path.stem: path for path in found}
+    wanted = [name.removesuffix(".ipynb") for name in names]
+    unknown = [name for name in wanted if name not in by_stem]
+    if unknown:
+        raise NotebookError(f"unknown notebook(s) {unknown}; choose from: {', '.join(by_stem)}")
+    return [by_stem[name] for name in wanted]
+
+
+def load_profile(profile: str) -> dict[str, dict]:
+    """``{notebook stem: parameters}`` from ``notebooks/params/<profile>.yaml``."""
+    path = PARAMS_DIR / f"{profile}.yaml"
+    if not path.is_file():
+        raise NotebookError(f"no parameter profile {path}; profiles: {', '.join(PROFILES)}")
+    content = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(content, dict):
+        raise NotebookError(f"{path} must map notebook names to parameter mappings")
+    for name, section in content.items():
+        if section is not None and not isinstance(section, dict):
+            raise NotebookError(f"{path}: the section {name!r} must be a mapping, got {section!r}")
+    return {name: section or {} for name, section in content.items()}
+
+
+def parameters_for(notebook: Path, profile: str, sections: dict[str, dict]) -> dict:
+    """The notebook's section of the profile, checked against its ``parameters`` cell."""
+    if notebook.stem not in sections:
+        raise NotebookError(
+            f"notebooks/params/{profile}.yaml has no section {notebook.stem!r}; "
+            f"add one (`{notebook.stem}: {{}}` for the notebook's defaults)"
+        )
+    parameters = sections[notebook.stem]
+    declared = papermill.inspect_notebook(str(notebook))  # the parameters cell's names
+    if not declared:
+        raise NotebookError(f"{notebook.name} has no code cell tagged 'parameters'")
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown:
+        raise NotebookError(
+            f"notebooks/params/{profile}.yaml sets {unknown} for {notebook.stem}, which its "
+            f"parameters cell does not declare; declared: {', '.join(declared)}"
+        )
+    return parameters
+
+
+def ensure_kernel() -> None:
+    """Make the ``python3`` kernel run this interpreter (the venv's), installing its spec
+    into this environment (``ipykernel install --sys-prefix``) when it does not."""
+    os.environ["JUPYTER_PREFER_ENV_PATH"] = "1"  # this environment's kernels before the user's
+
+    def runs_here() -> bool:
+        try:
+            command = KernelSpecManager().get_kernel_spec(KERNEL).argv[0]
+        except NoSuchKernel:
+            return False
+        # jupyter_client starts a bare "python"/"python3" with sys.executable
+        return command in ("python", "python3") or Path(command).resolve() == Path(
+            sys.executable
+        ).resolve()
+
+    if runs_here():
+        return
+    subprocess.run(
+        [sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", KERNEL],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    if not runs_here():
+        raise NotebookError(
+            f"the Jupyter kernel {KERNEL!r} does not run {sys.executable}; "
+            "check `jupyter kernelspec list` for a conflicting kernel"
+        )
+
+
+def clean(path: Path) -> None:
+    """nbstripout keeping outputs and execution counts, dropping papermill's metadata."""
+    subprocess.run(
+        [sys.executable, "-m", "nbstripout", "--keep-output", "--keep-count",
+         "--extra-keys", VOLATILE_KEYS, str(path)],
+        check=True,
+    )
+
+
+def run_one(notebook: Path, output: Path, parameters: dict, prepare_only: bool) -> None:
+    papermill.execute_notebook(
+        str(notebook),
+        str(output),
+        parameters=parameters,
+        kernel_name=KERNEL,
+        prepare_only=prepare_only,
+        cwd=str(notebook.parent),
+        progress_bar=sys.stderr.isatty(),
+        coalesce_streams=True,  # one stdout output per cell, however the kernel chunked it
+    )
+    clean(output)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", metavar="NAME",
+                        help="notebooks to run, by stem (default: every notebooks/NN_*.ipynb)")
+    parser.add_argument("--profile", choices=PROFILES, default="laptop",
+                        help="parameter profile from notebooks/params/ (default: laptop)")
+    parser.add_argument("--output-dir", type=Path,
+                        help="write the notebooks here instead of in place")
+    parser.add_argument("--prepare-only", action="store_true",
+                        help="inject the parameters without executing (keeps committed outputs)")
+    args = parser.parse_args(argv)
+
+    try:
+        notebooks = find_notebooks(args.notebooks)
+        sections = load_profile(args.profile)
+        # check every notebook's parameters before running anything
+        jobs = [(nb, parameters_for(nb, args.profile, sections)) for nb in notebooks]
+        if not args.prepare_only:
+            ensure_kernel()
+    except NotebookError as error:
+        print(f"run_notebooks: {error}", file=sys.stderr)
+        return 2
+
+    # batch runs: no progress bars in the saved outputs (the library honours SYNFLOW_QUIET)
+    os.environ.setdefault("SYNFLOW_QUIET", "1")
+    output_dir = args.output_dir.resolve() if args.output_dir else None
+    if output_dir:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    verb, past = ("preparing", "prepared") if args.prepare_only else ("running", "run")
+    failures = []
+    for notebook, parameters in jobs:
+        start = time.perf_counter()
+        print(f"{verb} {notebook.name} at profile {args.profile} {parameters}", flush=True)
+        if output_dir:
+            target = output_dir / notebook.name
+        else:  # run into a scratch copy; replace the notebook only on success
+            target = Path(tempfile.mkdtemp(prefix=f"{notebook.stem}-")) / notebook.name
+        try:
+            run_one(notebook, target, parameters, args.prepare_only)
+        # a cell's error (papermill names the cell), a dead or stuck kernel, nbstripout failing
+        except (PapermillExecutionError, RuntimeError, TimeoutError, OSError,
+                subprocess.CalledProcessError) as error:
+            failures.append(notebook.name)
+            print(f"FAILED {notebook.name}: {type(error).__name__}: {error}", file=sys.stderr)
+            print(f"  the failed notebook is at {target}", file=sys.stderr)
+            continue
+        if not output_dir:
+            shutil.copyfile(target, notebook)
+            shutil.rmtree(target.parent)
+        print(f"  done in {time.perf_counter() - start:.1f} s -> "
+              f"{target if output_dir else notebook}", flush=True)
+
+    done = len(jobs) - len(failures)
+    print(f"run_notebooks: {done} of {len(jobs)} notebook(s) {past} "
+          f"at profile {args.profile}" + (f"; FAILED: {', '.join(failures)}" if failures else ""))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

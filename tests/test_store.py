@@ -1,0 +1,224 @@
+"""synflow.store: configs, run_or_load, resuming, atomic writes, frame."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import pandas as pd
+import pytest
+
+from synflow import paths, store
+from test_data import write_image_folder
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """A tiny grayscale dataset as the data root; results and cache in tmp_path."""
+    monkeypatch.setenv("SYNFLOW_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("SYNFLOW_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SYNFLOW_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("SYNFLOW_QUIET", "1")
+    write_image_folder(tmp_path / "data" / "blobs", ["a", "b", "c"], shape=(1, 8, 8), train=8,
+                       test=4)
+    return tmp_path
+
+
+def config(**changes) -> store.RunConfig:
+    base = store.RunConfig(
+        "mlp", "blobs", pruner="magnitude", compression=4, width=0.2, epochs=1, batch_size=12,
+        lr=0.05,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Count the runs that are really executed (not loaded)."""
+    executed = []
+    original = store.execute
+
+    def execute(run, **kwargs):
+        executed.append(run)
+        return original(run, **kwargs)
+
+    monkeypatch.setattr(store, "execute", execute)
+    return executed
+
+
+# ------------------------------------------------------------------ configs
+
+
+def test_config_identity_and_name():
+    a = config(compression=4, width=1)
+    b = config(compression=4.0, width=1.0)
+    assert a == b and a.key() == b.key() and a.name() == b.name()
+    assert a.name().startswith("mlp-w1-blobs-magnitude-c4-s0-")
+    assert config(seed=1).key() != a.key()
+    assert store.RunConfig("mlp", "blobs").name().startswith("mlp-w1-blobs-dense-s0-")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.seed = 3
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"model": "vgg17"}, r"model 'vgg17'.*vgg16_bn"),
+        ({"pruner": "snipp"}, r"pruner 'snipp'.*dense, .*synflow"),
+        ({"schedule": "cosine"}, r"schedule 'cosine'.*exponential, linear"),
+        ({"scope": "layer"}, r"scope 'layer'.*global, local"),
+        ({"compression": 0.5}, r"compression 0.5.*>= 1"),
+        ({"iterations": 0}, r"iterations 0.*integer >= 1"),
+        ({"preset": "fast"}, r"preset 'fast'.*vgg-cifar"),
+        ({"pruner": "dense"}, r"pruner 'dense' needs compression 1"),
+    ],
+)
+def test_bad_config_values_are_named(changes, message):
+    with pytest.raises(ValueError, match=message):
+        config(**changes)
+
+
+def test_training_overrides_apply_to_the_preset():
+    training = config(epochs=3, lr=0.2, subset=5, batch_size=7).training()
+    assert (training.epochs, training.lr, training.subset, training.batch_size) == (3, 0.2, 5, 7)
+    assert store.RunConfig("vgg16_bn", "cifar10").training().lr == 0.1
+
+
+# ------------------------------------------------------------------ running
+
+
+def test_run_or_load_runs_once_and_stores_json(env, counted):
+    run = config()
+    result = store.run_or_load(run, "exp")
+    folder = env / "results" / "exp" / run.name()
+    assert (folder / "run.json").is_file()
+    assert len(counted) == 1
+    again = store.run_or_load(run, "exp")
+    assert len(counted) == 1  # loaded, not recomputed
+    assert again["metrics"] == json.loads(json.dumps(result["metrics"]))
+    stored = json.loads((folder / "run.json").read_text())
+    assert stored["config"] == dataclasses.asdict(run)
+    metrics = stored["metrics"]
+    assert {"best_top1", "final_top1", "best_top5", "final_top5", "best_epoch"} <= set(metrics)
+    assert metrics["compression_actual"] == pytest.approx(4, rel=0.05)
+    assert sum(layer["kept"] for layer in stored["layers"]) == metrics["kept"]
+    assert sum(layer["total"] for layer in stored["layers"]) == metrics["prunable"]
+    assert len(stored["history"]) == 1 and stored["training"]["epochs"] == 1
+    assert not list(paths.REPO_ROOT.glob("results/exp"))  # never into the repository
+
+
+def test_runs_are_reproducible_for_a_seed(env):
+    first = store.execute(config(seed=3))
+    second = store.execute(config(seed=3))
+    assert first["history"][0]["train_loss"] == second["history"][0]["train_loss"]
+    assert first["layers"] == second["layers"]
+
+
+def test_data_pruners_get_the_pruning_subset(env):
+    result = store.run_or_load(config(pruner="snip", prune_per_class=2), "exp")
+    assert result["metrics"]["kept"] == round(result["metrics"]["prunable"] / 4)
+
+
+def test_dense_runs_are_not_pruned(env):
+    result = store.run_or_load(store.RunConfig("mlp", "blobs", width=0.2, epochs=1), "exp")
+    assert result["metrics"]["kept"] == result["metrics"]["prunable"]
+    assert result["empty_layers"] == []
+
+
+def test_interrupted_sweep_redoes_only_unfinished_runs(env, counted, monkeypatch):
+    runs = [config(compression=c) for c in (2, 4, 8)]
+    original = store.train_module.train
+    calls = []
+
+    def dies_on_the_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("killed")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(store.train_module, "train", dies_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        store.sweep(runs, "sweep")
+    assert sorted(p.parent.name for p in (env / "results" / "sweep").glob("*/run.json")) == sorted(
+        r.name() for r in runs[:2])
+    counted.clear()
+    store.sweep(runs, "sweep")
+    assert counted == [runs[2]]  # no finished run recomputed
+    assert len(store.frame("sweep")) == 3
+
+
+def test_crash_while_writing_leaves_no_half_written_file(env, counted, monkeypatch):
+    run = config()
+    real_dump = json.dump
+
+    def dump_half_then_die(payload, handle, **kwargs):
+        handle.write(json.dumps(payload)[:50])
+        raise KeyboardInterrupt("killed while writing")
+
+    monkeypatch.setattr(store.json, "dump", dump_half_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        store.run_or_load(run, "exp")
+    folder = env / "results" / "exp" / run.name()
+    assert not (folder / "run.json").exists()
+    assert list(folder.iterdir()) == []  # the temporary file is gone too
+    monkeypatch.setattr(store.json, "dump", real_dump)
+    counted.clear()
+    store.run_or_load(run, "exp")  # redone, and readable
+    assert counted == [run]
+    assert json.loads((folder / "run.json").read_text())["config"]["compression"] == 4.0
+
+
+def test_write_json_replaces_atomically(tmp_path, monkeypatch):
+    path = tmp_path / "a" / "run.json"
+    store.write_json(path, {"v": 1})
+
+    def no_rename(source, target):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(store.os, "replace", no_rename)
+    with pytest.raises(OSError, match="disk gone"):
+        store.write_json(path, {"v": 2})
+    assert json.loads(path.read_text()) == {"v": 1}  # the old file is intact
+    assert os.listdir(path.parent) == ["run.json"]
+
+
+# -------------------------------------------------------------------- frame
+
+
+def test_frame_has_one_row_per_run(env):
+    runs = [config(compression=2), config(compression=4), config(compression=4, seed=1)]
+    store.sweep(runs, "fig")
+    table = store.frame("fig")
+    assert isinstance(table, pd.DataFrame) and len(table) == 3
+    assert {"model", "compression", "seed", "best_top1", "final_top1", "path"} <= set(table)
+    assert sorted(table["compression"]) == [2.0, 4.0, 4.0]
+    per_epoch = store.frame("fig", history=True)
+    assert len(per_epoch) == 3 and {"epoch", "train_loss", "top1"} <= set(per_epoch)
+
+
+def test_frame_reports_unknown_config_keys_and_keeps_them(env):
+    run = config()
+    store.run_or_load(run, "exp")
+    path = env / "results" / "exp" / run.name() / "run.json"
+    stored = json.loads(path.read_text())
+    stored["config"]["temperature"] = 200
+    path.write_text(json.dumps(stored))
+    with pytest.warns(UserWarning, match=r"\['temperature'\]"):
+        table = store.frame("exp")
+    assert table["temperature"].tolist() == [200]
+
+
+def test_frame_of_a_missing_experiment(env):
+    store.run_or_load(config(), "there")
+    with pytest.raises(FileNotFoundError, match=r"no experiment 'nowhere'.*there"):
+        store.frame("nowhere")
+    with pytest.raises(ValueError, match="plain folder name"):
+        store.frame("../up")
+
+
+def test_results_argument_overrides_environment(env):
+    elsewhere = env / "elsewhere"
+    store.run_or_load(config(), "exp", results=elsewhere)
+    assert len(store.frame("exp", results=elsewhere)) == 1
+    assert not (env / "results").exists()

@@ -8,6 +8,7 @@ The public API::
                           input_shape=(3, 32, 32))
 """
 
+from . import analysis, baselines, data, paths, plotting, store, train
 from .masks import (
     apply_masks,
     compression_of,
@@ -25,6 +26,13 @@ from .pruning import SCHEDULES, SCOPES, density_after, prune, select
 from .scores import SCORERS, scores
 
 __all__ = [
+    "analysis",
+    "baselines",
+    "data",
+    "paths",
+    "plotting",
+    "store",
+    "train",
     "MODELS",
     "SCHEDULES",
     "SCOPES",

@@ -1,0 +1,340 @@
+"""Tests of synflow.analysis against independent oracles on tiny nets."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import synflow
+from synflow import analysis
+
+
+def chain(widths, activation=nn.ReLU, bias=True, seed=0):
+    """A Linear chain with the given widths (input first), Kaiming weights, zero biases."""
+    torch.manual_seed(seed)
+    layers = []
+    for fan_in, fan_out in itertools.pairwise(widths):
+        layers += [nn.Linear(fan_in, fan_out, bias=bias), activation()]
+    return synflow.models.init_weights(nn.Sequential(*layers[:-1]))
+
+
+def small_cnn(seed=0):
+    """Conv, max-pool, conv, adaptive pool to 2x2, flatten (4 features per channel), two Linear."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 5, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(20, 6),
+        nn.ReLU(),
+        nn.Linear(6, 3),
+    )
+    return synflow.models.init_weights(net)
+
+
+def path_products(matrices):
+    """Brute force over every input-output path of a Linear chain (weights out x in):
+    R = sum of path products, score[l][i, j] = sum of the products of paths through it."""
+    widths = [matrices[0].shape[1]] + [m.shape[0] for m in matrices]
+    R = 0.0
+    scores = [torch.zeros_like(m, dtype=torch.float64) for m in matrices]
+    for path in itertools.product(*[range(w) for w in widths]):
+        product = math.prod(float(m[path[k + 1], path[k]]) for k, m in enumerate(matrices))
+        R += product
+        for k in range(len(matrices)):
+            scores[k][path[k + 1], path[k]] += product
+    return R, scores
+
+
+# ------------------------------------------------------------------ saliency
+
+
+def test_synflow_saliency_matches_path_enumeration():
+    net = chain([3, 4, 3, 2])
+    R, scores = analysis.synflow_saliency(net, (3,))
+    matrices = [m.weight.detach().double().abs() for m in net if isinstance(m, nn.Linear)]
+    R_brute, brute = path_products(matrices)
+    assert R == pytest.approx(R_brute, rel=1e-12)
+    names = list(synflow.prunable_layers(net))
+    for name, expected in zip(names, brute):
+        torch.testing.assert_close(scores[name], expected, rtol=1e-12, atol=0)
+
+
+def test_loss_saliency_matches_plain_autograd():
+    net = chain([5, 4, 3])
+    x, y = torch.randn(7, 5), torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    _, scores = analysis.loss_saliency(net, [(x, y)])
+    reference = net.double()
+    F.cross_entropy(reference(x.double()), y).backward()
+    for name, p in reference.named_parameters():
+        torch.testing.assert_close(scores[name], p.grad * p.detach(), rtol=1e-10, atol=1e-14)
+
+
+def test_saliency_leaves_the_model_untouched():
+    net = synflow.build_model("vgg11_bn", width=0.125, seed=0).train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    analysis.loss_saliency(net, [(torch.randn(4, 3, 32, 32), torch.arange(4))], train=True)
+    assert net.training
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+# ------------------------------------------------------- neuron-wise conservation
+
+
+def test_neuron_flows_by_hand_on_a_chain():
+    net = chain([3, 4, 2])
+    scores = {"0.weight": torch.arange(12.0).view(4, 3), "2.weight": torch.arange(8.0).view(2, 4)}
+    flows = analysis.neuron_flows(net, scores)
+    assert flows["incoming"].tolist() == [3.0, 12.0, 21.0, 30.0]  # row sums of layer 0
+    assert flows["outgoing"].tolist() == [4.0, 6.0, 8.0, 10.0]  # column sums of layer 2
+
+
+def test_synflow_and_loss_saliency_are_conserved_per_unit_and_per_layer():
+    net = small_cnn()
+    _, synflow_scores = analysis.synflow_saliency(net, (3, 8, 8))
+    data = [(torch.randn(6, 3, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2]))]
+    _, loss_scores = analysis.loss_saliency(net, data)
+    for scores in (synflow_scores, loss_scores):
+        assert analysis.neuronwise_residual(analysis.neuron_flows(net, scores)) < 1e-10
+        totals = analysis.layer_statistics(analysis.weight_scores(scores, net))["total"]
+        assert analysis.total_spread(totals) < 1e-10
+
+
+def test_flatten_must_group_features_by_channel():
+    """Outgoing flows read after a flatten: a wrong grouping breaks the exact balance."""
+    net = small_cnn()
+    _, scores = analysis.synflow_saliency(net, (3, 8, 8))
+    flows = analysis.neuron_flows(net, scores)
+    last_conv = flows[flows["layer"] == "3.weight"]
+    reading = scores["7.weight"].sum(0)  # 20 features, channel-major
+    wrong = reading.view(4, 5).sum(0)  # grouping the features position-major
+    assert torch.allclose(torch.tensor(last_conv["outgoing"].values), reading.view(5, 4).sum(1))
+    assert not torch.allclose(torch.tensor(last_conv["incoming"].values), wrong)
+
+
+def test_conservation_breaks_for_tanh_biases_left_out_and_batchnorm_in_train_mode():
+    data = [(torch.randn(8, 5), torch.arange(8) % 3)]
+    tanh = analysis.with_activation(chain([5, 6, 6, 3]), nn.Tanh)
+    _, scores = analysis.loss_saliency(tanh, data)
+    assert analysis.neuronwise_residual(analysis.neuron_flows(tanh, scores)) > 1e-6
+
+    biased = analysis.fill_biases(chain([5, 6, 6, 3]), 0.3)
+    _, scores = analysis.synflow_saliency(biased, (5,))
+    counted = analysis.neuronwise_residual(analysis.neuron_flows(biased, scores))
+    left_out = analysis.neuron_flows(biased, analysis.weight_scores(scores, biased))
+    assert counted < 1e-10
+    assert analysis.neuronwise_residual(left_out) > 1e-6
+
+    torch.manual_seed(0)
+    bn = synflow.models.init_weights(
+        nn.Sequential(nn.Linear(5, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
+    )
+    for train, conserved in ((False, True), (True, False)):
+        _, scores = analysis.loss_saliency(bn, data, train=train)
+        residual = analysis.neuronwise_residual(analysis.neuron_flows(bn, scores))
+        assert (residual < 1e-10) is conserved
+
+
+def test_chain_layers_rejects_a_resnet():
+    with pytest.raises(ValueError, match="not a chain"):
+        analysis.chain_layers(synflow.build_model("resnet20", width=0.25))
+
+
+def test_fit_slope_and_spread():
+    sizes = [10, 100, 1000, 10000]
+    assert analysis.fit_slope(sizes, [5 / s for s in sizes]) == pytest.approx(1.0)
+    assert analysis.fit_slope(sizes, [3.0] * 4) == pytest.approx(0.0, abs=1e-12)
+    assert analysis.total_spread([2.0, 2.0, 2.0]) == 0.0
+    assert analysis.total_spread([1.0, 2.0]) == 0.5
+
+
+def test_conservation_summary_separates_synflow_from_magnitude():
+    net = small_cnn()
+    summary = {
+        method: analysis.conservation_summary(
+            net, synflow.scores(net, method, input_shape=(3, 8, 8))
+        )
+        for method in ("synflow", "magnitude")
+    }
+    assert summary["synflow"]["layer_total_spread"] < 1e-4
+    assert summary["synflow"]["slope"] == pytest.approx(1.0, abs=1e-3)
+    assert summary["magnitude"]["layer_total_spread"] > 0.1
+
+
+# ------------------------------------------------------------- layer-collapse
+
+
+def test_find_critical_brackets_a_known_threshold():
+    calls = []
+
+    def empty_at(c):
+        calls.append(c)
+        return ["a"] if c > 123.4 else []
+
+    found = analysis.find_critical(empty_at, 1e4, grid_step=0.25, bisection_steps=8)
+    assert found.compression <= 123.4 < found.collapse_at
+    assert math.log10(found.collapse_at / found.compression) <= 0.25 / 2**8 + 1e-12
+    assert found.first_empty == ["a"] and found.evaluations == len(calls)
+    down = analysis.find_critical(empty_at, 1e4, bisection_steps=2, search="downward")
+    assert down.compression <= 123.4 < down.collapse_at
+    # not monotone: safe again at 1e3; the downward walk finds the last safe grid point
+    bumpy = analysis.find_critical(
+        lambda c: ["a"] if 123.4 < c < 500 or c > 5000 else [],
+        1e4,
+        bisection_steps=0,
+        search="downward",
+    )
+    assert bumpy.compression == pytest.approx(10**3.5)
+    assert bumpy.collapse_at == pytest.approx(10**3.75)
+    safe = analysis.find_critical(lambda c: [], 1e4)
+    assert safe.reaches_max and safe.compression == 1e4 and safe.evaluations == 1
+
+
+def three_layer_chain():
+    """Linear 2->2->2->2 without biases; |w| = 0.1 in layer 0, 10 in layer 1, 1 in layer 2.
+    Magnitude ranks layer 1, then 2, then 0: layer 0 empties unless 9 of 12 weights stay."""
+    net = nn.Sequential(
+        nn.Linear(2, 2, bias=False),
+        nn.ReLU(),
+        nn.Linear(2, 2, bias=False),
+        nn.ReLU(),
+        nn.Linear(2, 2, bias=False),
+    )
+    with torch.no_grad():
+        for module, value in zip((net[0], net[2], net[4]), (0.1, 10.0, 1.0)):
+            module.weight.copy_(value * torch.tensor([[1.0, -1.0], [-1.0, 1.0]]))
+    return net
+
+
+def test_critical_compression_of_a_hand_built_chain():
+    found = analysis.critical_compression(three_layer_chain, "magnitude", input_shape=(2,))
+    assert found.max_compression == 4.0
+    # keeping round(12 / c) >= 9 weights is safe: 12 / 9 <= c < 12 / 8.5
+    assert 12 / 9 - 1e-9 <= found.compression < 12 / 8.5 < found.collapse_at
+    assert found.first_empty == ["0.weight"]
+    assert analysis.exact_critical_compression(
+        synflow.scores(three_layer_chain(), "magnitude")
+    ) == (12 / 9, "0.weight")
+
+
+def test_exact_critical_compression_matches_brute_force_selection():
+    generator = torch.Generator().manual_seed(1)
+    scores = {
+        name: torch.randint(0, 6, shape, generator=generator).float()  # many ties
+        for name, shape in (("a", (3, 4)), ("b", (5,)), ("c", (2, 2)))
+    }
+    total = 21
+    k_star = next(
+        k
+        for k in range(1, total + 1)
+        if not synflow.empty_layers(synflow.select(scores, k / total))
+    )
+    compression, layer = analysis.exact_critical_compression(scores)
+    assert compression == total / k_star
+    assert synflow.empty_layers(synflow.select(scores, (k_star - 1) / total)) == [layer]
+
+
+def test_iterative_critical_compression_uses_the_pruning_loop():
+    def factory():
+        return synflow.build_model("mlp", input_shape=(1, 4, 4), width=0.1, seed=0)
+
+    single = analysis.critical_compression(factory, "synflow", input_shape=(1, 4, 4))
+    iterative = analysis.critical_compression(
+        factory, "synflow", iterations=20, input_shape=(1, 4, 4)
+    )
+    assert iterative.reaches_max and iterative.compression == iterative.max_compression
+    assert single.compression <= iterative.compression
+
+
+def test_input_output_paths_counts_paths_of_the_mask():
+    net = chain([3, 4, 3, 2])
+    generator = torch.Generator().manual_seed(3)
+    masks = {
+        name: torch.rand(m.weight.shape, generator=generator) < 0.5
+        for name, m in synflow.prunable_layers(net).items()
+    }
+    product = torch.ones(3, dtype=torch.float64)
+    for mask in masks.values():
+        product = mask.double() @ product
+    assert analysis.input_output_paths(net, masks, (3,)) == float(product.sum())
+    # every layer keeps a weight, yet no path: unit 0 is fed, unit 1 is read
+    cut = {name: torch.zeros_like(m) for name, m in masks.items()}
+    cut["0.weight"][0, 0] = cut["2.weight"][0, 1] = cut["4.weight"][0, 0] = True
+    assert not synflow.empty_layers(cut) and analysis.input_output_paths(net, cut, (3,)) == 0
+    synflow.apply_masks(net, masks)  # the installed masks are read the same way
+    assert analysis.input_output_paths(net, input_shape=(3,)) == float(product.sum())
+
+
+def test_an_empty_resnet_shortcut_keeps_paths():
+    net = synflow.build_model("resnet20", width=0.25, seed=0)
+    masks = synflow.current_masks(net)
+    masks["layers.1.0.shortcut.0.weight"][:] = False
+    assert analysis.input_output_paths(net, masks) > 0
+    masks["layers.1.0.conv1.weight"][:] = False  # now both branches into stage 2 are cut
+    assert analysis.input_output_paths(net, masks) == 0
+
+
+# ----------------------------------------------------- the SynFlow loop, traced
+
+
+def test_synflow_iterations_match_synflow_prune():
+    def factory():
+        return synflow.build_model("conv", input_shape=(3, 8, 8), width=0.25, seed=0)
+
+    densities = analysis.schedule_densities(30.0, 5, "exponential")
+    steps = analysis.synflow_iterations(factory(), densities, (3, 8, 8))
+    masks = synflow.prune(factory(), "synflow", 30.0, iterations=5, input_shape=(3, 8, 8))
+    assert steps[-1].kept == {name: int(m.sum()) for name, m in masks.items()}
+    assert [s.density for s in steps] == densities and densities[-1] == 1 / 30
+
+
+def test_prune_size_ratio_of_one_step_by_path_enumeration():
+    net = chain([3, 4, 3, 2], bias=False)
+    matrices = [m.weight.detach().double().abs() for m in net if isinstance(m, nn.Linear)]
+    R, brute = path_products(matrices)
+    flat = torch.cat([s.flatten() for s in brute])
+    kept = round(flat.numel() / 3)
+    removed = float(flat.sort(descending=True).values[kept:].sum())
+    ratio = analysis.prune_size_ratio(
+        lambda: chain([3, 4, 3, 2], bias=False), 3.0, 1, input_shape=(3,)
+    )
+    assert ratio == pytest.approx(removed / R, rel=1e-9)
+    assert analysis.prune_size_ratio(lambda: chain([3, 4, 3, 2]), 1.0, 5) == 0.0
+
+
+def test_prune_size_ratio_falls_with_iterations_and_exceeds_one_at_collapse():
+    def factory():
+        return chain([6, 8, 8, 3], bias=False, seed=2)
+
+    shape = (6,)
+    single = analysis.prune_size_ratio(factory, 30.0, 1, input_shape=shape)
+    many = analysis.prune_size_ratio(factory, 30.0, 50, input_shape=shape)
+    assert many < 1 <= single  # one shot to 4 of 120 weights removes a whole layer's total
+
+
+@pytest.mark.parametrize("method", ["synflow", "snip", "magnitude"])
+def test_iterative_masks_match_synflow_prune(method):
+    def factory():
+        return synflow.build_model("conv", input_shape=(3, 8, 8), width=0.25, seed=0)
+
+    data = [(torch.randn(6, 3, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(6))]
+    densities = analysis.schedule_densities(20.0, 4, "exponential")
+    ours = analysis.iterative_masks(factory(), method, densities, data=data, input_shape=(3, 8, 8))
+    theirs = synflow.prune(factory(), method, 20.0, iterations=4, data=data, input_shape=(3, 8, 8))
+    assert all(torch.equal(ours[name], theirs[name]) for name in theirs)
+
+
+def test_single_removal_iterations():
+    # L = 4, rho = 5**4: (1 + 1/4)**n >= 625 first at n = 29
+    assert analysis.single_removal_iterations(625.0, 4) == 29
+    assert 1.25**28 < 625 <= 1.25**29

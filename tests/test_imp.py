@@ -10,18 +10,6 @@ import torch
 
 import synflow
 from synflow import store
-from test_data import write_image_folder
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("SYNFLOW_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("SYNFLOW_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("SYNFLOW_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("SYNFLOW_QUIET", "1")
-    write_image_folder(tmp_path / "data" / "blobs", ["a", "b", "c"], shape=(1, 8, 8), train=8,
-                       test=4)
-    return tmp_path
 
 
 def config(**changes) -> store.RunConfig:

@@ -1,0 +1,17 @@
+"""Shared fixtures."""
+
+import pytest
+
+from test_data import write_image_folder
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """A tiny grayscale image-folder dataset "blobs" as the data root; results and
+    cache in tmp_path, progress bars off."""
+    monkeypatch.setenv("SYNFLOW_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("SYNFLOW_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SYNFLOW_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("SYNFLOW_QUIET", "1")
+    write_image_folder(tmp_path / "data" / "blobs", ["a", "b", "c"], shape=(1, 8, 8), train=8, test=4)
+    return tmp_path

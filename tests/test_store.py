@@ -135,6 +135,19 @@ def test_interrupted_sweep_redoes_only_unfinished_runs(env, counted, monkeypatch
     assert len(store.frame("sweep")) == 3
 
 
+def test_sweep_appends_one_line_per_run_to_the_progress_log(env, monkeypatch, tmp_path):
+    runs = [config(compression=c) for c in (2, 4)]
+    log = tmp_path / "runs.log"
+    monkeypatch.setenv(store.PROGRESS_LOG_VARIABLE, str(log))
+    store.sweep(runs, "logged")
+    store.sweep(runs[:1], "logged")  # loaded, still reported
+    lines = log.read_text().splitlines()
+    assert [line.split(" (")[0] for line in lines] == [
+        f"logged: run 1/2 {runs[0].name()}", f"logged: run 2/2 {runs[1].name()}",
+        f"logged: run 1/1 {runs[0].name()}",
+    ]
+
+
 def test_crash_while_writing_leaves_no_half_written_file(env, counted, monkeypatch):
     run = config()
     real_dump = json.dump

@@ -12,7 +12,8 @@ the committed outputs stay in place (used by ``make test`` for nbval).
 Every written notebook is cleaned with nbstripout, keeping outputs and
 execution counts, and papermill's paths and timings are removed, so a rerun
 with the same results gives the same file. SYNFLOW_QUIET defaults to 1 (no
-progress bars in the saved outputs).
+progress bars in the saved outputs); instead, every run a notebook's results
+store finishes is printed here as it happens (via $SYNFLOW_PROGRESS_LOG).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -132,6 +134,24 @@ def clean(path: Path) -> None:
     )
 
 
+def echo_progress(log: Path, stop: threading.Event) -> None:
+    """Print the lines the kernel appends to ``log`` until ``stop`` is set."""
+    position = 0
+    while True:
+        stopping = stop.wait(2.0)
+        if log.exists():
+            with open(log, encoding="utf-8") as file:
+                file.seek(position)
+                chunk = file.read()
+                # only whole lines; a partly written one waits for the next round
+                chunk = chunk[: chunk.rfind("\n") + 1]
+                position += len(chunk.encode("utf-8"))
+            for line in chunk.splitlines():
+                print(f"    {line}", flush=True)
+        if stopping:
+            return
+
+
 def run_one(notebook: Path, output: Path, parameters: dict, prepare_only: bool) -> None:
     papermill.execute_notebook(
         str(notebook),
@@ -183,6 +203,11 @@ def main(argv: list[str] | None = None) -> int:
             target = output_dir / notebook.name
         else:  # run into a scratch copy; replace the notebook only on success
             target = Path(tempfile.mkdtemp(prefix=f"{notebook.stem}-")) / notebook.name
+        log = Path(tempfile.mkdtemp(prefix="synflow-progress-")) / "runs.log"
+        os.environ["SYNFLOW_PROGRESS_LOG"] = str(log)  # the kernel inherits it
+        stop = threading.Event()
+        echo = threading.Thread(target=echo_progress, args=(log, stop), daemon=True)
+        echo.start()
         try:
             run_one(notebook, target, parameters, args.prepare_only)
         # a cell's error (papermill names the cell), a dead or stuck kernel, nbstripout failing
@@ -192,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"FAILED {notebook.name}: {type(error).__name__}: {error}", file=sys.stderr)
             print(f"  the failed notebook is at {target}", file=sys.stderr)
             continue
+        finally:
+            stop.set()
+            echo.join()
+            shutil.rmtree(log.parent)
         if not output_dir:
             shutil.copyfile(target, notebook)
             shutil.rmtree(target.parent)

@@ -512,14 +512,28 @@ def run_or_load(
     return result
 
 
+PROGRESS_LOG_VARIABLE = "SYNFLOW_PROGRESS_LOG"
+
+
 def sweep(configs, experiment: str, **kwargs) -> list[dict]:
     """``run_or_load`` every config in turn, with a progress bar; stored runs are
-    loaded, so an interrupted sweep restarts where it stopped."""
+    loaded, so an interrupted sweep restarts where it stopped.
+
+    When $SYNFLOW_PROGRESS_LOG names a file, one line per run is appended to it
+    (``tools/run_notebooks.py`` prints these while a notebook runs headless).
+    """
     configs = list(configs)
-    return [
-        run_or_load(config, experiment, **kwargs)
-        for config in progress(configs, desc=experiment, unit="run")
-    ]
+    log = os.environ.get(PROGRESS_LOG_VARIABLE)
+    results = []
+    for number, config in enumerate(progress(configs, desc=experiment, unit="run"), start=1):
+        start = time.perf_counter()
+        results.append(run_or_load(config, experiment, **kwargs))
+        if log:
+            seconds = time.perf_counter() - start
+            with open(log, "a", encoding="utf-8") as file:
+                file.write(f"{experiment}: run {number}/{len(configs)} {config.name()} "
+                           f"({seconds:.1f} s)\n")
+    return results
 
 
 def frame(experiment: str, *, results=None, history: bool = False) -> pd.DataFrame:

@@ -211,7 +211,10 @@ def prune(
         for (name, mask), part in zip(masks.items(), flat_weights.split(sizes))
     }
     alive = torch.cat([mask.flatten() for mask in masks.values()])
-    kept, dead = torch.empty_like(alive), torch.empty_like(alive)
+    kept = torch.empty_like(alive)
+    # alive as 0/1 weights: multiplying by it zeroes the pruned weights in one
+    # branch-free pass (masked_fill_ is several times slower on mixed masks)
+    keep_factor = torch.empty_like(flat_weights)
     flat = None
     generator = torch.Generator().manual_seed(seed)
     scorer = SCORERS[method]
@@ -240,7 +243,7 @@ def prune(
             out=kept,
         )
         alive, kept = kept, alive
-        flat_weights.masked_fill_(torch.bitwise_not(alive, out=dead), 0)
+        flat_weights.mul_(keep_factor.copy_(alive))
     masks = {
         name: part.view(mask.shape) for (name, mask), part in zip(masks.items(), alive.split(sizes))
     }

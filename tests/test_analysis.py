@@ -338,3 +338,36 @@ def test_single_removal_iterations():
     # L = 4, rho = 5**4: (1 + 1/4)**n >= 625 first at n = 29
     assert analysis.single_removal_iterations(625.0, 4) == 29
     assert 1.25**28 < 625 <= 1.25**29
+
+
+def test_kept_weight_signs_match_a_loop_over_units():
+    model = small_cnn(seed=3)
+    masks = {name: torch.rand(m.weight.shape, generator=torch.Generator().manual_seed(i)) < 0.3
+             for i, (name, m) in enumerate(synflow.prunable_layers(model).items())}
+    first = next(iter(masks))
+    masks[first][0] = False  # a unit with nothing kept is left out of unit_bias
+    synflow.apply_masks(model, masks)
+    table = analysis.kept_weight_signs(model)
+    assert list(table.index) == list(masks)
+    for name, module in synflow.prunable_layers(model).items():
+        weight = module.weight_orig.detach()
+        signs = []
+        positives = kept_total = 0
+        for unit in range(weight.shape[0]):
+            kept = weight[unit][masks[name][unit]].tolist()
+            positives += sum(w > 0 for w in kept)
+            kept_total += len(kept)
+            if kept:
+                signs.append(abs(2 * sum(w > 0 for w in kept) / len(kept) - 1))
+        assert table.loc[name, "kept"] == kept_total
+        assert table.loc[name, "positive"] == pytest.approx(positives / kept_total)
+        assert table.loc[name, "unit_bias"] == pytest.approx(sum(signs) / len(signs))
+
+
+def test_kept_weight_signs_of_one_signed_units_is_one():
+    model = chain([4, 6, 3], bias=False)
+    with torch.no_grad():
+        for module in synflow.prunable_layers(model).values():
+            module.weight.abs_()  # every weight positive
+    table = analysis.kept_weight_signs(model)
+    assert (table["positive"] == 1).all() and (table["unit_bias"] == 1).all()

@@ -263,6 +263,33 @@ def layer_fractions(masks: Masks) -> dict[str, float]:
     return {name: float(m.sum()) / m.numel() for name, m in masks.items()}
 
 
+def kept_weight_signs(model: nn.Module) -> pd.DataFrame:
+    """Per prunable layer of a (pruned) model, the signs of the kept weights.
+
+    ``positive``: the fraction of kept weights that are > 0 (about 0.5 for a
+    mask that ignores signs on a symmetric initialization); ``unit_bias``: over
+    the output units with a kept weight, the mean of |2 p - 1| with p the
+    fraction of that unit's kept weights that are > 0 (0: every unit keeps both
+    signs equally; 1: every unit keeps weights of one sign only).
+    """
+    masks = current_masks(model)
+    rows = []
+    for name, module in prunable_layers(model).items():
+        weight = effective_weight(module).reshape(module.weight.shape[0], -1)
+        mask = masks[name].reshape(weight.shape)
+        kept = mask.sum(1)
+        positive = ((weight > 0) & mask).sum(1)
+        units = kept > 0
+        rows.append({
+            "layer": name,
+            "kept": int(kept.sum()),
+            "positive": float(positive.sum() / kept.sum().clamp(min=1)),
+            "unit_bias": float((2 * positive[units] / kept[units] - 1).abs().mean())
+            if bool(units.any()) else math.nan,
+        })
+    return pd.DataFrame(rows).set_index("layer")
+
+
 @dataclass
 class Critical:
     """Result of a critical-compression search.

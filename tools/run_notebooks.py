@@ -140,13 +140,13 @@ def echo_progress(log: Path, stop: threading.Event) -> None:
     while True:
         stopping = stop.wait(2.0)
         if log.exists():
-            with open(log, encoding="utf-8") as file:
+            with open(log, "rb") as file:
                 file.seek(position)
                 chunk = file.read()
-                # only whole lines; a partly written one waits for the next round
-                chunk = chunk[: chunk.rfind("\n") + 1]
-                position += len(chunk.encode("utf-8"))
-            for line in chunk.splitlines():
+            # only whole lines; a partly written one waits for the next round
+            chunk = chunk[: chunk.rfind(b"\n") + 1]
+            position += len(chunk)
+            for line in chunk.decode("utf-8").splitlines():
                 print(f"    {line}", flush=True)
         if stopping:
             return

@@ -128,3 +128,15 @@ def test_saved_figures_are_byte_stable(tmp_path, monkeypatch):
         return [path.read_bytes() for path in paths]
 
     assert draw_and_save("first") == draw_and_save("second")
+
+
+def test_progress_echo_prints_whole_lines_only(tmp_path, capsys):
+    import threading
+
+    log = tmp_path / "runs.log"
+    log.write_bytes("exp: run 1/2 a (1.0 s)\nexp: run 2/2 é (2.0 s)\nexp: run 3/".encode())
+    stop = threading.Event()
+    stop.set()  # one last read, then return
+    runner.echo_progress(log, stop)
+    assert capsys.readouterr().out.splitlines() == [
+        "    exp: run 1/2 a (1.0 s)", "    exp: run 2/2 é (2.0 s)"]

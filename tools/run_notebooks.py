@@ -19,6 +19,7 @@ store finishes is printed here as it happens (via $SYNFLOW_PROGRESS_LOG).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -152,17 +153,37 @@ def echo_progress(log: Path, stop: threading.Event) -> None:
             return
 
 
+@contextlib.contextmanager
+def echoed_progress():
+    """$SYNFLOW_PROGRESS_LOG names a fresh file (the kernel inherits the variable)
+    whose lines are printed as they come; every line is printed before this exits."""
+    folder = Path(tempfile.mkdtemp(prefix="synflow-progress-"))
+    log = folder / "runs.log"
+    os.environ["SYNFLOW_PROGRESS_LOG"] = str(log)
+    stop = threading.Event()
+    echo = threading.Thread(target=echo_progress, args=(log, stop), daemon=True)
+    echo.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        echo.join()
+        del os.environ["SYNFLOW_PROGRESS_LOG"]
+        shutil.rmtree(folder)
+
+
 def run_one(notebook: Path, output: Path, parameters: dict, prepare_only: bool) -> None:
-    papermill.execute_notebook(
-        str(notebook),
-        str(output),
-        parameters=parameters,
-        kernel_name=KERNEL,
-        prepare_only=prepare_only,
-        cwd=str(notebook.parent),
-        progress_bar=sys.stderr.isatty(),
-        coalesce_streams=True,  # one stdout output per cell, however the kernel chunked it
-    )
+    with contextlib.nullcontext() if prepare_only else echoed_progress():
+        papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters=parameters,
+            kernel_name=KERNEL,
+            prepare_only=prepare_only,
+            cwd=str(notebook.parent),
+            progress_bar=sys.stderr.isatty(),
+            coalesce_streams=True,  # one stdout output per cell, however the kernel chunked it
+        )
     clean(output)
 
 
@@ -203,11 +224,6 @@ def main(argv: list[str] | None = None) -> int:
             target = output_dir / notebook.name
         else:  # run into a scratch copy; replace the notebook only on success
             target = Path(tempfile.mkdtemp(prefix=f"{notebook.stem}-")) / notebook.name
-        log = Path(tempfile.mkdtemp(prefix="synflow-progress-")) / "runs.log"
-        os.environ["SYNFLOW_PROGRESS_LOG"] = str(log)  # the kernel inherits it
-        stop = threading.Event()
-        echo = threading.Thread(target=echo_progress, args=(log, stop), daemon=True)
-        echo.start()
         try:
             run_one(notebook, target, parameters, args.prepare_only)
         # a cell's error (papermill names the cell), a dead or stuck kernel, nbstripout failing
@@ -217,10 +233,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"FAILED {notebook.name}: {type(error).__name__}: {error}", file=sys.stderr)
             print(f"  the failed notebook is at {target}", file=sys.stderr)
             continue
-        finally:
-            stop.set()
-            echo.join()
-            shutil.rmtree(log.parent)
         if not output_dir:
             shutil.copyfile(target, notebook)
             shutil.rmtree(target.parent)

@@ -3,7 +3,7 @@ import torch
 
 import synflow
 
-# (model, prunable weights, prunable layers) for CIFAR-10, from ../shared/paper/README.md
+# (model, prunable weights, prunable layers) for CIFAR-10, from paper/NOTES.md
 PAPER_COUNTS = [
     ("vgg16_bn", 14_715_584, 14),
     ("vgg11_bn", 9_222_848, 9),

@@ -7,6 +7,7 @@ environment variable, never from the current working directory.
 | figures  | SYNFLOW_FIGURES      | <repo>/figures                   |
 | results  | SYNFLOW_RESULTS      | <repo>/results                   |
 | cache    | SYNFLOW_CACHE        | ~/.cache/synflow (XDG_CACHE_HOME) |
+| paper    | SYNFLOW_PAPER        | <repo>/paper (the authors' reference CSVs) |
 """
 
 from __future__ import annotations
@@ -47,20 +48,22 @@ def cache_dir() -> Path:
     return _from_env("SYNFLOW_CACHE", default)
 
 
-def paper_reference(name: str) -> Path:
-    """A file of the paper's reference data (e.g. "fig6_reference.csv").
+def paper_dir() -> Path:
+    """The authors' reference data: $SYNFLOW_PAPER, else <repo>/paper (shipped in the repository)."""
+    return _from_env("SYNFLOW_PAPER", REPO_ROOT / PAPER_DIR_NAME)
 
-    Looked up in $SYNFLOW_PAPER, then <repo>/../shared/paper (this workplace's
-    layout), then <repo>/paper.
+
+def paper_reference(name: str) -> Path:
+    """A file of the paper's reference data (e.g. "fig6_reference.csv"), from :func:`paper_dir`.
+
+    Raises:
+        FileNotFoundError: naming the file and the folder looked in.
     """
-    candidates = []
-    if os.environ.get("SYNFLOW_PAPER"):
-        candidates.append(Path(os.environ["SYNFLOW_PAPER"]).expanduser())
-    candidates += [REPO_ROOT.parent / "shared" / PAPER_DIR_NAME, REPO_ROOT / PAPER_DIR_NAME]
-    for folder in candidates:
-        if (folder / name).is_file():
-            return folder / name
-    raise FileNotFoundError(
-        f"reference file {name!r} not found; looked in: {', '.join(str(c) for c in candidates)}. "
-        "Set SYNFLOW_PAPER to the folder holding the paper's reference CSVs."
-    )
+    path = paper_dir() / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"reference file {name!r} not found in {path.parent}; the repository ships "
+            f"{REPO_ROOT / PAPER_DIR_NAME} (see paper/README.md), and SYNFLOW_PAPER may name "
+            "another folder holding the paper's reference CSVs"
+        )
+    return path

@@ -1,6 +1,6 @@
 """Training as in the paper: SGD with Nesterov momentum, MultiStepLR, weight decay.
 
-``PRESETS`` holds the paper's hyperparameters (../shared/paper/README.md) by
+``PRESETS`` holds the paper's hyperparameters (paper/NOTES.md) by
 name; :func:`preset` picks one for a (model, dataset) pair and applies
 overrides for smaller profiles. :func:`train` trains a (possibly pruned) model
 and returns its per-epoch history plus two summary accuracies:

@@ -9,6 +9,7 @@ The public API::
 """
 
 from . import analysis, baselines, data, paths, plotting, store, train
+from .checkpoint import load_pruned, load_pruned_state_dict, save_pruned
 from .masks import (
     apply_masks,
     compression_of,
@@ -20,6 +21,7 @@ from .masks import (
     reinitialize_kept,
     remove_masks,
     shuffle_masks,
+    unwrap,
 )
 from .models import MODELS, build_model
 from .pruning import SCHEDULES, SCOPES, density_after, prune, select
@@ -31,6 +33,8 @@ __all__ = [
     "SCOPES",
     "SCORERS",
     "analysis",
+    "load_pruned",
+    "load_pruned_state_dict",
     "apply_masks",
     "baselines",
     "build_model",
@@ -47,9 +51,11 @@ __all__ = [
     "prune",
     "reinitialize_kept",
     "remove_masks",
+    "save_pruned",
     "scores",
     "select",
     "shuffle_masks",
     "store",
     "train",
+    "unwrap",
 ]

@@ -1,14 +1,28 @@
-"""Masks on any nn.Module, in torch.nn.utils.prune's convention.
+"""Masks on any nn.Module, with torch.nn.utils.prune's parameter names.
 
 A masked layer holds its dense parameter as ``weight_orig`` and a 0/1 buffer
-``weight_mask``; a forward pre-hook makes ``weight = weight_orig * weight_mask``.
-Because the mask multiplies the weight inside the graph, pruned weights get a
-zero gradient and stay exactly zero through any optimizer (momentum and weight
-decay included); ``weight_orig`` is also zeroed where the mask is 0, so the
-stored parameter tells the same story.
+``weight_mask`` (in the weight's dtype), the state-dict layout of
+``torch.nn.utils.prune``. Its ``weight`` is a read-only property computed on every
+access as ``weight_orig * weight_mask`` (the layer's class is swapped for a
+``Masked<Class>`` subclass, still an instance of the original class). So:
+
+* the mask multiplies the weight inside the graph: pruned weights get a zero
+  gradient and stay exactly zero through any optimizer (momentum and weight decay
+  included); ``weight_orig`` is also zeroed where the mask is 0;
+* ``weight`` is never stale: right after an optimizer step, ``load_state_dict``,
+  ``.to(...)`` or ``.half()`` it already shows the new values, and a module that
+  reads a submodule's ``.weight`` without calling it (``nn.MultiheadAttention``'s
+  ``out_proj``) reads the masked weight;
+* nothing holding a graph is stored on the module, so a pruned model deep-copies
+  and pickles at any point (torch.nn.utils.prune's hook leaves a non-leaf tensor
+  on the module after a forward pass with gradients, which ``copy.deepcopy``
+  refuses).
 
 Masks are exchanged as ``dict[str, BoolTensor]`` keyed by the weight's name in
 the *unpruned* model's ``named_parameters()`` (e.g. ``"features.0.weight"``).
+``nn.DataParallel`` and ``DistributedDataParallel`` wrappers are unwrapped by every
+function here (names are those of the wrapped module, without ``module.``).
+Saving and loading: :func:`save_pruned` / :func:`load_pruned` (in ``synflow.checkpoint``).
 """
 
 from __future__ import annotations
@@ -21,13 +35,89 @@ PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 Masks = dict[str, torch.Tensor]
 
+WRAPPERS = (nn.DataParallel, nn.parallel.DistributedDataParallel)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside ``nn.DataParallel`` / ``DistributedDataParallel`` wrappers
+    (any depth), else ``model`` itself. Pruning the wrapped module prunes what the
+    wrapper runs: the wrapper holds no parameters of its own."""
+    while isinstance(model, WRAPPERS):
+        model = model.module
+    return model
+
+
+class _MaskedWeight:
+    """Mixin of every masked layer class: ``weight`` is ``weight_orig * weight_mask``."""
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.weight_orig * self.weight_mask
+
+    def __reduce_ex__(self, protocol):
+        # the class is made at run time: pickle and deepcopy rebuild it from the base class
+        return _rebuild_masked, (type(self).__bases__[1],), self.__getstate__()
+
+
+_MASKED_CLASSES: dict[type, type] = {}
+
+
+def _masked_class(base: type) -> type:
+    """``Masked<base>``, a subclass of ``base`` whose ``weight`` is the masked weight."""
+    if base not in _MASKED_CLASSES:
+        _MASKED_CLASSES[base] = type(f"Masked{base.__name__}", (_MaskedWeight, base), {})
+    return _MASKED_CLASSES[base]
+
+
+def _rebuild_masked(base: type) -> nn.Module:
+    cls = _masked_class(base)
+    return cls.__new__(cls)
+
+
+def _install_mask(module: nn.Module, mask: torch.Tensor) -> None:
+    """Turn ``module.weight`` into ``weight_orig`` and a ``weight_mask`` buffer (or adopt
+    torch.nn.utils.prune's masking of it), and swap in the masked class."""
+    if isinstance(module, _MaskedWeight):
+        return
+    if is_masked(module):  # masked by torch.nn.utils.prune: drop its hook and cached weight
+        for key, hook in list(module._forward_pre_hooks.items()):
+            if isinstance(hook, torch_prune.BasePruningMethod) and hook._tensor_name == "weight":
+                del module._forward_pre_hooks[key]
+        module.__dict__.pop("weight", None)
+    else:
+        weight = module._parameters.pop("weight")
+        module.register_parameter("weight_orig", weight)
+        module.register_buffer(
+            "weight_mask", mask.to(device=weight.device, dtype=weight.dtype).detach().clone()
+        )
+    module.__class__ = _masked_class(type(module))
+
+
+def _remove_mask(module: nn.Module) -> None:
+    """Undo :func:`_install_mask`: a plain ``weight`` parameter holding the masked values."""
+    if not isinstance(module, _MaskedWeight):
+        torch_prune.remove(module, "weight")
+        return
+    with torch.no_grad():
+        weight = nn.Parameter(module.weight_orig * module.weight_mask,
+                              requires_grad=module.weight_orig.requires_grad)
+    del module._parameters["weight_orig"]
+    del module._buffers["weight_mask"]
+    module.__class__ = type(module).__bases__[1]
+    module.register_parameter("weight", weight)
+
 
 def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
     """The modules whose ``.weight`` is pruned, keyed ``"<module path>.weight"``.
 
     These are every Conv and Linear layer, the classifier included; biases and
-    normalisation layers are never pruned.
+    normalisation layers are never pruned. A wrapper (``nn.DataParallel``, DDP) is
+    unwrapped first.
+
+    Raises:
+        ValueError: if the model has none.
     """
+    model = unwrap(model)
     layers = {
         f"{path}.weight" if path else "weight": module
         for path, module in model.named_modules()
@@ -78,28 +168,32 @@ def apply_masks(model: nn.Module, masks: Masks) -> None:
             raise ValueError(
                 f"mask for {name} has shape {tuple(mask.shape)}, weight has {tuple(module.weight.shape)}"
             )
+        if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
+            raise ValueError(f"mask for {name} must be boolean or 0/1, got dtype {mask.dtype} "
+                             "with other values")
         with torch.no_grad():
-            if not is_masked(module):
-                torch_prune.custom_from_mask(module, "weight", mask.to(module.weight.device))
+            _install_mask(module, mask)
             module.weight_mask.copy_(mask)
             module.weight_orig.mul_(module.weight_mask)
-        refresh_weight(module)
 
 
 def refresh_weight(module: nn.Module) -> None:
-    """Recompute the cached ``weight = weight_orig * weight_mask`` now rather than at
-    the next forward pass; computed without autograd, so the model stays deep-copyable
-    (torch.nn.utils.prune's own hook leaves a non-leaf tensor there after a forward pass
-    with gradients, and ``copy.deepcopy`` refuses such a model: use ``state_dict`` then)."""
-    with torch.no_grad():
-        module.weight = module.weight_orig * module.weight_mask
+    """Kept for compatibility: a masked layer's ``weight`` is computed on every access,
+    so there is nothing to refresh."""
 
 
 def remove_masks(model: nn.Module) -> None:
-    """Make the masks permanent: plain ``weight`` parameters with zeros, no hooks."""
+    """Make the pruning permanent, for export (like ``torch.nn.utils.prune.remove``).
+
+    Every masked layer gets back a plain ``weight`` parameter holding
+    ``weight_orig * weight_mask`` (pruned entries exactly 0) and its original class;
+    ``weight_orig`` and ``weight_mask`` are gone, so the state dict has the unpruned
+    model's keys and loads into a fresh model of the same architecture. The zeros are
+    no longer enforced: further training can make them non-zero.
+    """
     for module in prunable_layers(model).values():
         if is_masked(module):
-            torch_prune.remove(module, "weight")
+            _remove_mask(module)
 
 
 def count_kept(masks: Masks) -> dict[str, tuple[int, int]]:
@@ -145,4 +239,3 @@ def reinitialize_kept(model: nn.Module, seed: int = 0) -> None:
             target.copy_(fresh.to(target.device))
             if is_masked(module):
                 target.mul_(module.weight_mask)
-                refresh_weight(module)

@@ -32,7 +32,9 @@ FLOAT32_SAFE_RANGE = (1e-30, 1e30)
 def scoring_view(model: nn.Module):
     """Eval mode for the duration; every module's mode and cached masked weight restored after."""
     modes = [(module, module.training) for module in model.modules()]
-    cached = [(module, module.weight) for module in model.modules() if is_masked(module)]
+    # layers masked by torch.nn.utils.prune's hook cache ``weight`` on the module (ours
+    # compute it on access, nothing to restore)
+    cached = [(m, m.__dict__["weight"]) for m in model.modules() if "weight" in m.__dict__]
     model.eval()
     try:
         yield

@@ -1,0 +1,145 @@
+"""Copying, pickling, saving and restoring pruned models (issue 11, items 6 and 11)."""
+
+from __future__ import annotations
+
+import copy
+import io
+import pickle
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import synflow
+
+
+def pruned_mlp(seed=0):
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 3)
+    )
+    masks = synflow.prune(model, "magnitude", 3)
+    return model, masks
+
+
+def forward_with_grad(model):
+    model.train()
+    loss = model(torch.randn(8, 6)).square().sum()  # a graph now hangs on the outputs
+    return loss
+
+
+def assert_same_model(a, b, masks):
+    assert synflow.current_masks(b).keys() == masks.keys()
+    for name, mask in synflow.current_masks(b).items():
+        assert torch.equal(mask, masks[name])
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name
+    x = torch.randn(4, 6)
+    torch.testing.assert_close(a.eval()(x), b.eval()(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("copier", ["deepcopy", "pickle", "torch.save"])
+@pytest.mark.parametrize("when", ["after pruning", "after a forward with grad", "after backward"])
+def test_pruned_model_copies_at_any_point(copier, when):
+    model, masks = pruned_mlp()
+    if when != "after pruning":
+        loss = forward_with_grad(model)
+        if when == "after backward":
+            loss.backward()
+    if copier == "deepcopy":
+        clone = copy.deepcopy(model)
+    elif copier == "pickle":
+        clone = pickle.loads(pickle.dumps(model))
+    else:
+        buffer = io.BytesIO()
+        torch.save(model, buffer)
+        clone = torch.load(io.BytesIO(buffer.getvalue()), weights_only=False)
+    assert_same_model(model, clone, masks)
+    # the copy still trains inside its masks
+    optimizer = torch.optim.SGD(clone.parameters(), lr=0.5)
+    forward_with_grad(clone).backward()
+    optimizer.step()
+    for name, module in synflow.prunable_layers(clone).items():
+        assert torch.all(module.weight[~masks[name]] == 0)
+        assert module.weight_orig.grad is not None
+
+
+def test_weight_is_never_stale():
+    model, masks = pruned_mlp()
+    layer = model[0]
+    with torch.no_grad():
+        layer.weight_orig.add_(1.0)  # e.g. an optimizer step, before any forward
+    torch.testing.assert_close(layer.weight, (layer.weight_orig * layer.weight_mask))
+    model.double()
+    assert layer.weight.dtype == torch.float64
+
+
+def test_a_module_reading_the_weight_directly_sees_the_mask():
+    # nn.MultiheadAttention reads out_proj.weight without calling out_proj
+    torch.manual_seed(0)
+    attention = nn.MultiheadAttention(8, 2)
+    masks = synflow.prune(attention, "magnitude", 4)
+    x = torch.randn(3, 1, 8)
+    out, _ = attention(x, x, x)
+    out.sum().backward()
+    pruned = ~masks["out_proj.weight"]
+    assert torch.all(attention.out_proj.weight[pruned] == 0)
+    assert attention.out_proj.weight_orig.grad is not None  # the layer trains
+
+
+@pytest.mark.parametrize("target", ["fresh", "masked alike", "masked otherwise"])
+def test_save_and_load_pruned_restores_masks_and_weights(tmp_path, target):
+    model, masks = pruned_mlp(seed=0)
+    forward_with_grad(model).backward()  # a used model
+    path = synflow.save_pruned(model, tmp_path / "sub" / "pruned.pt")
+    assert [p.name for p in path.parent.iterdir()] == ["pruned.pt"]  # no temporary left
+    fresh, _ = pruned_mlp(seed=1)
+    if target == "fresh":
+        synflow.remove_masks(fresh)
+    elif target == "masked otherwise":
+        synflow.apply_masks(fresh, synflow.shuffle_masks(masks, seed=3))
+    loaded = synflow.load_pruned(fresh, path)
+    assert loaded is fresh
+    for name, module in synflow.prunable_layers(fresh).items():
+        # right after loading, before any forward: weight is the loaded masked weight
+        expected = synflow.effective_weight(synflow.prunable_layers(model)[name])
+        assert torch.equal(module.weight.detach(), expected)
+    assert_same_model(model, fresh, masks)
+
+
+def test_load_pruned_state_dict_of_an_unpruned_model_unmasks():
+    model, _ = pruned_mlp()
+    dense = copy.deepcopy(model)
+    synflow.remove_masks(dense)
+    dense_state = {k: v.clone() for k, v in dense.state_dict().items()}
+    synflow.load_pruned_state_dict(model, dense_state)
+    assert set(model.state_dict()) == set(dense_state)
+    assert_same_model(dense, model, synflow.current_masks(dense))
+
+
+def test_remove_masks_exports_plain_weights_that_load_into_a_fresh_model():
+    model, masks = pruned_mlp()
+    forward_with_grad(model)
+    synflow.remove_masks(model)
+    assert type(model[0]) is nn.Linear
+    state = model.state_dict()
+    assert "0.weight" in state and not any("mask" in k or "orig" in k for k in state)
+    fresh = nn.Sequential(
+        nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 3)
+    )
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh[0].weight != 0, masks["0.weight"])
+    x = torch.randn(2, 6)
+    torch.testing.assert_close(fresh.eval()(x), model.eval()(x))
+
+
+def test_a_model_masked_by_torch_prune_is_adopted():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    torch.nn.utils.prune.random_unstructured(model[0], "weight", amount=0.5)
+    before = model[0].weight_mask.bool().clone()
+    masks = synflow.prune(model, "magnitude", 2)
+    assert not torch.any(masks["0.weight"] & ~before)  # torch's pruned weights stay pruned
+    F.mse_loss(model(torch.randn(2, 6)), torch.zeros(2, 3)).backward()
+    copy.deepcopy(model)

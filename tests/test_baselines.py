@@ -43,6 +43,20 @@ def test_erk_caps_dense_layers_and_redistributes():
     assert any(d < 1 for d in densities.values())
 
 
+@pytest.mark.parametrize("compression", [1, 1.0, 1 + 1e-9])
+def test_erk_densities_at_compression_one_keep_everything(compression):
+    densities = baselines.erk_densities(vgg(), compression)
+    assert all(d == pytest.approx(1.0) and d <= 1 for d in densities.values())
+    masks = synflow.prune(vgg(), "random_erk", compression, input_shape=(3, 32, 32))
+    assert all(bool(m.all()) for m in masks.values())
+
+
+@pytest.mark.parametrize("compression", [0.5, 0, -1, float("nan"), 10**9])
+def test_erk_densities_reject_compressions_outside_the_range(compression):
+    with pytest.raises(ValueError, match=r"compression must be in \[1, \d+\]"):
+        baselines.erk_densities(vgg(), compression)
+
+
 @pytest.mark.parametrize("compression", [10, 100])
 def test_random_erk_pruning_keeps_erk_counts_exactly(compression):
     model = vgg()

@@ -66,7 +66,7 @@ def test_pruned_model_copies_at_any_point(copier, when):
 
 
 def test_weight_is_never_stale():
-    model, masks = pruned_mlp()
+    model, _ = pruned_mlp()
     layer = model[0]
     with torch.no_grad():
         layer.weight_orig.add_(1.0)  # e.g. an optimizer step, before any forward

@@ -59,8 +59,11 @@ def erk_densities(model_or_masks: nn.Module | Masks, compression: float) -> dict
         raise ValueError(f"compression must be in [1, {total}], got {compression!r}")
     target = total / compression
     dense: set[str] = set()
+    eps = math.inf
     while True:
         free = [name for name in sizes if name not in dense]
+        if not free:  # every layer is kept whole (compression 1, or close to it)
+            break
         budget = target - sum(sizes[name] for name in dense)
         eps = budget / sum(coefficients[name] * sizes[name] for name in free)
         over = {name for name in free if eps * coefficients[name] >= 1}

@@ -21,6 +21,7 @@ from torch import nn
 
 from .masks import _remove_mask, apply_masks, is_masked, prunable_layers, unwrap
 
+
 def load_pruned_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
     """Load ``state`` (a pruned or unpruned model's ``state_dict()``) into ``model``.
 

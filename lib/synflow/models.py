@@ -10,6 +10,7 @@ channel count, for small CPU-scale variants (width=1 is the paper's net).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 
 import torch
@@ -257,6 +258,40 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+def check_input_shape(name: str, input_shape: Sequence[int]) -> None:
+    """Refuse an ``input_shape`` the model ``name`` cannot be built for.
+
+    Every model takes one sample's shape without the batch dimension, channels first:
+    (C, H, W) for the convolutional nets, any shape for "mlp" (it is flattened). A
+    channels-last shape such as (32, 32, 3) would silently build a 32-channel first
+    layer, so a first dimension larger than the last when the last is 1, 3 or 4 (the
+    usual channel counts) is refused.
+
+    Raises:
+        ValueError: naming the value and the expected (C, H, W) form.
+    """
+    shape = tuple(input_shape)
+    if not shape or not all(
+        isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0 for d in shape
+    ):
+        raise ValueError(
+            f"input_shape must be positive integers, one sample without the batch dimension, "
+            f"channels first, e.g. (3, 32, 32); got {input_shape!r}"
+        )
+    if name == "mlp":
+        return
+    if len(shape) != 3:
+        raise ValueError(
+            f"{name} takes images: input_shape must be (C, H, W), e.g. (3, 32, 32); got "
+            f"{input_shape!r}"
+        )
+    if shape[-1] in (1, 3, 4) and shape[0] > shape[-1]:
+        raise ValueError(
+            f"input_shape {input_shape!r} looks channels-last (H, W, C); models take "
+            f"channels first, (C, H, W): here {(shape[-1], *shape[:-1])}"
+        )
+
+
 def build_model(
     name: str,
     *,
@@ -274,6 +309,8 @@ def build_model(
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}")
     if not width > 0:
         raise ValueError(f"width must be > 0, got {width!r}")
+    check_input_shape(name, input_shape)
+    input_shape = tuple(int(d) for d in input_shape)
     if seed is None:
         return init_weights(MODELS[name](tuple(input_shape), num_classes, width=width))
     with torch.random.fork_rng(devices=[]):

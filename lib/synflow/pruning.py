@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -15,8 +16,53 @@ SCHEDULES = ("exponential", "linear")
 SCOPES = ("global", "local")
 
 
+def check_iterations(iterations) -> int:
+    """``iterations`` as an int >= 1; a bool (True is not a count) or a float is refused.
+
+    Raises:
+        ValueError: naming the value and what is allowed.
+    """
+    if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral):
+        raise ValueError(
+            f"iterations must be a plain integer >= 1, got {iterations!r} "
+            f"({type(iterations).__name__})"
+        )
+    if iterations < 1:
+        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
+    return int(iterations)
+
+
+def check_density(density) -> float:
+    """``density`` (fraction of weights kept) as a float in (0, 1].
+
+    Raises:
+        ValueError: naming the value and the allowed range.
+    """
+    if isinstance(density, bool) or not isinstance(density, numbers.Real):
+        raise ValueError(f"density must be a number in (0, 1], got {density!r}")
+    if not 0 < float(density) <= 1:  # NaN fails too
+        raise ValueError(
+            f"density must be in (0, 1] (kept fraction = 1 / compression), got {density!r}"
+        )
+    return float(density)
+
+
 def density_after(iteration: int, iterations: int, compression: float, schedule: str) -> float:
-    """Fraction of weights kept after ``iteration`` of ``iterations`` (1-based)."""
+    """Fraction of weights kept after ``iteration`` of ``iterations`` (1-based).
+
+    Raises:
+        ValueError: for an unknown schedule, ``iterations`` not an int >= 1,
+            ``iteration`` outside 0..iterations or a compression not a finite number >= 1.
+    """
+    iterations = check_iterations(iterations)
+    if isinstance(iteration, bool) or not isinstance(iteration, numbers.Integral) or not (
+        0 <= iteration <= iterations
+    ):
+        raise ValueError(f"iteration must be an integer in [0, {iterations}], got {iteration!r}")
+    if isinstance(compression, bool) or not isinstance(compression, numbers.Real) or not (
+        math.isfinite(compression) and compression >= 1
+    ):
+        raise ValueError(f"compression must be a finite number >= 1, got {compression!r}")
     if schedule == "exponential":
         return compression ** (-iteration / iterations)
     if schedule == "linear":
@@ -131,6 +177,7 @@ def select(
     weights never come back. Cheap for sweeping many compressions over one
     scoring pass.
     """
+    density = check_density(density)
     if masks is None:
         masks = {name: torch.ones_like(s, dtype=torch.bool) for name, s in scores.items()}
     flat = torch.cat([scores[name].flatten() for name in masks])
@@ -146,6 +193,8 @@ def select(
 
 
 def _check_compression(compression, total: int) -> float:
+    if isinstance(compression, bool):
+        raise ValueError(f"compression must be a number >= 1, got {compression!r}")
     try:
         value = float(compression)
     except (TypeError, ValueError):
@@ -191,8 +240,7 @@ def prune(
     Existing masks are respected: weights already pruned stay pruned.
     """
     check_method(method)
-    if not (isinstance(iterations, int) and iterations >= 1):
-        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
+    iterations = check_iterations(iterations)
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; choose one of: {', '.join(SCHEDULES)}")
     _scope_slices([], scope)  # validates the scope name

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
@@ -45,6 +46,41 @@ def scoring_view(model: nn.Module):
             module.weight = weight
 
 
+class InputShapeError(ValueError, RuntimeError):
+    """The model cannot take inputs of the given shape (a ValueError; also a RuntimeError,
+    what torch raised before this check existed)."""
+
+
+_SHAPE_WORDS = ("shape", "size", "channel", "dimension", "Expected", "expected")
+
+
+def expected_input(layers: dict[str, nn.Module]) -> str:
+    """What the first prunable layer expects, in words, e.g. "features.0.weight (Conv2d)
+    expects 3 input channels: input_shape=(3, H, W)"."""
+    name, module = next(iter(layers.items()))
+    if isinstance(module, nn.Linear):
+        return (f"{name} (Linear) expects {module.in_features} input features: an input_shape "
+                f"whose last dimension (or flattened size) is {module.in_features}")
+    spatial = ", ".join("HWD"[: len(module.kernel_size)])
+    return (f"{name} ({type(module).__name__}) expects {module.in_channels} input channels: "
+            f"input_shape=({module.in_channels}, {spatial}), channels first, no batch dimension")
+
+
+@contextlib.contextmanager
+def explained_shape_errors(layers: dict[str, nn.Module], inputs: torch.Tensor):
+    """Re-raise torch's shape errors from a forward pass as :class:`InputShapeError`
+    naming the input shape given and the shape the model expects."""
+    try:
+        yield
+    except RuntimeError as error:
+        if isinstance(error, InputShapeError) or not any(w in str(error) for w in _SHAPE_WORDS):
+            raise
+        raise InputShapeError(
+            f"the model cannot take inputs of shape {tuple(inputs.shape[1:])} (one sample, from "
+            f"input_shape or data): {expected_input(layers)}. torch said: {error}"
+        ) from error
+
+
 def call_with_weights(
     model: nn.Module,
     layers: dict[str, nn.Module],
@@ -69,7 +105,8 @@ def call_with_weights(
     for name, buffer in model.named_buffers():
         cast = dtype is not None and buffer.is_floating_point()
         tensors[name] = buffer.to(dtype) if cast else buffer
-    return functional_call(model, tensors, (inputs,))
+    with explained_shape_errors(layers, inputs):
+        return functional_call(model, tensors, (inputs,))
 
 
 def _leaves(weights, transform=None, dtype=None):
@@ -228,7 +265,17 @@ def check_inputs(method: str, data, input_shape):
     if input_shape is None and data is not None:
         inputs, _ = next(iter(data))
         input_shape = inputs.shape[1:]
-    return None, tuple(input_shape) if input_shape is not None else None
+    if input_shape is None:
+        return None, None
+    shape = tuple(input_shape)
+    if not shape or not all(
+        isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0 for d in shape
+    ):
+        raise ValueError(
+            f"input_shape must be one sample's shape, positive integers without the batch "
+            f"dimension, e.g. (3, 32, 32); got {input_shape!r}"
+        )
+    return None, tuple(int(d) for d in shape)
 
 
 def scores(

@@ -131,8 +131,9 @@ class RunConfig:
             raise bad("schedule", f"one of: {', '.join(SCHEDULES)}")
         if self.scope not in SCOPES:
             raise bad("scope", f"one of: {', '.join(SCOPES)}")
-        if not (isinstance(self.iterations, int) and self.iterations >= 1):
-            raise bad("iterations", "an integer >= 1")
+        if not (isinstance(self.iterations, int) and not isinstance(self.iterations, bool)
+                and self.iterations >= 1):
+            raise bad("iterations", "an integer >= 1 (not a bool: True is not 1)")
         if self.preset is not None and self.preset not in train_module.PRESETS:
             raise bad("preset", f"None or one of: {', '.join(train_module.PRESETS)}")
         if not isinstance(self.dataset, str) or not self.dataset:

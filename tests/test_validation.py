@@ -1,0 +1,111 @@
+"""Range checks: bad values raise a clear error naming the value and what is allowed
+(issue 11, items 8 and 10)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import synflow
+from synflow import store
+from synflow.pruning import density_after
+
+
+def tiny_cnn():
+    return synflow.build_model("conv", input_shape=(3, 8, 8), width=0.25, seed=0)
+
+
+def scores_of(model):
+    return synflow.scores(model, "magnitude")
+
+
+@pytest.mark.parametrize("density", [-1, 0, 0.0, 1.5, float("nan"), float("inf"), True, "0.5"])
+def test_select_refuses_densities_outside_zero_one(density):
+    model = tiny_cnn()
+    with pytest.raises(ValueError, match=r"density must be .*\(0, 1\].*got"):
+        synflow.select(scores_of(model), density)
+
+
+@pytest.mark.parametrize("density", [1, 1.0, 0.25, np.float64(0.5), 1e-9])
+def test_select_accepts_densities_in_zero_one(density):
+    model = tiny_cnn()
+    masks = synflow.select(scores_of(model), density)
+    total = sum(m.numel() for m in masks.values())
+    assert sum(int(m.sum()) for m in masks.values()) == round(total * float(density))
+
+
+@pytest.mark.parametrize("compression", [0.5, 0, -3, float("nan"), float("inf"), True])
+def test_density_after_refuses_compressions_below_one(compression):
+    with pytest.raises(ValueError, match=r"compression must be a finite number >= 1, got"):
+        density_after(1, 10, compression, "exponential")
+
+
+def test_density_after_checks_its_counts():
+    assert density_after(5, 10, 100, "exponential") == pytest.approx(0.1)
+    assert density_after(10, 10, 100, "linear") == pytest.approx(0.01)
+    with pytest.raises(ValueError, match=r"iteration must be an integer in \[0, 10\], got 11"):
+        density_after(11, 10, 100, "linear")
+    with pytest.raises(ValueError, match="iterations must be a plain integer >= 1, got True"):
+        density_after(1, True, 100, "linear")
+
+
+@pytest.mark.parametrize("iterations", [True, False, 2.0, 0, -1, "3"])
+def test_prune_refuses_iterations_that_are_not_a_plain_int(iterations):
+    with pytest.raises(ValueError, match=rf"iterations must be .*integer >= 1, got {iterations!r}"):
+        synflow.prune(tiny_cnn(), "synflow", 10, iterations=iterations, input_shape=(3, 8, 8))
+
+
+def test_prune_accepts_numpy_integers_for_iterations():
+    masks = synflow.prune(tiny_cnn(), "magnitude", 10, iterations=np.int64(2))
+    assert synflow.compression_of(masks) == pytest.approx(10, rel=0.05)
+
+
+def test_run_config_refuses_a_bool_for_iterations():
+    with pytest.raises(ValueError, match="iterations True is not allowed"):
+        store.RunConfig("vgg11_bn", "cifar10", pruner="synflow", compression=10, iterations=True)
+
+
+@pytest.mark.parametrize("method", ["synflow", "synflow_l2"])
+@pytest.mark.parametrize("shape", [(8, 8, 3), (1, 3, 8, 8), (5, 8, 8)])
+def test_a_wrong_input_shape_names_the_expected_one(method, shape):
+    with pytest.raises(ValueError, match=r"inputs of shape .* 3 input channels: input_shape=\(3, H, W\)"):
+        synflow.prune(tiny_cnn(), method, 10, input_shape=shape)
+
+
+def test_a_wrong_input_shape_for_an_mlp_names_the_features():
+    model = synflow.build_model("mlp", input_shape=(1, 28, 28), width=0.1, seed=0)
+    with pytest.raises(ValueError, match=r"\(1, 32, 32\).*784 input features"):
+        synflow.prune(model, "synflow", 10, input_shape=(1, 32, 32))
+
+
+def test_wrong_data_for_snip_names_the_expected_shape():
+    data = [(torch.randn(4, 8, 8, 3), torch.zeros(4, dtype=torch.long))]  # channels last
+    with pytest.raises(ValueError, match=r"\(8, 8, 3\).*3 input channels"):
+        synflow.prune(tiny_cnn(), "snip", 10, data=data)
+
+
+@pytest.mark.parametrize("shape", [(0, 8, 8), (3, -8, 8), (3.0, 8, 8), (), (True, 8, 8)])
+def test_input_shape_must_be_positive_integers(shape):
+    with pytest.raises(ValueError, match="input_shape must be one sample's shape.*got"):
+        synflow.prune(tiny_cnn(), "synflow", 10, input_shape=shape)
+
+
+@pytest.mark.parametrize("shape", [(32, 32, 3), (28, 28, 1), (64, 64, 4)])
+def test_build_model_refuses_channels_last(shape):
+    with pytest.raises(ValueError, match=r"looks channels-last .*\(C, H, W\)"):
+        synflow.build_model("vgg11_bn", input_shape=shape, width=0.125)
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (1, 3, 32, 32), (0, 32, 32), (3, 32.0, 32)])
+def test_build_model_refuses_shapes_that_are_not_c_h_w(shape):
+    with pytest.raises(ValueError, match=r"input_shape .*\(3, 32, 32\).*got"):
+        synflow.build_model("resnet20", input_shape=shape, width=0.25)
+
+
+def test_build_model_accepts_valid_shapes():
+    assert synflow.build_model("vgg11_bn", input_shape=(1, 28, 28), width=0.125)
+    assert synflow.build_model("mlp", input_shape=(28, 28, 1), width=0.1)  # flattened anyway
+    model = synflow.build_model("conv", input_shape=np.array([3, 8, 8]), width=0.25)
+    assert isinstance(model[0], nn.Conv2d) and model[0].in_channels == 3

@@ -23,7 +23,7 @@ def check_iterations(iterations) -> int:
         ValueError: naming the value and what is allowed.
     """
     if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral):
-        raise ValueError(
+        raise ValueError(  # noqa: TRY004 (the library raises ValueError for every bad argument)
             f"iterations must be a plain integer >= 1, got {iterations!r} "
             f"({type(iterations).__name__})"
         )
@@ -39,7 +39,7 @@ def check_density(density) -> float:
         ValueError: naming the value and the allowed range.
     """
     if isinstance(density, bool) or not isinstance(density, numbers.Real):
-        raise ValueError(f"density must be a number in (0, 1], got {density!r}")
+        raise ValueError(f"density must be a number in (0, 1], got {density!r}")  # noqa: TRY004
     if not 0 < float(density) <= 1:  # NaN fails too
         raise ValueError(
             f"density must be in (0, 1] (kept fraction = 1 / compression), got {density!r}"
@@ -194,7 +194,7 @@ def select(
 
 def _check_compression(compression, total: int) -> float:
     if isinstance(compression, bool):
-        raise ValueError(f"compression must be a number >= 1, got {compression!r}")
+        raise ValueError(f"compression must be a number >= 1, got {compression!r}")  # noqa: TRY004
     try:
         value = float(compression)
     except (TypeError, ValueError):

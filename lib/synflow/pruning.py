@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
-from .masks import Masks, apply_masks, current_masks, effective_weight, prunable_layers
+from .masks import Masks, apply_masks, current_masks, effective_weight, prunable_layers, unwrap
 from .scores import SCORERS, ZERO_WHEN_PRUNED, check_inputs, check_method
 
 SCHEDULES = ("exponential", "linear")
@@ -119,10 +119,28 @@ def _choose(chosen, positions, candidates, k):
     return chosen, threshold
 
 
+def check_finite(values: torch.Tensor) -> None:
+    """Raise ``ValueError`` if ``values`` holds a NaN or an infinity, counting them.
+
+    One float64 sum decides (it cannot overflow where the values are finite, unlike a
+    sum in float16: 65,536 scores of 1.0 make inf there); only when that sum is not
+    finite is each value checked.
+    """
+    if math.isfinite(float(values.sum(dtype=torch.float64))):
+        return
+    nan = int(torch.isnan(values).sum())
+    inf = int(torch.isinf(values).sum())
+    if nan or inf:
+        raise ValueError(
+            f"the scores contain {nan} NaN and {inf} infinite values (of {values.numel()}, "
+            f"{values.dtype}); cannot rank them. An overflow in the scoring pass is the usual "
+            "cause: see the scorer's own checks (SynFlow names R_SF's overflow)"
+        )
+
+
 def _keep_best(values, alive, target, *, invert, zero_when_pruned, scratch=None):
     """Boolean mask of the ``target`` best alive entries. ``values`` is overwritten."""
-    if not math.isfinite(float(values.sum())):
-        raise ValueError("the scores contain NaN or inf; cannot rank them")
+    check_finite(values)
     target = min(target, int(torch.count_nonzero(alive)))
     if invert:
         values.neg_()
@@ -237,9 +255,14 @@ def prune(
         invert: keep the lowest scores instead of the highest.
         seed: fixes the random scores (method "random").
 
-    Existing masks are respected: weights already pruned stay pruned.
+    Existing masks are respected: weights already pruned stay pruned. A model wrapped
+    in ``nn.DataParallel`` or ``DistributedDataParallel`` is unwrapped: its module is
+    pruned (mask names without ``module.``). Scores are computed in at least float32
+    (float16 / bfloat16 models too); every decision (finite check, counts, threshold)
+    is exact for any dtype.
     """
     check_method(method)
+    model = unwrap(model)  # nn.DataParallel / DDP: prune the module they run
     iterations = check_iterations(iterations)
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; choose one of: {', '.join(SCHEDULES)}")

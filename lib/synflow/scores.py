@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from .masks import effective_weight, is_masked, prunable_layers
+from .masks import effective_weight, is_masked, prunable_layers, unwrap
 
 GRASP_TEMPERATURE = 200.0
 # float32 is tried first for SynFlow; outside this range of R the float64 pass is used
@@ -122,12 +122,27 @@ def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def _batches(model, data: Iterable) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def gradient_dtype(model: nn.Module) -> torch.dtype | None:
+    """The dtype the data-based scores (SNIP, GraSP) are computed in, ``None`` for the
+    model's own: float32 for a float16 or bfloat16 model (their gradients, sums and
+    Hessian-vector products under- and overflow), else the model's dtype."""
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    return torch.float32 if dtype in LOW_PRECISION else None
+
+
+def _batches(model, data: Iterable, dtype=None) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    """The batches on the model's device, floating inputs in ``dtype`` (else the model's)."""
     device = _device(model)
+    model_dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    dtype = dtype or model_dtype
     count = 0
     for inputs, targets in data:
         count += 1
-        yield inputs.to(device), targets.to(device)
+        cast = dtype if inputs.is_floating_point() else None
+        yield inputs.to(device=device, dtype=cast), targets.to(device)
     if count == 0:
         raise ValueError("data gave no batches")
 
@@ -151,12 +166,14 @@ def magnitude_scores(model, layers, weights, **_):
 
 def snip_scores(model, layers, weights, *, data, **_):
     """SNIP: |w * sum over batches of dL/dw|, L = cross-entropy."""
-    leaves = _leaves(weights)
+    dtype = gradient_dtype(model)
+    leaves = _leaves(weights, dtype=dtype)
     params = list(leaves.values())
     gradient = [torch.zeros_like(w) for w in params]
     with scoring_view(model):
-        for inputs, targets in _batches(model, data):
-            loss = F.cross_entropy(call_with_weights(model, layers, leaves, inputs), targets)
+        for inputs, targets in _batches(model, data, dtype):
+            logits = call_with_weights(model, layers, leaves, inputs, dtype=dtype)
+            loss = F.cross_entropy(logits, targets)
             for total, g in zip(gradient, torch.autograd.grad(loss, params)):
                 total += g
     return {name: g.mul_(w.detach()).abs_() for (name, w), g in zip(leaves.items(), gradient)}
@@ -168,12 +185,13 @@ def grasp_scores(model, layers, weights, *, data, **_):
     g is the loss gradient summed over batches; H g comes from a double
     backward pass of <g, dL/dw> (Wang et al. 2020).
     """
-    batches = list(_batches(model, data))
-    leaves = _leaves(weights)
+    dtype = gradient_dtype(model)
+    batches = list(_batches(model, data, dtype))
+    leaves = _leaves(weights, dtype=dtype)
     params = list(leaves.values())
 
     def loss_of(inputs, targets):
-        logits = call_with_weights(model, layers, leaves, inputs) / GRASP_TEMPERATURE
+        logits = call_with_weights(model, layers, leaves, inputs, dtype=dtype) / GRASP_TEMPERATURE
         return F.cross_entropy(logits, targets)
 
     with scoring_view(model):
@@ -212,22 +230,40 @@ def _safe_in_float32(R, scores) -> bool:
     per layer detects an inf or NaN anywhere without an elementwise pass.
     """
     low, high = FLOAT32_SAFE_RANGE
-    total = sum(float(s.sum()) for s in scores.values())
+    total = sum(float(s.sum(dtype=torch.float64)) for s in scores.values())
     return low < float(R) < high and math.isfinite(total)
+
+
+class SynFlowOverflowError(OverflowError, ValueError):
+    """R_SF is not finite even in float64 (very deep or very wide networks)."""
 
 
 def synflow_scores(model, layers, weights, *, input_shape, power=1, **_):
     """SynFlow (Algorithm 1): data-free, iterative-friendly synaptic flow.
 
     Computed in float32 when R_SF is safely inside float32's range, else in
-    float64 (R_SF of ResNet-110 or ResNet-50 at init overflows float32).
+    float64 (R_SF of ResNet-110 or ResNet-50 at init overflows float32). Raises
+    :class:`SynFlowOverflowError` (an ``OverflowError`` and ``ValueError``) naming the
+    overflow when R_SF is not finite in float64 either (e.g. a 400-layer MLP).
     """
     if input_shape is None:
         raise ValueError("synflow needs input_shape (one sample's shape, e.g. (3, 32, 32)) or data")
     R, scores = synflow_pass(model, layers, weights, input_shape, torch.float32, power)
     if _safe_in_float32(R, scores):
         return scores
-    return synflow_pass(model, layers, weights, input_shape, torch.float64, power)[1]
+    R, scores = synflow_pass(model, layers, weights, input_shape, torch.float64, power)
+    total = sum(float(s.sum(dtype=torch.float64)) for s in scores.values())
+    if not (math.isfinite(float(R)) and math.isfinite(total)):
+        raise SynFlowOverflowError(
+            f"SynFlow overflows float64: R_SF (the sum over every input-output path of the "
+            f"product of |weights|{'^2' if power == 2 else ''}) is {float(R)} in float64 "
+            f"(at most 1.8e308) for this network of {len(layers)} prunable layers, so its "
+            "scores cannot be ranked. Each layer multiplies R_SF by about fan-in x mean "
+            "|weight|; scale every layer's weights down by a constant before pruning "
+            "(for a bias-free ReLU network this rescales every score alike and leaves the "
+            "mask unchanged), prune fewer layers, or use another method."
+        )
+    return scores
 
 
 def synflow_l2_scores(model, layers, weights, *, input_shape, **_):
@@ -288,6 +324,7 @@ def scores(
 ) -> dict[str, torch.Tensor]:
     """One evaluation of ``method``'s scores for the model's current masks."""
     check_method(method)
+    model = unwrap(model)  # nn.DataParallel / DDP: score the module they run
     data, input_shape = check_inputs(method, data, input_shape)
     layers = prunable_layers(model)
     weights = {name: effective_weight(module) for name, module in layers.items()}

@@ -121,6 +121,8 @@ def test_load_pruned_state_dict_of_an_unpruned_model_unmasks():
 def test_remove_masks_exports_plain_weights_that_load_into_a_fresh_model():
     model, masks = pruned_mlp()
     forward_with_grad(model)
+    with torch.no_grad():  # whatever weight_orig holds under the mask, export the masked weight
+        model[0].weight_orig.add_(1.0)
     synflow.remove_masks(model)
     assert type(model[0]) is nn.Linear
     state = model.state_dict()

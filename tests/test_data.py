@@ -427,7 +427,9 @@ def test_bad_batch_size(tmp_path, cache, offline):
 # ------------------------------------------------------------ the shared data
 
 
-@pytest.mark.skipif(not (SHARED / "MNIST").is_dir(), reason=f"no MNIST copy in {SHARED} (set SYNFLOW_DATA)")
+@pytest.mark.skipif(
+    not (SHARED / "MNIST").is_dir(), reason=f"no MNIST copy in {SHARED} (set SYNFLOW_DATA)"
+)
 def test_pruning_batches_on_shared_mnist(cache):
     batches = data.pruning_batches("mnist", root=SHARED, seed=0)
     (inputs, targets), = batches
@@ -436,7 +438,10 @@ def test_pruning_batches_on_shared_mnist(cache):
     assert -0.5 < float(inputs.mean()) < 0.5  # normalised
 
 
-@pytest.mark.skipif(not (SHARED / "cifar10-jpeg").is_dir(), reason=f"no CIFAR-10 JPEG copy in {SHARED} (set SYNFLOW_DATA)")
+@pytest.mark.skipif(
+    not (SHARED / "cifar10-jpeg").is_dir(),
+    reason=f"no CIFAR-10 JPEG copy in {SHARED} (set SYNFLOW_DATA)",
+)
 def test_pruning_batches_on_shared_cifar10(cache):
     batches = data.pruning_batches("cifar10", root=SHARED, per_class=3, batch_size=16, seed=0)
     targets = torch.cat([y for _, y in batches])

@@ -51,7 +51,9 @@ def test_shipped_reference_tables_are_complete(monkeypatch):
 
 def test_no_product_file_reads_outside_the_repository():
     # lib/, tools/ and notebooks/ must work in a clone with nothing beside it
-    pattern = re.compile(r"\.\./shared|parent\s*/\s*[\"']shared[\"']|parents?\[\d\]\s*/\s*[\"']shared")
+    pattern = re.compile(
+        r"\.\./shared|parent\s*/\s*[\"']shared[\"']|parents?\[\d\]\s*/\s*[\"']shared"
+    )
     offenders = [
         str(path.relative_to(REPO_ROOT))
         for folder in ("lib", "tools", "notebooks")

@@ -140,7 +140,9 @@ def test_train_accepts_explicit_batches(blobs):
     assert len(metrics["history"]) == 1
 
 
-@pytest.mark.skipif(not (SHARED / "MNIST").is_dir(), reason=f"no MNIST copy in {SHARED} (set SYNFLOW_DATA)")
+@pytest.mark.skipif(
+    not (SHARED / "MNIST").is_dir(), reason=f"no MNIST copy in {SHARED} (set SYNFLOW_DATA)"
+)
 def test_short_training_lowers_the_loss_on_mnist(tmp_path, monkeypatch):
     monkeypatch.setenv("SYNFLOW_QUIET", "1")
     model = synflow.build_model("mlp", num_classes=10, input_shape=(1, 28, 28), width=0.5, seed=0)

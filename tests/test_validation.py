@@ -70,7 +70,8 @@ def test_run_config_refuses_a_bool_for_iterations():
 @pytest.mark.parametrize("method", ["synflow", "synflow_l2"])
 @pytest.mark.parametrize("shape", [(8, 8, 3), (1, 3, 8, 8), (5, 8, 8)])
 def test_a_wrong_input_shape_names_the_expected_one(method, shape):
-    with pytest.raises(ValueError, match=r"inputs of shape .* 3 input channels: input_shape=\(3, H, W\)"):
+    expected = r"inputs of shape .* 3 input channels: input_shape=\(3, H, W\)"
+    with pytest.raises(ValueError, match=expected):
         synflow.prune(tiny_cnn(), method, 10, input_shape=shape)
 
 

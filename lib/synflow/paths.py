@@ -49,7 +49,7 @@ def cache_dir() -> Path:
 
 
 def paper_dir() -> Path:
-    """The authors' reference data: $SYNFLOW_PAPER, else <repo>/paper (shipped in the repository)."""
+    """The authors' reference data: $SYNFLOW_PAPER, else <repo>/paper (shipped with the repo)."""
     return _from_env("SYNFLOW_PAPER", REPO_ROOT / PAPER_DIR_NAME)
 
 

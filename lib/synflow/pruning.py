@@ -132,7 +132,8 @@ def check_finite(values: torch.Tensor) -> None:
     inf = int(torch.isinf(values).sum())
     if nan or inf:
         raise ValueError(
-            f"the scores contain {nan} NaN and {inf} infinite values (of {values.numel()}, "
+            f"the scores contain NaN or inf: {nan} NaN and {inf} infinite values "
+            f"(of {values.numel()}, "
             f"{values.dtype}); cannot rank them. An overflow in the scoring pass is the usual "
             "cause: see the scorer's own checks (SynFlow names R_SF's overflow)"
         )

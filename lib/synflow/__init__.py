@@ -8,7 +8,7 @@ The public API::
                           input_shape=(3, 32, 32))
 """
 
-from . import analysis, baselines, data, paths, plotting, store, train
+from . import analysis, baselines, claims, data, execution, paths, plotting, store, sweeps, train
 from .masks import (
     apply_masks,
     compression_of,
@@ -34,12 +34,14 @@ __all__ = [
     "apply_masks",
     "baselines",
     "build_model",
+    "claims",
     "compression_of",
     "count_kept",
     "current_masks",
     "data",
     "density_after",
     "effective_weight",
+    "execution",
     "empty_layers",
     "paths",
     "plotting",
@@ -51,5 +53,6 @@ __all__ = [
     "select",
     "shuffle_masks",
     "store",
+    "sweeps",
     "train",
 ]

@@ -28,8 +28,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import baselines  # noqa: F401  (registers SCORERS["random_erk"])
-from . import claims
+from . import (
+    baselines,  # noqa: F401  (registers SCORERS["random_erk"])
+    claims,
+)
 from . import data as data_module
 from . import train as train_module
 from .data import progress

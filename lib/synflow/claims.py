@@ -25,6 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 CLAIM_FILE = "claim.json"
 STALE_AFTER = 600.0  # seconds without a heartbeat after which a claim is taken over
@@ -115,7 +116,7 @@ class Claim:
         while not self._stop.wait(self.interval):
             self.beat()
 
-    def __enter__(self) -> Claim:
+    def __enter__(self) -> Self:
         self._thread = threading.Thread(target=self._run, daemon=True, name="claim-heartbeat")
         self._thread.start()
         return self

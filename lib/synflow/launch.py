@@ -95,7 +95,7 @@ class Worker(submitit.helpers.Checkpointable):
                 summary["busy"] += 1
             except store.RunFailed:
                 summary["failed before"] += 1
-            except Exception as error:  # recorded in failed.json; go on with the next run
+            except Exception as error:  # noqa: BLE001  (recorded in failed.json; next run)
                 summary["failed"].append(f"{config.name()}: {type(error).__name__}: {error}")
         return summary
 
@@ -167,9 +167,9 @@ def launch(args) -> int:
     for job in jobs:
         try:
             summaries.append(job.result())
-        except Exception as error:  # the task itself died (killed, cancelled, timed out)
-            summaries.append({"failed": [f"task {job.job_id}: {type(error).__name__}: "
-                                         f"{str(error).strip().splitlines()[-1:]}"]})
+        except Exception as error:  # noqa: BLE001  (the task died: killed, cancelled, ...)
+            last = (str(error).strip().splitlines() or [""])[-1]
+            summaries.append({"failed": [f"task {job.job_id}: {type(error).__name__}: {last}"]})
     return _report(summaries)
 
 

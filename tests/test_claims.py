@@ -97,6 +97,28 @@ def test_a_taker_that_saw_the_claim_stale_before_another_took_it_over_loses(tmp_
     assert winner.owned()
 
 
+def test_the_claim_of_a_dead_process_on_this_host_is_taken_over_at_once(tmp_path):
+    code = f"from synflow import claims; import os; claims.claim_run({str(tmp_path)!r}); os._exit(0)"
+    subprocess.run([sys.executable, "-c", code], check=True)  # dies holding its claim
+    assert (tmp_path / claims.CLAIM_FILE).is_file()
+    assert claims.claim_run(tmp_path, stale_after=600) is not None
+
+
+@pytest.mark.parametrize(("squeue_says", "taken"), [("", True), ("CANCELLED", True),
+                                                    ("RUNNING", False), ("PENDING", False)])
+def test_the_claim_of_an_ended_slurm_job_is_taken_over_at_once(tmp_path, monkeypatch,
+                                                               squeue_says, taken):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "squeue").write_text(f"#!/bin/sh\necho '{squeue_says}'\n")
+    (bin_dir / "squeue").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("SLURM_JOB_ID", "41")
+    claims.claim_run(tmp_path / "run", stale_after=600)
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    assert (claims.claim_run(tmp_path / "run", stale_after=600) is not None) == taken
+
+
 def test_bad_stale_after_is_named(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="stale_after must be > 0 seconds, got 0"):
         claims.claim_run(tmp_path, stale_after=0)

@@ -55,7 +55,7 @@ def state_of(config: store.RunConfig, experiment: str, results=None, *,
             pass
     holder = claims.read_claim(folder / claims.CLAIM_FILE)
     stale = claims.stale_after_default() if stale_after is None else stale_after
-    if holder is not None and holder["age"] <= stale:
+    if holder is not None and not claims.is_stale(holder, stale):
         return "running"
     if (folder / store.FAILURE_FILE).is_file():
         return "failed"

@@ -185,7 +185,7 @@ def holder_gone(holder: dict) -> bool:
             return False
         try:
             answer = subprocess.run(["squeue", "-h", "-j", str(job), "-o", "%T"],
-                                    capture_output=True, text=True, timeout=30)
+                                    check=False, capture_output=True, text=True, timeout=30)
         except (OSError, subprocess.TimeoutExpired):
             return False
         if answer.returncode != 0:

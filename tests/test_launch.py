@@ -53,6 +53,18 @@ def test_local_executor_two_workers_store_every_run_once(tiny, capsys):
     assert leftovers == []  # no claim, checkpoint or failure record left
 
 
+def test_a_failure_in_a_local_worker_records_its_log(tiny, capsys, monkeypatch):
+    nowhere = dataclasses.replace(BASE, dataset="nowhere")
+    monkeypatch.setattr(launch, "planned_runs", lambda notebooks, profile: [("tiny", nowhere)])
+    code = main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "local", "--workers", "1",
+                "--wait", "--logs", str(tiny / "logs"))
+    assert code == 1 and "FAILED mlp-w0.2-nowhere" in capsys.readouterr().out
+    record = store.failure(nowhere, "tiny")
+    assert record["error"].startswith("DatasetNotFoundError: unknown dataset 'nowhere'")
+    assert record["log"].startswith(str(tiny / "logs")) and record["log"].endswith("_log.out")
+    assert "nowhere" in open(record["log"]).read()  # the worker's output is there
+
+
 def test_failed_runs_are_not_resubmitted_unless_asked(tiny, capsys, monkeypatch):
     original = execution.execute
 
@@ -121,3 +133,12 @@ def test_the_real_plan_is_the_notebooks():
     planned = launch.planned_runs([NOTEBOOK, "05_iterative_magnitude_pruning"], "smoke")
     assert {experiment for experiment, _ in planned} == {"04_accuracy_smoke", "05_imp_smoke"}
     assert len(planned) == len(set(planned))
+
+
+def test_a_timed_out_task_requeues_itself_with_its_runs(tmp_path):
+    # submitit calls checkpoint() on timeout/preemption and resubmits what it returns;
+    # the requeued task takes back its own claim and resumes from the training checkpoint
+    worker = launch.Worker(str(tmp_path), retry_failed=True, checkpoint_every=2)
+    runs = [("tiny", dataclasses.asdict(RUNS[0]))]
+    delayed = worker.checkpoint(runs)
+    assert delayed.function is worker and delayed.args == (runs,)

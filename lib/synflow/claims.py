@@ -62,10 +62,13 @@ def job_id() -> str | None:
 
 def log_path() -> str | None:
     """Where this worker's output goes, if a scheduler says so (submitit, Slurm)."""
-    folder = os.environ.get("SUBMITIT_FOLDER")
-    job = os.environ.get("SUBMITIT_JOB_ID") or job_id()
-    if folder and job:
-        return str(Path(folder) / f"{job}_log.out")
+    if os.environ.get("SUBMITIT_EXECUTOR") and os.environ.get("SUBMITIT_FOLDER"):
+        import submitit
+
+        try:
+            return str(submitit.JobEnvironment().paths.stdout)
+        except (KeyError, RuntimeError, ValueError):  # not inside a submitit job after all
+            pass
     return os.environ.get("SLURM_STDOUT") or None
 
 

@@ -17,6 +17,9 @@ preempted run continue, and a timed-out Slurm task is requeued by submitit
 from __future__ import annotations
 
 import os
+import sys
+import time
+import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -80,23 +83,30 @@ class Worker(submitit.helpers.Checkpointable):
 
             torch.set_num_threads(self.threads)
         summary = {"ran": 0, "stored": 0, "busy": 0, "failed before": 0, "failed": []}
-        for experiment, fields in runs:
+        for number, (experiment, fields) in enumerate(runs, start=1):
             config = store.config_from_dict(fields)
             if store.stored_result(config, experiment, self.results) is not None:
                 summary["stored"] += 1
                 continue
+            start = time.perf_counter()
             try:
                 store.run_or_load(config, experiment, results=self.results,
                                   retry_failed=self.retry_failed,
                                   checkpoint_every=self.checkpoint_every,
                                   stale_after=self.stale_after)
                 summary["ran"] += 1
+                outcome = f"done in {time.perf_counter() - start:.1f} s"
             except store.RunBusy:
                 summary["busy"] += 1
+                outcome = "skipped: another worker runs it"
             except store.RunFailed:
                 summary["failed before"] += 1
+                outcome = "skipped: failed before (--retry-failed retries it)"
             except Exception as error:  # noqa: BLE001  (recorded in failed.json; next run)
+                traceback.print_exc(file=sys.stdout)
                 summary["failed"].append(f"{config.name()}: {type(error).__name__}: {error}")
+                outcome = f"FAILED: {type(error).__name__}: {error}"
+            print(f"{experiment}: run {number}/{len(runs)} {config.name()} {outcome}", flush=True)
         return summary
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -62,7 +63,7 @@ def test_a_failure_in_a_local_worker_records_its_log(tiny, capsys, monkeypatch):
     record = store.failure(nowhere, "tiny")
     assert record["error"].startswith("DatasetNotFoundError: unknown dataset 'nowhere'")
     assert record["log"].startswith(str(tiny / "logs")) and record["log"].endswith("_log.out")
-    assert "nowhere" in open(record["log"]).read()  # the worker's output is there
+    assert "nowhere" in Path(record["log"]).read_text()  # the worker's output is there
 
 
 def test_failed_runs_are_not_resubmitted_unless_asked(tiny, capsys, monkeypatch):

@@ -56,7 +56,8 @@ def test_local_executor_two_workers_store_every_run_once(tiny, capsys):
 
 def test_a_failure_in_a_local_worker_records_its_log(tiny, capsys, monkeypatch):
     nowhere = dataclasses.replace(BASE, dataset="nowhere")
-    monkeypatch.setattr(launch, "planned_runs", lambda notebooks, profile, *overrides: [("tiny", nowhere)])
+    monkeypatch.setattr(launch, "planned_runs",
+                        lambda notebooks, profile, *overrides: [("tiny", nowhere)])
     code = main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "local", "--workers", "1",
                 "--wait", "--logs", str(tiny / "logs"))
     assert code == 1 and "FAILED mlp-w0.2-nowhere" in capsys.readouterr().out

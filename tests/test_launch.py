@@ -124,11 +124,19 @@ def test_bad_arguments_are_named(args, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_bad_slurm_param_is_named(tiny, capsys):
+def test_bad_slurm_param_is_named(tiny, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tiny))  # named before anything else, sbatch or not
     code = main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "slurm",
                 "--slurm-param", "qos")
     assert code == 2
     assert "--slurm-param 'qos' is not allowed; give KEY=VALUE" in capsys.readouterr().err
+
+
+def test_slurm_without_sbatch_is_named(tiny, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tiny))  # no sbatch there
+    assert main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "slurm") == 2
+    assert "--executor slurm needs Slurm's sbatch on PATH" in capsys.readouterr().err
+    assert not (tiny / "results" / "_submitit").exists()
 
 
 def test_the_real_plan_is_the_notebooks():

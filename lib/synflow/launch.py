@@ -17,6 +17,7 @@ preempted run continue, and a timed-out Slurm task is requeued by submitit
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -130,6 +131,7 @@ def _slurm_parameters(args) -> dict:
 def launch(args) -> int:
     """``python -m synflow launch``: submit the missing runs; see the module docstring."""
     results = str(store._results(args.results))
+    slurm = _slurm_parameters(args) if args.executor == "slurm" else None  # checked first
     if args.stale_after is not None:
         os.environ[claims.STALE_VARIABLE] = str(args.stale_after)  # inherited by workers
     planned = planned_runs(args.notebooks, args.profile)
@@ -162,8 +164,11 @@ def launch(args) -> int:
         with executor.batch():
             jobs = [executor.submit(worker, runs) for runs in lists]
     else:
+        if shutil.which("sbatch") is None:
+            raise ValueError("--executor slurm needs Slurm's sbatch on PATH; it is not there "
+                             "(use --executor local or inline on a machine without Slurm)")
         executor = submitit.AutoExecutor(folder=logs / "%j", cluster="slurm")
-        executor.update_parameters(**_slurm_parameters(args))
+        executor.update_parameters(**slurm)
         worker.threads = args.cpus_per_task
         size = args.runs_per_task
         chunks = [todo[i:i + size] for i in range(0, len(todo), size)]

@@ -40,6 +40,20 @@ def test_launch_inline_then_nothing_to_submit(tiny, capsys):
     assert "5 done" in out and "nothing to submit" in out and "submitted" not in out
 
 
+def test_a_damaged_result_is_moved_aside_and_run_again_by_launch(tiny, capsys):
+    assert main("launch", NOTEBOOK, "--profile", "smoke") == 0
+    path = store.run_dir(RUNS[2], "tiny") / store.RESULT_FILE
+    path.write_text(path.read_text()[:100])
+    assert main("status", NOTEBOOK, "--profile", "smoke") == 0  # status only reads
+    assert "4 done, 0 running, 0 failed, 1 missing" in capsys.readouterr().out
+    assert path.is_file()
+    with pytest.warns(UserWarning, match="is damaged"):
+        assert main("launch", NOTEBOOK, "--profile", "smoke") == 0
+    assert "finished: 1 ran" in capsys.readouterr().out
+    assert len(list(path.parent.glob("run.json.damaged-*"))) == 1
+    assert len(store.frame("tiny")) == 5
+
+
 def test_local_executor_two_workers_store_every_run_once(tiny, capsys):
     code = main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "local", "--workers", "2",
                 "--wait", "--logs", str(tiny / "logs"))

@@ -8,7 +8,7 @@ The public API::
                           input_shape=(3, 32, 32))
 """
 
-from . import analysis, baselines, data, paths, plotting, store, train
+from . import analysis, baselines, claims, data, execution, paths, plotting, store, sweeps, train
 from .checkpoint import load_pruned, load_pruned_state_dict, save_pruned
 from .masks import (
     apply_masks,
@@ -36,6 +36,7 @@ __all__ = [
     "apply_masks",
     "baselines",
     "build_model",
+    "claims",
     "compression_of",
     "count_kept",
     "current_masks",
@@ -43,6 +44,7 @@ __all__ = [
     "density_after",
     "effective_weight",
     "empty_layers",
+    "execution",
     "load_pruned",
     "load_pruned_state_dict",
     "paths",
@@ -56,6 +58,7 @@ __all__ = [
     "select",
     "shuffle_masks",
     "store",
+    "sweeps",
     "train",
     "unwrap",
 ]

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import data as data_module
+from .checkpoints import load_model_state, restore_training_state, training_state
 from .data import progress
 from .models import MODELS
 
@@ -195,6 +196,9 @@ def train(
     cache=None,
     desc: str = "training",
     on_epoch: Callable[[int, nn.Module], None] | None = None,
+    resume: dict | None = None,
+    on_checkpoint: Callable[[dict], None] | None = None,
+    checkpoint_every: int = 1,
 ) -> dict:
     """Train ``model`` in place and return its metrics.
 
@@ -209,6 +213,12 @@ def train(
         on_epoch: if given, called as ``on_epoch(epoch, model)`` after every
             epoch's evaluation (e.g. to record weight statistics); it must not
             change the model.
+        resume: a state from ``on_checkpoint`` (:func:`training_state`):
+            training continues after its epoch with its weights, masks,
+            optimizer, scheduler, data order and RNG states, and ends with the
+            same weights and metrics as an uninterrupted run (bit-identical on CPU).
+        on_checkpoint: called as ``on_checkpoint(state)`` after every
+            ``checkpoint_every``-th epoch but the last (e.g. to save it).
 
     Returns a dict with ``history`` (one dict per epoch: epoch, lr, train_loss,
     test_loss, top1, top5, seconds) and the summaries ``final_top1``,
@@ -232,13 +242,20 @@ def train(
         )
     else:
         train_batches, test_batches = data
+    if resume is not None:  # masks first: they change the model's parameters
+        load_model_state(model, resume["model"])
     model.to(device=device, memory_format=memory_format)
     optimizer, scheduler = optimizer_for(model, config)
-    history = []
+    if not (isinstance(checkpoint_every, int) and checkpoint_every >= 1):
+        raise ValueError(f"checkpoint_every must be an integer >= 1, got {checkpoint_every!r}")
+    history, done_seconds = [], 0.0
+    if resume is not None:
+        history, done_seconds = list(resume["history"]), resume["seconds"]
+        restore_training_state(resume, model, optimizer, scheduler, train_batches)
     start = time.perf_counter()
     cudnn = torch.backends.cudnn.flags(enabled=True, benchmark=True, deterministic=False)
     with cudnn:
-        bar = progress(range(1, config.epochs + 1), desc=desc, unit="epoch")
+        bar = progress(range(len(history) + 1, config.epochs + 1), desc=desc, unit="epoch")
         for epoch in bar:
             epoch_start = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
@@ -250,6 +267,11 @@ def train(
             history.append(row)
             if on_epoch is not None:
                 on_epoch(epoch, model)
+            if on_checkpoint is not None and epoch % checkpoint_every == 0 and (
+                    epoch < config.epochs):
+                on_checkpoint(training_state(
+                    model, optimizer, scheduler, train_batches, history,
+                    done_seconds + time.perf_counter() - start))
             bar.set_postfix(loss=f"{train_loss:.3f}", top1=f"{row['top1']:.2f}")
     best = max(history, key=lambda row: (row["top1"], -row["epoch"]))
     final = history[-1]
@@ -261,5 +283,5 @@ def train(
         "best_top1": best["top1"],
         "best_top5": best["top5"],
         "best_epoch": best["epoch"],
-        "seconds": time.perf_counter() - start,
+        "seconds": done_seconds + time.perf_counter() - start,
     }

@@ -9,7 +9,7 @@ The public API::
 """
 
 from . import analysis, baselines, claims, data, execution, paths, plotting, store, sweeps, train
-from .checkpoint import load_pruned, load_pruned_state_dict, save_pruned
+from .saving import load_pruned, load_pruned_state_dict, save_pruned
 from .masks import (
     apply_masks,
     compression_of,

@@ -22,7 +22,7 @@ Masks are exchanged as ``dict[str, BoolTensor]`` keyed by the weight's name in
 the *unpruned* model's ``named_parameters()`` (e.g. ``"features.0.weight"``).
 ``nn.DataParallel`` and ``DistributedDataParallel`` wrappers are unwrapped by every
 function here (names are those of the wrapped module, without ``module.``).
-Saving and loading: :func:`save_pruned` / :func:`load_pruned` (in ``synflow.checkpoint``).
+Saving and loading: :func:`save_pruned` / :func:`load_pruned` (in ``synflow.saving``).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ The public API::
                           input_shape=(3, 32, 32))
 """
 
-from . import analysis, baselines, data, paths, plotting, store, train
+from . import analysis, baselines, data, diagnostics, paths, plotting, scores, store, train
 from .masks import (
     apply_masks,
     compression_of,
@@ -22,31 +22,46 @@ from .masks import (
     shuffle_masks,
 )
 from .models import MODELS, build_model
-from .pruning import SCHEDULES, SCOPES, density_after, prune, select
-from .scores import SCORERS, scores
+from .pruning import (
+    SCHEDULES,
+    SCOPES,
+    Iteration,
+    density_after,
+    prune,
+    prune_through,
+    schedule_densities,
+    select,
+)
+from .scores import SCORERS, ScoreWarning, compute_scores
 
 __all__ = [
     "MODELS",
     "SCHEDULES",
     "SCOPES",
     "SCORERS",
+    "Iteration",
+    "ScoreWarning",
     "analysis",
     "apply_masks",
     "baselines",
     "build_model",
     "compression_of",
+    "compute_scores",
     "count_kept",
     "current_masks",
     "data",
     "density_after",
+    "diagnostics",
     "effective_weight",
     "empty_layers",
     "paths",
     "plotting",
     "prunable_layers",
     "prune",
+    "prune_through",
     "reinitialize_kept",
     "remove_masks",
+    "schedule_densities",
     "scores",
     "select",
     "shuffle_masks",

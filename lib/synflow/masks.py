@@ -15,9 +15,16 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.nn.utils import prune as torch_prune
 
 PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+# torch.nn modules whose forward reads a descendant layer's ``.weight`` directly instead
+# of calling that layer (where the mask is applied): MultiheadAttention reads
+# ``out_proj.weight``; TransformerEncoderLayer's inference fast path reads ``linear1``,
+# ``linear2`` and ``self_attn.out_proj``. A forward pre-hook on each such module
+# recomputes its masked descendants' weights first (see :func:`apply_masks`).
+READS_CHILD_WEIGHTS = (nn.MultiheadAttention, nn.TransformerEncoderLayer)
 
 Masks = dict[str, torch.Tensor]
 
@@ -39,6 +46,47 @@ def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
             f"{', '.join(t.__name__ for t in PRUNABLE_TYPES)}"
         )
     return layers
+
+
+def check_model(model: nn.Module, layers: dict[str, nn.Module] | None = None) -> None:
+    """Refuse, by name and with the reason, prunable layers a mask cannot govern.
+
+    * a weight shared with another module (tied weights): one tensor would get two
+      masks, or a mask the other module ignores, and would count twice in N;
+    * a weight computed by a parametrization (``torch.nn.utils.parametrize``,
+      ``parametrizations.weight_norm``/``orthogonal``/``spectral_norm``) or by a
+      pre-hook (the older ``torch.nn.utils.weight_norm``/``spectral_norm``): the
+      computed weight would overwrite or bypass the mask.
+
+    Raises ValueError naming every such layer. (Modules that read a child's weight
+    directly, such as ``nn.MultiheadAttention``, are handled by :func:`apply_masks`;
+    a custom module doing ``F.linear(x, child.weight)`` is caught when a score's
+    forward pass never uses that weight.)
+    """
+    layers = prunable_layers(model) if layers is None else layers
+    owners: dict[int, set[int]] = {}
+    for module in model.modules():
+        for p in module._parameters.values():
+            if p is not None:
+                owners.setdefault(id(p), set()).add(id(module))
+    problems = []
+    for name, module in layers.items():
+        if parametrize.is_parametrized(module, "weight"):
+            problems.append(f"{name} ({type(module).__name__}) is computed by a parametrization "
+                            "(e.g. weight_norm, spectral_norm, orthogonal), which would bypass "
+                            "the mask; remove it (parametrize.remove_parametrizations) first")
+            continue
+        weight = module._parameters.get("weight_orig" if is_masked(module) else "weight")
+        if weight is None:
+            problems.append(f"{name} ({type(module).__name__}) is not a parameter but computed "
+                            "by a hook (e.g. torch.nn.utils.weight_norm or spectral_norm), "
+                            "which would overwrite the mask; remove the hook first")
+        elif len(owners.get(id(weight), ())) > 1:
+            problems.append(f"{name} is shared with another module (tied weights): one tensor "
+                            "cannot take one mask per module, and it would count twice in N; "
+                            "untie the weights first")
+    if problems:
+        raise ValueError("cannot prune this model: " + "; ".join(problems))
 
 
 def is_masked(module: nn.Module) -> bool:
@@ -69,6 +117,7 @@ def apply_masks(model: nn.Module, masks: Masks) -> None:
     their current mask.
     """
     layers = prunable_layers(model)
+    check_model(model, layers)
     unknown = sorted(set(masks) - set(layers))
     if unknown:
         raise KeyError(f"no prunable weight named {unknown}; prunable: {sorted(layers)}")
@@ -84,6 +133,22 @@ def apply_masks(model: nn.Module, masks: Masks) -> None:
             module.weight_mask.copy_(mask)
             module.weight_orig.mul_(module.weight_mask)
         refresh_weight(module)
+    for module in model.modules():
+        hooked = _refresh_masked_descendants in module._forward_pre_hooks.values()
+        if isinstance(module, READS_CHILD_WEIGHTS) and not hooked and _masked_descendants(module):
+            module.register_forward_pre_hook(_refresh_masked_descendants)
+
+
+def _masked_descendants(module: nn.Module) -> list[nn.Module]:
+    return [m for m in module.modules() if m is not module and is_masked(m)]
+
+
+def _refresh_masked_descendants(module: nn.Module, args) -> None:
+    """Forward pre-hook of a READS_CHILD_WEIGHTS module: ``weight = weight_orig *
+    weight_mask`` for its masked descendants, inside the graph (as torch's own pruning
+    hook computes it), so that a weight read directly is masked and trains."""
+    for child in _masked_descendants(module):
+        child.weight = child.weight_orig * child.weight_mask
 
 
 def refresh_weight(module: nn.Module) -> None:
@@ -100,6 +165,10 @@ def remove_masks(model: nn.Module) -> None:
     for module in prunable_layers(model).values():
         if is_masked(module):
             torch_prune.remove(module, "weight")
+    for module in model.modules():
+        for key, hook in list(module._forward_pre_hooks.items()):
+            if hook is _refresh_masked_descendants:
+                del module._forward_pre_hooks[key]
 
 
 def count_kept(masks: Masks) -> dict[str, tuple[int, int]]:

@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .masks import Masks, apply_masks, current_masks, effective_weight, prunable_layers
-from .scores import SCORERS, ZERO_WHEN_PRUNED, check_inputs, check_method
+from .diagnostics import check_synflow_network, warn_uninformative
+from .masks import (
+    Masks,
+    apply_masks,
+    check_model,
+    current_masks,
+    effective_weight,
+    prunable_layers,
+)
+from .scores import (
+    SCORERS,
+    SYNFLOW_METHODS,
+    ZERO_WHEN_PRUNED,
+    Scorer,
+    check_inputs,
+    check_method,
+)
 
 SCHEDULES = ("exponential", "linear")
 SCOPES = ("global", "local")
@@ -160,6 +176,150 @@ def _check_compression(compression, total: int) -> float:
     return value
 
 
+def schedule_densities(compression: float, iterations: int, schedule: str) -> list[float]:
+    """The densities ``prune`` steps through: ``density_after(k, ...)`` for
+    k = 1..iterations-1, then exactly ``1 / compression``."""
+    return [
+        density_after(k, iterations, compression, schedule) if k < iterations else 1.0 / compression
+        for k in range(1, iterations + 1)
+    ]
+
+
+@dataclass(frozen=True)
+class Iteration:
+    """What the pruning loop hands its ``callback`` after each iteration.
+
+    ``iteration`` counts from 1 to ``iterations``; ``density`` is this step's target
+    (kept / N); ``scores`` are this step's scores as the scorer returned them (before
+    ``invert``; pruned weights included), ``before`` and ``after`` the boolean masks
+    before and after the step, all keyed by weight name like the masks. The tensors
+    are copies: the callback may keep them.
+    """
+
+    iteration: int
+    iterations: int
+    density: float
+    scores: Masks
+    before: Masks
+    after: Masks
+
+
+Callback = Callable[[Iteration], object]
+
+
+def _check_densities(densities) -> list[float]:
+    densities = [float(d) for d in densities]
+    bad = [d for d in densities if not (math.isfinite(d) and 0 < d <= 1)]
+    if not densities or bad:
+        raise ValueError(
+            f"densities must be a non-empty sequence of numbers in (0, 1], got {bad or densities}"
+        )
+    return densities
+
+
+def prune_through(
+    model: nn.Module,
+    method: str | Scorer,
+    densities: Sequence[float],
+    *,
+    scope: str = "global",
+    data: Iterable | None = None,
+    input_shape: Sequence[int] | None = None,
+    invert: bool = False,
+    seed: int = 0,
+    callback: Callback | None = None,
+) -> Masks:
+    """The pruning loop: for each density, score the masked model, keep the best
+    ``round(N * density)`` alive weights; mask ``model`` in place and return the masks.
+
+    :func:`prune` is this loop through its schedule's densities; ``densities`` may be
+    any sequence in (0, 1] (e.g. the 4**(-j/m) steps of Figure 2). ``method`` is a key
+    of ``SCORERS`` or a scorer function with their signature (no shortcut is then
+    taken and no score check is made). ``callback(Iteration)`` is called after every
+    step; a true return value stops the loop there (early stop): the masks after that
+    step are installed and returned. The other arguments are ``prune``'s.
+
+    Raises ValueError for an unknown method, scope, bad densities, missing data or
+    input shape, scores with NaN or inf, and a network SynFlow cannot score.
+    """
+    named = isinstance(method, str)
+    if named:
+        check_method(method)
+    elif not callable(method):
+        raise ValueError(f"method must be a name in SCORERS or a scorer function, got {method!r}")
+    _scope_slices([], scope)  # validates the scope name
+    densities = _check_densities(densities)
+    layers = prunable_layers(model)
+    check_model(model, layers)
+    masks = current_masks(model)
+    total = sum(mask.numel() for mask in masks.values())
+    if named:
+        data, input_shape = check_inputs(method, data, input_shape)
+    else:
+        data = list(data) if data is not None else None
+        if input_shape is None and data:
+            input_shape = data[0][0].shape[1:]
+        input_shape = tuple(input_shape) if input_shape is not None else None
+    if named and method in SYNFLOW_METHODS:
+        check_synflow_network(model)
+
+    # The loop works on its own copy of the effective weights and on flat buffers
+    # reused by every iteration; the model itself is masked once, at the end.
+    names = list(masks)
+    sizes = [mask.numel() for mask in masks.values()]
+    shapes = [mask.shape for mask in masks.values()]
+    flat_weights = torch.cat([effective_weight(m).flatten() for m in layers.values()])
+    weights = {name: part.view(shape) for name, shape, part in zip(names, shapes, flat_weights.split(sizes))}
+    alive = torch.cat([mask.flatten() for mask in masks.values()])
+    kept = torch.empty_like(alive)
+    # alive as 0/1 weights: multiplying by it zeroes the pruned weights in one
+    # branch-free pass (masked_fill_ is several times slower on mixed masks)
+    keep_factor = torch.empty_like(flat_weights)
+    flat = None
+    generator = torch.Generator().manual_seed(seed)
+    scorer = SCORERS[method] if named else method
+    zero_when_pruned = named and method in ZERO_WHEN_PRUNED
+
+    def unflatten(flat_tensor):
+        return {n: p.view(s) for n, s, p in zip(names, shapes, flat_tensor.split(sizes))}
+
+    for iteration, density in enumerate(densities, start=1):
+        scores = [
+            s.flatten()
+            for s in scorer(
+                model, layers, weights, data=data, input_shape=input_shape, generator=generator
+            ).values()
+        ]
+        if flat is None or flat.dtype != scores[0].dtype:
+            flat = torch.empty(total, dtype=scores[0].dtype, device=alive.device)
+        torch.cat(scores, out=flat)
+        if zero_when_pruned:
+            warn_uninformative(flat, alive, names, sizes)
+        record = flat.clone() if callback is not None else None
+        _select_flat(
+            flat,
+            alive,
+            sizes,
+            density,
+            scope=scope,
+            invert=invert,
+            zero_when_pruned=zero_when_pruned,
+            out=kept,
+        )
+        alive, kept = kept, alive
+        flat_weights.mul_(keep_factor.copy_(alive))
+        if callback is not None:
+            step = Iteration(
+                iteration, len(densities), density, unflatten(record),
+                unflatten(kept.clone()), unflatten(alive.clone()),
+            )
+            if callback(step):
+                break
+    masks = unflatten(alive)
+    apply_masks(model, masks)
+    return masks
+
+
 def prune(
     model: nn.Module,
     method: str,
@@ -172,23 +332,62 @@ def prune(
     input_shape: Sequence[int] | None = None,
     invert: bool = False,
     seed: int = 0,
+    callback: Callback | None = None,
 ) -> Masks:
     """Prune ``model`` in place and return its boolean masks.
 
-    Args:
-        method: a key of ``SCORERS`` ("random", "magnitude", "snip", "grasp", "synflow", ...).
-        compression: N / kept, >= 1; exactly ``round(N / compression)`` weights stay
-            (global scope), N = all prunable weights of the unpruned model.
-        iterations, schedule: prune in ``iterations`` steps to densities
-            ``compression**(-k/n)`` ("exponential") or ``1 - (1 - 1/compression) k/n``
-            ("linear"), re-scoring the masked model before each step.
-        scope: "global" (one ranking over all layers) or "local" (same density per layer).
-        data: iterable of (inputs, targets) batches, needed by snip and grasp.
-        input_shape: one sample's shape for synflow (read from ``data`` if omitted).
-        invert: keep the lowest scores instead of the highest.
-        seed: fixes the random scores (method "random").
+    Score, keep the best weights, repeat: Algorithm 1 of Tanaka et al. (2020) for
+    ``method="synflow"``, the same loop (single-shot by default) for the other scores.
 
-    Existing masks are respected: weights already pruned stay pruned.
+    Args:
+        model: any ``nn.Module``; its Conv1d/2d/3d and Linear weights are pruned
+            (see :func:`synflow.masks.prunable_layers`), on their own device and in
+            their own dtype. Modules that would bypass a mask are refused
+            (:func:`synflow.masks.check_model`).
+        method: a key of ``SCORERS``: "random", "magnitude", "snip", "grasp",
+            "synflow", "synflow_l2", "random_erk" (see each scorer's docstring).
+        compression: rho = N / kept, a number >= 1 (10 keeps 1 weight in 10; the paper
+            plots log10 rho); exactly ``round(N / compression)`` weights stay with
+            global scope, N = every prunable weight of the model.
+        iterations, schedule: prune in ``iterations`` steps to densities
+            ``compression**(-k/n)`` ("exponential", the paper's Section 6) or
+            ``1 - (1 - 1/compression) k/n`` ("linear"), re-scoring the masked model
+            before each step; the last step is exactly 1 / compression.
+        scope: "global" (one ranking over all layers, the paper's) or "local" (the
+            same density in every layer).
+        data: iterable of (inputs, targets) batches: inputs float (B, *input_shape),
+            targets int64 class indices (B,); needed by snip and grasp, read once.
+        input_shape: one sample's shape without the batch axis, e.g. (3, 32, 32),
+            for synflow (read from ``data`` if omitted).
+        invert: keep the lowest scores instead of the highest (Frankle et al. 2021's
+            inversion check). The sign convention is "higher score = keep".
+        seed: fixes the random scores (methods "random" and "random_erk"); one
+            random stream runs through all iterations.
+        callback: called with an :class:`Iteration` after each step; a true return
+            value stops early (the masks after that step are installed and returned).
+
+    Returns:
+        ``{"<module path>.weight": mask}``, boolean tensors of the weights' shapes on
+        their devices, True = kept. The model is masked in place (torch's
+        ``weight_orig`` * ``weight_mask``); existing masks are respected: weights
+        already pruned stay pruned.
+
+    Scoring puts the model in eval mode (BatchNorm uses its running statistics)
+    and restores every module's mode afterwards; weights, buffers and ``.grad`` are
+    left untouched.
+
+    Raises:
+        ValueError: unknown method/schedule/scope, compression outside
+            [1, N], iterations not an integer >= 1, missing data (snip, grasp) or
+            input shape (synflow), scores with NaN or inf, a network SynFlow cannot
+            score (BatchNorm without running statistics).
+        TypeError: a module that reads a prunable weight without its mask
+            (shared weights, parametrizations, weight norm).
+
+    Warns:
+        ScoreWarning: a layer's alive weights all score 0 while other layers' do not
+            (the tie-break would decide its mask), or SynFlow on a network with
+            activations that are not positively homogeneous (ReLU6, Tanh, GELU, ...).
     """
     check_method(method)
     if not (isinstance(iterations, int) and iterations >= 1):
@@ -196,56 +395,16 @@ def prune(
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; choose one of: {', '.join(SCHEDULES)}")
     _scope_slices([], scope)  # validates the scope name
-    layers = prunable_layers(model)
-    masks = current_masks(model)
-    total = sum(mask.numel() for mask in masks.values())
+    total = sum(mask.numel() for mask in current_masks(model).values())
     compression = _check_compression(compression, total)
-    data, input_shape = check_inputs(method, data, input_shape)
-
-    # The loop works on its own copy of the effective weights and on flat buffers
-    # reused by every iteration; the model itself is masked once, at the end.
-    sizes = [mask.numel() for mask in masks.values()]
-    flat_weights = torch.cat([effective_weight(m).flatten() for m in layers.values()])
-    weights = {
-        name: part.view(mask.shape)
-        for (name, mask), part in zip(masks.items(), flat_weights.split(sizes))
-    }
-    alive = torch.cat([mask.flatten() for mask in masks.values()])
-    kept = torch.empty_like(alive)
-    # alive as 0/1 weights: multiplying by it zeroes the pruned weights in one
-    # branch-free pass (masked_fill_ is several times slower on mixed masks)
-    keep_factor = torch.empty_like(flat_weights)
-    flat = None
-    generator = torch.Generator().manual_seed(seed)
-    scorer = SCORERS[method]
-    for iteration in range(1, iterations + 1):
-        if iteration == iterations:
-            density = 1.0 / compression
-        else:
-            density = density_after(iteration, iterations, compression, schedule)
-        scores = [
-            s.flatten()
-            for s in scorer(
-                model, layers, weights, data=data, input_shape=input_shape, generator=generator
-            ).values()
-        ]
-        if flat is None or flat.dtype != scores[0].dtype:
-            flat = torch.empty(total, dtype=scores[0].dtype, device=alive.device)
-        torch.cat(scores, out=flat)
-        _select_flat(
-            flat,
-            alive,
-            sizes,
-            density,
-            scope=scope,
-            invert=invert,
-            zero_when_pruned=method in ZERO_WHEN_PRUNED,
-            out=kept,
-        )
-        alive, kept = kept, alive
-        flat_weights.mul_(keep_factor.copy_(alive))
-    masks = {
-        name: part.view(mask.shape) for (name, mask), part in zip(masks.items(), alive.split(sizes))
-    }
-    apply_masks(model, masks)
-    return masks
+    return prune_through(
+        model,
+        method,
+        schedule_densities(compression, iterations, schedule),
+        scope=scope,
+        data=data,
+        input_shape=input_shape,
+        invert=invert,
+        seed=seed,
+        callback=callback,
+    )

@@ -1,8 +1,14 @@
 """Pruning scores, one plain function per method, registered in ``SCORERS``.
 
-Every scorer takes ``(model, layers, *, data, input_shape, generator)`` and
+Every scorer takes ``(model, layers, weights, *, data, input_shape, generator)`` and
 returns ``{"<module path>.weight": scores}`` for the weights in ``layers``
-(as returned by :func:`synflow.masks.prunable_layers`). Higher = keep.
+(as returned by :func:`synflow.masks.prunable_layers`): one tensor of the weight's
+shape per layer, in the weight's dtype (SynFlow: float32 or float64), on its device,
+dimensionless. Sign convention: higher = keep (``prune(invert=True)`` keeps the lowest).
+``weights`` are the layers' current effective (masked) weights.
+
+:func:`compute_scores` is one scoring pass on a model. This module is also callable,
+``synflow.scores(...)``, as a deprecated alias of ``compute_scores`` (one release).
 
 Scorers never touch the live model's state: the forward passes run through
 ``torch.func.functional_call`` on detached copies of the parameters, so the
@@ -14,6 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
+import types
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
@@ -21,7 +30,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from .masks import effective_weight, is_masked, prunable_layers
+from .diagnostics import ScoreWarning, check_synflow_network, warn_uninformative  # noqa: F401
+from .masks import check_model, current_masks, effective_weight, is_masked, prunable_layers
+
+Scorer = Callable[..., dict[str, torch.Tensor]]
 
 GRASP_TEMPERATURE = 200.0
 # float32 is tried first for SynFlow; outside this range of R the float64 pass is used
@@ -79,6 +91,23 @@ def _leaves(weights, transform=None, dtype=None):
     return leaves
 
 
+def _gradients(output: torch.Tensor, leaves: dict[str, torch.Tensor], **kwargs):
+    """``torch.autograd.grad(output, leaves)``; a weight the forward pass never used is
+    an error naming it (a module read it without calling its layer, where the mask
+    applies, e.g. ``F.linear(x, child.weight)``, or the layer is not in the forward)."""
+    grads = torch.autograd.grad(output, list(leaves.values()), allow_unused=True, **kwargs)
+    unused = [name for name, g in zip(leaves, grads) if g is None]
+    if unused:
+        raise ValueError(
+            f"the forward pass never used the prunable weight(s) {unused}: a module reads "
+            "them without calling their layer (which is where a mask applies, e.g. "
+            "F.linear(x, layer.weight)), or the layer is not part of the forward; a mask "
+            "on them would not be applied. Call the layer instead, or wrap the model so "
+            "that unused layers are not in it"
+        )
+    return grads
+
+
 def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
@@ -99,35 +128,53 @@ def _batches(model, data: Iterable) -> Iterable[tuple[torch.Tensor, torch.Tensor
 
 
 def random_scores(model, layers, weights, *, generator, **_):
-    """i.i.d. uniform scores (global masking = uniform random pruning)."""
+    """Random: i.i.d. uniform scores in [0, 1) (the paper's "random" baseline, Section 7).
+
+    Global masking of them is uniform random pruning. One tensor of the weight's shape,
+    float32, on its device, drawn from ``generator`` (a CPU ``torch.Generator``: a
+    seed fixes the scores on any device). Needs no data; BatchNorm is not involved.
+    """
     return {
         name: torch.rand(w.shape, generator=generator).to(w.device) for name, w in weights.items()
     }
 
 
 def magnitude_scores(model, layers, weights, **_):
-    """|w|."""
+    """Magnitude: |w| (Han et al. 2015; the paper's baseline, Section 7).
+
+    Same shape, dtype and device as the weight; units of the weight. Needs no data
+    and no forward pass (BatchNorm is not involved). Pruned weights score 0.
+    """
     return {name: w.abs() for name, w in weights.items()}
 
 
 def snip_scores(model, layers, weights, *, data, **_):
-    """SNIP: |w * sum over batches of dL/dw|, L = cross-entropy."""
+    """SNIP (Lee et al. 2019, eq. 3 unnormalised): |w * sum over batches of dL/dw|.
+
+    L is the mean cross-entropy of each batch of ``data`` ((inputs, int64 targets)
+    pairs), summed over batches; the model runs in eval mode (BatchNorm with its
+    running statistics). Same shape, dtype and device as the weight; >= 0; pruned
+    weights score 0.
+    """
     leaves = _leaves(weights)
     params = list(leaves.values())
     gradient = [torch.zeros_like(w) for w in params]
     with scoring_view(model):
         for inputs, targets in _batches(model, data):
             loss = F.cross_entropy(call_with_weights(model, layers, leaves, inputs), targets)
-            for total, g in zip(gradient, torch.autograd.grad(loss, params)):
+            for total, g in zip(gradient, _gradients(loss, leaves)):
                 total += g
     return {name: g.mul_(w.detach()).abs_() for (name, w), g in zip(leaves.items(), gradient)}
 
 
 def grasp_scores(model, layers, weights, *, data, **_):
-    """GraSP: w * (H g) with the loss on logits / 200; keep the highest.
+    """GraSP (Wang et al. 2020, eq. 8): S = w * (H g), signed; keep the highest.
 
-    g is the loss gradient summed over batches; H g comes from a double
-    backward pass of <g, dL/dw> (Wang et al. 2020).
+    L is the cross-entropy of logits / ``GRASP_TEMPERATURE`` (200), g = dL/dw summed
+    over the batches of ``data``, H g from a double backward pass of <g, dL/dw>. Sign
+    convention: as the authors' code and Wang et al.'s ranking, the highest w * H g
+    are kept (``select`` needs no sign flip). Eval mode (BatchNorm with running
+    statistics). Same shape, dtype and device as the weight; pruned weights score 0.
     """
     batches = list(_batches(model, data))
     leaves = _leaves(weights)
@@ -140,11 +187,11 @@ def grasp_scores(model, layers, weights, *, data, **_):
     with scoring_view(model):
         gradient = [torch.zeros_like(p) for p in params]
         for inputs, targets in batches:
-            for total, g in zip(gradient, torch.autograd.grad(loss_of(inputs, targets), params)):
+            for total, g in zip(gradient, _gradients(loss_of(inputs, targets), leaves)):
                 total += g
         hessian_gradient = [torch.zeros_like(p) for p in params]
         for inputs, targets in batches:
-            grads = torch.autograd.grad(loss_of(inputs, targets), params, create_graph=True)
+            grads = _gradients(loss_of(inputs, targets), leaves, create_graph=True)
             inner = sum((g * fixed).sum() for g, fixed in zip(grads, gradient))
             for total, hg in zip(hessian_gradient, torch.autograd.grad(inner, params)):
                 total += hg
@@ -154,15 +201,20 @@ def grasp_scores(model, layers, weights, *, data, **_):
 
 
 def synflow_pass(model, layers, weights, input_shape, dtype, power=1):
-    """One SynFlow evaluation in ``dtype``: every parameter as |p|**power, BatchNorm
-    with its running statistics (eval mode), an all-ones input, R = sum of
-    outputs, score = dR/dw * w. Returns (R, scores)."""
+    """One SynFlow evaluation in ``dtype`` (Algorithm 1 of Tanaka et al. 2020, eq. 2).
+
+    Every parameter as |p|**power (biases and BatchNorm's affine parameters
+    included), BatchNorm with its running statistics (eval mode: a fixed affine map),
+    an all-ones input of shape (1, *input_shape), R = sum of the outputs, score =
+    dR/dw * w with w the transformed weight. Returns ``(R, scores)``: R a 0-d tensor,
+    scores >= 0 of the weights' shapes, both in ``dtype``.
+    """
     transform = (lambda p: p.abs()) if power == 1 else (lambda p: p.abs() ** power)
     leaves = _leaves(weights, transform, dtype)
     ones = torch.ones((1, *input_shape), dtype=dtype, device=_device(model))
     with scoring_view(model):
         R = call_with_weights(model, layers, leaves, ones, transform, dtype).sum()
-        grads = torch.autograd.grad(R, list(leaves.values()))
+        grads = _gradients(R, leaves)
     return R.detach(), {name: g.mul_(w.detach()) for (name, w), g in zip(leaves.items(), grads)}
 
 
@@ -178,10 +230,20 @@ def _safe_in_float32(R, scores) -> bool:
 
 
 def synflow_scores(model, layers, weights, *, input_shape, power=1, **_):
-    """SynFlow (Algorithm 1): data-free, iterative-friendly synaptic flow.
+    """SynFlow (Tanaka et al. 2020, Algorithm 1, eq. 2): S = dR/d|w| * |w|, data-free.
 
-    Computed in float32 when R_SF is safely inside float32's range, else in
-    float64 (R_SF of ResNet-110 or ResNet-50 at init overflows float32).
+    R = 1^T (prod_l |W_l|) 1: the summed output of the net with every parameter
+    replaced by its absolute value, on one all-ones input of ``input_shape``, in eval
+    mode (BatchNorm as the affine map of its running statistics). Scores are >= 0,
+    of the weights' shapes, float32 when R is safely inside float32's range, else
+    float64 (R of ResNet-110 or ResNet-50 at init overflows float32); pruned weights
+    score 0. Conservation (Theorems 1-2: every layer's total is R) holds for
+    positively homogeneous activations only, f(a x) = a f(x) for a > 0 (ReLU,
+    LeakyReLU, PReLU, identity, max/avg pooling, dropout in eval), with BatchNorm
+    in eval mode as an affine map; see :func:`synflow.diagnostics.check_synflow_network`
+    for what is warned about or refused.
+
+    Raises ValueError without ``input_shape``.
     """
     if input_shape is None:
         raise ValueError("synflow needs input_shape (one sample's shape, e.g. (3, 32, 32)) or data")
@@ -192,11 +254,15 @@ def synflow_scores(model, layers, weights, *, input_shape, power=1, **_):
 
 
 def synflow_l2_scores(model, layers, weights, *, input_shape, **_):
-    """SynFlow-L2 (Patil & Dovrolis 2021 style): theta**2 in place of |theta|."""
+    """SynFlow-L2 (Patil & Dovrolis 2021, PHEW's data-free variant): SynFlow with every
+    parameter replaced by theta**2 instead of |theta|; S = dR/d(theta^2) * theta^2.
+
+    Same shapes, dtypes, mode and conditions as :func:`synflow_scores`.
+    """
     return synflow_scores(model, layers, weights, input_shape=input_shape, power=2)
 
 
-SCORERS: dict[str, Callable[..., dict[str, torch.Tensor]]] = {
+SCORERS: dict[str, Scorer] = {
     "random": random_scores,
     "magnitude": magnitude_scores,
     "snip": snip_scores,
@@ -206,6 +272,7 @@ SCORERS: dict[str, Callable[..., dict[str, torch.Tensor]]] = {
 }
 
 DATA_METHODS = frozenset({"snip", "grasp"})
+SYNFLOW_METHODS = frozenset({"synflow", "synflow_l2"})
 # scores of the form f(w) * w or |w|: a pruned (zero) weight scores exactly 0
 ZERO_WHEN_PRUNED = frozenset({"magnitude", "snip", "grasp", "synflow", "synflow_l2"})
 
@@ -229,7 +296,7 @@ def check_inputs(method: str, data, input_shape):
     return None, tuple(input_shape) if input_shape is not None else None
 
 
-def scores(
+def compute_scores(
     model: nn.Module,
     method: str,
     *,
@@ -237,12 +304,31 @@ def scores(
     input_shape: Sequence[int] | None = None,
     seed: int = 0,
 ) -> dict[str, torch.Tensor]:
-    """One evaluation of ``method``'s scores for the model's current masks."""
+    """One evaluation of ``method``'s scores for the model's current masks (no pruning).
+
+    Args are :func:`synflow.prune`'s: ``method`` a key of ``SCORERS``; ``data`` an
+    iterable of (inputs float (B, *input_shape), targets int64 (B,)) batches for snip
+    and grasp; ``input_shape`` one sample's shape, e.g. (3, 32, 32), for synflow;
+    ``seed`` fixes random scores.
+
+    Returns ``{"<module path>.weight": scores}`` for every prunable weight: tensors of
+    the weight's shape on its device, in the scorer's dtype (see each scorer in
+    ``SCORERS``); higher = keep. Masked weights score as their masked value (SynFlow,
+    SNIP, GraSP and magnitude give 0 to pruned weights). The model runs in eval mode
+    (BatchNorm with running statistics) and is left exactly as it was.
+
+    Raises ValueError for an unknown method, missing data or input shape, a model
+    whose layers a mask cannot govern (:func:`synflow.masks.check_model`) or that
+    SynFlow cannot score; warns :class:`ScoreWarning` like :func:`synflow.prune`.
+    """
     check_method(method)
     data, input_shape = check_inputs(method, data, input_shape)
     layers = prunable_layers(model)
+    check_model(model, layers)
+    if method in SYNFLOW_METHODS:
+        check_synflow_network(model)
     weights = {name: effective_weight(module) for name, module in layers.items()}
-    return SCORERS[method](
+    result = SCORERS[method](
         model,
         layers,
         weights,
@@ -250,3 +336,35 @@ def scores(
         input_shape=input_shape,
         generator=torch.Generator().manual_seed(seed),
     )
+    if method in ZERO_WHEN_PRUNED:
+        flat = torch.cat([s.detach().flatten() for s in result.values()])
+        alive = torch.cat([m.flatten() for m in current_masks(model).values()])
+        warn_uninformative(flat, alive, list(result), [s.numel() for s in result.values()])
+    return result
+
+
+def scores(*args, **kwargs) -> dict[str, torch.Tensor]:
+    """Deprecated alias of :func:`compute_scores` (removed in the next release)."""
+    warnings.warn(
+        "synflow.scores(...) is deprecated: call synflow.compute_scores(...); "
+        "synflow.scores is the module of the scorers",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return compute_scores(*args, **kwargs)
+
+
+class _CallableModule(types.ModuleType):
+    """``synflow.scores`` is this module; calling it is the deprecated ``scores(...)``."""
+
+    def __call__(self, *args, **kwargs):
+        warnings.warn(
+            "calling synflow.scores(...) is deprecated: call synflow.compute_scores(...); "
+            "synflow.scores is the module of the scorers",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return compute_scores(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -162,7 +162,7 @@ def test_conservation_summary_separates_synflow_from_magnitude():
     net = small_cnn()
     summary = {
         method: analysis.conservation_summary(
-            net, synflow.scores(net, method, input_shape=(3, 8, 8))
+            net, synflow.compute_scores(net, method, input_shape=(3, 8, 8))
         )
         for method in ("synflow", "magnitude")
     }
@@ -223,7 +223,7 @@ def test_critical_compression_of_a_hand_built_chain():
     assert 12 / 9 - 1e-9 <= found.compression < 12 / 8.5 < found.collapse_at
     assert found.first_empty == ["0.weight"]
     assert analysis.exact_critical_compression(
-        synflow.scores(three_layer_chain(), "magnitude")
+        synflow.compute_scores(three_layer_chain(), "magnitude")
     ) == (12 / 9, "0.weight")
 
 

@@ -63,8 +63,8 @@ def test_random_erk_is_registered():
 
 def test_synflow_l2_scores_use_squared_weights():
     model = synflow.build_model("mlp", input_shape=(1, 4, 4), width=0.1, seed=0)
-    l1 = synflow.scores(model, "synflow", input_shape=(1, 4, 4))
-    l2 = synflow.scores(model, "synflow_l2", input_shape=(1, 4, 4))
+    l1 = synflow.compute_scores(model, "synflow", input_shape=(1, 4, 4))
+    l2 = synflow.compute_scores(model, "synflow_l2", input_shape=(1, 4, 4))
     assert all(torch.isfinite(s).all() and (s >= 0).all() for s in l2.values())
     assert any(not torch.allclose(l1[n], l2[n]) for n in l1)
     # theta^2: every layer's total is R of the squared net (conservation, no biases counted)
@@ -81,6 +81,6 @@ def test_inverted_scores_give_exact_masks_without_nan(method):
     assert kept == round(total / 10)
     for module in synflow.prunable_layers(model).values():
         assert torch.isfinite(module.weight).all()
-    scores = synflow.scores(model, method, input_shape=(3, 32, 32))
+    scores = synflow.compute_scores(model, method, input_shape=(3, 32, 32))
     assert all(not torch.isnan(-s).any() for s in scores.values())
     assert not math.isnan(synflow.compression_of(masks))

@@ -163,7 +163,7 @@ def test_nan_scores_are_an_error():
 
 def test_select_sweeps_compressions_from_one_scoring_pass():
     model = synflow.build_model("vgg11_bn", width=0.25, seed=0)
-    scores = synflow.scores(model, "magnitude")
+    scores = synflow.compute_scores(model, "magnitude")
     direct = synflow.prune(model, "magnitude", 30)
     swept = synflow.select(scores, 1 / 30)
     assert all(torch.equal(direct[k], swept[k]) for k in direct)

@@ -139,6 +139,15 @@ def apply_masks(model: nn.Module, masks: Masks) -> None:
             module.register_forward_pre_hook(_refresh_masked_descendants)
 
 
+def inside_reader(model: nn.Module, name: str) -> bool:
+    """Whether the weight ``name`` sits inside a ``READS_CHILD_WEIGHTS`` module."""
+    parts = name.split(".")[:-2]  # the layer's ancestors' paths
+    return any(
+        isinstance(model.get_submodule(".".join(parts[:i])), READS_CHILD_WEIGHTS)
+        for i in range(len(parts) + 1)
+    )
+
+
 def _masked_descendants(module: nn.Module) -> list[nn.Module]:
     return [m for m in module.modules() if m is not module and is_masked(m)]
 

@@ -31,7 +31,14 @@ from torch import nn
 from torch.func import functional_call
 
 from .diagnostics import ScoreWarning, check_synflow_network, warn_uninformative  # noqa: F401
-from .masks import check_model, current_masks, effective_weight, is_masked, prunable_layers
+from .masks import (
+    check_model,
+    current_masks,
+    effective_weight,
+    inside_reader,
+    is_masked,
+    prunable_layers,
+)
 
 Scorer = Callable[..., dict[str, torch.Tensor]]
 
@@ -79,7 +86,38 @@ def call_with_weights(
     for name, buffer in model.named_buffers():
         cast = dtype is not None and buffer.is_floating_point()
         tensors[name] = buffer.to(dtype) if cast else buffer
-    return functional_call(model, tensors, (inputs,))
+    called: set[int] = set()
+    handles = [
+        m.register_forward_pre_hook(lambda module, args: called.add(id(module)))
+        for m in layers.values()
+    ]
+    try:
+        output = functional_call(model, tensors, (inputs,))
+    finally:
+        for handle in handles:
+            handle.remove()
+    check_layers_called(model, layers, called)
+    return output
+
+
+def check_layers_called(model: nn.Module, layers: dict[str, nn.Module], called: set[int]):
+    """Raise ValueError naming the prunable layers a forward pass did not call: a mask
+    is applied when its layer is called, so a module that reads a layer's weight
+    directly (``F.linear(x, child.weight)``) would use the unmasked, untrained weight,
+    and a layer outside the forward would be pruned on no information. Layers inside
+    a ``READS_CHILD_WEIGHTS`` module (``nn.MultiheadAttention``'s ``out_proj``) are
+    masked by :func:`synflow.masks.apply_masks` and allowed."""
+    missed = [
+        name for name, m in layers.items()
+        if id(m) not in called and not inside_reader(model, name)
+    ]
+    if missed:
+        raise ValueError(
+            f"the forward pass never called the prunable layer(s) {missed}: a module reads "
+            "their weight without calling the layer (e.g. F.linear(x, layer.weight)), which "
+            "bypasses the mask, or the layer is not part of the forward. Call the layer "
+            "instead, or prune a model without the unused layers"
+        )
 
 
 def _leaves(weights, transform=None, dtype=None):

@@ -21,10 +21,11 @@ from torch.nn.utils import prune as torch_prune
 PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 # torch.nn modules whose forward reads a descendant layer's ``.weight`` directly instead
 # of calling that layer (where the mask is applied): MultiheadAttention reads
-# ``out_proj.weight``; TransformerEncoderLayer's inference fast path reads ``linear1``,
-# ``linear2`` and ``self_attn.out_proj``. A forward pre-hook on each such module
-# recomputes its masked descendants' weights first (see :func:`apply_masks`).
-READS_CHILD_WEIGHTS = (nn.MultiheadAttention, nn.TransformerEncoderLayer)
+# ``out_proj.weight`` (also inside nn.Transformer* layers). A forward pre-hook on each
+# such module recomputes its masked descendants' weights first (see :func:`apply_masks`).
+# (TransformerEncoderLayer's inference fast path, which reads linear1/linear2 directly,
+# is switched off by torch whenever a submodule has a forward pre-hook, as masks do.)
+READS_CHILD_WEIGHTS = (nn.MultiheadAttention,)
 
 Masks = dict[str, torch.Tensor]
 

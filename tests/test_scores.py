@@ -248,3 +248,32 @@ def test_synflow_reads_input_shape_from_data():
     from_data = synflow.compute_scores(model, "synflow", data=tiny_data())
     from_shape = synflow.compute_scores(model, "synflow", input_shape=(3, 8, 8))
     assert all(torch.equal(from_data[k], from_shape[k]) for k in from_shape)
+
+
+# ------------------------------------------- synflow.scores is the module
+
+
+def test_synflow_scores_is_the_module_and_its_constants_take_effect(monkeypatch):
+    import importlib
+
+    from synflow import scores as imported
+
+    module = importlib.import_module("synflow.scores")
+    assert synflow.scores is module and imported is module
+    assert synflow.scores.SCORERS is synflow.SCORERS
+    model = synflow.build_model("conv", input_shape=(3, 8, 8), width=0.25, seed=0)
+    data = tiny_data()
+    before = synflow.compute_scores(model, "grasp", data=data)
+    monkeypatch.setattr(synflow.scores, "GRASP_TEMPERATURE", 1.0)
+    after = synflow.compute_scores(model, "grasp", data=data)
+    assert any(not torch.allclose(before[n], after[n]) for n in before)
+
+
+def test_calling_synflow_scores_still_works_with_a_deprecation_warning():
+    model = synflow.build_model("conv", input_shape=(3, 8, 8), width=0.25, seed=0)
+    with pytest.warns(DeprecationWarning, match=r"synflow.compute_scores"):
+        old = synflow.scores(model, "synflow", input_shape=(3, 8, 8))
+    with pytest.warns(DeprecationWarning, match=r"synflow.compute_scores"):
+        older = synflow.scores.scores(model, "synflow", input_shape=(3, 8, 8))
+    new = synflow.compute_scores(model, "synflow", input_shape=(3, 8, 8))
+    assert all(torch.equal(old[n], new[n]) and torch.equal(older[n], new[n]) for n in new)

@@ -142,10 +142,22 @@ def select(
 ) -> Masks:
     """Masks keeping the best-scored weights at ``density``, among ``masks``' alive ones.
 
-    Global scope keeps ``round(N * density)`` weights in total, local scope
-    ``round(N_l * density)`` per layer; never more than are alive, and pruned
-    weights never come back. Cheap for sweeping many compressions over one
-    scoring pass.
+    Args:
+        scores: ``{"<layer>.weight": scores}``, any real dtype, each of its weight's
+            shape (e.g. from :func:`synflow.compute_scores`); higher = keep.
+        density: fraction of weights kept, in [0, 1] (1 / compression).
+        masks: boolean masks of the same keys and shapes; only their True entries
+            compete, and False entries stay False (default: everything alive).
+        scope: "global" keeps ``round(N * density)`` weights in total (the paper's
+            global masking, Section 7), "local" ``round(N_l * density)`` per layer;
+            never more than are alive.
+        invert: keep the lowest scores instead.
+
+    Ties at the threshold go to the lowest index (layers in ``masks`` order, then
+    row-major), so the result is deterministic. Cheap for sweeping many compressions
+    over one scoring pass. Returns boolean masks of the same keys and shapes.
+
+    Raises ValueError for an unknown scope or scores with NaN or inf.
     """
     if masks is None:
         masks = {name: torch.ones_like(s, dtype=torch.bool) for name, s in scores.items()}
@@ -381,8 +393,9 @@ def prune(
             [1, N], iterations not an integer >= 1, missing data (snip, grasp) or
             input shape (synflow), scores with NaN or inf, a network SynFlow cannot
             score (BatchNorm without running statistics).
-        TypeError: a module that reads a prunable weight without its mask
-            (shared weights, parametrizations, weight norm).
+            Also a layer a mask cannot govern: a weight shared with another module,
+            computed by a parametrization or weight norm, or read by a module without
+            calling the layer (:func:`synflow.masks.check_model`).
 
     Warns:
         ScoreWarning: a layer's alive weights all score 0 while other layers' do not

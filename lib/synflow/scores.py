@@ -18,7 +18,6 @@ afterwards, even when scoring raises (see :func:`scoring_view`).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 import types
@@ -28,16 +27,16 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
 from .diagnostics import ScoreWarning, check_synflow_network, warn_uninformative  # noqa: F401
-from .masks import (
-    check_model,
-    current_masks,
-    effective_weight,
-    inside_reader,
-    is_masked,
-    prunable_layers,
+from .masks import check_model, current_masks, effective_weight, prunable_layers
+from .scoring import (
+    batches_of,
+    call_with_weights,
+    device_of,
+    fresh_leaves,
+    gradients,
+    scoring_view,
 )
 
 Scorer = Callable[..., dict[str, torch.Tensor]]
@@ -45,119 +44,6 @@ Scorer = Callable[..., dict[str, torch.Tensor]]
 GRASP_TEMPERATURE = 200.0
 # float32 is tried first for SynFlow; outside this range of R the float64 pass is used
 FLOAT32_SAFE_RANGE = (1e-30, 1e30)
-
-
-@contextlib.contextmanager
-def scoring_view(model: nn.Module):
-    """Eval mode for the duration; every module's mode and cached masked weight restored after."""
-    modes = [(module, module.training) for module in model.modules()]
-    cached = [(module, module.weight) for module in model.modules() if is_masked(module)]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
-        for module, weight in cached:
-            module.weight = weight
-
-
-def call_with_weights(
-    model: nn.Module,
-    layers: dict[str, nn.Module],
-    weights: dict[str, torch.Tensor],
-    inputs: torch.Tensor,
-    parameter: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    dtype: torch.dtype | None = None,
-) -> torch.Tensor:
-    """Run ``model(inputs)`` with the prunable weights replaced by ``weights``
-    (the effective, already-masked weights) and every other parameter replaced
-    by ``parameter(p)`` (a detached copy); floating buffers are cast to ``dtype``."""
-    # A masked layer computes weight_orig * weight_mask; its weight_orig is replaced
-    # by the (already masked) weight, so the product is that weight again.
-    tensors = {
-        name + "_orig" if is_masked(layers[name]) else name: weight
-        for name, weight in weights.items()
-    }
-    for name, p in model.named_parameters():
-        if name not in tensors:
-            p = p.detach().to(dtype) if dtype else p.detach()
-            tensors[name] = parameter(p) if parameter else p
-    for name, buffer in model.named_buffers():
-        cast = dtype is not None and buffer.is_floating_point()
-        tensors[name] = buffer.to(dtype) if cast else buffer
-    called: set[int] = set()
-    handles = [
-        m.register_forward_pre_hook(lambda module, args: called.add(id(module)))
-        for m in layers.values()
-    ]
-    try:
-        output = functional_call(model, tensors, (inputs,))
-    finally:
-        for handle in handles:
-            handle.remove()
-    check_layers_called(model, layers, called)
-    return output
-
-
-def check_layers_called(model: nn.Module, layers: dict[str, nn.Module], called: set[int]):
-    """Raise ValueError naming the prunable layers a forward pass did not call: a mask
-    is applied when its layer is called, so a module that reads a layer's weight
-    directly (``F.linear(x, child.weight)``) would use the unmasked, untrained weight,
-    and a layer outside the forward would be pruned on no information. Layers inside
-    a ``READS_CHILD_WEIGHTS`` module (``nn.MultiheadAttention``'s ``out_proj``) are
-    masked by :func:`synflow.masks.apply_masks` and allowed."""
-    missed = [
-        name for name, m in layers.items()
-        if id(m) not in called and not inside_reader(model, name)
-    ]
-    if missed:
-        raise ValueError(
-            f"the forward pass never called the prunable layer(s) {missed}: a module reads "
-            "their weight without calling the layer (e.g. F.linear(x, layer.weight)), which "
-            "bypasses the mask, or the layer is not part of the forward. Call the layer "
-            "instead, or prune a model without the unused layers"
-        )
-
-
-def _leaves(weights, transform=None, dtype=None):
-    """Fresh autograd leaves holding ``transform(w)`` for every weight (detached from it)."""
-    leaves = {}
-    for name, weight in weights.items():
-        weight = weight.detach().to(dtype) if dtype else weight.detach()
-        leaves[name] = (transform(weight) if transform else weight).requires_grad_(True)
-    return leaves
-
-
-def _gradients(output: torch.Tensor, leaves: dict[str, torch.Tensor], **kwargs):
-    """``torch.autograd.grad(output, leaves)``; a weight the forward pass never used is
-    an error naming it (a module read it without calling its layer, where the mask
-    applies, e.g. ``F.linear(x, child.weight)``, or the layer is not in the forward)."""
-    grads = torch.autograd.grad(output, list(leaves.values()), allow_unused=True, **kwargs)
-    unused = [name for name, g in zip(leaves, grads) if g is None]
-    if unused:
-        raise ValueError(
-            f"the forward pass never used the prunable weight(s) {unused}: a module reads "
-            "them without calling their layer (which is where a mask applies, e.g. "
-            "F.linear(x, layer.weight)), or the layer is not part of the forward; a mask "
-            "on them would not be applied. Call the layer instead, or wrap the model so "
-            "that unused layers are not in it"
-        )
-    return grads
-
-
-def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-def _batches(model, data: Iterable) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-    device = _device(model)
-    count = 0
-    for inputs, targets in data:
-        count += 1
-        yield inputs.to(device), targets.to(device)
-    if count == 0:
-        raise ValueError("data gave no batches")
 
 
 # ------------------------------------------------------------------ scorers
@@ -194,13 +80,13 @@ def snip_scores(model, layers, weights, *, data, **_):
     running statistics). Same shape, dtype and device as the weight; >= 0; pruned
     weights score 0.
     """
-    leaves = _leaves(weights)
+    leaves = fresh_leaves(weights)
     params = list(leaves.values())
     gradient = [torch.zeros_like(w) for w in params]
     with scoring_view(model):
-        for inputs, targets in _batches(model, data):
+        for inputs, targets in batches_of(model, data):
             loss = F.cross_entropy(call_with_weights(model, layers, leaves, inputs), targets)
-            for total, g in zip(gradient, _gradients(loss, leaves)):
+            for total, g in zip(gradient, gradients(loss, leaves)):
                 total += g
     return {name: g.mul_(w.detach()).abs_() for (name, w), g in zip(leaves.items(), gradient)}
 
@@ -214,8 +100,8 @@ def grasp_scores(model, layers, weights, *, data, **_):
     are kept (``select`` needs no sign flip). Eval mode (BatchNorm with running
     statistics). Same shape, dtype and device as the weight; pruned weights score 0.
     """
-    batches = list(_batches(model, data))
-    leaves = _leaves(weights)
+    batches = list(batches_of(model, data))
+    leaves = fresh_leaves(weights)
     params = list(leaves.values())
 
     def loss_of(inputs, targets):
@@ -225,11 +111,11 @@ def grasp_scores(model, layers, weights, *, data, **_):
     with scoring_view(model):
         gradient = [torch.zeros_like(p) for p in params]
         for inputs, targets in batches:
-            for total, g in zip(gradient, _gradients(loss_of(inputs, targets), leaves)):
+            for total, g in zip(gradient, gradients(loss_of(inputs, targets), leaves)):
                 total += g
         hessian_gradient = [torch.zeros_like(p) for p in params]
         for inputs, targets in batches:
-            grads = _gradients(loss_of(inputs, targets), leaves, create_graph=True)
+            grads = gradients(loss_of(inputs, targets), leaves, create_graph=True)
             inner = sum((g * fixed).sum() for g, fixed in zip(grads, gradient))
             for total, hg in zip(hessian_gradient, torch.autograd.grad(inner, params)):
                 total += hg
@@ -248,11 +134,11 @@ def synflow_pass(model, layers, weights, input_shape, dtype, power=1):
     scores >= 0 of the weights' shapes, both in ``dtype``.
     """
     transform = (lambda p: p.abs()) if power == 1 else (lambda p: p.abs() ** power)
-    leaves = _leaves(weights, transform, dtype)
-    ones = torch.ones((1, *input_shape), dtype=dtype, device=_device(model))
+    leaves = fresh_leaves(weights, transform, dtype)
+    ones = torch.ones((1, *input_shape), dtype=dtype, device=device_of(model))
     with scoring_view(model):
         R = call_with_weights(model, layers, leaves, ones, transform, dtype).sum()
-        grads = _gradients(R, leaves)
+        grads = gradients(R, leaves)
     return R.detach(), {name: g.mul_(w.detach()) for (name, w), g in zip(leaves.items(), grads)}
 
 

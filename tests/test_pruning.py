@@ -242,3 +242,23 @@ def test_prune_through_checks_its_densities():
         with pytest.raises(ValueError, match=r"densities must be a non-empty sequence .*\(0, 1\]"):
             synflow.prune_through(model, "magnitude", bad)
     assert all(m.all() for m in synflow.current_masks(model).values())
+
+
+@pytest.mark.parametrize("method", ["grasp", "snip", "synflow"])
+def test_iterations_score_the_pruned_net_as_a_masked_model_does(method, tiny_batches):
+    # reference: install each step's masks and score the masked model (torch's hook
+    # masks the gradient, as the authors' masked layers do): a pruned weight is no
+    # parameter of the pruned net, so it must not enter GraSP's g or H g
+    def factory():
+        return synflow.build_model("conv", width=0.5, seed=0)
+
+    densities = synflow.schedule_densities(20, 3, "exponential")
+    model = factory()
+    masks = synflow.current_masks(model)
+    for density in densities:
+        scores = synflow.compute_scores(model, method, data=tiny_batches, input_shape=(3, 8, 8))
+        masks = synflow.select(scores, density, masks=masks)
+        synflow.apply_masks(model, masks)
+    ours = synflow.prune(
+        factory(), method, 20, iterations=3, data=tiny_batches, input_shape=(3, 8, 8))
+    assert all(torch.equal(ours[n], masks[n]) for n in masks)

@@ -166,7 +166,8 @@ def prune_through(
         scores = [
             s.flatten()
             for s in scorer(
-                model, layers, weights, data=data, input_shape=input_shape, generator=generator
+                model, layers, weights, data=data, input_shape=input_shape,
+                generator=generator, alive=unflatten(alive),
             ).values()
         ]
         if flat is None or flat.dtype != scores[0].dtype:

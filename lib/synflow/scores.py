@@ -5,7 +5,8 @@ returns ``{"<module path>.weight": scores}`` for the weights in ``layers``
 (as returned by :func:`synflow.masks.prunable_layers`): one tensor of the weight's
 shape per layer, in the weight's dtype (SynFlow: float32 or float64), on its device,
 dimensionless. Sign convention: higher = keep (``prune(invert=True)`` keeps the lowest).
-``weights`` are the layers' current effective (masked) weights.
+``weights`` are the layers' current effective (masked) weights; the pruning loop also
+passes ``alive``, the current boolean masks (scorers take ``**_`` for what they ignore).
 
 :func:`compute_scores` is one scoring pass on a model. This module is also callable,
 ``synflow.scores(...)``, as a deprecated alias of ``compute_scores`` (one release).
@@ -91,7 +92,7 @@ def snip_scores(model, layers, weights, *, data, **_):
     return {name: g.mul_(w.detach()).abs_() for (name, w), g in zip(leaves.items(), gradient)}
 
 
-def grasp_scores(model, layers, weights, *, data, **_):
+def grasp_scores(model, layers, weights, *, data, alive=None, **_):
     """GraSP (Wang et al. 2020, eq. 8): S = w * (H g), signed; keep the highest.
 
     L is the cross-entropy of logits / ``GRASP_TEMPERATURE`` (200), g = dL/dw summed
@@ -99,13 +100,20 @@ def grasp_scores(model, layers, weights, *, data, **_):
     convention: as the authors' code and Wang et al.'s ranking, the highest w * H g
     are kept (``select`` needs no sign flip). Eval mode (BatchNorm with running
     statistics). Same shape, dtype and device as the weight; pruned weights score 0.
+
+    ``alive`` (the boolean masks, from the pruning loop) multiplies the weights inside
+    the graph, as a masked layer does: pruned weights are no parameters of the pruned
+    net, so their gradients enter neither g nor H g (as in the authors' masked layers).
     """
     batches = list(batches_of(model, data))
     leaves = fresh_leaves(weights)
     params = list(leaves.values())
 
     def loss_of(inputs, targets):
-        logits = call_with_weights(model, layers, leaves, inputs) / GRASP_TEMPERATURE
+        used = leaves if alive is None else {
+            name: leaf * alive[name].to(leaf.dtype) for name, leaf in leaves.items()
+        }
+        logits = call_with_weights(model, layers, used, inputs) / GRASP_TEMPERATURE
         return F.cross_entropy(logits, targets)
 
     with scoring_view(model):

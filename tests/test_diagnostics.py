@@ -147,8 +147,9 @@ def test_relu6_mlp_zero_layers_are_named_in_a_warning():
     messages = [str(w.message) for w in record]
     assert any("1 (ReLU6), 3 (ReLU6)" in m and "homogeneous" in m for m in messages)
     assert any("every alive weight of 0.weight, 2.weight scores exactly 0" in m for m in messages)
-    with pytest.warns(ScoreWarning, match="0.weight, 2.weight"):
+    with pytest.warns(ScoreWarning) as record:
         synflow.prune(three_layer_mlp(nn.ReLU6), "synflow", 10, iterations=2, input_shape=(256,))
+    assert any("every alive weight of 0.weight, 2.weight" in str(w.message) for w in record)
 
 
 def test_relu_mlp_scores_every_layer_without_warning():

@@ -162,7 +162,7 @@ def test_conservation_summary_separates_synflow_from_magnitude():
     net = small_cnn()
     summary = {
         method: analysis.conservation_summary(
-            net, synflow.scores(net, method, input_shape=(3, 8, 8))
+            net, synflow.compute_scores(net, method, input_shape=(3, 8, 8))
         )
         for method in ("synflow", "magnitude")
     }
@@ -223,7 +223,7 @@ def test_critical_compression_of_a_hand_built_chain():
     assert 12 / 9 - 1e-9 <= found.compression < 12 / 8.5 < found.collapse_at
     assert found.first_empty == ["0.weight"]
     assert analysis.exact_critical_compression(
-        synflow.scores(three_layer_chain(), "magnitude")
+        synflow.compute_scores(three_layer_chain(), "magnitude")
     ) == (12 / 9, "0.weight")
 
 
@@ -292,10 +292,20 @@ def test_synflow_iterations_match_synflow_prune():
         return synflow.build_model("conv", input_shape=(3, 8, 8), width=0.25, seed=0)
 
     densities = analysis.schedule_densities(30.0, 5, "exponential")
-    steps = analysis.synflow_iterations(factory(), densities, (3, 8, 8))
-    masks = synflow.prune(factory(), "synflow", 30.0, iterations=5, input_shape=(3, 8, 8))
-    assert steps[-1].kept == {name: int(m.sum()) for name, m in masks.items()}
+    model = factory()
+    steps = analysis.synflow_iterations(model, densities, (3, 8, 8), dtype=torch.float32)
+    kept_per_step = []
+    masks = synflow.prune(
+        factory(), "synflow", 30.0, iterations=5, input_shape=(3, 8, 8),
+        callback=lambda step: kept_per_step.append(
+            {name: int(m.sum()) for name, m in step.after.items()}),
+    )
+    assert [s.kept for s in steps] == kept_per_step  # every step, not only the last
+    assert all(torch.equal(m, masks[n]) for n, m in synflow.current_masks(model).items())
     assert [s.density for s in steps] == densities and densities[-1] == 1 / 30
+    # R is SynFlow's R of the net before the first step; the step removes part of it
+    assert steps[0].R == pytest.approx(analysis.synflow_saliency(factory(), (3, 8, 8))[0], rel=1e-5)
+    assert 0 < steps[0].removed < steps[0].R
 
 
 def test_prune_size_ratio_of_one_step_by_path_enumeration():
@@ -322,16 +332,32 @@ def test_prune_size_ratio_falls_with_iterations_and_exceeds_one_at_collapse():
     assert many < 1 <= single  # one shot to 4 of 120 weights removes a whole layer's total
 
 
-@pytest.mark.parametrize("method", ["synflow", "snip", "magnitude"])
+@pytest.mark.parametrize("method", sorted(synflow.SCORERS))
 def test_iterative_masks_match_synflow_prune(method):
     def factory():
         return synflow.build_model("conv", input_shape=(3, 8, 8), width=0.25, seed=0)
 
     data = [(torch.randn(6, 3, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(6))]
     densities = analysis.schedule_densities(20.0, 4, "exponential")
-    ours = analysis.iterative_masks(factory(), method, densities, data=data, input_shape=(3, 8, 8))
-    theirs = synflow.prune(factory(), method, 20.0, iterations=4, data=data, input_shape=(3, 8, 8))
+    ours = analysis.iterative_masks(
+        factory(), method, densities, data=data, input_shape=(3, 8, 8), seed=5,
+        stop_on_collapse=False,
+    )
+    theirs = synflow.prune(
+        factory(), method, 20.0, iterations=4, data=data, input_shape=(3, 8, 8), seed=5
+    )
     assert all(torch.equal(ours[name], theirs[name]) for name in theirs)
+
+
+def test_iterative_masks_stop_at_the_first_collapsed_step():
+    def factory():
+        return chain([6, 8, 8, 3], bias=False, seed=2)  # 48 + 64 + 24 = 136 weights
+
+    densities = [0.5, 2 / 136, 1 / 136]  # step 2 keeps 2 weights in 3 layers: collapsed
+    early = analysis.iterative_masks(factory(), "magnitude", densities)
+    assert synflow.empty_layers(early) and sum(int(m.sum()) for m in early.values()) == 2
+    full = analysis.iterative_masks(factory(), "magnitude", densities, stop_on_collapse=False)
+    assert sum(int(m.sum()) for m in full.values()) == 1
 
 
 def test_single_removal_iterations():

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 import synflow
 from synflow import baselines
@@ -75,26 +76,54 @@ def test_random_erk_is_registered():
     assert SCORERS["random_erk"] is baselines.random_erk_scores
 
 
-def test_synflow_l2_scores_use_squared_weights():
-    model = synflow.build_model("mlp", input_shape=(1, 4, 4), width=0.1, seed=0)
-    l1 = synflow.scores(model, "synflow", input_shape=(1, 4, 4))
-    l2 = synflow.scores(model, "synflow_l2", input_shape=(1, 4, 4))
-    assert all(torch.isfinite(s).all() and (s >= 0).all() for s in l2.values())
-    assert any(not torch.allclose(l1[n], l2[n]) for n in l1)
-    # theta^2: every layer's total is R of the squared net (conservation, no biases counted)
-    masks = synflow.prune(model, "synflow_l2", 10, iterations=5, input_shape=(1, 4, 4))
-    assert synflow.compression_of(masks) == pytest.approx(10, rel=0.01)
+def test_synflow_l2_scores_match_path_products_of_squared_weights():
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(5, 6, bias=False), nn.ReLU(), nn.Linear(6, 4, bias=False), nn.ReLU(),
+        nn.Linear(4, 3, bias=False),
+    )
+    squares = [m.weight.detach().double() ** 2 for m in model if isinstance(m, nn.Linear)]
+    # score of W_l[i, j] = (1^T M_L .. M_l+1)_i * M_l[i, j] * (M_l-1 .. M_1 1)_j, M = W o W
+    expected = {}
+    for depth, name in enumerate(["0.weight", "2.weight", "4.weight"]):
+        below = torch.ones(5, dtype=torch.float64)
+        for m in squares[:depth]:
+            below = m @ below
+        above = torch.ones(3, dtype=torch.float64)
+        for m in reversed(squares[depth + 1:]):
+            above = above @ m
+        expected[name] = above[:, None] * squares[depth] * below[None, :]
+    scores = synflow.compute_scores(model, "synflow_l2", input_shape=(5,))
+    for name, value in expected.items():
+        assert torch.allclose(scores[name].double(), value, rtol=1e-5), name
+    masks = synflow.prune(model, "synflow_l2", 10, iterations=5, input_shape=(5,))
+    assert synflow.compression_of(masks) == pytest.approx(10, rel=0.1)
 
 
-@pytest.mark.parametrize("method", ["magnitude", "synflow", "random_erk"])
-def test_inverted_scores_give_exact_masks_without_nan(method):
+@pytest.mark.parametrize("iterations", [1, 3])
+def test_inverted_scores_keep_the_lowest_even_when_they_are_zero(iterations):
+    # alive weights scoring exactly 0 are the lowest scores: inversion must keep them
+    # first (the authors' 1/score inversion turned them into NaN)
     model = vgg()
-    masks = synflow.prune(model, method, 10, invert=True, input_shape=(3, 32, 32))
-    kept = sum(int(m.sum()) for m in masks.values())
-    total = sum(m.numel() for m in masks.values())
-    assert kept == round(total / 10)
-    for module in synflow.prunable_layers(model).values():
+    layers = synflow.prunable_layers(model)
+    with torch.no_grad():
+        for module in layers.values():
+            module.weight.view(-1)[::7] = 0.0
+    flat = torch.cat([m.weight.detach().abs().flatten() for m in layers.values()])
+    k = round(flat.numel() / 10)
+    order = torch.sort(flat, stable=True).indices[:k]  # lowest first, ties to the lowest index
+    expected = torch.zeros(flat.numel(), dtype=torch.bool)
+    expected[order] = True
+    masks = synflow.prune(model, "magnitude", 10, iterations=iterations, invert=True)
+    assert torch.equal(torch.cat([m.flatten() for m in masks.values()]), expected)
+    for module in layers.values():
         assert torch.isfinite(module.weight).all()
-    scores = synflow.scores(model, method, input_shape=(3, 32, 32))
-    assert all(not torch.isnan(-s).any() for s in scores.values())
+
+
+@pytest.mark.parametrize("method", ["synflow", "random_erk"])
+def test_inverted_iterative_pruning_keeps_exact_counts(method):
+    model = vgg()
+    masks = synflow.prune(model, method, 10, iterations=3, invert=True, input_shape=(3, 32, 32))
+    assert sum(int(m.sum()) for m in masks.values()) == round(
+        sum(m.numel() for m in masks.values()) / 10)
     assert not math.isnan(synflow.compression_of(masks))

@@ -65,7 +65,7 @@ def test_every_method_prunes_models_of_any_float_dtype(method, dtype):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_scores_of_low_precision_models_are_finite_and_in_float32(dtype):
     for method in ["snip", "grasp"]:
-        scores = synflow.scores(small_net().to(dtype), method, data=data())
+        scores = synflow.compute_scores(small_net().to(dtype), method, data=data())
         assert all(s.dtype == torch.float32 and torch.isfinite(s).all() for s in scores.values())
 
 
@@ -95,7 +95,7 @@ def test_synflow_beyond_float64_names_the_overflow():
     with pytest.raises(SynFlowOverflowError, match=r"R_SF .* is inf in float64 .* 400 prunable"):
         synflow.prune(model, "synflow", 10, input_shape=(1, 10, 10))
     with pytest.raises(OverflowError, match="overflows float64"):
-        synflow.scores(model, "synflow", input_shape=(1, 10, 10))
+        synflow.compute_scores(model, "synflow", input_shape=(1, 10, 10))
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     shallow = init_weights(mlp((1, 10, 10), 10, depth=200))  # R_SF ~ 1e210: fine in float64
     assert kept(synflow.prune(shallow, "synflow", 10, input_shape=(1, 10, 10))) > 0
@@ -108,7 +108,7 @@ def test_data_parallel_models_are_pruned_through_their_module(method):
     masks = prune(wrapped, method)
     assert masks.keys() == reference.keys()  # names of the wrapped module, no "module."
     assert all(torch.equal(masks[k], reference[k]) for k in masks)
-    scores = synflow.scores(wrapped, method, data=data(), input_shape=SHAPE)
+    scores = synflow.compute_scores(wrapped, method, data=data(), input_shape=SHAPE)
     assert scores.keys() == reference.keys()
     assert synflow.current_masks(wrapped).keys() == reference.keys()
     out = wrapped(torch.randn(2, *SHAPE))  # the wrapper runs the masked module

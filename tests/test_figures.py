@@ -147,3 +147,16 @@ def test_plots_draw_ours_and_theirs(tmp_path):
     assert len(fig.axes[0].texts) == 2  # one arrow per method
     assert any("authors" in ax.get_title() for ax in fig.axes)
     figures.plt.close("all")
+
+
+def test_empty_layer_counts_count_the_final_iterative_mask():
+    model = tiny_mlp()
+    total = sum(m.numel() for m in synflow.current_masks(model).values())
+    layers = len(synflow.prunable_layers(model))
+    exponents = [math.log10(total / 2), math.log10(total)]  # 2 weights left, then 1
+    empty = figures.empty_layer_counts(
+        tiny_mlp, ["synflow"], exponents, synflow_iterations=4, input_shape=(1, 4, 4))
+    # with k weights left, at least L - k layers are empty; with 1, exactly L - 1
+    assert list(empty["empty_layers"]) == [layers - 2, layers - 1]
+    direct = synflow.prune(tiny_mlp(), "synflow", total / 2, iterations=4, input_shape=(1, 4, 4))
+    assert len(synflow.empty_layers(direct)) == layers - 2

@@ -163,7 +163,7 @@ def test_nan_scores_are_an_error():
 
 def test_select_sweeps_compressions_from_one_scoring_pass():
     model = synflow.build_model("vgg11_bn", width=0.25, seed=0)
-    scores = synflow.scores(model, "magnitude")
+    scores = synflow.compute_scores(model, "magnitude")
     direct = synflow.prune(model, "magnitude", 30)
     swept = synflow.select(scores, 1 / 30)
     assert all(torch.equal(direct[k], swept[k]) for k in direct)
@@ -192,3 +192,73 @@ def test_single_shot_synflow_and_snip_collapse_vgg16_far_earlier():
     data = [(torch.randn(100, 3, 32, 32, generator=g), torch.randint(10, (100,), generator=g))]
     rho_max = VGG16_N / VGG16_L
     assert synflow.empty_layers(synflow.prune(model, "snip", rho_max / 20, data=data))
+
+
+# -------------------------------------------------- the loop's callback
+
+
+def test_prune_callback_sees_every_step_and_can_stop_early():
+    def factory():
+        return synflow.build_model("conv", width=0.5, seed=0)
+
+    seen = []
+    masks = synflow.prune(factory(), "magnitude", 100, iterations=4, callback=seen.append)
+    total = sum(m.numel() for m in masks.values())
+    assert [s.iteration for s in seen] == [1, 2, 3, 4] and {s.iterations for s in seen} == {4}
+    assert [s.density for s in seen] == synflow.schedule_densities(100, 4, "exponential")
+    fresh = synflow.compute_scores(factory(), "magnitude")
+    assert all(torch.equal(seen[0].scores[n], fresh[n]) for n in fresh)
+    assert all(seen[0].before[n].all() for n in fresh)
+    for previous, step in zip([None, *seen], seen):
+        assert kept(step.after) == round(total * step.density)
+        assert all(not (step.after[n] & ~step.before[n]).any() for n in fresh)  # only shrink
+        if previous is not None:
+            assert all(torch.equal(step.before[n], previous.after[n]) for n in fresh)
+    assert all(torch.equal(seen[-1].after[n], masks[n]) for n in masks)
+
+    model = factory()
+    stopped = synflow.prune(model, "magnitude", 100, iterations=4, callback=lambda s: s.iteration == 2)
+    assert all(torch.equal(stopped[n], seen[1].after[n]) for n in stopped)
+    installed = synflow.current_masks(model)
+    assert all(torch.equal(installed[n], stopped[n]) for n in stopped)
+
+
+def test_iterative_random_draws_new_scores_each_iteration():
+    def factory():
+        return synflow.build_model("conv", width=0.5, seed=0)
+
+    single = synflow.prune(factory(), "random", 10, seed=1)
+    again = synflow.prune(factory(), "random", 10, seed=1)
+    iterative = synflow.prune(factory(), "random", 10, iterations=3, seed=1)
+    assert all(torch.equal(single[n], again[n]) for n in single)  # a seed fixes the mask
+    # the same scores every iteration would make iterating a no-op (nested top-k)
+    assert any(not torch.equal(single[n], iterative[n]) for n in single)
+    assert kept(iterative) == kept(single)
+
+
+def test_prune_through_checks_its_densities():
+    model = synflow.build_model("conv", width=0.5, seed=0)
+    for bad in ([], [0.5, 0.0], [1.5], [math.nan]):
+        with pytest.raises(ValueError, match=r"densities must be a non-empty sequence .*\(0, 1\]"):
+            synflow.prune_through(model, "magnitude", bad)
+    assert all(m.all() for m in synflow.current_masks(model).values())
+
+
+@pytest.mark.parametrize("method", ["grasp", "snip", "synflow"])
+def test_iterations_score_the_pruned_net_as_a_masked_model_does(method, tiny_batches):
+    # reference: install each step's masks and score the masked model (torch's hook
+    # masks the gradient, as the authors' masked layers do): a pruned weight is no
+    # parameter of the pruned net, so it must not enter GraSP's g or H g
+    def factory():
+        return synflow.build_model("conv", width=0.5, seed=0)
+
+    densities = synflow.schedule_densities(20, 3, "exponential")
+    model = factory()
+    masks = synflow.current_masks(model)
+    for density in densities:
+        scores = synflow.compute_scores(model, method, data=tiny_batches, input_shape=(3, 8, 8))
+        masks = synflow.select(scores, density, masks=masks)
+        synflow.apply_masks(model, masks)
+    ours = synflow.prune(
+        factory(), method, 20, iterations=3, data=tiny_batches, input_shape=(3, 8, 8))
+    assert all(torch.equal(ours[n], masks[n]) for n in masks)

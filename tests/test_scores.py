@@ -108,7 +108,7 @@ def grasp_oracle(model, data):
 def test_synflow_matches_float64_oracle_with_biases_and_batchnorm():
     model = small_cnn()
     assert_close(
-        synflow.scores(model, "synflow", input_shape=(3, 8, 8)),
+        synflow.compute_scores(model, "synflow", input_shape=(3, 8, 8)),
         synflow_oracle(model, (3, 8, 8)),
         1e-5,
     )
@@ -127,7 +127,7 @@ def test_synflow_equals_closed_form_on_a_linear_chain():
         "1.weight": torch.outer(ones(2) @ W3, W1 @ ones(5)) * W2,
         "2.weight": torch.outer(ones(2), W2 @ W1 @ ones(5)) * W3,
     }
-    assert_close(synflow.scores(chain, "synflow", input_shape=(5,)), expected, 1e-6)
+    assert_close(synflow.compute_scores(chain, "synflow", input_shape=(5,)), expected, 1e-6)
     R = ones(2) @ W3 @ W2 @ W1 @ ones(5)
     for s in expected.values():  # every layer is a cut: its scores sum to R
         torch.testing.assert_close(s.sum(), R)
@@ -141,7 +141,7 @@ def test_synflow_uses_only_the_kept_weights():
     synflow.apply_masks(model, masks)
     reference = copy.deepcopy(model)
     synflow.remove_masks(reference)  # plain weights holding zeros where pruned
-    scores = synflow.scores(model, "synflow", input_shape=(3, 8, 8))
+    scores = synflow.compute_scores(model, "synflow", input_shape=(3, 8, 8))
     assert_close(scores, synflow_oracle(reference, (3, 8, 8)), 1e-5)
     for name, mask in masks.items():
         assert torch.all(scores[name][~mask] == 0)
@@ -149,24 +149,24 @@ def test_synflow_uses_only_the_kept_weights():
 
 def test_snip_matches_oracle_and_sums_gradients_over_batches_before_abs():
     model, data = small_cnn(), tiny_data()
-    assert_close(synflow.scores(model, "snip", data=data), snip_oracle(model, data), 1e-4, 1e-6)
+    assert_close(synflow.compute_scores(model, "snip", data=data), snip_oracle(model, data), 1e-4, 1e-6)
 
 
 def test_grasp_matches_full_hessian_oracle():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 6), nn.ReLU(), nn.Linear(6, 3))
     data = tiny_data(shape=(3, 2, 2), classes=3)
-    assert_close(synflow.scores(model, "grasp", data=data), grasp_oracle(model, data), 1e-4, 1e-5)
+    assert_close(synflow.compute_scores(model, "grasp", data=data), grasp_oracle(model, data), 1e-4, 1e-5)
 
 
 def test_magnitude_and_random():
     model = small_cnn()
-    mag = synflow.scores(model, "magnitude")
+    mag = synflow.compute_scores(model, "magnitude")
     for name, w in weights_of(model).items():
         assert torch.equal(mag[name], w.detach().abs())
-    r1 = synflow.scores(model, "random", seed=3)
-    r2 = synflow.scores(model, "random", seed=3)
-    r3 = synflow.scores(model, "random", seed=4)
+    r1 = synflow.compute_scores(model, "random", seed=3)
+    r2 = synflow.compute_scores(model, "random", seed=3)
+    r3 = synflow.compute_scores(model, "random", seed=4)
     assert all(torch.equal(r1[k], r2[k]) for k in r1)
     assert not torch.equal(r1["0.weight"], r3["0.weight"])
 
@@ -181,11 +181,11 @@ def test_scoring_leaves_the_model_exactly_as_it_was(method):
     state = copy.deepcopy(model.state_dict())
     modes = [m.training for m in model.modules()]
     cached_weight = model[4].weight
-    s = synflow.scores(model, method, data=tiny_data(), input_shape=(3, 8, 8))
+    s = synflow.compute_scores(model, method, data=tiny_data(), input_shape=(3, 8, 8))
     fresh = copy.deepcopy(model)
     for p in fresh.parameters():
         p.grad = None
-    again = synflow.scores(fresh, method, data=tiny_data(), input_shape=(3, 8, 8))
+    again = synflow.compute_scores(fresh, method, data=tiny_data(), input_shape=(3, 8, 8))
     assert all(torch.equal(s[k], again[k]) for k in s)
     for key, value in model.state_dict().items():
         assert torch.equal(value, state[key]), key
@@ -201,9 +201,9 @@ def test_scoring_restores_the_model_when_it_raises():
     cached = model[0].weight
     bad = [(torch.randn(4, 5, 8, 8), torch.zeros(4, dtype=torch.long))]  # 5 channels: conv fails
     with pytest.raises(RuntimeError):
-        synflow.scores(model, "snip", data=bad)
+        synflow.compute_scores(model, "snip", data=bad)
     with pytest.raises(RuntimeError):
-        synflow.scores(model, "synflow", input_shape=(5, 8, 8))
+        synflow.compute_scores(model, "synflow", input_shape=(5, 8, 8))
     assert model.training and all(m.training for m in model.modules())
     assert torch.equal(model[0].weight, cached)
     for key, value in model.state_dict().items():
@@ -220,7 +220,7 @@ def test_synflow_is_finite_and_exact_for_resnet110():
         torch.float32,
     )
     assert not torch.isfinite(R32)  # the authors' float32 computation overflows here
-    ours = synflow.scores(model, "synflow", input_shape=(3, 32, 32))
+    ours = synflow.compute_scores(model, "synflow", input_shape=(3, 32, 32))
     assert all(torch.isfinite(s).all() for s in ours.values())
     assert_close(ours, synflow_oracle(model, (3, 32, 32)), 1e-5)
 
@@ -228,7 +228,7 @@ def test_synflow_is_finite_and_exact_for_resnet110():
 def test_synflow_is_finite_and_exact_for_torchvision_resnet50_at_224():
     torch.manual_seed(0)
     model = torchvision.models.resnet50(weights=None)
-    ours = synflow.scores(model, "synflow", input_shape=(3, 224, 224))
+    ours = synflow.compute_scores(model, "synflow", input_shape=(3, 224, 224))
     assert all(torch.isfinite(s).all() for s in ours.values())
     assert_close(ours, synflow_oracle(model, (3, 224, 224)), 1e-5)
 
@@ -236,15 +236,44 @@ def test_synflow_is_finite_and_exact_for_torchvision_resnet50_at_224():
 def test_scores_errors():
     model = small_cnn()
     with pytest.raises(ValueError, match="unknown pruning method 'snp'.*synflow"):
-        synflow.scores(model, "snp")
+        synflow.compute_scores(model, "snp")
     with pytest.raises(ValueError, match="snip needs data"):
-        synflow.scores(model, "snip")
+        synflow.compute_scores(model, "snip")
     with pytest.raises(ValueError, match="synflow needs input_shape"):
-        synflow.scores(model, "synflow")
+        synflow.compute_scores(model, "synflow")
 
 
 def test_synflow_reads_input_shape_from_data():
     model = small_cnn()
-    from_data = synflow.scores(model, "synflow", data=tiny_data())
-    from_shape = synflow.scores(model, "synflow", input_shape=(3, 8, 8))
+    from_data = synflow.compute_scores(model, "synflow", data=tiny_data())
+    from_shape = synflow.compute_scores(model, "synflow", input_shape=(3, 8, 8))
     assert all(torch.equal(from_data[k], from_shape[k]) for k in from_shape)
+
+
+# ------------------------------------------- synflow.scores is the module
+
+
+def test_synflow_scores_is_the_module_and_its_constants_take_effect(monkeypatch):
+    import importlib
+
+    from synflow import scores as imported
+
+    module = importlib.import_module("synflow.scores")
+    assert synflow.scores is module and imported is module
+    assert synflow.scores.SCORERS is synflow.SCORERS
+    model = synflow.build_model("conv", input_shape=(3, 8, 8), width=0.25, seed=0)
+    data = tiny_data()
+    before = synflow.compute_scores(model, "grasp", data=data)
+    monkeypatch.setattr(synflow.scores, "GRASP_TEMPERATURE", 1.0)
+    after = synflow.compute_scores(model, "grasp", data=data)
+    assert any(not torch.allclose(before[n], after[n]) for n in before)
+
+
+def test_calling_synflow_scores_still_works_with_a_deprecation_warning():
+    model = synflow.build_model("conv", input_shape=(3, 8, 8), width=0.25, seed=0)
+    with pytest.warns(DeprecationWarning, match=r"synflow.compute_scores"):
+        old = synflow.scores(model, "synflow", input_shape=(3, 8, 8))
+    with pytest.warns(DeprecationWarning, match=r"synflow.compute_scores"):
+        older = synflow.scores.scores(model, "synflow", input_shape=(3, 8, 8))
+    new = synflow.compute_scores(model, "synflow", input_shape=(3, 8, 8))
+    assert all(torch.equal(old[n], new[n]) and torch.equal(older[n], new[n]) for n in new)

@@ -18,7 +18,7 @@ def tiny_cnn():
 
 
 def scores_of(model):
-    return synflow.scores(model, "magnitude")
+    return synflow.compute_scores(model, "magnitude")
 
 
 @pytest.mark.parametrize("density", [-1, 0, 0.0, 1.5, float("nan"), float("inf"), True, "0.5"])

@@ -8,8 +8,20 @@ The public API::
                           input_shape=(3, 32, 32))
 """
 
-from . import analysis, baselines, claims, data, execution, paths, plotting, store, sweeps, train
-from .saving import load_pruned, load_pruned_state_dict, save_pruned
+from . import (
+    analysis,
+    baselines,
+    claims,
+    data,
+    diagnostics,
+    execution,
+    paths,
+    plotting,
+    scores,
+    store,
+    sweeps,
+    train,
+)
 from .masks import (
     apply_masks,
     compression_of,
@@ -24,24 +36,38 @@ from .masks import (
     unwrap,
 )
 from .models import MODELS, build_model
-from .pruning import SCHEDULES, SCOPES, density_after, prune, select
-from .scores import SCORERS, scores
+from .pruning import (
+    SCHEDULES,
+    SCOPES,
+    Iteration,
+    density_after,
+    prune,
+    prune_through,
+    schedule_densities,
+    select,
+)
+from .saving import load_pruned, load_pruned_state_dict, save_pruned
+from .scores import SCORERS, ScoreWarning, compute_scores
 
 __all__ = [
     "MODELS",
     "SCHEDULES",
     "SCOPES",
     "SCORERS",
+    "Iteration",
+    "ScoreWarning",
     "analysis",
     "apply_masks",
     "baselines",
     "build_model",
     "claims",
     "compression_of",
+    "compute_scores",
     "count_kept",
     "current_masks",
     "data",
     "density_after",
+    "diagnostics",
     "effective_weight",
     "empty_layers",
     "execution",
@@ -51,9 +77,11 @@ __all__ = [
     "plotting",
     "prunable_layers",
     "prune",
+    "prune_through",
     "reinitialize_kept",
     "remove_masks",
     "save_pruned",
+    "schedule_densities",
     "scores",
     "select",
     "shuffle_masks",

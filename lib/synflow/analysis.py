@@ -27,17 +27,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from .diagnostics import check_synflow_network
 from .masks import (
     Masks,
-    apply_masks,
     current_masks,
     effective_weight,
     empty_layers,
     prunable_layers,
 )
-from .pruning import density_after, select
-from .scores import scores as compute_scores
-from .scores import scoring_view, synflow_pass
+from .pruning import Iteration, prune_through, schedule_densities, select
+from .scores import compute_scores, scoring_view, synflow_pass
 
 # ------------------------------------------------------------------ saliency
 
@@ -495,31 +494,31 @@ def synflow_iterations(
 ) -> list[Step]:
     """Iterative SynFlow through ``densities`` (global masking), pruning ``model`` in place.
 
-    Each step scores the masked model in ``dtype`` (``synflow_pass``), keeps the
-    best ``round(N * density)`` alive weights with ``select`` and installs the
-    masks; the same loop as ``synflow.prune`` (which scores in float32 when
-    that is safe, so near-ties may break differently). Returns one Step per density.
+    ``synflow.prune``'s loop (:func:`synflow.pruning.prune_through`) with the SynFlow
+    score computed in ``dtype`` (``synflow_pass``; ``prune`` uses float32 when that
+    is safe, so near-ties may break differently in float64), recording each step.
+    Returns one Step per density.
     """
-    layers = prunable_layers(model)
-    masks = current_masks(model)
+    check_synflow_network(model)
+    shape = tuple(input_shape)
+    R_before: list[float] = []
+
+    def scorer(model, layers, weights, **_):
+        R, scores = synflow_pass(model, layers, weights, shape, dtype)
+        R_before.append(float(R))
+        return scores
+
     steps = []
-    for density in densities:
-        weights = {name: effective_weight(m) for name, m in layers.items()}
-        R, scores = synflow_pass(model, layers, weights, tuple(input_shape), dtype)
-        new = select(scores, density, masks=masks)
-        removed = sum(float(scores[n][masks[n] & ~new[n]].sum()) for n in masks)
-        apply_masks(model, new)
-        masks = new
-        steps.append(Step(density, float(R), removed, {n: int(m.sum()) for n, m in new.items()}))
+
+    def record(step: Iteration):
+        removed = sum(
+            float(step.scores[n][step.before[n] & ~step.after[n]].sum()) for n in step.after
+        )
+        kept = {n: int(m.sum()) for n, m in step.after.items()}
+        steps.append(Step(step.density, R_before[-1], removed, kept))
+
+    prune_through(model, scorer, list(densities), input_shape=shape, callback=record)
     return steps
-
-
-def schedule_densities(compression: float, iterations: int, schedule: str) -> list[float]:
-    """The densities of ``synflow.prune``'s loop (the last one exactly 1/compression)."""
-    return [
-        density_after(k, iterations, compression, schedule) if k < iterations else 1.0 / compression
-        for k in range(1, iterations + 1)
-    ]
 
 
 def prune_size_ratio(
@@ -551,18 +550,20 @@ def iterative_masks(
     seed: int = 0,
     stop_on_collapse: bool = True,
 ) -> Masks:
-    """``synflow.prune``'s loop through ``densities`` (global masking), pruning
-    ``model`` in place: score the masked model, keep the best alive weights,
-    repeat. With ``stop_on_collapse`` it stops once a layer is empty (masks
-    only shrink, so the final mask would be collapsed too) and returns that mask."""
-    masks = current_masks(model)
-    for density in densities:
-        scores = compute_scores(model, method, data=data, input_shape=input_shape, seed=seed)
-        masks = select(scores, density, masks=masks)
-        apply_masks(model, masks)
-        if stop_on_collapse and empty_layers(masks):
-            break
-    return masks
+    """``synflow.prune``'s loop (:func:`synflow.pruning.prune_through`) through
+    ``densities`` (global masking), pruning ``model`` in place: score the masked
+    model, keep the best alive weights, repeat. With ``stop_on_collapse`` it stops
+    once a layer is empty (masks only shrink, so the final mask would be collapsed
+    too: use it to ask *whether* a layer collapses, not how many) and returns that mask."""
+    return prune_through(
+        model,
+        method,
+        list(densities),
+        data=data,
+        input_shape=input_shape,
+        seed=seed,
+        callback=(lambda step: bool(empty_layers(step.after))) if stop_on_collapse else None,
+    )
 
 
 def single_removal_iterations(compression: float, layers: int) -> int:

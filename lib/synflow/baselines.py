@@ -74,7 +74,15 @@ def erk_densities(model_or_masks: nn.Module | Masks, compression: float) -> dict
 
 
 def random_erk_scores(model, layers, weights, *, generator, **_):
-    """Random scores whose global top-k is ERK random pruning (see the module docstring)."""
+    """Random ERK scores (Evci et al. 2020, RigL's Erdos-Renyi-Kernel densities): their
+    global top-k is random pruning with ERK layer densities (see the module docstring).
+
+    A layer's score is ``-(rank + 0.5) / (n * erk_coefficient(shape))`` for a random
+    permutation ``rank`` of its ``n`` weights (drawn from ``generator``, so a seed fixes
+    them on any device): negative, float64, of the weight's shape, on its device;
+    higher = keep, as every scorer. Needs no data and no forward pass (BatchNorm is not
+    involved); pruned weights do not score 0 (only alive weights compete in the loop).
+    """
     result = {}
     for name, weight in weights.items():
         n = weight.numel()

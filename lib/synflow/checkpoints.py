@@ -15,9 +15,8 @@ import os
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from .masks import apply_masks, prunable_layers, refresh_weight
+from .saving import load_pruned_state_dict
 
 CHECKPOINT_FORMAT = 1
 
@@ -42,7 +41,7 @@ def training_state(model, optimizer, scheduler, train_batches, history, seconds)
 def restore_training_state(state, model, optimizer, scheduler, train_batches) -> None:
     """Put ``state`` (:func:`training_state`) back into a model with the same layers
     (masked where the state has masks), its optimizer, scheduler and batches."""
-    load_model_state(model, state["model"])  # already masked alike: a copy
+    load_pruned_state_dict(model, state["model"])  # already masked alike: a copy
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     if state["data_epoch"] is not None:
@@ -50,21 +49,6 @@ def restore_training_state(state, model, optimizer, scheduler, train_batches) ->
     torch.set_rng_state(state["rng_cpu"])
     if state["rng_cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng_cuda"])
-
-
-def load_model_state(model: nn.Module, state: dict) -> None:
-    """Load a state dict saved from a masked or unmasked ``model``: layers masked in
-    ``state`` (``<layer>.weight_mask``) are masked first, then every tensor is copied."""
-    layers = prunable_layers(model)
-    masks = {
-        name: state[name.removesuffix("weight") + "weight_mask"].bool()
-        for name in layers if name.removesuffix("weight") + "weight_mask" in state
-    }
-    if masks:
-        apply_masks(model, masks)
-    model.load_state_dict(state)
-    for name in masks:
-        refresh_weight(layers[name])
 
 
 def save_checkpoint(path: Path, config, stage: int, train_state: dict,

@@ -28,9 +28,8 @@ from . import analysis
 from .masks import current_masks, empty_layers
 from .paths import paper_reference
 from .plotting import METHOD_COLORS, METHOD_ORDER, plt
-from .pruning import select
-from .scores import DATA_METHODS
-from .scores import scores as compute_scores
+from .pruning import prune, select
+from .scores import DATA_METHODS, compute_scores
 from .store import DENSE, RunConfig
 
 KEYS = ["dataset", "model", "width", "method", "log10_compression"]
@@ -240,9 +239,10 @@ def empty_layer_counts(
         for exponent in log10_compressions:
             compression = min(10.0**exponent, float(total))
             if method == "synflow" and synflow_iterations > 1:
-                densities = analysis.schedule_densities(compression, synflow_iterations, "exponential")
-                masks = analysis.iterative_masks(
-                    model_factory(), method, densities, input_shape=input_shape, seed=seed
+                # the whole schedule: the final mask, whose empty layers are counted
+                masks = prune(
+                    model_factory(), method, compression, iterations=synflow_iterations,
+                    input_shape=input_shape, seed=seed,
                 )
             else:
                 if single is None:

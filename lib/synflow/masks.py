@@ -29,9 +29,16 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.nn.utils import prune as torch_prune
 
 PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+# torch.nn modules whose forward reads a descendant layer's ``.weight`` directly instead
+# of calling that layer: MultiheadAttention reads ``out_proj.weight`` (also inside
+# nn.Transformer* layers). That read gets the masked weight (``weight`` is a property),
+# so such layers are pruned and trained correctly; the check for prunable layers that
+# the forward never calls exempts them (see :func:`inside_reader`).
+READS_CHILD_WEIGHTS = (nn.MultiheadAttention,)
 
 Masks = dict[str, torch.Tensor]
 
@@ -131,6 +138,47 @@ def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
     return layers
 
 
+def check_model(model: nn.Module, layers: dict[str, nn.Module] | None = None) -> None:
+    """Refuse, by name and with the reason, prunable layers a mask cannot govern.
+
+    * a weight shared with another module (tied weights): one tensor would get two
+      masks, or a mask the other module ignores, and would count twice in N;
+    * a weight computed by a parametrization (``torch.nn.utils.parametrize``,
+      ``parametrizations.weight_norm``/``orthogonal``/``spectral_norm``) or by a
+      pre-hook (the older ``torch.nn.utils.weight_norm``/``spectral_norm``): the
+      computed weight would overwrite or bypass the mask.
+
+    Raises ValueError naming every such layer. (Modules that read a child's weight
+    directly, such as ``nn.MultiheadAttention``, are handled by :func:`apply_masks`;
+    a custom module doing ``F.linear(x, child.weight)`` is caught when a score's
+    forward pass never uses that weight.)
+    """
+    layers = prunable_layers(model) if layers is None else layers
+    owners: dict[int, set[int]] = {}
+    for module in model.modules():
+        for p in module._parameters.values():
+            if p is not None:
+                owners.setdefault(id(p), set()).add(id(module))
+    problems = []
+    for name, module in layers.items():
+        if parametrize.is_parametrized(module, "weight"):
+            problems.append(f"{name} ({type(module).__name__}) is computed by a parametrization "
+                            "(e.g. weight_norm, spectral_norm, orthogonal), which would bypass "
+                            "the mask; remove it (parametrize.remove_parametrizations) first")
+            continue
+        weight = module._parameters.get("weight_orig" if is_masked(module) else "weight")
+        if weight is None:
+            problems.append(f"{name} ({type(module).__name__}) is not a parameter but computed "
+                            "by a hook (e.g. torch.nn.utils.weight_norm or spectral_norm), "
+                            "which would overwrite the mask; remove the hook first")
+        elif len(owners.get(id(weight), ())) > 1:
+            problems.append(f"{name} is shared with another module (tied weights): one tensor "
+                            "cannot take one mask per module, and it would count twice in N; "
+                            "untie the weights first")
+    if problems:
+        raise ValueError("cannot prune this model: " + "; ".join(problems))
+
+
 def is_masked(module: nn.Module) -> bool:
     return hasattr(module, "weight_mask") and hasattr(module, "weight_orig")
 
@@ -159,6 +207,7 @@ def apply_masks(model: nn.Module, masks: Masks) -> None:
     their current mask.
     """
     layers = prunable_layers(model)
+    check_model(model, layers)
     unknown = sorted(set(masks) - set(layers))
     if unknown:
         raise KeyError(f"no prunable weight named {unknown}; prunable: {sorted(layers)}")
@@ -177,9 +226,13 @@ def apply_masks(model: nn.Module, masks: Masks) -> None:
             module.weight_orig.mul_(module.weight_mask)
 
 
-def refresh_weight(module: nn.Module) -> None:
-    """Kept for compatibility: a masked layer's ``weight`` is computed on every access,
-    so there is nothing to refresh."""
+def inside_reader(model: nn.Module, name: str) -> bool:
+    """Whether the weight ``name`` sits inside a ``READS_CHILD_WEIGHTS`` module."""
+    parts = name.split(".")[:-2]  # the layer's ancestors' paths
+    return any(
+        isinstance(model.get_submodule(".".join(parts[:i])), READS_CHILD_WEIGHTS)
+        for i in range(len(parts) + 1)
+    )
 
 
 def remove_masks(model: nn.Module) -> None:

@@ -300,10 +300,26 @@ def build_model(
     width: float = 1.0,
     seed: int | None = None,
 ) -> nn.Module:
-    """Build a freshly initialised model from ``MODELS``.
+    """Build a freshly initialised model from ``MODELS`` (the paper's Section 7 and
+    Appendix networks: the authors' ``mlp``/``conv`` toys, CIFAR VGG-11/16/19 with or
+    without BatchNorm, CIFAR ResNet-20/32/56/110, ResNet-18, WRN-18-2, VGG-19 at
+    ImageNet shape).
 
-    With ``seed`` the initial weights are fixed by it (the global RNG is left
-    untouched); without it they come from the global RNG.
+    Args:
+        name: a key of ``MODELS``.
+        num_classes: size of the output layer (logits, float32, shape (B, num_classes)).
+        input_shape: one sample's shape, channels first, (C, H, W) (e.g. (3, 32, 32) for
+            CIFAR, (1, 28, 28) for MNIST); the MLPs flatten it.
+        width: multiplies every hidden channel count (rounded, at least 1); 1 is the
+            paper's net, e.g. 0.125 for the laptop profile.
+        seed: fixes the initial weights (the global RNG is left untouched); None draws
+            them from the global RNG.
+
+    Returns an ``nn.Module`` in float32 on the CPU, in training mode, initialised
+    as in the paper: Kaiming-normal Conv/Linear weights, zero biases, BatchNorm
+    (with running statistics, momentum 0.1) scale 1 and shift 0. Nothing is pruned.
+
+    Raises ValueError for an unknown name or a width that is not > 0.
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}")

@@ -1,8 +1,15 @@
 """Pruning scores, one plain function per method, registered in ``SCORERS``.
 
-Every scorer takes ``(model, layers, *, data, input_shape, generator)`` and
+Every scorer takes ``(model, layers, weights, *, data, input_shape, generator)`` and
 returns ``{"<module path>.weight": scores}`` for the weights in ``layers``
-(as returned by :func:`synflow.masks.prunable_layers`). Higher = keep.
+(as returned by :func:`synflow.masks.prunable_layers`): one tensor of the weight's
+shape per layer, in the weight's dtype (SynFlow: float32 or float64), on its device,
+dimensionless. Sign convention: higher = keep (``prune(invert=True)`` keeps the lowest).
+``weights`` are the layers' current effective (masked) weights; the pruning loop also
+passes ``alive``, the current boolean masks (scorers take ``**_`` for what they ignore).
+
+:func:`compute_scores` is one scoring pass on a model. This module is also callable,
+``synflow.scores(...)``, as a deprecated alias of ``compute_scores`` (one release).
 
 Scorers never touch the live model's state: the forward passes run through
 ``torch.func.functional_call`` on detached copies of the parameters, so the
@@ -12,139 +19,34 @@ afterwards, even when scoring raises (see :func:`scoring_view`).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
+import sys
+import types
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
-from .masks import effective_weight, is_masked, prunable_layers, unwrap
+from .diagnostics import ScoreWarning, check_synflow_network, warn_uninformative  # noqa: F401
+from .masks import check_model, current_masks, effective_weight, prunable_layers, unwrap
+from .scoring import (
+    batches_of,
+    call_with_weights,
+    device_of,
+    fresh_leaves,
+    gradient_dtype,
+    gradients,
+    scoring_view,
+)
+
+Scorer = Callable[..., dict[str, torch.Tensor]]
 
 GRASP_TEMPERATURE = 200.0
 # float32 is tried first for SynFlow; outside this range of R the float64 pass is used
 FLOAT32_SAFE_RANGE = (1e-30, 1e30)
-
-
-@contextlib.contextmanager
-def scoring_view(model: nn.Module):
-    """Eval mode for the duration; every module's mode and cached masked weight restored after."""
-    modes = [(module, module.training) for module in model.modules()]
-    # layers masked by torch.nn.utils.prune's hook cache ``weight`` on the module (ours
-    # compute it on access, nothing to restore)
-    cached = [(m, m.__dict__["weight"]) for m in model.modules() if "weight" in m.__dict__]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
-        for module, weight in cached:
-            module.weight = weight
-
-
-class InputShapeError(ValueError, RuntimeError):
-    """The model cannot take inputs of the given shape (a ValueError; also a RuntimeError,
-    what torch raised before this check existed)."""
-
-
-_SHAPE_WORDS = ("shape", "size", "channel", "dimension", "Expected", "expected")
-
-
-def expected_input(layers: dict[str, nn.Module]) -> str:
-    """What the first prunable layer expects, in words, e.g. "features.0.weight (Conv2d)
-    expects 3 input channels: input_shape=(3, H, W)"."""
-    name, module = next(iter(layers.items()))
-    if isinstance(module, nn.Linear):
-        return (f"{name} (Linear) expects {module.in_features} input features: an input_shape "
-                f"whose last dimension (or flattened size) is {module.in_features}")
-    spatial = ", ".join("HWD"[: len(module.kernel_size)])
-    return (f"{name} ({type(module).__name__}) expects {module.in_channels} input channels: "
-            f"input_shape=({module.in_channels}, {spatial}), channels first, no batch dimension")
-
-
-@contextlib.contextmanager
-def explained_shape_errors(layers: dict[str, nn.Module], inputs: torch.Tensor):
-    """Re-raise torch's shape errors from a forward pass as :class:`InputShapeError`
-    naming the input shape given and the shape the model expects."""
-    try:
-        yield
-    except RuntimeError as error:
-        if isinstance(error, InputShapeError) or not any(w in str(error) for w in _SHAPE_WORDS):
-            raise
-        raise InputShapeError(
-            f"the model cannot take inputs of shape {tuple(inputs.shape[1:])} (one sample, from "
-            f"input_shape or data): {expected_input(layers)}. torch said: {error}"
-        ) from error
-
-
-def call_with_weights(
-    model: nn.Module,
-    layers: dict[str, nn.Module],
-    weights: dict[str, torch.Tensor],
-    inputs: torch.Tensor,
-    parameter: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    dtype: torch.dtype | None = None,
-) -> torch.Tensor:
-    """Run ``model(inputs)`` with the prunable weights replaced by ``weights``
-    (the effective, already-masked weights) and every other parameter replaced
-    by ``parameter(p)`` (a detached copy); floating buffers are cast to ``dtype``."""
-    # A masked layer computes weight_orig * weight_mask; its weight_orig is replaced
-    # by the (already masked) weight, so the product is that weight again.
-    tensors = {
-        name + "_orig" if is_masked(layers[name]) else name: weight
-        for name, weight in weights.items()
-    }
-    for name, p in model.named_parameters():
-        if name not in tensors:
-            p = p.detach().to(dtype) if dtype else p.detach()
-            tensors[name] = parameter(p) if parameter else p
-    for name, buffer in model.named_buffers():
-        cast = dtype is not None and buffer.is_floating_point()
-        tensors[name] = buffer.to(dtype) if cast else buffer
-    with explained_shape_errors(layers, inputs):
-        return functional_call(model, tensors, (inputs,))
-
-
-def _leaves(weights, transform=None, dtype=None):
-    """Fresh autograd leaves holding ``transform(w)`` for every weight (detached from it)."""
-    leaves = {}
-    for name, weight in weights.items():
-        weight = weight.detach().to(dtype) if dtype else weight.detach()
-        leaves[name] = (transform(weight) if transform else weight).requires_grad_(True)
-    return leaves
-
-
-def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-LOW_PRECISION = (torch.float16, torch.bfloat16)
-
-
-def gradient_dtype(model: nn.Module) -> torch.dtype | None:
-    """The dtype the data-based scores (SNIP, GraSP) are computed in, ``None`` for the
-    model's own: float32 for a float16 or bfloat16 model (their gradients, sums and
-    Hessian-vector products under- and overflow), else the model's dtype."""
-    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
-    return torch.float32 if dtype in LOW_PRECISION else None
-
-
-def _batches(model, data: Iterable, dtype=None) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-    """The batches on the model's device, floating inputs in ``dtype`` (else the model's)."""
-    device = _device(model)
-    model_dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
-    dtype = dtype or model_dtype
-    count = 0
-    for inputs, targets in data:
-        count += 1
-        cast = dtype if inputs.is_floating_point() else None
-        yield inputs.to(device=device, dtype=cast), targets.to(device)
-    if count == 0:
-        raise ValueError("data gave no batches")
 
 
 # ------------------------------------------------------------------ scorers
@@ -153,55 +55,80 @@ def _batches(model, data: Iterable, dtype=None) -> Iterable[tuple[torch.Tensor, 
 
 
 def random_scores(model, layers, weights, *, generator, **_):
-    """i.i.d. uniform scores (global masking = uniform random pruning)."""
+    """Random: i.i.d. uniform scores in [0, 1) (the paper's "random" baseline, Section 7).
+
+    Global masking of them is uniform random pruning. One tensor of the weight's shape,
+    float32, on its device, drawn from ``generator`` (a CPU ``torch.Generator``: a
+    seed fixes the scores on any device). Needs no data; BatchNorm is not involved.
+    """
     return {
         name: torch.rand(w.shape, generator=generator).to(w.device) for name, w in weights.items()
     }
 
 
 def magnitude_scores(model, layers, weights, **_):
-    """|w|."""
+    """Magnitude: |w| (Han et al. 2015; the paper's baseline, Section 7).
+
+    Same shape, dtype and device as the weight; units of the weight. Needs no data
+    and no forward pass (BatchNorm is not involved). Pruned weights score 0.
+    """
     return {name: w.abs() for name, w in weights.items()}
 
 
 def snip_scores(model, layers, weights, *, data, **_):
-    """SNIP: |w * sum over batches of dL/dw|, L = cross-entropy."""
+    """SNIP (Lee et al. 2019, eq. 3 unnormalised): |w * sum over batches of dL/dw|.
+
+    L is the mean cross-entropy of each batch of ``data`` ((inputs, int64 targets)
+    pairs), summed over batches; the model runs in eval mode (BatchNorm with its
+    running statistics). Same shape, dtype and device as the weight; >= 0; pruned
+    weights score 0.
+    """
     dtype = gradient_dtype(model)
-    leaves = _leaves(weights, dtype=dtype)
+    leaves = fresh_leaves(weights, dtype=dtype)
     params = list(leaves.values())
     gradient = [torch.zeros_like(w) for w in params]
     with scoring_view(model):
-        for inputs, targets in _batches(model, data, dtype):
+        for inputs, targets in batches_of(model, data, dtype):
             logits = call_with_weights(model, layers, leaves, inputs, dtype=dtype)
             loss = F.cross_entropy(logits, targets)
-            for total, g in zip(gradient, torch.autograd.grad(loss, params)):
+            for total, g in zip(gradient, gradients(loss, leaves)):
                 total += g
     return {name: g.mul_(w.detach()).abs_() for (name, w), g in zip(leaves.items(), gradient)}
 
 
-def grasp_scores(model, layers, weights, *, data, **_):
-    """GraSP: w * (H g) with the loss on logits / 200; keep the highest.
+def grasp_scores(model, layers, weights, *, data, alive=None, **_):
+    """GraSP (Wang et al. 2020, eq. 8): S = w * (H g), signed; keep the highest.
 
-    g is the loss gradient summed over batches; H g comes from a double
-    backward pass of <g, dL/dw> (Wang et al. 2020).
+    L is the cross-entropy of logits / ``GRASP_TEMPERATURE`` (200), g = dL/dw summed
+    over the batches of ``data``, H g from a double backward pass of <g, dL/dw>. Sign
+    convention: as the authors' code and Wang et al.'s ranking, the highest w * H g
+    are kept (``select`` needs no sign flip). Eval mode (BatchNorm with running
+    statistics). Same shape, dtype and device as the weight; pruned weights score 0.
+
+    ``alive`` (the boolean masks, from the pruning loop) multiplies the weights inside
+    the graph, as a masked layer does: pruned weights are no parameters of the pruned
+    net, so their gradients enter neither g nor H g (as in the authors' masked layers).
     """
     dtype = gradient_dtype(model)
-    batches = list(_batches(model, data, dtype))
-    leaves = _leaves(weights, dtype=dtype)
+    batches = list(batches_of(model, data, dtype))
+    leaves = fresh_leaves(weights, dtype=dtype)
     params = list(leaves.values())
 
     def loss_of(inputs, targets):
-        logits = call_with_weights(model, layers, leaves, inputs, dtype=dtype) / GRASP_TEMPERATURE
+        used = leaves if alive is None else {
+            name: leaf * alive[name].to(leaf.dtype) for name, leaf in leaves.items()
+        }
+        logits = call_with_weights(model, layers, used, inputs, dtype=dtype) / GRASP_TEMPERATURE
         return F.cross_entropy(logits, targets)
 
     with scoring_view(model):
         gradient = [torch.zeros_like(p) for p in params]
         for inputs, targets in batches:
-            for total, g in zip(gradient, torch.autograd.grad(loss_of(inputs, targets), params)):
+            for total, g in zip(gradient, gradients(loss_of(inputs, targets), leaves)):
                 total += g
         hessian_gradient = [torch.zeros_like(p) for p in params]
         for inputs, targets in batches:
-            grads = torch.autograd.grad(loss_of(inputs, targets), params, create_graph=True)
+            grads = gradients(loss_of(inputs, targets), leaves, create_graph=True)
             inner = sum((g * fixed).sum() for g, fixed in zip(grads, gradient))
             for total, hg in zip(hessian_gradient, torch.autograd.grad(inner, params)):
                 total += hg
@@ -211,15 +138,20 @@ def grasp_scores(model, layers, weights, *, data, **_):
 
 
 def synflow_pass(model, layers, weights, input_shape, dtype, power=1):
-    """One SynFlow evaluation in ``dtype``: every parameter as |p|**power, BatchNorm
-    with its running statistics (eval mode), an all-ones input, R = sum of
-    outputs, score = dR/dw * w. Returns (R, scores)."""
+    """One SynFlow evaluation in ``dtype`` (Algorithm 1 of Tanaka et al. 2020, eq. 2).
+
+    Every parameter as |p|**power (biases and BatchNorm's affine parameters
+    included), BatchNorm with its running statistics (eval mode: a fixed affine map),
+    an all-ones input of shape (1, *input_shape), R = sum of the outputs, score =
+    dR/dw * w with w the transformed weight. Returns ``(R, scores)``: R a 0-d tensor,
+    scores >= 0 of the weights' shapes, both in ``dtype``.
+    """
     transform = (lambda p: p.abs()) if power == 1 else (lambda p: p.abs() ** power)
-    leaves = _leaves(weights, transform, dtype)
-    ones = torch.ones((1, *input_shape), dtype=dtype, device=_device(model))
+    leaves = fresh_leaves(weights, transform, dtype)
+    ones = torch.ones((1, *input_shape), dtype=dtype, device=device_of(model))
     with scoring_view(model):
         R = call_with_weights(model, layers, leaves, ones, transform, dtype).sum()
-        grads = torch.autograd.grad(R, list(leaves.values()))
+        grads = gradients(R, leaves)
     return R.detach(), {name: g.mul_(w.detach()) for (name, w), g in zip(leaves.items(), grads)}
 
 
@@ -239,12 +171,22 @@ class SynFlowOverflowError(OverflowError, ValueError):
 
 
 def synflow_scores(model, layers, weights, *, input_shape, power=1, **_):
-    """SynFlow (Algorithm 1): data-free, iterative-friendly synaptic flow.
+    """SynFlow (Tanaka et al. 2020, Algorithm 1, eq. 2): S = dR/d|w| * |w|, data-free.
 
-    Computed in float32 when R_SF is safely inside float32's range, else in
-    float64 (R_SF of ResNet-110 or ResNet-50 at init overflows float32). Raises
-    :class:`SynFlowOverflowError` (an ``OverflowError`` and ``ValueError``) naming the
-    overflow when R_SF is not finite in float64 either (e.g. a 400-layer MLP).
+    R = 1^T (prod_l |W_l|) 1: the summed output of the net with every parameter
+    replaced by its absolute value, on one all-ones input of ``input_shape``, in eval
+    mode (BatchNorm as the affine map of its running statistics). Scores are >= 0,
+    of the weights' shapes, float32 when R is safely inside float32's range, else
+    float64 (R of ResNet-110 or ResNet-50 at init overflows float32); pruned weights
+    score 0. Conservation (Theorems 1-2: every layer's total is R) holds for
+    positively homogeneous activations only, f(a x) = a f(x) for a > 0 (ReLU,
+    LeakyReLU, PReLU, identity, max/avg pooling, dropout in eval), with BatchNorm
+    in eval mode as an affine map; see :func:`synflow.diagnostics.check_synflow_network`
+    for what is warned about or refused.
+
+    Raises ValueError without ``input_shape``, and :class:`SynFlowOverflowError` (an
+    ``OverflowError`` and ``ValueError``) naming the overflow when R is not finite in
+    float64 either (e.g. a 400-layer MLP).
     """
     if input_shape is None:
         raise ValueError("synflow needs input_shape (one sample's shape, e.g. (3, 32, 32)) or data")
@@ -267,11 +209,15 @@ def synflow_scores(model, layers, weights, *, input_shape, power=1, **_):
 
 
 def synflow_l2_scores(model, layers, weights, *, input_shape, **_):
-    """SynFlow-L2 (Patil & Dovrolis 2021 style): theta**2 in place of |theta|."""
+    """SynFlow-L2 (Patil & Dovrolis 2021, PHEW's data-free variant): SynFlow with every
+    parameter replaced by theta**2 instead of |theta|; S = dR/d(theta^2) * theta^2.
+
+    Same shapes, dtypes, mode and conditions as :func:`synflow_scores`.
+    """
     return synflow_scores(model, layers, weights, input_shape=input_shape, power=2)
 
 
-SCORERS: dict[str, Callable[..., dict[str, torch.Tensor]]] = {
+SCORERS: dict[str, Scorer] = {
     "random": random_scores,
     "magnitude": magnitude_scores,
     "snip": snip_scores,
@@ -281,6 +227,7 @@ SCORERS: dict[str, Callable[..., dict[str, torch.Tensor]]] = {
 }
 
 DATA_METHODS = frozenset({"snip", "grasp"})
+SYNFLOW_METHODS = frozenset({"synflow", "synflow_l2"})
 # scores of the form f(w) * w or |w|: a pruned (zero) weight scores exactly 0
 ZERO_WHEN_PRUNED = frozenset({"magnitude", "snip", "grasp", "synflow", "synflow_l2"})
 
@@ -314,7 +261,7 @@ def check_inputs(method: str, data, input_shape):
     return None, tuple(int(d) for d in shape)
 
 
-def scores(
+def compute_scores(
     model: nn.Module,
     method: str,
     *,
@@ -322,13 +269,32 @@ def scores(
     input_shape: Sequence[int] | None = None,
     seed: int = 0,
 ) -> dict[str, torch.Tensor]:
-    """One evaluation of ``method``'s scores for the model's current masks."""
+    """One evaluation of ``method``'s scores for the model's current masks (no pruning).
+
+    Args are :func:`synflow.prune`'s: ``method`` a key of ``SCORERS``; ``data`` an
+    iterable of (inputs float (B, *input_shape), targets int64 (B,)) batches for snip
+    and grasp; ``input_shape`` one sample's shape, e.g. (3, 32, 32), for synflow;
+    ``seed`` fixes random scores.
+
+    Returns ``{"<module path>.weight": scores}`` for every prunable weight: tensors of
+    the weight's shape on its device, in the scorer's dtype (see each scorer in
+    ``SCORERS``); higher = keep. Masked weights score as their masked value (SynFlow,
+    SNIP, GraSP and magnitude give 0 to pruned weights). The model runs in eval mode
+    (BatchNorm with running statistics) and is left exactly as it was.
+
+    Raises ValueError for an unknown method, missing data or input shape, a model
+    whose layers a mask cannot govern (:func:`synflow.masks.check_model`) or that
+    SynFlow cannot score; warns :class:`ScoreWarning` like :func:`synflow.prune`.
+    """
     check_method(method)
     model = unwrap(model)  # nn.DataParallel / DDP: score the module they run
     data, input_shape = check_inputs(method, data, input_shape)
     layers = prunable_layers(model)
+    check_model(model, layers)
+    if method in SYNFLOW_METHODS:
+        check_synflow_network(model)
     weights = {name: effective_weight(module) for name, module in layers.items()}
-    return SCORERS[method](
+    result = SCORERS[method](
         model,
         layers,
         weights,
@@ -336,3 +302,35 @@ def scores(
         input_shape=input_shape,
         generator=torch.Generator().manual_seed(seed),
     )
+    if method in ZERO_WHEN_PRUNED:
+        flat = torch.cat([s.detach().flatten() for s in result.values()])
+        alive = torch.cat([m.flatten() for m in current_masks(model).values()])
+        warn_uninformative(flat, alive, list(result), [s.numel() for s in result.values()])
+    return result
+
+
+def scores(*args, **kwargs) -> dict[str, torch.Tensor]:
+    """Deprecated alias of :func:`compute_scores` (removed in the next release)."""
+    warnings.warn(
+        "synflow.scores(...) is deprecated: call synflow.compute_scores(...); "
+        "synflow.scores is the module of the scorers",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return compute_scores(*args, **kwargs)
+
+
+class _CallableModule(types.ModuleType):
+    """``synflow.scores`` is this module; calling it is the deprecated ``scores(...)``."""
+
+    def __call__(self, *args, **kwargs):
+        warnings.warn(
+            "calling synflow.scores(...) is deprecated: call synflow.compute_scores(...); "
+            "synflow.scores is the module of the scorers",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return compute_scores(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -26,9 +26,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import data as data_module
-from .checkpoints import load_model_state, restore_training_state, training_state
+from .checkpoints import restore_training_state, training_state
 from .data import progress
 from .models import MODELS
+from .saving import load_pruned_state_dict
 
 
 @dataclass(frozen=True)
@@ -243,7 +244,7 @@ def train(
     else:
         train_batches, test_batches = data
     if resume is not None:  # masks first: they change the model's parameters
-        load_model_state(model, resume["model"])
+        load_pruned_state_dict(model, resume["model"])
     model.to(device=device, memory_format=memory_format)
     optimizer, scheduler = optimizer_for(model, config)
     if not (isinstance(checkpoint_every, int) and checkpoint_every >= 1):

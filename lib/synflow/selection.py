@@ -1,0 +1,180 @@
+"""Choosing the kept weights: exact top-k selection over scores, global or per layer.
+
+Exactly ``round(N * density)`` weights are kept (ties at the threshold go to the
+lowest index), unlike the authors' ``kthvalue`` threshold, which prunes every tie
+together. Used by :func:`synflow.prune`'s loop and by :func:`select`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+from .masks import Masks
+
+SCOPES = ("global", "local")
+
+
+def top_k(
+    values: torch.Tensor, k: int, sample_size: int = 1 << 16, scratch: torch.Tensor | None = None
+) -> tuple[torch.Tensor, float]:
+    """The ``k`` largest entries of a 1-D tensor: ``(boolean mask, k-th largest value)``.
+
+    Exactly ``k`` entries are chosen; ties at the threshold go to the lowest
+    indices, so the result is deterministic. A full selection over millions of
+    scores is slow on a CPU, so a fixed random sample first brackets the
+    threshold between ``low < t <= high``: entries above ``high`` are kept and
+    only the few inside the bracket are sorted. If the sample misses (rare),
+    the exact ``kthvalue`` path gives the same answer. ``scratch``, a boolean
+    tensor like ``values``, saves two allocations (the result is written there).
+    """
+    n = values.numel()
+    if not 0 < k < n:
+        if k >= n:
+            return torch.ones(n, dtype=torch.bool, device=values.device), float(values.min())
+        return torch.zeros(n, dtype=torch.bool, device=values.device), math.inf
+    if n > 4 * sample_size:
+        positions = torch.randint(n, (sample_size,), generator=torch.Generator().manual_seed(n))
+        sample = values[positions.to(values.device)].sort().values
+        rank = sample_size * (1 - k / n)  # where the threshold falls in the sorted sample
+        margin = 4 * math.sqrt(sample_size * (k / n) * (1 - k / n)) + 8
+        low_rank, high_rank = int(rank - margin), int(rank + margin)
+        low = float(sample[low_rank]) if low_rank >= 0 else -math.inf
+        high = float(sample[high_rank]) if high_rank < sample_size else math.inf
+        chosen = torch.gt(values, high, out=scratch) if scratch is not None else values > high
+        above = int(torch.count_nonzero(chosen))
+        band = torch.nonzero(torch.gt(values, low).bitwise_xor_(chosen)).flatten()
+        if above < k <= above + band.numel():
+            return _choose(chosen, band, values[band], k - above)
+    everything = torch.arange(n, device=values.device)
+    return _choose(torch.zeros_like(values, dtype=torch.bool), everything, values, k)
+
+
+def _choose(chosen, positions, candidates, k):
+    """Mark the ``k`` best ``candidates`` (at ascending ``positions``) in ``chosen``;
+    ties at the threshold go to the lowest positions."""
+    threshold = float(torch.kthvalue(candidates.cpu(), candidates.numel() - k + 1).values)
+    above = candidates > threshold
+    chosen[positions[above]] = True
+    tied = positions[candidates == threshold]
+    chosen[tied[: k - int(torch.count_nonzero(above))]] = True
+    return chosen, threshold
+
+
+def check_density(density) -> float:
+    """``density`` (fraction of weights kept) as a float in (0, 1].
+
+    Raises:
+        ValueError: naming the value and the allowed range.
+    """
+    if isinstance(density, bool) or not isinstance(density, numbers.Real):
+        raise ValueError(f"density must be a number in (0, 1], got {density!r}")  # noqa: TRY004
+    if not 0 < float(density) <= 1:  # NaN fails too
+        raise ValueError(
+            f"density must be in (0, 1] (kept fraction = 1 / compression), got {density!r}"
+        )
+    return float(density)
+
+
+def check_finite(values: torch.Tensor) -> None:
+    """Raise ``ValueError`` if ``values`` holds a NaN or an infinity, counting them.
+
+    One float64 sum decides (it cannot overflow where the values are finite, unlike a
+    sum in float16: 65,536 scores of 1.0 make inf there); only when that sum is not
+    finite is each value checked.
+    """
+    if math.isfinite(float(values.sum(dtype=torch.float64))):
+        return
+    nan = int(torch.isnan(values).sum())
+    inf = int(torch.isinf(values).sum())
+    if nan or inf:
+        raise ValueError(
+            f"the scores contain NaN or inf: {nan} NaN and {inf} infinite values "
+            f"(of {values.numel()}, "
+            f"{values.dtype}); cannot rank them. An overflow in the scoring pass is the usual "
+            "cause: see the scorer's own checks (SynFlow names R_SF's overflow)"
+        )
+
+
+def _keep_best(values, alive, target, *, invert, zero_when_pruned, scratch=None):
+    """Boolean mask of the ``target`` best alive entries. ``values`` is overwritten."""
+    check_finite(values)
+    target = min(target, int(torch.count_nonzero(alive)))
+    if invert:
+        values.neg_()
+    if zero_when_pruned and not invert:
+        # pruned weights score exactly 0: when the k-th best score is > 0 no pruned
+        # weight can be among the chosen, and the masking pass is not needed
+        chosen, kth = top_k(values, target, scratch=scratch)
+        if kth > 0:
+            return chosen
+    values.masked_fill_(~alive, -math.inf)
+    return top_k(values, target, scratch=scratch)[0]
+
+
+def _scope_slices(sizes: list[int], scope: str) -> list[slice]:
+    if scope == "global":
+        return [slice(0, sum(sizes))]
+    if scope == "local":
+        ends = torch.tensor(sizes).cumsum(0).tolist()
+        return [slice(end - size, end) for size, end in zip(sizes, ends)]
+    raise ValueError(f"unknown scope {scope!r}; choose one of: {', '.join(SCOPES)}")
+
+
+def _select_flat(flat, alive, sizes, density, *, scope, invert, zero_when_pruned=False, out=None):
+    """New flat alive mask: per scope group, the best ``round(size * density)`` alive
+    entries. ``flat`` (the scores) is overwritten; ``out`` may be a boolean buffer."""
+    kept = torch.empty_like(alive) if out is None else out
+    for part in _scope_slices(sizes, scope):
+        target = round((part.stop - part.start) * density)
+        kept[part] = _keep_best(
+            flat[part],
+            alive[part],
+            target,
+            invert=invert,
+            zero_when_pruned=zero_when_pruned,
+            scratch=kept[part],
+        )
+    return kept
+
+
+def select(
+    scores: Masks,
+    density: float,
+    *,
+    masks: Masks | None = None,
+    scope: str = "global",
+    invert: bool = False,
+) -> Masks:
+    """Masks keeping the best-scored weights at ``density``, among ``masks``' alive ones.
+
+    Args:
+        scores: ``{"<layer>.weight": scores}``, any real dtype, each of its weight's
+            shape (e.g. from :func:`synflow.compute_scores`); higher = keep.
+        density: fraction of weights kept, in (0, 1] (1 / compression).
+        masks: boolean masks of the same keys and shapes; only their True entries
+            compete, and False entries stay False (default: everything alive).
+        scope: "global" keeps ``round(N * density)`` weights in total (the paper's
+            global masking, Section 7), "local" ``round(N_l * density)`` per layer;
+            never more than are alive.
+        invert: keep the lowest scores instead.
+
+    Ties at the threshold go to the lowest index (layers in ``masks`` order, then
+    row-major), so the result is deterministic. Cheap for sweeping many compressions
+    over one scoring pass. Returns boolean masks of the same keys and shapes.
+
+    Raises ValueError for a density outside (0, 1], an unknown scope, or scores with NaN
+    or inf.
+    """
+    density = check_density(density)
+    if masks is None:
+        masks = {name: torch.ones_like(s, dtype=torch.bool) for name, s in scores.items()}
+    flat = torch.cat([scores[name].flatten() for name in masks])
+    alive = torch.cat([mask.flatten() for mask in masks.values()])
+    sizes = [mask.numel() for mask in masks.values()]
+    kept = _select_flat(flat, alive, sizes, density, scope=scope, invert=invert)
+    return {
+        name: part.view(mask.shape) for (name, mask), part in zip(masks.items(), kept.split(sizes))
+    }

@@ -1,0 +1,201 @@
+"""Models a mask cannot govern, and scores that carry no information (issue 11, items 1-3)."""
+
+import copy
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrizations
+
+import synflow
+from synflow import ScoreWarning
+
+
+def attention_net(seed=0):
+    torch.manual_seed(seed)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Linear(4, 8)
+            self.attention = nn.MultiheadAttention(8, 2, batch_first=True)
+            self.head = nn.Linear(8, 3)
+
+        def forward(self, x):
+            h = self.embed(x)
+            h, _ = self.attention(h, h, h)
+            return self.head(h.mean(1))
+
+    return Net()
+
+
+def batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(5, 6, 4, generator=g), torch.randint(3, (5,), generator=g)
+
+
+# ------------------------------------------- item 1: weights read around the mask
+
+
+def test_multihead_attention_out_proj_is_masked_and_trains():
+    model = attention_net()
+    reference = copy.deepcopy(model)
+    masks = synflow.prune(model, "magnitude", 4)
+    mask = masks["attention.out_proj.weight"]
+    assert 0 < int(mask.sum()) < mask.numel()
+    # the forward computes with the masked out_proj ...
+    with torch.no_grad():
+        for name, module in synflow.prunable_layers(reference).items():
+            module.weight.mul_(masks[name])
+    x, y = batch()
+    assert torch.allclose(model(x), reference(x), atol=1e-6)
+    # ... and its kept weights get a gradient (the pruned ones none)
+    F.cross_entropy(model(x), y).backward()
+    grad = model.attention.out_proj.weight_orig.grad
+    assert grad is not None and grad[mask].abs().sum() > 0
+    assert not grad[~mask].any()
+
+
+@pytest.mark.parametrize("method", ["synflow", "snip"])
+def test_multihead_attention_prunes_iteratively_and_rescoring_sees_the_mask(method):
+    model = attention_net()
+    x, y = batch()
+    masks = synflow.prune(model, method, 4, iterations=3, data=[(x, y)], input_shape=(6, 4))
+    scores = synflow.compute_scores(model, method, data=[(x, y)], input_shape=(6, 4))
+    pruned = ~masks["attention.out_proj.weight"]
+    assert not scores["attention.out_proj.weight"][pruned].any()  # pruned weights score 0
+    assert scores["attention.out_proj.weight"][~pruned].any()
+
+
+def test_transformer_layers_train_their_attention_out_proj():
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+    masks = synflow.prune(layer, "magnitude", 3)
+    x = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(1))
+    layer(x).square().sum().backward()
+    for name, module in synflow.prunable_layers(layer).items():
+        grad = module.weight_orig.grad
+        assert grad is not None and grad[masks[name]].abs().sum() > 0, name
+
+
+def test_a_module_reading_a_child_weight_directly_is_refused_by_name():
+    class Bypass(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = nn.Linear(4, 4)
+            self.out = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.out(F.linear(x, self.inner.weight, self.inner.bias))
+
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match=r"never called the prunable layer\(s\) \['inner.weight'\]"):
+        synflow.prune(Bypass(), "synflow", 2, input_shape=(4,))
+    x = torch.randn(3, 4)
+    with pytest.raises(ValueError, match="inner.weight"):
+        synflow.prune(Bypass(), "snip", 2, data=[(x, torch.tensor([0, 1, 0]))])
+
+
+def test_tied_weights_are_refused_by_name():
+    encoder, decoder = nn.Linear(4, 4), nn.Linear(4, 4)
+    decoder.weight = encoder.weight
+    with pytest.raises(ValueError, match=r"0.weight is shared .*1.weight is shared"):
+        synflow.prune(nn.Sequential(encoder, decoder), "magnitude", 2)
+    embedding, head = nn.Embedding(10, 4), nn.Linear(4, 10, bias=False)
+    head.weight = embedding.weight  # a language model's tied output layer
+    model = nn.Sequential(embedding, head)
+    with pytest.raises(ValueError, match=r"1.weight is shared with another module"):
+        synflow.apply_masks(model, {"1.weight": torch.ones(10, 4, dtype=torch.bool)})
+    assert not hasattr(head, "weight_mask")  # refused before any change
+    # one layer called twice is fine: the mask applies at each call
+    layer = nn.Linear(4, 4)
+    twice = nn.Sequential(layer, nn.ReLU(), layer)
+    masks = synflow.prune(twice, "magnitude", 2)
+    assert list(masks) == ["0.weight"]
+
+
+def test_parametrized_and_weight_normed_layers_are_refused_by_name():
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    parametrizations.weight_norm(model[2])
+    with pytest.raises(ValueError, match=r"2.weight \(ParametrizedLinear\) is computed by a parametrization"):
+        synflow.prune(model, "magnitude", 2)
+    old = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.nn.utils.weight_norm(old[0])
+    with pytest.raises(ValueError, match=r"0.weight \(Linear\) is not a parameter but computed"):
+        synflow.prune(old, "magnitude", 2)
+
+
+# --------------------------------------- item 2: activations SynFlow cannot score
+
+
+def three_layer_mlp(activation, seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Linear(256, 64), activation(), nn.Linear(64, 64), activation(), nn.Linear(64, 10)
+    )
+
+
+def test_relu6_mlp_zero_layers_are_named_in_a_warning():
+    with pytest.warns(ScoreWarning) as record:
+        scores = synflow.compute_scores(three_layer_mlp(nn.ReLU6), "synflow", input_shape=(256,))
+    totals = [float(s.sum()) for s in scores.values()]
+    assert totals[0] == totals[1] == 0 < totals[2]  # saturated ReLU6: no gradient upstream
+    messages = [str(w.message) for w in record]
+    assert any("1 (ReLU6), 3 (ReLU6)" in m and "homogeneous" in m for m in messages)
+    assert any("every alive weight of 0.weight, 2.weight scores exactly 0" in m for m in messages)
+    with pytest.warns(ScoreWarning) as record:
+        synflow.prune(three_layer_mlp(nn.ReLU6), "synflow", 10, iterations=2, input_shape=(256,))
+    assert any("every alive weight of 0.weight, 2.weight" in str(w.message) for w in record)
+
+
+def test_relu_mlp_scores_every_layer_without_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ScoreWarning)
+        scores = synflow.compute_scores(three_layer_mlp(nn.ReLU), "synflow", input_shape=(256,))
+        synflow.prune(three_layer_mlp(nn.ReLU), "synflow", 10, iterations=2, input_shape=(256,))
+    assert all(float(s.sum()) > 0 for s in scores.values())
+
+
+@pytest.mark.parametrize("activation", [nn.Tanh, nn.GELU, nn.SiLU, nn.Hardswish, nn.Sigmoid])
+def test_other_non_homogeneous_activations_warn(activation):
+    with pytest.warns(ScoreWarning, match=rf"1 \({activation.__name__}\)"):
+        synflow.compute_scores(three_layer_mlp(activation), "synflow", input_shape=(256,))
+
+
+def test_mobilenet_v2_synflow_warns_about_relu6_and_empty_scores():
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    model = torchvision.models.mobilenet_v2(num_classes=10)
+    with pytest.warns(ScoreWarning) as record:
+        synflow.prune(model, "synflow", 10, input_shape=(3, 32, 32))
+    messages = " ".join(str(w.message) for w in record)
+    assert "features.0.2 (ReLU6)" in messages
+    assert "every alive weight of features.0.0.weight" in messages
+
+
+# ------------------------------------------- item 3: BatchNorm without statistics
+
+
+@pytest.mark.parametrize("norm, shape", [(nn.BatchNorm2d, (3, 8, 8)), (nn.BatchNorm1d, (12,))])
+def test_batchnorm_without_running_stats_is_refused_for_synflow(norm, shape):
+    torch.manual_seed(0)
+    if norm is nn.BatchNorm2d:
+        layer = nn.Conv2d(3, 4, 3, padding=1)
+        tail = [nn.Flatten(), nn.Linear(4 * 8 * 8, 2)]
+    else:
+        layer, tail = nn.Linear(12, 4), [nn.Linear(4, 2)]
+    model = nn.Sequential(layer, norm(4, track_running_stats=False), nn.ReLU(), *tail)
+    message = rf"1 \({norm.__name__}\).*track_running_stats=True"
+    with pytest.raises(ValueError, match=message):
+        synflow.prune(model, "synflow", 4, input_shape=shape)
+    with pytest.raises(ValueError, match=message):
+        synflow.compute_scores(model, "synflow_l2", input_shape=shape)
+    assert all(m.all() for m in synflow.current_masks(model).values())  # nothing half-done
+    # a data-based score normalises real batches, as in training: allowed
+    x = torch.randn(6, *shape, generator=torch.Generator().manual_seed(0))
+    masks = synflow.prune(model, "snip", 4, data=[(x, torch.arange(6) % 2)])
+    assert synflow.compression_of(masks) == pytest.approx(4, rel=0.05)

@@ -77,17 +77,22 @@ def main() -> None:
     args = parser.parse_args()
     low, high = sorted(args.tflops)
     print(f"profile {args.profile}; GPU-hours at {high:g}-{low:g} TFLOP/s effective")
-    print(f"{'notebook':32} {'runs':>6} {'FLOP':>9} {'GPU-hours':>13} {'h/run (median)':>15}")
+    print(f"{'notebook':32} {'runs':>6} {'FLOP':>9} {'GPU-hours':>13} {'h/run: median':>14} "
+          f"{'longest':>11}")
     grand = 0.0
     for notebook in TRAINING_NOTEBOOKS:
         runs = sweeps.configs(notebook, sweeps.profile_params(notebook, args.profile))
         flops = sorted(run_flop(config) for config in runs)
         total = sum(flops)
         grand += total
-        median = flops[len(flops) // 2]
-        print(f"{notebook:32} {len(runs):>6} {total:>9.2e} "
-              f"{total / high / 1e12 / 3600:>6.0f}-{total / low / 1e12 / 3600:<6.0f} "
-              f"{median / high / 1e12 / 3600:>7.2f}-{median / low / 1e12 / 3600:.2f}")
+        median, longest = flops[len(flops) // 2], flops[-1]
+
+        def hours(flop, width=0, digits=2):
+            return (f"{flop / high / 1e12 / 3600:>{width}.{digits}f}-"
+                    f"{flop / low / 1e12 / 3600:<{width}.{digits}f}")
+
+        print(f"{notebook:32} {len(runs):>6} {total:>9.2e} {hours(total, 6, 0)} "
+              f"{hours(median, 7)} {hours(longest, 5)}")
     print(f"{'total':32} {'':>6} {grand:>9.2e} "
           f"{grand / high / 1e12 / 3600:>6.0f}-{grand / low / 1e12 / 3600:<6.0f}")
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import synflow
-from synflow import store
+from synflow import execution, store
 
 
 def config(**changes) -> store.RunConfig:
@@ -22,14 +22,14 @@ def config(**changes) -> store.RunConfig:
 def spy(monkeypatch):
     """Record the model's masks and weights at the start of every training."""
     seen = []
-    original = store.train_module.train
+    original = execution.train_module.train
 
     def train(model, *args, **kwargs):
         seen.append((synflow.current_masks(model),
                      {n: p.detach().clone() for n, p in model.state_dict().items()}))
         return original(model, *args, **kwargs)
 
-    monkeypatch.setattr(store.train_module, "train", train)
+    monkeypatch.setattr(execution.train_module, "train", train)
     return seen
 
 
@@ -55,7 +55,7 @@ def test_stored_runs_without_later_fields_are_loaded(env, monkeypatch):
     for name in store.LATER_FIELDS:
         stored["config"].pop(name)
     store.write_json(path, stored)
-    monkeypatch.setattr(store, "execute", lambda *a, **k: pytest.fail("ran again"))
+    monkeypatch.setattr(execution, "execute", lambda *a, **k: pytest.fail("ran again"))
     assert store.run_or_load(run, "exp")["metrics"] == first["metrics"]
 
 
@@ -71,7 +71,7 @@ def test_bad_later_fields_are_named():
 @pytest.mark.parametrize("rewind", [True, False])
 def test_imp_masks_shrink_and_rewind_restores_the_initial_weights(env, spy, rewind):
     run = config(cycles=3, rewind=rewind)
-    result = store.execute(run)
+    result = execution.execute(run)
     assert len(spy) == 4  # three train-prune cycles, then the final training
     initial = weights(spy[0][1])
     kept = [sum(int(m.sum()) for m in masks.values()) for masks, _ in spy]
@@ -96,8 +96,8 @@ def test_imp_masks_shrink_and_rewind_restores_the_initial_weights(env, spy, rewi
 
 
 def test_shuffled_masks_keep_layer_counts_and_initial_weights(env, spy):
-    store.execute(config(compression=4))
-    store.execute(config(compression=4, mask="shuffled"))
+    execution.execute(config(compression=4))
+    execution.execute(config(compression=4, mask="shuffled"))
     (found, _), (shuffled, shuffled_state) = spy
     assert synflow.count_kept(found) == synflow.count_kept(shuffled)
     assert any(not torch.equal(found[n], shuffled[n]) for n in found)
@@ -108,8 +108,8 @@ def test_shuffled_masks_keep_layer_counts_and_initial_weights(env, spy):
 
 
 def test_reinit_keeps_the_mask_and_redraws_the_weights(env, spy):
-    store.execute(config(compression=4))
-    store.execute(config(compression=4, mask="reinit"))
+    execution.execute(config(compression=4))
+    execution.execute(config(compression=4, mask="reinit"))
     (found, state), (mask, reinit_state) = spy
     assert all(torch.equal(found[n], mask[n]) for n in found)
     before, after = weights(state), weights(reinit_state)
@@ -119,7 +119,7 @@ def test_reinit_keeps_the_mask_and_redraws_the_weights(env, spy):
 
 
 def test_layer_records_and_test_subset(env):
-    result = store.execute(config(pruner="dense", compression=1, epochs=2, record_layers=True,
+    result = execution.execute(config(pruner="dense", compression=1, epochs=2, record_layers=True,
                                   test_subset=2))
     rows = result["layer_history"]
     layers = synflow.prunable_layers(synflow.build_model("mlp", num_classes=3,

@@ -9,7 +9,7 @@ import os
 import pandas as pd
 import pytest
 
-from synflow import paths, store
+from synflow import execution, paths, store
 
 
 def config(**changes) -> store.RunConfig:
@@ -24,13 +24,13 @@ def config(**changes) -> store.RunConfig:
 def counted(monkeypatch):
     """Count the runs that are really executed (not loaded)."""
     executed = []
-    original = store.execute
+    original = execution.execute
 
     def execute(run, **kwargs):
         executed.append(run)
         return original(run, **kwargs)
 
-    monkeypatch.setattr(store, "execute", execute)
+    monkeypatch.setattr(execution, "execute", execute)
     return executed
 
 
@@ -96,8 +96,8 @@ def test_run_or_load_runs_once_and_stores_json(env, counted):
 
 
 def test_runs_are_reproducible_for_a_seed(env):
-    first = store.execute(config(seed=3))
-    second = store.execute(config(seed=3))
+    first = execution.execute(config(seed=3))
+    second = execution.execute(config(seed=3))
     assert first["history"][0]["train_loss"] == second["history"][0]["train_loss"]
     assert first["layers"] == second["layers"]
 
@@ -115,7 +115,7 @@ def test_dense_runs_are_not_pruned(env):
 
 def test_interrupted_sweep_redoes_only_unfinished_runs(env, counted, monkeypatch):
     runs = [config(compression=c) for c in (2, 4, 8)]
-    original = store.train_module.train
+    original = execution.train_module.train
     calls = []
 
     def dies_on_the_third(*args, **kwargs):
@@ -124,7 +124,7 @@ def test_interrupted_sweep_redoes_only_unfinished_runs(env, counted, monkeypatch
             raise KeyboardInterrupt("killed")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(store.train_module, "train", dies_on_the_third)
+    monkeypatch.setattr(execution.train_module, "train", dies_on_the_third)
     with pytest.raises(KeyboardInterrupt):
         store.sweep(runs, "sweep")
     assert sorted(p.parent.name for p in (env / "results" / "sweep").glob("*/run.json")) == sorted(

@@ -8,7 +8,7 @@ The public API::
                           input_shape=(3, 32, 32))
 """
 
-from . import analysis, baselines, data, paths, plotting, store, train
+from . import analysis, baselines, claims, data, execution, paths, plotting, store, sweeps, train
 from .masks import (
     apply_masks,
     compression_of,
@@ -34,6 +34,7 @@ __all__ = [
     "apply_masks",
     "baselines",
     "build_model",
+    "claims",
     "compression_of",
     "count_kept",
     "current_masks",
@@ -41,6 +42,7 @@ __all__ = [
     "density_after",
     "effective_weight",
     "empty_layers",
+    "execution",
     "paths",
     "plotting",
     "prunable_layers",
@@ -51,5 +53,6 @@ __all__ = [
     "select",
     "shuffle_masks",
     "store",
+    "sweeps",
     "train",
 ]

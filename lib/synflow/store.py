@@ -14,7 +14,6 @@ runs without one. No pickles.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -22,33 +21,27 @@ import os
 import platform
 import re
 import time
+import traceback
 import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import pandas as pd
-import torch
 
-from . import baselines  # noqa: F401  (registers SCORERS["random_erk"])
+from . import (
+    baselines,  # noqa: F401  (registers SCORERS["random_erk"])
+    claims,
+)
 from . import data as data_module
 from . import train as train_module
 from .data import progress
-from .masks import (
-    apply_masks,
-    compression_of,
-    count_kept,
-    current_masks,
-    effective_weight,
-    empty_layers,
-    prunable_layers,
-    reinitialize_kept,
-    shuffle_masks,
-)
-from .models import MODELS, build_model
-from .pruning import SCHEDULES, SCOPES, prune
-from .scores import DATA_METHODS, SCORERS
+from .models import MODELS
+from .pruning import SCHEDULES, SCOPES
+from .scores import SCORERS
 
 RESULT_FILE = "run.json"
+FAILURE_FILE = "failed.json"
+CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT_VERSION = 1
 DENSE = "dense"  # the pruner name of an unpruned run
 MASK_VARIANTS = ("as_found", "shuffled", "reinit")
@@ -241,9 +234,14 @@ def run_dir(config: RunConfig, experiment: str, results=None) -> Path:
     return _results(results) / _check_experiment(experiment) / config.name()
 
 
-def write_json(path: Path, payload) -> None:
+def write_json(path: Path, payload, *, exclusive: bool = False) -> None:
     """Write ``payload`` as JSON atomically: a temporary file in the same folder,
-    flushed to disk, then renamed over ``path`` (readers see all or nothing)."""
+    flushed to disk, then renamed over ``path`` (readers see all or nothing).
+
+    ``exclusive=True`` never replaces an existing ``path`` (the temporary file is
+    hard-linked to it, which fails if it exists): raises FileExistsError then, so
+    a result is written exactly once however many workers finish the same run.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -251,246 +249,110 @@ def write_json(path: Path, payload) -> None:
             json.dump(payload, handle, indent=1, allow_nan=True)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        if exclusive:
+            os.link(temporary, path)
+        else:
+            os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
 
 
+class DamagedResult(ValueError):
+    """A stored ``run.json`` that cannot be read (truncated, not JSON, fields missing)."""
+
+
+class RunFailed(RuntimeError):
+    """The run failed before (its failure record says why); not retried unless asked."""
+
+
+class RunBusy(RuntimeError):
+    """Another worker holds a fresh claim on the run."""
+
+
 def load_result(path: Path) -> dict:
-    """Read a ``run.json``, reporting unknown config keys."""
-    with open(path) as handle:
-        result = json.load(handle)
-    config_from_dict(result["config"], where=str(path))
+    """Read a ``run.json``, reporting unknown config keys. Raises DamagedResult naming
+    the file when it is not a complete result (e.g. truncated)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            result = json.load(handle)
+        if not isinstance(result, dict) or not {"config", "metrics"} <= set(result):
+            raise ValueError("it has no 'config' and 'metrics'")
+        config_from_dict(result["config"], where=str(path))
+    except (ValueError, TypeError) as error:  # JSONDecodeError and UnicodeDecodeError too
+        raise DamagedResult(f"{path} is damaged and cannot be read as a run: {error}") from error
     return result
+
+
+def move_aside(path: Path, why: str) -> Path | None:
+    """Rename ``path`` to ``<name>.damaged-<time>`` (never deleted) and warn; None if
+    another worker moved it first."""
+    target = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    try:
+        os.replace(path, target)
+    except FileNotFoundError:
+        return None
+    warnings.warn(f"{why}; moved it to {target} and treating the run as missing", stacklevel=3)
+    return target
+
+
+def stored_result(config: RunConfig, experiment: str, results=None) -> dict | None:
+    """``config``'s stored result, or None when it has none. A damaged ``run.json``, or
+    one holding another config, is moved aside (:func:`move_aside`) and reads as none."""
+    path = run_dir(config, experiment, results) / RESULT_FILE
+    if not path.is_file():
+        return None
+    try:
+        stored = load_result(path)
+    except DamagedResult as error:
+        move_aside(path, str(error))
+        return None
+    if {**LATER_FIELDS, **stored["config"]} != asdict(config):
+        move_aside(path, f"{path} holds a different config")
+        return None
+    return stored
+
+
+# ------------------------------------------------------------------ failures
+
+
+def failure(config: RunConfig, experiment: str, results=None) -> dict | None:
+    """The run's failure record (config, error, traceback, host, time, log), or None."""
+    path = run_dir(config, experiment, results) / FAILURE_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return {"error": f"unreadable failure record {path}", "log": None}
+
+
+def record_failure(folder: Path, config: RunConfig, error: BaseException) -> Path:
+    """Write ``<run folder>/failed.json`` for ``error`` (atomically); its path."""
+    text = "".join(traceback.format_exception(error)).rstrip()
+    previous = {}
+    try:
+        previous = json.loads((folder / FAILURE_FILE).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        pass
+    path = folder / FAILURE_FILE
+    write_json(path, {
+        "config": asdict(config), "key": config.key(),
+        "error": f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else
+        type(error).__name__,
+        "traceback": text, "host": platform.node(), "pid": os.getpid(),
+        "job": claims.job_id(), "log": claims.log_path(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "attempts": int(previous.get("attempts", 0)) + 1,
+    })
+    return path
 
 
 # ------------------------------------------------------------------ running
 
 
-def execute(config: RunConfig, *, device=None, root=None, cache=None) -> dict:
-    """Build, prune, train and measure one run (nothing is stored)."""
-    device = torch.device(device) if device is not None else train_module.default_device()
-    info = data_module.dataset_info(config.dataset, root=root, cache=cache)
-
-    def build():
-        return build_model(
-            config.model,
-            num_classes=info.num_classes,
-            input_shape=info.input_shape,
-            width=config.width,
-            seed=config.seed,
-        ).to(device)
-
-    model = build()
-    training = config.training()
-    data = _training_data(config, training, info, device, root, cache)
-
-    def prune_to(compression):
-        # pruning at init is deterministic in these fields: the masks of an earlier run of
-        # this process (e.g. the "as_found" run of a "shuffled" one) are reused
-        remembered = (config.model, config.dataset, config.width, config.seed, config.pruner,
-                      compression, config.iterations, config.schedule, config.scope,
-                      config.invert, config.prune_per_class, str(root),
-                      os.environ.get("SYNFLOW_DATA"))
-        if not config.cycles and remembered in _MASKS:
-            masks = {name: mask.to(device) for name, mask in _MASKS[remembered].items()}
-            apply_masks(model, masks)
-            return masks
-        batches = None
-        if config.pruner in DATA_METHODS:
-            batches = data_module.pruning_batches(
-                config.dataset,
-                root=root,
-                cache=cache,
-                per_class=config.prune_per_class,
-                seed=config.seed,
-                device=device,
-            )
-        masks = prune(
-            model,
-            config.pruner,
-            compression,
-            iterations=config.iterations,
-            schedule=config.schedule,
-            scope=config.scope,
-            data=batches,
-            input_shape=info.input_shape,
-            invert=config.invert,
-            seed=config.seed,
-        )
-        if not config.cycles:
-            _MASKS[remembered] = {name: mask.cpu().clone() for name, mask in masks.items()}
-            while len(_MASKS) > 16:
-                _MASKS.pop(next(iter(_MASKS)))
-        return masks
-
-    def fit(desc, on_epoch=None):
-        return train_module.train(
-            model, data, training, device=device, seed=config.seed, root=root, cache=cache,
-            desc=desc, on_epoch=on_epoch,
-        )
-
-    start = time.perf_counter()
-    masks = None
-    cycles = []
-    if config.pruned and config.cycles:
-        # iterative magnitude pruning: train, prune, rewind (or not), ... then train again
-        initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        for cycle in range(1, config.cycles + 1):
-            metrics = fit(f"{config.name()} cycle {cycle}/{config.cycles}")
-            before = current_masks(model)
-            masks = prune_to(config.compression ** (cycle / config.cycles))
-            if config.rewind:
-                rewind(model, initial)
-            cycles.append(
-                {
-                    "cycle": cycle,
-                    "best_top1": metrics["best_top1"],
-                    "final_top1": metrics["final_top1"],
-                    "compression": compression_of(masks),
-                    "kept": sum(k for k, _ in count_kept(masks).values()),
-                    # self-checks: the mask only shrank; where the kept weights stand
-                    "masks_only_shrank": all(
-                        bool((masks[n] <= before[n]).all()) for n in masks
-                    ),
-                    "kept_at_initial_values": _at_initial_values(model, initial),
-                }
-            )
-    elif config.pruned:
-        masks = prune_to(config.compression)
-        if config.mask == "shuffled":
-            masks = shuffle_masks(masks, seed=config.seed)
-            model = build()  # the same initial weights, unmasked
-            apply_masks(model, masks)
-        elif config.mask == "reinit":
-            reinitialize_kept(model, seed=config.seed)
-    prune_seconds = time.perf_counter() - start
-    layer_history = []
-
-    def record(epoch, trained):
-        layer_history.extend(
-            {"epoch": epoch, **row} for row in layer_weight_statistics(trained)
-        )
-
-    if config.record_layers:
-        record(0, model)
-    metrics = fit(config.name(), on_epoch=record if config.record_layers else None)
-    if masks is None:
-        masks = current_masks(model)
-    kept = count_kept(masks)
-    history = metrics.pop("history")
-    metrics.update(
-        compression_actual=compression_of(masks),
-        kept=sum(k for k, _ in kept.values()),
-        prunable=sum(n for _, n in kept.values()),
-        empty_layers=len(empty_layers(masks)),
-        prune_seconds=prune_seconds,
-    )
-    result = {
-        "format": FORMAT_VERSION,
-        "config": asdict(config),
-        "key": config.key(),
-        "training": asdict(training),
-        "metrics": metrics,
-        "history": history,
-        "layers": [{"layer": name, "kept": k, "total": n} for name, (k, n) in kept.items()],
-        "empty_layers": empty_layers(masks),
-        "environment": {
-            "device": str(device),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        },
-    }
-    if cycles:
-        result["cycles"] = cycles
-    if config.record_layers:
-        result["layer_history"] = layer_history
-    return result
-
-
-# masks of recent prunings at initialization in this process (see execute's prune_to)
-_MASKS: dict[tuple, dict] = {}
-
-
-def _training_data(config, training, info, device, root, cache):
-    """What ``train`` gets: the dataset name (as before), or with ``test_subset`` a
-    ``(train, test)`` pair whose test batches hold that many images per class (drawn
-    with seed 0). The decoded subsets are kept in memory for the next run of the
-    process (:func:`_subset_images`)."""
-    if config.test_subset is None:
-        return config.dataset
-    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-    key = (config.dataset, str(root), str(cache))
-    train_images = _subset_images(*key, "train", training.subset, config.seed)
-    test_images = _subset_images(*key, "test", config.test_subset, 0)
-    train_batches = data_module.Batches(
-        train_images, info, batch_size=training.batch_size, shuffle=True, seed=config.seed,
-        augment=info.augment, device=device, memory_format=memory_format,
-    )
-    test_batches = data_module.Batches(
-        test_images, info, batch_size=1000, device=device, memory_format=memory_format
-    )
-    return train_batches, test_batches
-
-
-@functools.lru_cache(maxsize=8)
-def _subset_images(dataset, root, cache, split, per_class, seed):
-    """``data.load`` of a split (class-balanced subset), remembered per process."""
-    return data_module.load(
-        dataset, split, root=None if root == "None" else root,
-        cache=None if cache == "None" else cache, per_class=per_class, seed=seed,
-    )
-
-
-def rewind(model: torch.nn.Module, initial: dict) -> None:
-    """Set every parameter and buffer of ``model`` back to ``initial`` (a state dict of
-    the unmasked model at initialization), keeping the current masks: a masked
-    layer's ``weight_orig`` gets the initial weight times its mask."""
-    layers = prunable_layers(model)
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if name.endswith("weight_mask"):
-                continue
-            source = initial[name.removesuffix("_orig")] if name.endswith("weight_orig") else (
-                initial[name])
-            tensor.copy_(source)
-        masks = current_masks(model)
-    apply_masks(model, {name: masks[name] for name in layers})
-
-
-def _at_initial_values(model: torch.nn.Module, initial: dict) -> bool:
-    """Whether every kept weight of ``model`` equals its value in ``initial``."""
-    for name, module in prunable_layers(model).items():
-        mask = current_masks_of(module).bool()
-        if not torch.equal(effective_weight(module)[mask], initial[name].to(mask.device)[mask]):
-            return False
-    return True
-
-
-def layer_weight_statistics(model: torch.nn.Module) -> list[dict]:
-    """Per prunable layer: ``size`` (all weights), ``kept`` (unpruned), ``mean_sq`` (mean
-    squared effective weight over the kept weights) and ``total_sq`` (their sum), in
-    float64 -- the quantities of the paper's Figure 5b."""
-    rows = []
-    for name, module in prunable_layers(model).items():
-        weight = effective_weight(module).double()
-        kept = int(torch.count_nonzero(current_masks_of(module)))
-        total = float(weight.pow(2).sum())
-        rows.append(
-            {"layer": name, "size": weight.numel(), "kept": kept, "total_sq": total,
-             "mean_sq": total / max(kept, 1)}
-        )
-    return rows
-
-
-def current_masks_of(module: torch.nn.Module) -> torch.Tensor:
-    mask = getattr(module, "weight_mask", None)
-    return mask if mask is not None else torch.ones_like(module.weight, dtype=torch.bool)
-
-
 def run_or_load(
-    config: RunConfig, experiment: str, *, device=None, root=None, cache=None, results=None
+    config: RunConfig, experiment: str, *, device=None, root=None, cache=None, results=None,
+    retry_failed: bool = True, checkpoint_every: int = 1, stale_after: float | None = None,
 ) -> dict:
     """The stored result of ``config`` in ``experiment``, or run it and store it.
 
@@ -498,17 +360,58 @@ def run_or_load(
     ``metrics`` (``best_top1``/``best_top5``: the epoch with the highest top-1,
     the paper's number; ``final_top1``/``final_top5``: after the last epoch;
     ``compression_actual``, ``kept``, ``empty_layers`` count, times),
-    ``history`` (per epoch), ``layers`` (kept/total per prunable layer) and
-    ``empty_layers`` (names).
+    ``history`` (per epoch), ``layers`` (kept/total per prunable layer),
+    ``empty_layers`` (names) and ``environment`` (device, host, duration in s).
+
+    Running: the run is claimed (:mod:`synflow.claims`; ``stale_after`` seconds
+    without a heartbeat let another worker take it over), executed by
+    :func:`synflow.execution.execute` with a training checkpoint in its folder
+    every ``checkpoint_every`` epochs (resumed from if present, removed once the
+    result is stored) and its ``run.json`` written exactly once. A damaged
+    ``run.json`` is moved aside and the run redone. If the run raises, a
+    failure record ``failed.json`` is written and the error re-raised; a run with a
+    record raises RunFailed unless ``retry_failed`` (the default here; the launcher's
+    is False). Raises RunBusy if another worker holds the run.
     """
-    path = run_dir(config, experiment, results) / RESULT_FILE
-    if path.is_file():
-        stored = load_result(path)
-        if {**LATER_FIELDS, **stored["config"]} == asdict(config):
+    from . import execution
+
+    folder = run_dir(config, experiment, results)
+    stored = stored_result(config, experiment, results)
+    if stored is not None:
+        return stored
+    failed = failure(config, experiment, results)
+    if failed is not None and not retry_failed:
+        raise RunFailed(
+            f"{config.name()} failed before ({failed.get('error')}; log: {failed.get('log')}; "
+            f"record: {folder / FAILURE_FILE}); retry it with retry_failed=True / --retry-failed"
+        )
+    claim = claims.claim_run(folder, stale_after=stale_after)
+    if claim is None:
+        holder = claims.read_claim(folder / claims.CLAIM_FILE) or {}
+        raise RunBusy(
+            f"{config.name()} is being run by another worker (host {holder.get('host')}, "
+            f"pid {holder.get('pid')}, job {holder.get('job')}, last heartbeat "
+            f"{holder.get('age', float('nan')):.0f} s ago): {folder / claims.CLAIM_FILE}"
+        )
+    with claim:
+        stored = stored_result(config, experiment, results)  # finished while we waited
+        if stored is not None:
             return stored
-        warnings.warn(f"{path} holds a different config; running again", stacklevel=2)
-    result = execute(config, device=device, root=root, cache=cache)
-    write_json(path, result)
+        checkpoint = folder / CHECKPOINT_FILE
+        try:
+            result = execution.execute(
+                config, device=device, root=root, cache=cache, checkpoint=checkpoint,
+                checkpoint_every=checkpoint_every, on_checkpoint=claim.check,
+            )
+            claim.check()
+        except claims.ClaimLost:
+            raise
+        except Exception as error:
+            record_failure(folder, config, error)
+            raise
+        write_json(folder / RESULT_FILE, result, exclusive=True)
+        (folder / FAILURE_FILE).unlink(missing_ok=True)
+        checkpoint.unlink(missing_ok=True)
     return result
 
 
@@ -554,7 +457,7 @@ def frame(experiment: str, *, results=None, history: bool = False) -> pd.DataFra
         )
     rows = []
     for path in sorted(folder.glob(f"*/{RESULT_FILE}")):
-        result = load_result(path)
+        result = load_result(path)  # a damaged file raises DamagedResult naming it
         base = {**result["config"], "key": result.get("key"), "path": str(path.parent)}
         if history:
             rows += [{**base, **epoch} for epoch in result["history"]]

@@ -27,6 +27,7 @@ from torch import nn
 
 from . import data as data_module
 from .data import progress
+from .masks import apply_masks, prunable_layers, refresh_weight
 from .models import MODELS
 
 
@@ -195,6 +196,9 @@ def train(
     cache=None,
     desc: str = "training",
     on_epoch: Callable[[int, nn.Module], None] | None = None,
+    resume: dict | None = None,
+    on_checkpoint: Callable[[dict], None] | None = None,
+    checkpoint_every: int = 1,
 ) -> dict:
     """Train ``model`` in place and return its metrics.
 
@@ -209,6 +213,12 @@ def train(
         on_epoch: if given, called as ``on_epoch(epoch, model)`` after every
             epoch's evaluation (e.g. to record weight statistics); it must not
             change the model.
+        resume: a state from ``on_checkpoint`` (:func:`training_state`):
+            training continues after its epoch with its weights, masks,
+            optimizer, scheduler, data order and RNG states, and ends with the
+            same weights and metrics as an uninterrupted run (bit-identical on CPU).
+        on_checkpoint: called as ``on_checkpoint(state)`` after every
+            ``checkpoint_every``-th epoch but the last (e.g. to save it).
 
     Returns a dict with ``history`` (one dict per epoch: epoch, lr, train_loss,
     test_loss, top1, top5, seconds) and the summaries ``final_top1``,
@@ -232,13 +242,20 @@ def train(
         )
     else:
         train_batches, test_batches = data
+    if resume is not None:  # masks first: they change the model's parameters
+        load_model_state(model, resume["model"])
     model.to(device=device, memory_format=memory_format)
     optimizer, scheduler = optimizer_for(model, config)
-    history = []
+    if not (isinstance(checkpoint_every, int) and checkpoint_every >= 1):
+        raise ValueError(f"checkpoint_every must be an integer >= 1, got {checkpoint_every!r}")
+    history, done_seconds = [], 0.0
+    if resume is not None:
+        history, done_seconds = list(resume["history"]), resume["seconds"]
+        restore_training_state(resume, model, optimizer, scheduler, train_batches)
     start = time.perf_counter()
     cudnn = torch.backends.cudnn.flags(enabled=True, benchmark=True, deterministic=False)
     with cudnn:
-        bar = progress(range(1, config.epochs + 1), desc=desc, unit="epoch")
+        bar = progress(range(len(history) + 1, config.epochs + 1), desc=desc, unit="epoch")
         for epoch in bar:
             epoch_start = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
@@ -250,6 +267,11 @@ def train(
             history.append(row)
             if on_epoch is not None:
                 on_epoch(epoch, model)
+            if on_checkpoint is not None and epoch % checkpoint_every == 0 and (
+                    epoch < config.epochs):
+                on_checkpoint(training_state(
+                    model, optimizer, scheduler, train_batches, history,
+                    done_seconds + time.perf_counter() - start))
             bar.set_postfix(loss=f"{train_loss:.3f}", top1=f"{row['top1']:.2f}")
     best = max(history, key=lambda row: (row["top1"], -row["epoch"]))
     final = history[-1]
@@ -261,5 +283,50 @@ def train(
         "best_top1": best["top1"],
         "best_top5": best["top5"],
         "best_epoch": best["epoch"],
-        "seconds": time.perf_counter() - start,
+        "seconds": done_seconds + time.perf_counter() - start,
     }
+
+
+def training_state(model, optimizer, scheduler, train_batches, history, seconds) -> dict:
+    """Everything a training needs to continue exactly: the model's state dict
+    (weights, masks, buffers), optimizer and scheduler states, the data order
+    (the training batches' epoch counter), torch's CPU and CUDA RNG states, the
+    history so far and the seconds spent. Tensors are cloned to the CPU."""
+    return {
+        "model": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "data_epoch": getattr(train_batches, "epoch", None),
+        "rng_cpu": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "history": [dict(row) for row in history],
+        "seconds": float(seconds),
+    }
+
+
+def restore_training_state(state, model, optimizer, scheduler, train_batches) -> None:
+    """Put ``state`` (:func:`training_state`) back into a model with the same layers
+    (masked where the state has masks), its optimizer, scheduler and batches."""
+    load_model_state(model, state["model"])  # already masked alike: a copy
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if state["data_epoch"] is not None:
+        train_batches.epoch = state["data_epoch"]
+    torch.set_rng_state(state["rng_cpu"])
+    if state["rng_cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng_cuda"])
+
+
+def load_model_state(model: nn.Module, state: dict) -> None:
+    """Load a state dict saved from a masked or unmasked ``model``: layers masked in
+    ``state`` (``<layer>.weight_mask``) are masked first, then every tensor is copied."""
+    layers = prunable_layers(model)
+    masks = {
+        name: state[name.removesuffix("weight") + "weight_mask"].bool()
+        for name in layers if name.removesuffix("weight") + "weight_mask" in state
+    }
+    if masks:
+        apply_masks(model, masks)
+    model.load_state_dict(state)
+    for name in masks:
+        refresh_weight(layers[name])

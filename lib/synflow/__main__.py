@@ -1,0 +1,78 @@
+"""``python -m synflow launch|status NOTEBOOK... --profile P``: see :mod:`synflow.launch`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import launch, status, sweeps
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; give an integer >= 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; give a number > 0")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="python -m synflow", description=__doc__)
+    commands = main.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("notebooks", nargs="+", metavar="NOTEBOOK",
+                        choices=sorted(sweeps.BUILDERS), help="training notebooks, by stem")
+    common.add_argument("--profile", required=True, choices=sweeps.PROFILES)
+    common.add_argument("--results", help="results folder (default: $SYNFLOW_RESULTS or "
+                        "<repo>/results; on a cluster, a shared filesystem)")
+    common.add_argument("--stale-after", type=positive_float, metavar="SECONDS",
+                        help="a claim without heartbeat for this long is taken over "
+                        "(default $SYNFLOW_CLAIM_STALE_S or 600)")
+    commands.add_parser("status", parents=[common], help="done/running/failed/missing, ETA")
+    run = commands.add_parser("launch", parents=[common], help="submit the missing runs")
+    run.add_argument("--executor", choices=launch.EXECUTORS, default="inline")
+    run.add_argument("--workers", type=positive_int, default=2, help="local worker processes")
+    run.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    run.add_argument("--wait", action="store_true", help="block until every task ended")
+    run.add_argument("--checkpoint-every", type=positive_int, default=1, metavar="EPOCHS")
+    run.add_argument("--logs", help="submitit's folder (default: <results>/_submitit)")
+    slurm = run.add_argument_group("slurm")
+    slurm.add_argument("--partition")
+    slurm.add_argument("--gpus-per-task", type=positive_int)
+    slurm.add_argument("--cpus-per-task", type=positive_int)
+    slurm.add_argument("--mem-gb", type=positive_float)
+    slurm.add_argument("--time-min", type=positive_int, default=720,
+                       help="time limit per task in minutes (default 720)")
+    slurm.add_argument("--array-parallelism", type=positive_int, default=256)
+    slurm.add_argument("--runs-per-task", type=positive_int, default=1)
+    slurm.add_argument("--slurm-param", action="append", default=[], metavar="KEY=VALUE",
+                       help="any other sbatch parameter (repeatable)")
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "status":
+            status.show(args.notebooks, args.profile, args.results, args.stale_after)
+            return 0
+        return launch.launch(args)
+    except ValueError as error:
+        print(f"synflow {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Fill the results store with a notebook's runs: in this process, in local worker
+processes, or as a Slurm job array -- through submitit.
+
+    python -m synflow launch 04_accuracy_vs_compression --profile paper --executor slurm \\
+        --partition gpu --gpus-per-task 1 --cpus-per-task 8 --mem-gb 32 --time-min 240 \\
+        --array-parallelism 64 --runs-per-task 4
+    python -m synflow status 04_accuracy_vs_compression --profile paper
+
+Only runs without a result (and without a fresh claim, and, unless
+``--retry-failed``, without a failure record) are submitted, so a second launch
+submits nothing. Every worker goes through :func:`synflow.store.run_or_load`:
+claims keep two workers off one run, training checkpoints let a killed or
+preempted run continue, and a timed-out Slurm task is requeued by submitit
+(:class:`Worker` is ``Checkpointable``) and resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import submitit
+
+from . import claims, store, sweeps
+
+EXECUTORS = ("inline", "local", "slurm")
+
+
+def planned_runs(notebooks: list[str], profile: str) -> list[tuple[str, store.RunConfig]]:
+    """``(experiment, config)`` of every run of ``notebooks`` at ``profile``."""
+    runs = []
+    for notebook in notebooks:
+        params = sweeps.profile_params(notebook, profile)
+        experiment = sweeps.experiment(notebook, params)
+        runs += [(experiment, config) for config in sweeps.configs(notebook, params)]
+    return runs
+
+
+def state_of(config: store.RunConfig, experiment: str, results=None, *,
+             stale_after: float | None = None, resuming: bool = False) -> str:
+    """"done", "running" (fresh claim), "failed" (failure record) or "missing".
+
+    ``resuming=True`` moves a damaged ``run.json`` aside (it then reads as missing);
+    otherwise a damaged file is only reported as missing."""
+    folder = store.run_dir(config, experiment, results)
+    if resuming:
+        if store.stored_result(config, experiment, results) is not None:
+            return "done"
+    elif (folder / store.RESULT_FILE).is_file():
+        try:
+            store.load_result(folder / store.RESULT_FILE)
+            return "done"
+        except store.DamagedResult:
+            pass
+    holder = claims.read_claim(folder / claims.CLAIM_FILE)
+    stale = claims.stale_after_default() if stale_after is None else stale_after
+    if holder is not None and holder["age"] <= stale:
+        return "running"
+    if (folder / store.FAILURE_FILE).is_file():
+        return "failed"
+    return "missing"
+
+
+@dataclass
+class Worker(submitit.helpers.Checkpointable):
+    """Runs ``(experiment, config dict)`` pairs in turn through ``store.run_or_load``,
+    skipping runs another worker holds; a run that raises is recorded (by the store)
+    and the worker goes on with the next. Returns counts and the failures."""
+
+    results: str
+    retry_failed: bool = False
+    checkpoint_every: int = 1
+    stale_after: float | None = None
+    threads: int | None = None
+
+    def __call__(self, runs: list[tuple[str, dict]]) -> dict:
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)
+        summary = {"ran": 0, "stored": 0, "busy": 0, "failed before": 0, "failed": []}
+        for experiment, fields in runs:
+            config = store.config_from_dict(fields)
+            if store.stored_result(config, experiment, self.results) is not None:
+                summary["stored"] += 1
+                continue
+            try:
+                store.run_or_load(config, experiment, results=self.results,
+                                  retry_failed=self.retry_failed,
+                                  checkpoint_every=self.checkpoint_every,
+                                  stale_after=self.stale_after)
+                summary["ran"] += 1
+            except store.RunBusy:
+                summary["busy"] += 1
+            except store.RunFailed:
+                summary["failed before"] += 1
+            except Exception as error:  # recorded in failed.json; go on with the next run
+                summary["failed"].append(f"{config.name()}: {type(error).__name__}: {error}")
+        return summary
+
+
+def _slurm_parameters(args) -> dict:
+    extra = {}
+    for item in args.slurm_param:
+        key, separator, value = item.partition("=")
+        if not separator or not key:
+            raise ValueError(f"--slurm-param {item!r} is not allowed; give KEY=VALUE")
+        extra[key] = value
+    parameters = {
+        "timeout_min": args.time_min, "slurm_array_parallelism": args.array_parallelism,
+        "name": "synflow", "slurm_additional_parameters": extra,
+    }
+    optional = {"slurm_partition": args.partition, "slurm_gpus_per_task": args.gpus_per_task,
+                "cpus_per_task": args.cpus_per_task, "mem_gb": args.mem_gb}
+    parameters.update({k: v for k, v in optional.items() if v is not None})
+    return parameters
+
+
+def launch(args) -> int:
+    """``python -m synflow launch``: submit the missing runs; see the module docstring."""
+    results = str(store._results(args.results))
+    if args.stale_after is not None:
+        os.environ[claims.STALE_VARIABLE] = str(args.stale_after)  # inherited by workers
+    planned = planned_runs(args.notebooks, args.profile)
+    todo, counts = [], {}
+    for experiment, config in planned:
+        state = state_of(config, experiment, results, stale_after=args.stale_after,
+                         resuming=True)
+        counts[state] = counts.get(state, 0) + 1
+        if state == "missing" or (state == "failed" and args.retry_failed):
+            todo.append((experiment, asdict(config)))
+    print(f"{len(planned)} runs of {', '.join(args.notebooks)} at profile {args.profile} in "
+          f"{results}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    if not todo:
+        print("nothing to submit: every run is stored, running or failed "
+              "(--retry-failed retries failed ones)")
+        return 0
+    worker = Worker(results, args.retry_failed, args.checkpoint_every, args.stale_after,
+                    threads=None)
+    if args.executor == "inline":
+        print(f"running {len(todo)} runs in this process")
+        return _report([worker(todo)])
+    logs = Path(args.logs or Path(results) / "_submitit").expanduser().resolve()
+    if args.executor == "local":
+        executor = submitit.LocalExecutor(folder=logs / "%j")
+        executor.update_parameters(timeout_min=args.time_min)
+        worker.threads = max(1, (os.cpu_count() or 1) // args.workers)
+        # every worker walks the whole list from its own offset; claims share the work
+        step = max(1, len(todo) // args.workers)
+        lists = [todo[i * step:] + todo[:i * step] for i in range(args.workers)]
+        with executor.batch():
+            jobs = [executor.submit(worker, runs) for runs in lists]
+    else:
+        executor = submitit.AutoExecutor(folder=logs / "%j", cluster="slurm")
+        executor.update_parameters(**_slurm_parameters(args))
+        worker.threads = args.cpus_per_task
+        size = args.runs_per_task
+        chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
+        jobs = executor.map_array(worker, chunks)
+    ids = sorted({job.job_id.split("_")[0] for job in jobs})
+    print(f"submitted {len(todo)} runs as {len(jobs)} {args.executor} task(s), job id(s) "
+          f"{', '.join(ids)}; logs in {logs}")
+    if not args.wait:
+        return 0
+    summaries = []
+    for job in jobs:
+        try:
+            summaries.append(job.result())
+        except Exception as error:  # the task itself died (killed, cancelled, timed out)
+            summaries.append({"failed": [f"task {job.job_id}: {type(error).__name__}: "
+                                         f"{str(error).strip().splitlines()[-1:]}"]})
+    return _report(summaries)
+
+
+def _report(summaries: list[dict]) -> int:
+    total = {key: sum(s.get(key, 0) for s in summaries)
+             for key in ("ran", "stored", "busy", "failed before")}
+    failed = [line for s in summaries for line in s.get("failed", [])]
+    print("finished: " + ", ".join(f"{n} {k}" for k, n in total.items())
+          + f", {len(failed)} failed")
+    for line in failed:
+        print(f"  FAILED {line}")
+    return 1 if failed else 0

@@ -27,11 +27,13 @@ from . import claims, store, sweeps
 EXECUTORS = ("inline", "local", "slurm")
 
 
-def planned_runs(notebooks: list[str], profile: str) -> list[tuple[str, store.RunConfig]]:
-    """``(experiment, config)`` of every run of ``notebooks`` at ``profile``."""
+def planned_runs(notebooks: list[str], profile: str, overrides: dict | None = None
+                 ) -> list[tuple[str, store.RunConfig]]:
+    """``(experiment, config)`` of every run of ``notebooks`` at ``profile`` (with the
+    parameter ``overrides`` of ``--set``, see :func:`synflow.sweeps.profile_params`)."""
     runs = []
     for notebook in notebooks:
-        params = sweeps.profile_params(notebook, profile)
+        params = sweeps.profile_params(notebook, profile, overrides)
         experiment = sweeps.experiment(notebook, params)
         runs += [(experiment, config) for config in sweeps.configs(notebook, params)]
     return runs
@@ -122,7 +124,7 @@ def launch(args) -> int:
     results = str(store._results(args.results))
     if args.stale_after is not None:
         os.environ[claims.STALE_VARIABLE] = str(args.stale_after)  # inherited by workers
-    planned = planned_runs(args.notebooks, args.profile)
+    planned = planned_runs(args.notebooks, args.profile, args.set)
     todo, counts = [], {}
     for experiment, config in planned:
         state = state_of(config, experiment, results, stale_after=args.stale_after,

@@ -92,7 +92,7 @@ def test_killed_run_resumes_to_identical_weights_and_metrics(env, monkeypatch, c
     assert not (folder / store.RESULT_FILE).exists()
 
     seen = final_weights(monkeypatch)
-    resumed = store.run_or_load(config, "exp", stale_after=0.01)  # the dead worker's claim
+    resumed = store.run_or_load(config, "exp")  # the dead worker's claim is taken over
     assert resumed["environment"]["resumed_from_stage"] == (
         kill_after if config.cycles else config.cycles + 1)
     assert not (folder / store.CHECKPOINT_FILE).exists()  # removed once the result is stored

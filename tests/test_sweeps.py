@@ -43,7 +43,7 @@ def notebook_runs(notebook, profile):
             lines = source.splitlines()
             last = max(i for i, line in enumerate(lines) if line.startswith("planned = "))
             source = "\n".join(lines[: last + 1])
-        exec(compile(source, f"{notebook} cell", "exec"), namespace)
+        exec(compile(source, f"{notebook} cell", "exec"), namespace)  # noqa: S102  (the notebook's own cells)
         if "parameters" in tags:
             namespace.update(section or {})  # what papermill injects after this cell
         if "planned" in namespace:
@@ -80,15 +80,14 @@ def test_every_training_call_of_a_notebook_takes_the_planned_runs(notebook):
     for cell in code_cells(notebook):
         tree = ast.parse("".join(cell["source"]))
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-                if node.func.attr in ("sweep", "run_or_load", "sweep_configs", "RunConfig"):
-                    assert node.func.attr in ("sweep", "run_or_load"), (
-                        f"{notebook} builds runs itself: {ast.unparse(node)[:80]}")
-                    calls += 1
-                    names = {n.id for n in ast.walk(node.args[0]) if isinstance(n, ast.Name)}
-                    assert names == {"planned"}, (
-                        f"{notebook} trains runs not taken from `planned`: "
-                        f"{ast.unparse(node)[:80]}")
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("sweep", "run_or_load", "sweep_configs", "RunConfig")):
+                assert node.func.attr in ("sweep", "run_or_load"), (
+                    f"{notebook} builds runs itself: {ast.unparse(node)[:80]}")
+                calls += 1
+                names = {n.id for n in ast.walk(node.args[0]) if isinstance(n, ast.Name)}
+                assert names == {"planned"}, (
+                    f"{notebook} trains runs not taken from `planned`: {ast.unparse(node)[:80]}")
             if isinstance(node, ast.Name) and node.id == "RunConfig":
                 raise AssertionError(f"{notebook} builds a RunConfig itself")
     assert calls >= 1

@@ -68,7 +68,7 @@ def parser() -> argparse.ArgumentParser:
     slurm.add_argument("--partition")
     slurm.add_argument("--gpus-per-task", type=positive_int)
     slurm.add_argument("--cpus-per-task", type=positive_int)
-    slurm.add_argument("--mem-gb", type=positive_float)
+    slurm.add_argument("--mem-gb", type=positive_int)
     slurm.add_argument("--time-min", type=positive_int, default=720,
                        help="time limit per task in minutes (default 720)")
     slurm.add_argument("--array-parallelism", type=positive_int, default=256)

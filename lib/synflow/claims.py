@@ -4,8 +4,9 @@ A worker claims a run by creating ``<run folder>/claim.json`` with
 ``O_CREAT | O_EXCL`` (atomic, also on NFS v3+), holding its host, pid, Slurm/submitit
 job id and a random token. A heartbeat thread touches the file every
 ``stale_after / 6`` seconds while the run works. A claim whose file was not touched
-for ``stale_after`` seconds (its worker died: killed, preempted, node lost) is taken
-over: under a short lock file (itself created with O_EXCL) the staleness is checked
+for ``stale_after`` seconds (its worker died: killed, preempted, node lost), or whose
+worker is known to be gone (its Slurm job ended per ``squeue``, or its process on this
+host no longer exists), is taken over: under a short lock file (itself created with O_EXCL) the staleness is checked
 again and a new claim is renamed over the old one, so of two workers that find the
 same stale claim exactly one wins. A requeued Slurm task (same job id) may take
 back its own claim at once.
@@ -21,10 +22,13 @@ import json
 import os
 import platform
 import secrets
+import shutil
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 CLAIM_FILE = "claim.json"
 STALE_AFTER = 600.0  # seconds without a heartbeat after which a claim is taken over
@@ -58,10 +62,13 @@ def job_id() -> str | None:
 
 def log_path() -> str | None:
     """Where this worker's output goes, if a scheduler says so (submitit, Slurm)."""
-    folder = os.environ.get("SUBMITIT_FOLDER")
-    job = os.environ.get("SUBMITIT_JOB_ID") or job_id()
-    if folder and job:
-        return str(Path(folder) / f"{job}_log.out")
+    if os.environ.get("SUBMITIT_EXECUTOR") and os.environ.get("SUBMITIT_FOLDER"):
+        import submitit
+
+        try:
+            return str(submitit.JobEnvironment().paths.stdout)
+        except (KeyError, RuntimeError, ValueError):  # not inside a submitit job after all
+            pass
     return os.environ.get("SLURM_STDOUT") or None
 
 
@@ -115,7 +122,7 @@ class Claim:
         while not self._stop.wait(self.interval):
             self.beat()
 
-    def __enter__(self) -> Claim:
+    def __enter__(self) -> Self:
         self._thread = threading.Thread(target=self._run, daemon=True, name="claim-heartbeat")
         self._thread.start()
         return self
@@ -167,16 +174,49 @@ def claim_run(folder: Path, *, stale_after: float | None = None) -> Claim | None
     return claim
 
 
-def _is_stale(holder: dict | None, stale_after: float) -> bool:
+# squeue states of a job that will not run again (it may linger a while after it ended)
+ENDED = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
+         "OUT_OF_MEMORY", "PREEMPTED", "TIMEOUT"}
+
+
+def holder_gone(holder: dict) -> bool:
+    """Whether the claim's worker is known to be dead: its Slurm job has ended (per
+    ``squeue``), or it ran on this host (no job) and its process no longer exists."""
+    job = holder.get("job")
+    if job:
+        if not shutil.which("squeue"):
+            return False
+        try:
+            answer = subprocess.run(["squeue", "-h", "-j", str(job), "-o", "%T"],
+                                    check=False, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        if answer.returncode != 0:
+            return "invalid job id" in answer.stderr.lower()
+        return set(answer.stdout.split()) <= ENDED
+    if holder.get("host") == platform.node() and isinstance(holder.get("pid"), int):
+        try:
+            os.kill(holder["pid"], 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+    return False
+
+
+def is_stale(holder: dict | None, stale_after: float) -> bool:
+    """Whether a claim (from :func:`read_claim`) may be taken over: no heartbeat for
+    ``stale_after`` seconds, its worker is gone (:func:`holder_gone`), or it is this
+    Slurm task's own claim from before a requeue. None (released) is not stale."""
     if holder is None:  # released: claim it by creating it, not by taking it over
         return False
     mine = job_id() is not None and holder.get("job") == job_id()  # a requeued task
-    return holder["age"] > stale_after or mine
+    return holder["age"] > stale_after or mine or holder_gone(holder)
 
 
 def _take_over(path: Path, token: str, stale_after: float) -> bool:
     """Replace a stale claim by ours; exactly one of several workers trying succeeds."""
-    if not _is_stale(read_claim(path), stale_after):
+    if not is_stale(read_claim(path), stale_after):
         return False
     lock = path.with_name(f".{path.name}.takeover")
     try:
@@ -190,7 +230,7 @@ def _take_over(path: Path, token: str, stale_after: float) -> bool:
         return False
     os.close(descriptor)
     try:
-        if not _is_stale(read_claim(path), stale_after):  # someone was faster
+        if not is_stale(read_claim(path), stale_after):  # someone was faster
             return False
         temporary = path.with_name(f".{path.name}.{token}.tmp")
         temporary.write_bytes(_claim_content(token))

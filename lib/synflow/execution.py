@@ -13,7 +13,6 @@ result and claiming runs is :mod:`synflow.store`'s job.
 
 from __future__ import annotations
 
-import collections
 import functools
 import os
 import platform
@@ -26,6 +25,7 @@ import torch
 from . import baselines  # noqa: F401  (registers SCORERS["random_erk"])
 from . import data as data_module
 from . import train as train_module
+from .checkpoints import load_checkpoint, save_checkpoint
 from .masks import (
     apply_masks,
     compression_of,
@@ -41,8 +41,6 @@ from .models import build_model
 from .pruning import prune
 from .scores import DATA_METHODS
 from .store import FORMAT_VERSION, RunConfig
-
-CHECKPOINT_FORMAT = 1
 
 
 def execute(
@@ -303,42 +301,3 @@ def layer_weight_statistics(model: torch.nn.Module) -> list[dict]:
 def current_masks_of(module: torch.nn.Module) -> torch.Tensor:
     mask = getattr(module, "weight_mask", None)
     return mask if mask is not None else torch.ones_like(module.weight, dtype=torch.bool)
-
-
-
-
-# ------------------------------------------------------------------ checkpoints
-
-
-def save_checkpoint(path: Path, config: RunConfig, stage: int, train_state: dict,
-                    progress: dict) -> None:
-    """Write the checkpoint atomically (temporary file in the same folder, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": CHECKPOINT_FORMAT, "key": config.key(), "stage": stage,
-               "train": train_state, "progress": progress}
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def load_checkpoint(path: Path, config: RunConfig) -> dict | None:
-    """The checkpoint at ``path`` (None if there is none), checked to be ``config``'s."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    # MultiStepLR keeps its milestones in a Counter
-    with torch.serialization.safe_globals([collections.Counter]):
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    if saved.get("key") != config.key() or saved.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(
-            f"checkpoint {path} is for run {saved.get('key')!r} (format {saved.get('format')}), "
-            f"not {config.key()!r} (format {CHECKPOINT_FORMAT}); move it away to start afresh"
-        )
-    return saved

@@ -17,6 +17,10 @@ preempted run continue, and a timed-out Slurm task is requeued by submitit
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+import time
+import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -57,7 +61,7 @@ def state_of(config: store.RunConfig, experiment: str, results=None, *,
             pass
     holder = claims.read_claim(folder / claims.CLAIM_FILE)
     stale = claims.stale_after_default() if stale_after is None else stale_after
-    if holder is not None and holder["age"] <= stale:
+    if holder is not None and not claims.is_stale(holder, stale):
         return "running"
     if (folder / store.FAILURE_FILE).is_file():
         return "failed"
@@ -82,23 +86,30 @@ class Worker(submitit.helpers.Checkpointable):
 
             torch.set_num_threads(self.threads)
         summary = {"ran": 0, "stored": 0, "busy": 0, "failed before": 0, "failed": []}
-        for experiment, fields in runs:
+        for number, (experiment, fields) in enumerate(runs, start=1):
             config = store.config_from_dict(fields)
             if store.stored_result(config, experiment, self.results) is not None:
                 summary["stored"] += 1
                 continue
+            start = time.perf_counter()
             try:
                 store.run_or_load(config, experiment, results=self.results,
                                   retry_failed=self.retry_failed,
                                   checkpoint_every=self.checkpoint_every,
                                   stale_after=self.stale_after)
                 summary["ran"] += 1
+                outcome = f"done in {time.perf_counter() - start:.1f} s"
             except store.RunBusy:
                 summary["busy"] += 1
+                outcome = "skipped: another worker runs it"
             except store.RunFailed:
                 summary["failed before"] += 1
-            except Exception as error:  # recorded in failed.json; go on with the next run
+                outcome = "skipped: failed before (--retry-failed retries it)"
+            except Exception as error:  # noqa: BLE001  (recorded in failed.json; next run)
+                traceback.print_exc(file=sys.stdout)
                 summary["failed"].append(f"{config.name()}: {type(error).__name__}: {error}")
+                outcome = f"FAILED: {type(error).__name__}: {error}"
+            print(f"{experiment}: run {number}/{len(runs)} {config.name()} {outcome}", flush=True)
         return summary
 
 
@@ -122,6 +133,7 @@ def _slurm_parameters(args) -> dict:
 def launch(args) -> int:
     """``python -m synflow launch``: submit the missing runs; see the module docstring."""
     results = str(store._results(args.results))
+    slurm = _slurm_parameters(args) if args.executor == "slurm" else None  # checked first
     if args.stale_after is not None:
         os.environ[claims.STALE_VARIABLE] = str(args.stale_after)  # inherited by workers
     planned = planned_runs(args.notebooks, args.profile, args.set)
@@ -154,8 +166,11 @@ def launch(args) -> int:
         with executor.batch():
             jobs = [executor.submit(worker, runs) for runs in lists]
     else:
+        if shutil.which("sbatch") is None:
+            raise ValueError("--executor slurm needs Slurm's sbatch on PATH; it is not there "
+                             "(use --executor local or inline on a machine without Slurm)")
         executor = submitit.AutoExecutor(folder=logs / "%j", cluster="slurm")
-        executor.update_parameters(**_slurm_parameters(args))
+        executor.update_parameters(**slurm)
         worker.threads = args.cpus_per_task
         size = args.runs_per_task
         chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
@@ -169,9 +184,9 @@ def launch(args) -> int:
     for job in jobs:
         try:
             summaries.append(job.result())
-        except Exception as error:  # the task itself died (killed, cancelled, timed out)
-            summaries.append({"failed": [f"task {job.job_id}: {type(error).__name__}: "
-                                         f"{str(error).strip().splitlines()[-1:]}"]})
+        except Exception as error:  # noqa: BLE001  (the task died: killed, cancelled, ...)
+            last = (str(error).strip().splitlines() or [""])[-1]
+            summaries.append({"failed": [f"task {job.job_id}: {type(error).__name__}: {last}"]})
     return _report(summaries)
 
 

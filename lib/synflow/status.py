@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from . import claims, store
-from .launch import planned_runs, state_of
+from . import claims, launch, store
 
 
 def duration_of(result: dict) -> float:
@@ -26,8 +25,8 @@ def summarize(notebook: str, profile: str, results=None, stale_after=None,
     """Counts, failures and timing of ``notebook``'s runs at ``profile``."""
     states = {"done": [], "running": [], "failed": [], "missing": []}
     durations, finished = [], []
-    for experiment, config in planned_runs([notebook], profile, overrides):
-        state = state_of(config, experiment, results, stale_after=stale_after)
+    for experiment, config in launch.planned_runs([notebook], profile, overrides):
+        state = launch.state_of(config, experiment, results, stale_after=stale_after)
         states[state].append((experiment, config))
         if state == "done":
             result = store.load_result(store.run_dir(config, experiment, results)

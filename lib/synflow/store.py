@@ -5,7 +5,10 @@ A run is a frozen :class:`RunConfig`. Its results live in
 (``<results>`` is :func:`synflow.paths.results_dir`, $SYNFLOW_RESULTS), one
 JSON file written atomically (temporary file, then rename), so a file that
 exists is complete: a sweep killed half-way and started again redoes only the
-runs without one. No pickles.
+runs without one. No pickles. While a run works, its folder holds a claim
+(``claim.json``, :mod:`synflow.claims`: one worker per run) and a training
+checkpoint (``checkpoint.pt``, :mod:`synflow.execution`); a run that raised
+leaves ``failed.json``; a damaged ``run.json`` is moved aside, never deleted.
 
     config = RunConfig("vgg16_bn", "cifar10", pruner="synflow", compression=100, iterations=100)
     result = run_or_load(config, "fig6")        # runs once, then loads
@@ -14,202 +17,33 @@ runs without one. No pickles.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import os
 import platform
 import re
 import time
 import traceback
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import pandas as pd
 
-from . import (
-    baselines,  # noqa: F401  (registers SCORERS["random_erk"])
-    claims,
-)
-from . import data as data_module
-from . import train as train_module
+from . import claims
 from .data import progress
-from .models import MODELS
-from .pruning import SCHEDULES, SCOPES
-from .scores import SCORERS
+from .runconfig import DENSE, LATER_FIELDS, MASK_VARIANTS, RunConfig, config_from_dict
+
+__all__ = [
+    "CHECKPOINT_FILE", "DENSE", "FAILURE_FILE", "FORMAT_VERSION", "LATER_FIELDS",
+    "MASK_VARIANTS", "RESULT_FILE", "DamagedResult", "RunBusy", "RunConfig", "RunFailed",
+    "config_from_dict", "failure", "frame", "load_result", "move_aside", "record_failure",
+    "run_dir", "run_or_load", "stored_result", "sweep", "write_json",
+]
 
 RESULT_FILE = "run.json"
 FAILURE_FILE = "failed.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT_VERSION = 1
-DENSE = "dense"  # the pruner name of an unpruned run
-MASK_VARIANTS = ("as_found", "shuffled", "reinit")
-# Fields added after the first results were stored. At their defaults they are left
-# out of a run's identity (its hash), so every earlier config keeps its key and its
-# stored results; a stored config without them reads as having the defaults.
-LATER_FIELDS = {
-    "mask": "as_found",
-    "cycles": 0,
-    "rewind": True,
-    "test_subset": None,
-    "record_layers": False,
-}
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything that determines a run.
-
-    ``pruner`` is a key of ``synflow.SCORERS`` or "dense" (no pruning; so is
-    ``compression=1`` with any pruner, which skips pruning). ``subset`` trains on
-    that many images per class (class-balanced), ``None`` on the full training
-    set. ``prune_per_class`` is the SNIP/GraSP pruning data per class.
-    ``preset`` names a ``synflow.train.PRESETS`` entry (``None``: the paper's
-    for this model and dataset); ``epochs``, ``lr`` and ``batch_size`` override
-    it when not ``None``. ``seed`` fixes the initial weights, the data order and
-    augmentation, the subsets and the random scores.
-
-    Later fields (defaults = pruning at initialization, as before):
-
-    * ``mask``: "as_found" (the pruner's mask on the initial weights),
-      "shuffled" (each layer's mask randomly permuted within the layer,
-      :func:`synflow.masks.shuffle_masks`, on the same initial weights) or
-      "reinit" (the mask as found, the kept weights redrawn,
-      :func:`synflow.masks.reinitialize_kept`); both seeded by ``seed``. The
-      sanity checks of Frankle et al. (ICLR 2021).
-    * ``cycles``: 0 prunes at initialization; ``k >= 1`` is iterative
-      magnitude pruning (IMP, with ``pruner="magnitude"``): ``k`` times train,
-      then prune to density ``compression**(-j/k)`` (masks only shrink), then
-      ``rewind`` (True: every parameter and buffer back to its initial value,
-      masked; False: keep the trained values, what the authors' runs did);
-      then the final training, whose accuracy is the run's.
-    * ``test_subset``: evaluate on that many test images per class (drawn
-      with seed 0, the same for every run) instead of the whole test set.
-    * ``record_layers``: store every prunable layer's mean squared weight
-      after pruning (epoch 0) and after each epoch of the (final) training.
-    """
-
-    model: str
-    dataset: str
-    pruner: str = DENSE
-    compression: float = 1.0
-    width: float = 1.0
-    iterations: int = 1
-    schedule: str = "exponential"
-    scope: str = "global"
-    invert: bool = False
-    seed: int = 0
-    subset: int | None = None
-    prune_per_class: int = 10
-    preset: str | None = None
-    epochs: int | None = None
-    lr: float | None = None
-    batch_size: int | None = None
-    mask: str = "as_found"
-    cycles: int = 0
-    rewind: bool = True
-    test_subset: int | None = None
-    record_layers: bool = False
-
-    def __post_init__(self):
-        def bad(name, allowed):
-            return ValueError(f"{name} {getattr(self, name)!r} is not allowed; choose {allowed}")
-
-        if self.model not in MODELS:
-            raise bad("model", f"one of: {', '.join(sorted(MODELS))}")
-        if self.pruner != DENSE and self.pruner not in SCORERS:
-            raise bad("pruner", f"one of: {', '.join([DENSE, *SCORERS])}")
-        if self.schedule not in SCHEDULES:
-            raise bad("schedule", f"one of: {', '.join(SCHEDULES)}")
-        if self.scope not in SCOPES:
-            raise bad("scope", f"one of: {', '.join(SCOPES)}")
-        if not (isinstance(self.iterations, int) and self.iterations >= 1):
-            raise bad("iterations", "an integer >= 1")
-        if self.preset is not None and self.preset not in train_module.PRESETS:
-            raise bad("preset", f"None or one of: {', '.join(train_module.PRESETS)}")
-        if not isinstance(self.dataset, str) or not self.dataset:
-            raise bad("dataset", f"a dataset name such as {', '.join(data_module.DATASETS)}")
-        # one spelling per value, so equal configs hash alike (1 and 1.0)
-        for name in ("compression", "width", "lr"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, float(value))
-        if not (math.isfinite(self.compression) and self.compression >= 1):
-            raise bad("compression", "a finite number >= 1")
-        if not self.width > 0:
-            raise bad("width", "a number > 0")
-        if self.pruner == DENSE and self.compression != 1:
-            raise ValueError(f"pruner 'dense' needs compression 1, got {self.compression!r}")
-        if self.mask not in MASK_VARIANTS:
-            raise bad("mask", f"one of: {', '.join(MASK_VARIANTS)}")
-        if not (isinstance(self.cycles, int) and not isinstance(self.cycles, bool)
-                and self.cycles >= 0):
-            raise bad("cycles", "an integer >= 0 (0: prune at initialization)")
-        if self.cycles and self.mask != "as_found":
-            raise ValueError(f"mask {self.mask!r} is for pruning at initialization (cycles=0)")
-        if self.test_subset is not None and not (
-            isinstance(self.test_subset, int) and self.test_subset >= 1
-        ):
-            raise bad("test_subset", "None or an integer >= 1")
-
-    @property
-    def pruned(self) -> bool:
-        return self.pruner != DENSE and self.compression > 1
-
-    def identity(self) -> dict:
-        """The fields that make the run's identity: every field, except the later
-        fields (``LATER_FIELDS``) that are at their defaults."""
-        return {
-            name: value
-            for name, value in asdict(self).items()
-            if not (name in LATER_FIELDS and value == LATER_FIELDS[name]
-                    and type(value) is type(LATER_FIELDS[name]))
-        }
-
-    def key(self) -> str:
-        """A short hash of every field (the run's identity; later fields at their
-        defaults are left out, so configs stored before they existed keep their key)."""
-        text = json.dumps(self.identity(), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:10]
-
-    def name(self) -> str:
-        """``<readable name>-<hash>``, the run's folder."""
-        parts = [self.model, f"w{self.width:g}", self.dataset]
-        parts += [self.pruner, f"c{self.compression:.4g}"] if self.pruned else [DENSE]
-        if self.cycles:
-            parts.append(f"imp{self.cycles}{'' if self.rewind else 'norewind'}")
-        if self.mask != "as_found":
-            parts.append(self.mask)
-        parts.append(f"s{self.seed}")
-        readable = "-".join(re.sub(r"[^A-Za-z0-9_.+=]+", "_", part) for part in parts)
-        return f"{readable}-{self.key()}"
-
-    def training(self) -> train_module.TrainConfig:
-        """The training hyperparameters: the preset with this run's overrides."""
-        return train_module.preset(
-            self.model,
-            self.dataset,
-            name=self.preset,
-            epochs=self.epochs,
-            lr=self.lr,
-            batch_size=self.batch_size,
-            subset=self.subset,
-        )
-
-
-def config_from_dict(stored: dict, where: str = "a stored config") -> RunConfig:
-    """A RunConfig from its JSON dict. Unknown keys are reported with a warning
-    (they are kept by :func:`frame` as columns, not silently dropped)."""
-    known = {f.name for f in fields(RunConfig)}
-    unknown = sorted(set(stored) - known)
-    if unknown:
-        warnings.warn(
-            f"{where} has keys that RunConfig does not know: {unknown}; "
-            f"they are ignored for the run's identity (known keys: {sorted(known)})",
-            stacklevel=2,
-        )
-    return RunConfig(**{k: v for k, v in stored.items() if k in known})
 
 
 # ----------------------------------------------------------------- the files

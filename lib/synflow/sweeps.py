@@ -36,10 +36,10 @@ def _accuracy(*, datasets, models, methods, log10_compressions, seeds, synflow_i
               subset, epochs, batch_size, lr, prune_per_class, test_subset, fig1_dataset,
               fig1_model, fig1_width, fig1_log10_compressions):
     """04: Figure 6 on every (dataset, model), plus Figure 1's extra compressions."""
-    training = dict(
-        subset=subset or None, epochs=epochs or None, batch_size=batch_size or None,
-        lr=lr or None, prune_per_class=prune_per_class, test_subset=test_subset or None,
-    )
+    training = {
+        "subset": subset or None, "epochs": epochs or None, "batch_size": batch_size or None,
+        "lr": lr or None, "prune_per_class": prune_per_class, "test_subset": test_subset or None,
+    }
     runs = [
         config
         for dataset in datasets
@@ -59,7 +59,7 @@ def _accuracy(*, datasets, models, methods, log10_compressions, seeds, synflow_i
 def _imp(*, model_name, width, subset, test_subset, epochs, compressions, cycles_list, seeds,
          fig5b_model, fig5b_width, fig5b_epochs, fig5b_lr):
     """05: dense, magnitude at init and IMP (with and without rewinding); Figure 5b's run."""
-    common = dict(width=width, subset=subset, test_subset=test_subset, epochs=epochs)
+    common = {"width": width, "subset": subset, "test_subset": test_subset, "epochs": epochs}
     return {
         "dense": [RunConfig(model_name, DATASET, seed=s, **common) for s in seeds],
         "init": [
@@ -82,8 +82,8 @@ def _imp(*, model_name, width, subset, test_subset, epochs, compressions, cycles
 def _sanity(*, model_name, width, subset, test_subset, epochs, per_class, compressions,
             methods, synflow_iterations, iterative_iterations, seeds):
     """06: dense; mask variants; single-shot vs iterative; data-free baselines (keyed dicts)."""
-    common = dict(width=width, subset=subset, test_subset=test_subset, epochs=epochs,
-                  prune_per_class=per_class)
+    common = {"width": width, "subset": subset, "test_subset": test_subset, "epochs": epochs,
+              "prune_per_class": per_class}
 
     def run(pruner, compression, seed, **changes):
         changes.setdefault(

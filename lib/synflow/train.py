@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import data as data_module
+from .checkpoints import load_model_state, restore_training_state, training_state
 from .data import progress
-from .masks import apply_masks, prunable_layers, refresh_weight
 from .models import MODELS
 
 
@@ -285,48 +285,3 @@ def train(
         "best_epoch": best["epoch"],
         "seconds": done_seconds + time.perf_counter() - start,
     }
-
-
-def training_state(model, optimizer, scheduler, train_batches, history, seconds) -> dict:
-    """Everything a training needs to continue exactly: the model's state dict
-    (weights, masks, buffers), optimizer and scheduler states, the data order
-    (the training batches' epoch counter), torch's CPU and CUDA RNG states, the
-    history so far and the seconds spent. Tensors are cloned to the CPU."""
-    return {
-        "model": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "data_epoch": getattr(train_batches, "epoch", None),
-        "rng_cpu": torch.get_rng_state(),
-        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "history": [dict(row) for row in history],
-        "seconds": float(seconds),
-    }
-
-
-def restore_training_state(state, model, optimizer, scheduler, train_batches) -> None:
-    """Put ``state`` (:func:`training_state`) back into a model with the same layers
-    (masked where the state has masks), its optimizer, scheduler and batches."""
-    load_model_state(model, state["model"])  # already masked alike: a copy
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    if state["data_epoch"] is not None:
-        train_batches.epoch = state["data_epoch"]
-    torch.set_rng_state(state["rng_cpu"])
-    if state["rng_cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng_cuda"])
-
-
-def load_model_state(model: nn.Module, state: dict) -> None:
-    """Load a state dict saved from a masked or unmasked ``model``: layers masked in
-    ``state`` (``<layer>.weight_mask``) are masked first, then every tensor is copied."""
-    layers = prunable_layers(model)
-    masks = {
-        name: state[name.removesuffix("weight") + "weight_mask"].bool()
-        for name in layers if name.removesuffix("weight") + "weight_mask" in state
-    }
-    if masks:
-        apply_masks(model, masks)
-    model.load_state_dict(state)
-    for name in masks:
-        refresh_weight(layers[name])

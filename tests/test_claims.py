@@ -1,0 +1,233 @@
+"""Claims, stale-claim takeover, concurrent workers, failure records, retries and damaged
+results in the store (synflow.claims, synflow.store)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from synflow import claims, execution, store
+
+BASE = store.RunConfig("mlp", "blobs", pruner="magnitude", compression=4, width=0.2, epochs=1,
+                       batch_size=12, lr=0.05)
+
+
+def age(path, seconds):
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+
+
+# ------------------------------------------------------------------ claims
+
+
+def test_a_claim_is_exclusive_until_released(tmp_path):
+    first = claims.claim_run(tmp_path / "run", stale_after=60)
+    assert first is not None and first.owned()
+    holder = json.loads((tmp_path / "run" / claims.CLAIM_FILE).read_text())
+    assert {"host", "pid", "job", "token", "log", "since"} <= set(holder)
+    assert claims.claim_run(tmp_path / "run", stale_after=60) is None
+    first.release()
+    assert not (tmp_path / "run" / claims.CLAIM_FILE).exists()
+    assert claims.claim_run(tmp_path / "run", stale_after=60) is not None
+
+
+def test_a_stale_claim_is_taken_over_and_the_old_holder_notices(tmp_path):
+    old = claims.claim_run(tmp_path, stale_after=60)
+    age(tmp_path / claims.CLAIM_FILE, 30)
+    assert claims.claim_run(tmp_path, stale_after=60) is None  # 30 s: still fresh
+    age(tmp_path / claims.CLAIM_FILE, 61)
+    new = claims.claim_run(tmp_path, stale_after=60)
+    assert new is not None and new.owned() and not old.owned()
+    with pytest.raises(claims.ClaimLost, match="taken over"):
+        old.check()
+    old.release()  # must not remove the new holder's claim
+    assert new.owned()
+
+
+def test_the_heartbeat_keeps_a_working_claim_fresh(tmp_path):
+    with claims.claim_run(tmp_path, stale_after=0.6) as held:
+        time.sleep(1.5)  # much longer than stale_after: only the heartbeat keeps it
+        assert claims.claim_run(tmp_path, stale_after=0.6) is None
+        assert held.owned()
+
+
+def test_a_requeued_slurm_task_takes_back_its_own_claim(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    assert claims.claim_run(tmp_path, stale_after=600) is not None
+    assert claims.claim_run(tmp_path, stale_after=600) is not None  # same job: requeued
+    monkeypatch.setenv("SLURM_JOB_ID", "78")
+    assert claims.claim_run(tmp_path, stale_after=600) is None
+
+
+def _take(folder, barrier, queue):
+    barrier.wait()
+    queue.put(claims.claim_run(folder, stale_after=5) is not None)
+
+
+def test_exactly_one_of_many_workers_takes_over_a_stale_claim(tmp_path):
+    claims.claim_run(tmp_path, stale_after=5)
+    age(tmp_path / claims.CLAIM_FILE, 10)
+    context = multiprocessing.get_context("fork")
+    barrier, queue = context.Barrier(6), context.Queue()
+    workers = [context.Process(target=_take, args=(tmp_path, barrier, queue)) for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert sorted(queue.get(timeout=5) for _ in workers) == [False] * 5 + [True]
+
+
+def test_a_taker_that_saw_the_claim_stale_before_another_took_it_over_loses(tmp_path,
+                                                                           monkeypatch):
+    claims.claim_run(tmp_path, stale_after=5)
+    age(tmp_path / claims.CLAIM_FILE, 10)
+    stale_view = claims.read_claim(tmp_path / claims.CLAIM_FILE)
+    winner = claims.claim_run(tmp_path, stale_after=5)
+    real, views = claims.read_claim, [stale_view, stale_view]  # read before the winner came
+    monkeypatch.setattr(claims, "read_claim", lambda path: views.pop() if views else real(path))
+    assert claims.claim_run(tmp_path, stale_after=5) is None
+    assert winner.owned()
+
+
+def test_the_claim_of_a_dead_process_on_this_host_is_taken_over_at_once(tmp_path):
+    code = f"from synflow import claims; import os; claims.claim_run({str(tmp_path)!r}); os._exit(0)"
+    subprocess.run([sys.executable, "-c", code], check=True)  # dies holding its claim
+    assert (tmp_path / claims.CLAIM_FILE).is_file()
+    assert claims.claim_run(tmp_path, stale_after=600) is not None
+
+
+@pytest.mark.parametrize(("squeue_says", "taken"), [("", True), ("CANCELLED", True),
+                                                    ("RUNNING", False), ("PENDING", False)])
+def test_the_claim_of_an_ended_slurm_job_is_taken_over_at_once(tmp_path, monkeypatch,
+                                                               squeue_says, taken):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "squeue").write_text(f"#!/bin/sh\necho '{squeue_says}'\n")
+    (bin_dir / "squeue").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("SLURM_JOB_ID", "41")
+    claims.claim_run(tmp_path / "run", stale_after=600)
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    assert (claims.claim_run(tmp_path / "run", stale_after=600) is not None) == taken
+
+
+def test_bad_stale_after_is_named(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="stale_after must be > 0 seconds, got 0"):
+        claims.claim_run(tmp_path, stale_after=0)
+    monkeypatch.setenv(claims.STALE_VARIABLE, "soon")
+    with pytest.raises(ValueError, match=r"SYNFLOW_CLAIM_STALE_S='soon' .*seconds > 0"):
+        claims.claim_run(tmp_path)
+
+
+# ------------------------------------------------------- concurrent workers
+
+WORKER = textwrap.dedent("""
+    import json, os, sys, time
+    from synflow import execution, launch, store
+    runs, log = json.loads(sys.argv[1]), sys.argv[2]
+    original = execution.execute
+
+    def execute(config, **kwargs):
+        with open(log, "a") as handle:
+            handle.write(config.name() + "\\n")
+        time.sleep(0.5)  # long enough for the other worker to reach the same run
+        return original(config, **kwargs)
+
+    execution.execute = execute
+    print(json.dumps(launch.Worker(os.environ["SYNFLOW_RESULTS"])(runs)))
+""")
+
+
+def test_two_worker_processes_never_train_the_same_run(env):
+    runs = [("exp", dataclasses.asdict(dataclasses.replace(BASE, compression=c)))
+            for c in (2, 4, 8, 16)]
+    log = env / "executed.log"
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, json.dumps(runs), str(log)],
+                                stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    summaries = [json.loads(w.communicate(timeout=300)[0].splitlines()[-1]) for w in workers]
+    executed = log.read_text().splitlines()
+    assert sorted(executed) == sorted(store.config_from_dict(r).name() for _, r in runs)
+    assert sum(s["ran"] for s in summaries) == 4 and not any(s["failed"] for s in summaries)
+    assert len(store.frame("exp")) == 4
+
+
+def test_a_run_held_by_another_worker_raises_run_busy(env):
+    claims.claim_run(store.run_dir(BASE, "exp"), stale_after=600)
+    with pytest.raises(store.RunBusy, match=r"being run by another worker .*claim.json"):
+        store.run_or_load(BASE, "exp")
+
+
+def test_results_are_written_exactly_once(tmp_path):
+    store.write_json(tmp_path / "run.json", {"v": 1}, exclusive=True)
+    with pytest.raises(FileExistsError):
+        store.write_json(tmp_path / "run.json", {"v": 2}, exclusive=True)
+    assert json.loads((tmp_path / "run.json").read_text()) == {"v": 1}
+    assert os.listdir(tmp_path) == ["run.json"]
+
+
+# ------------------------------------------------------------------ failures
+
+
+@pytest.fixture
+def broken(monkeypatch):
+    original = execution.execute
+
+    def execute(config, **kwargs):
+        if config.compression == 4:
+            raise RuntimeError("CUDA out of memory\nsecond line")
+        return original(config, **kwargs)
+
+    monkeypatch.setattr(execution, "execute", execute)
+    return lambda: monkeypatch.setattr(execution, "execute", original)
+
+
+def test_a_failing_run_is_recorded_and_not_retried_unless_asked(env, broken, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "123")
+    with pytest.raises(RuntimeError, match="out of memory"):
+        store.run_or_load(BASE, "exp", retry_failed=False)
+    record = store.failure(BASE, "exp")
+    assert record["error"] == "RuntimeError: CUDA out of memory"
+    assert "Traceback" in record["traceback"] and "second line" in record["traceback"]
+    assert record["config"] == dataclasses.asdict(BASE) and record["job"] == "123"
+    assert {"host", "time", "log", "attempts"} <= set(record)
+    assert not (store.run_dir(BASE, "exp") / claims.CLAIM_FILE).exists()  # released
+    with pytest.raises(store.RunFailed, match=r"failed before \(RuntimeError: CUDA out"):
+        store.run_or_load(BASE, "exp", retry_failed=False)
+    summary = execution_summary(dataclasses.replace(BASE, compression=2))
+    assert summary["failed before"] == 1 and summary["ran"] == 1
+    broken()  # repaired
+    result = store.run_or_load(BASE, "exp", retry_failed=True)
+    assert result["metrics"]["kept"] and store.failure(BASE, "exp") is None
+
+
+def execution_summary(other):
+    from synflow import launch
+
+    worker = launch.Worker(str(store._results(None)), retry_failed=False)
+    return worker([("exp", dataclasses.asdict(BASE)), ("exp", dataclasses.asdict(other))])
+
+
+# ------------------------------------------------------------ damaged files
+
+
+def test_a_damaged_run_json_is_named_and_moved_aside_when_resuming(env):
+    store.run_or_load(BASE, "exp")
+    path = store.run_dir(BASE, "exp") / store.RESULT_FILE
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])  # truncated
+    with pytest.raises(store.DamagedResult, match=rf"{path} is damaged"):
+        store.frame("exp")
+    with pytest.warns(UserWarning, match=r"run.json is damaged.*moved it to .*damaged-"):
+        result = store.run_or_load(BASE, "exp")
+    assert result["metrics"]["kept"] > 0 and store.load_result(path)["key"] == BASE.key()
+    aside = list(path.parent.glob("run.json.damaged-*"))
+    assert len(aside) == 1 and aside[0].read_text() == text[: len(text) // 2]  # kept
+    assert len(store.frame("exp")) == 1

@@ -1,0 +1,154 @@
+"""python -m synflow launch / status on a tiny sweep: inline and submitit's LocalExecutor."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from synflow import __main__ as cli
+from synflow import claims, execution, launch, store
+
+BASE = store.RunConfig("mlp", "blobs", pruner="magnitude", compression=4, width=0.2, epochs=2,
+                       batch_size=12, lr=0.05)
+RUNS = [dataclasses.replace(BASE, compression=c) for c in (1.5, 2, 4, 8, 16)]
+NOTEBOOK = "04_accuracy_vs_compression"
+
+
+@pytest.fixture
+def tiny(env, monkeypatch):
+    """The notebook's sweep replaced by five tiny runs on the "blobs" dataset."""
+    monkeypatch.setattr(launch, "planned_runs", lambda notebooks, profile, *overrides: [
+        ("tiny", run) for run in RUNS])
+    return env
+
+
+def main(*args):
+    return cli.main(list(args))
+
+
+def test_launch_inline_then_nothing_to_submit(tiny, capsys):
+    assert main("launch", NOTEBOOK, "--profile", "smoke") == 0
+    out = capsys.readouterr().out
+    assert "5 runs of 04_accuracy_vs_compression at profile smoke" in out and "5 missing" in out
+    assert "finished: 5 ran" in out
+    assert len(store.frame("tiny")) == 5
+    assert main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "local") == 0
+    out = capsys.readouterr().out
+    assert "5 done" in out and "nothing to submit" in out and "submitted" not in out
+
+
+def test_local_executor_two_workers_store_every_run_once(tiny, capsys):
+    code = main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "local", "--workers", "2",
+                "--wait", "--logs", str(tiny / "logs"))
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "submitted 5 runs as 2 local task(s)" in out and str(tiny / "logs") in out
+    # each run trained by exactly one worker: 5 ran in total, none failed (a second
+    # write of a result would have failed: results are written exclusively)
+    assert "finished: 5 ran" in out and "0 failed" in out.split("finished:")[1]
+    assert len(store.frame("tiny")) == 5
+    leftovers = [p.name for p in (tiny / "results" / "tiny").glob("*/*") if p.name != "run.json"]
+    assert leftovers == []  # no claim, checkpoint or failure record left
+
+
+def test_a_failure_in_a_local_worker_records_its_log(tiny, capsys, monkeypatch):
+    nowhere = dataclasses.replace(BASE, dataset="nowhere")
+    monkeypatch.setattr(launch, "planned_runs",
+                        lambda notebooks, profile, *overrides: [("tiny", nowhere)])
+    code = main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "local", "--workers", "1",
+                "--wait", "--logs", str(tiny / "logs"))
+    assert code == 1 and "FAILED mlp-w0.2-nowhere" in capsys.readouterr().out
+    record = store.failure(nowhere, "tiny")
+    assert record["error"].startswith("DatasetNotFoundError: unknown dataset 'nowhere'")
+    assert record["log"].startswith(str(tiny / "logs")) and record["log"].endswith("_log.out")
+    assert "nowhere" in Path(record["log"]).read_text()  # the worker's output is there
+
+
+def test_failed_runs_are_not_resubmitted_unless_asked(tiny, capsys, monkeypatch):
+    original = execution.execute
+
+    def execute(config, **kwargs):
+        if config.compression == 8:
+            raise ValueError("diverged: loss is nan")
+        return original(config, **kwargs)
+
+    monkeypatch.setattr(execution, "execute", execute)
+    assert main("launch", NOTEBOOK, "--profile", "smoke") == 1
+    out = capsys.readouterr().out
+    assert "4 ran" in out and "FAILED mlp-w0.2-blobs-magnitude-c8" in out
+    assert main("status", NOTEBOOK, "--profile", "smoke") == 0
+    out = capsys.readouterr().out
+    assert "5 runs: 4 done, 0 running, 1 failed, 0 missing" in out
+    assert "ValueError: diverged: loss is nan" in out and "failed.json" in out
+    assert "runs/h" in out and "ETA for 1 runs" in out
+    assert main("launch", NOTEBOOK, "--profile", "smoke") == 0
+    assert "nothing to submit" in capsys.readouterr().out
+    monkeypatch.setattr(execution, "execute", original)
+    assert main("launch", NOTEBOOK, "--profile", "smoke", "--retry-failed") == 0
+    assert "finished: 1 ran" in capsys.readouterr().out
+    assert len(store.frame("tiny")) == 5
+
+
+def test_status_counts_running_and_missing(tiny, capsys):
+    store.run_or_load(RUNS[0], "tiny")
+    claims.claim_run(store.run_dir(RUNS[1], "tiny"), stale_after=600)
+    assert main("status", NOTEBOOK, "--profile", "smoke") == 0
+    out = capsys.readouterr().out
+    assert "5 runs: 1 done, 1 running, 0 failed, 3 missing" in out
+    assert f"running {RUNS[1].name()}" in out
+    assert main("launch", NOTEBOOK, "--profile", "smoke") == 0  # the claimed run is skipped
+    assert "finished: 3 ran" in capsys.readouterr().out
+
+
+def test_stored_results_keep_their_duration(tiny):
+    result = store.run_or_load(RUNS[0], "tiny")
+    stored = json.loads((store.run_dir(RUNS[0], "tiny") / "run.json").read_text())
+    assert stored["environment"]["duration"] == result["environment"]["duration"] > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["launch", "02_layer_collapse", "--profile", "smoke"], "invalid choice: '02_layer"),
+        (["launch", NOTEBOOK, "--profile", "huge"], "invalid choice: 'huge'"),
+        (["launch", NOTEBOOK, "--profile", "smoke", "--workers", "0"], "'0' is not allowed"),
+        (["status", NOTEBOOK, "--profile", "smoke", "--stale-after", "-1"], "'-1' is not allowed"),
+    ],
+)
+def test_bad_arguments_are_named(args, message, capsys):
+    with pytest.raises(SystemExit):
+        main(*args)
+    assert message in capsys.readouterr().err
+
+
+def test_bad_slurm_param_is_named(tiny, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tiny))  # named before anything else, sbatch or not
+    code = main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "slurm",
+                "--slurm-param", "qos")
+    assert code == 2
+    assert "--slurm-param 'qos' is not allowed; give KEY=VALUE" in capsys.readouterr().err
+
+
+def test_slurm_without_sbatch_is_named(tiny, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tiny))  # no sbatch there
+    assert main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "slurm") == 2
+    assert "--executor slurm needs Slurm's sbatch on PATH" in capsys.readouterr().err
+    assert not (tiny / "results" / "_submitit").exists()
+
+
+def test_the_real_plan_is_the_notebooks():
+    planned = launch.planned_runs([NOTEBOOK, "05_iterative_magnitude_pruning"], "smoke")
+    assert {experiment for experiment, _ in planned} == {"04_accuracy_smoke", "05_imp_smoke"}
+    assert len(planned) == len(set(planned))
+
+
+def test_a_timed_out_task_requeues_itself_with_its_runs(tmp_path):
+    # submitit calls checkpoint() on timeout/preemption and resubmits what it returns;
+    # the requeued task takes back its own claim and resumes from the training checkpoint
+    worker = launch.Worker(str(tmp_path), retry_failed=True, checkpoint_every=2)
+    runs = [("tiny", dataclasses.asdict(RUNS[0]))]
+    delayed = worker.checkpoint(runs)
+    assert delayed.function is worker and delayed.args == (runs,)

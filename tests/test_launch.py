@@ -40,6 +40,20 @@ def test_launch_inline_then_nothing_to_submit(tiny, capsys):
     assert "5 done" in out and "nothing to submit" in out and "submitted" not in out
 
 
+def test_a_damaged_result_is_moved_aside_and_run_again_by_launch(tiny, capsys):
+    assert main("launch", NOTEBOOK, "--profile", "smoke") == 0
+    path = store.run_dir(RUNS[2], "tiny") / store.RESULT_FILE
+    path.write_text(path.read_text()[:100])
+    assert main("status", NOTEBOOK, "--profile", "smoke") == 0  # status only reads
+    assert "4 done, 0 running, 0 failed, 1 missing" in capsys.readouterr().out
+    assert path.is_file()
+    with pytest.warns(UserWarning, match="is damaged"):
+        assert main("launch", NOTEBOOK, "--profile", "smoke") == 0
+    assert "finished: 1 ran" in capsys.readouterr().out
+    assert len(list(path.parent.glob("run.json.damaged-*"))) == 1
+    assert len(store.frame("tiny")) == 5
+
+
 def test_local_executor_two_workers_store_every_run_once(tiny, capsys):
     code = main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "local", "--workers", "2",
                 "--wait", "--logs", str(tiny / "logs"))
@@ -152,3 +166,46 @@ def test_a_timed_out_task_requeues_itself_with_its_runs(tmp_path):
     runs = [("tiny", dataclasses.asdict(RUNS[0]))]
     delayed = worker.checkpoint(runs)
     assert delayed.function is worker and delayed.args == (runs,)
+
+
+@dataclasses.dataclass
+class LoggingWorker(launch.Worker):
+    """A Worker that logs every run it really executes and takes its time doing it."""
+
+    log: str = ""
+
+    def __call__(self, runs):
+        import time
+
+        original = execution.execute
+
+        def execute(config, **kwargs):
+            with open(self.log, "a") as handle:
+                handle.write(config.name() + "\n")
+            time.sleep(0.5)  # long enough for the other job to reach the same run
+            return original(config, **kwargs)
+
+        execution.execute = execute
+        return super().__call__(runs)
+
+
+def test_two_local_executor_jobs_on_the_same_list_never_train_the_same_run(tiny):
+    import sys
+
+    import cloudpickle
+    import submitit
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the jobs cannot import tests
+    executor = submitit.LocalExecutor(folder=tiny / "logs" / "%j")
+    executor.update_parameters(timeout_min=10)
+    worker = LoggingWorker(str(tiny / "results"), log=str(tiny / "executed.log"))
+    runs = [("tiny", dataclasses.asdict(run)) for run in RUNS]
+    try:
+        jobs = [executor.submit(worker, runs) for _ in range(2)]  # same runs, same order
+        summaries = [job.result() for job in jobs]
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    executed = (tiny / "executed.log").read_text().splitlines()
+    assert sorted(executed) == sorted(run.name() for run in RUNS)  # each exactly once
+    assert sum(s["ran"] for s in summaries) == 5 and not any(s["failed"] for s in summaries)
+    assert sum(s["busy"] + s["stored"] for s in summaries) == 5  # the other job skipped them

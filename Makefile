@@ -4,6 +4,11 @@
 #                    at the laptop profile (PROFILE=smoke|laptop|paper, NOTEBOOKS="00_quickstart ...")
 #   make test        create .venv if missing, install, run pytest on tests/, then every notebook
 #                    at the smoke profile under nbval (cells marked NBVAL_CHECK_OUTPUT compared)
+#   make test-cluster  create .venv if missing, install, bring up a private single-node Slurm
+#                    (tools/slurm/with_slurm.sh: as root; installs slurm-wlm and munge with
+#                    apt-get when missing), run tests/cluster (a sweep as a Slurm job array),
+#                    stop the daemons. Skipped with the reason when Slurm cannot be started,
+#                    except under $CI, where that fails.
 #   make lint        ruff on lib, tests and tools
 #
 # Every path comes from this file's location, not the current directory. VENV=/some/path
@@ -20,7 +25,7 @@ NOTEBOOKS ?=
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .ONESHELL:
-.PHONY: install test reproduce lint
+.PHONY: install test test-cluster reproduce lint
 
 install: $(STAMP)
 
@@ -56,5 +61,15 @@ test: $(STAMP)
 	echo "== summary: unit tests $$(verdict $$unit); notebooks (smoke, nbval) $$(verdict $$notebooks)"
 	[ $$unit -eq 0 ] && [ $$notebooks -eq 0 ]
 
+# Not part of `make test`: it needs root and a few minutes, and under $CI it must fail
+# (not skip) without Slurm. Results and submitit logs go to pytest's temporary folders.
+test-cluster: $(STAMP)
+	@tmp=$$(mktemp -d)
+	trap 'rm -rf "$$tmp"' EXIT
+	export SYNFLOW_FIGURES="$$tmp/figures" SYNFLOW_RESULTS="$$tmp/results"
+	echo "== cluster test: tests/cluster on a single-node Slurm"
+	"$(ROOT)/tools/slurm/with_slurm.sh" "$(BIN)/python" -m pytest -p no:cacheprovider -rs \
+		--basetemp "$$tmp/pytest" "$(ROOT)/tests/cluster"
+
 lint: $(STAMP)
-	"$(BIN)/ruff" check "$(ROOT)/lib" "$(ROOT)/tests" "$(ROOT)/tools"
+	"$(BIN)/ruff" check "$(ROOT)/lib" "$(ROOT)/tests" "$(ROOT)/tools" "$(ROOT)/benchmarks"

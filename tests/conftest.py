@@ -4,6 +4,10 @@ import pytest
 
 from test_data import write_image_folder
 
+# tests/cluster needs a Slurm: `make test-cluster` brings one up and runs it (where it must
+# fail, not skip, under $CI); `pytest tests` does not collect it.
+collect_ignore = ["cluster"]
+
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import yaml
+
 from . import launch, status, sweeps
 
 
@@ -28,6 +30,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def parameter(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` of ``--set``, the value parsed as YAML."""
+    key, separator, value = text.partition("=")
+    if not separator or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; give KEY=VALUE")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: the value is not YAML ({error})") from None
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="python -m synflow", description=__doc__)
     commands = main.add_subparsers(dest="command", required=True)
@@ -40,6 +53,9 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--stale-after", type=positive_float, metavar="SECONDS",
                         help="a claim without heartbeat for this long is taken over "
                         "(default $SYNFLOW_CLAIM_STALE_S or 600)")
+    common.add_argument("--set", action="append", default=[], type=parameter,
+                        metavar="KEY=VALUE", help="override a notebook parameter of the "
+                        "profile, VALUE in YAML (e.g. epochs=3, 'seeds=[0]'); repeatable")
     commands.add_parser("status", parents=[common], help="done/running/failed/missing, ETA")
     run = commands.add_parser("launch", parents=[common], help="submit the missing runs")
     run.add_argument("--executor", choices=launch.EXECUTORS, default="inline")
@@ -64,9 +80,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.set = dict(args.set)
     try:
         if args.command == "status":
-            status.show(args.notebooks, args.profile, args.results, args.stale_after)
+            status.show(args.notebooks, args.profile, args.results, args.stale_after, args.set)
             return 0
         return launch.launch(args)
     except ValueError as error:

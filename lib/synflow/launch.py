@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import time
 import traceback
@@ -31,11 +32,13 @@ from . import claims, store, sweeps
 EXECUTORS = ("inline", "local", "slurm")
 
 
-def planned_runs(notebooks: list[str], profile: str) -> list[tuple[str, store.RunConfig]]:
-    """``(experiment, config)`` of every run of ``notebooks`` at ``profile``."""
+def planned_runs(notebooks: list[str], profile: str, overrides: dict | None = None
+                 ) -> list[tuple[str, store.RunConfig]]:
+    """``(experiment, config)`` of every run of ``notebooks`` at ``profile`` (with the
+    parameter ``overrides`` of ``--set``, see :func:`synflow.sweeps.profile_params`)."""
     runs = []
     for notebook in notebooks:
-        params = sweeps.profile_params(notebook, profile)
+        params = sweeps.profile_params(notebook, profile, overrides)
         experiment = sweeps.experiment(notebook, params)
         runs += [(experiment, config) for config in sweeps.configs(notebook, params)]
     return runs
@@ -134,7 +137,7 @@ def launch(args) -> int:
     slurm = _slurm_parameters(args) if args.executor == "slurm" else None  # checked first
     if args.stale_after is not None:
         os.environ[claims.STALE_VARIABLE] = str(args.stale_after)  # inherited by workers
-    planned = planned_runs(args.notebooks, args.profile)
+    planned = planned_runs(args.notebooks, args.profile, args.set)
     todo, counts = [], {}
     for experiment, config in planned:
         state = state_of(config, experiment, results, stale_after=args.stale_after,
@@ -178,14 +181,50 @@ def launch(args) -> int:
           f"{', '.join(ids)}; logs in {logs}")
     if not args.wait:
         return 0
-    summaries = []
-    for job in jobs:
-        try:
-            summaries.append(job.result())
-        except Exception as error:  # noqa: BLE001  (the task died: killed, cancelled, ...)
-            last = (str(error).strip().splitlines() or [""])[-1]
-            summaries.append({"failed": [f"task {job.job_id}: {type(error).__name__}: {last}"]})
-    return _report(summaries)
+    return _report(wait(jobs, slurm=args.executor == "slurm"))
+
+
+def slurm_queue(jobs) -> set[str] | None:
+    """``JOB_TASK`` ids of ``jobs`` that Slurm still lists (pending, running, completing,
+    requeued), or None if squeue cannot tell."""
+    ids = sorted({job.job_id.split("_")[0] for job in jobs})
+    try:
+        listed = subprocess.run(["squeue", "-h", "-r", "-o", "%i", "-j", ",".join(ids)],
+                                capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if listed.returncode != 0:  # every id already purged: "Invalid job id specified"
+        return set() if "invalid job id" in listed.stderr.lower() else None
+    return set(listed.stdout.split())
+
+
+def wait(jobs, *, slurm: bool = False, poll: float = 2.0) -> list[dict]:
+    """Each job's summary once every job ended. A task that died (killed, cancelled,
+    timed out) gives a ``failed`` line. On Slurm a task that left the queue without a
+    result counts as ended even when submitit cannot tell (no ``sacct``: a cluster
+    without accounting, where submitit would wait for ever)."""
+    summaries, pending = {}, list(jobs)
+    while pending:
+        queued = slurm_queue(pending) if slurm else None
+        for job in list(pending):
+            if queued is not None and job.job_id not in queued \
+                    and not job.paths.result_pickle.exists():
+                reason = (f"task {job.job_id}: left the Slurm queue without a result "
+                          f"(cancelled, killed or out of memory); log: {job.paths.stdout}")
+                summaries[job.job_id] = {"failed": [reason]}
+            elif job.done():
+                try:
+                    summaries[job.job_id] = job.result()
+                except Exception as error:  # noqa: BLE001  (the task died: killed, cancelled)
+                    last = (str(error).strip().splitlines() or [""])[-1]
+                    summaries[job.job_id] = {
+                        "failed": [f"task {job.job_id}: {type(error).__name__}: {last}"]}
+            else:
+                continue
+            pending.remove(job)
+        if pending:
+            time.sleep(poll)
+    return [summaries[job.job_id] for job in jobs]
 
 
 def _report(summaries: list[dict]) -> int:

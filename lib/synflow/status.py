@@ -20,11 +20,12 @@ def duration_of(result: dict) -> float:
     return float(metrics.get("seconds", 0.0)) + float(metrics.get("prune_seconds", 0.0))
 
 
-def summarize(notebook: str, profile: str, results=None, stale_after=None) -> dict:
+def summarize(notebook: str, profile: str, results=None, stale_after=None,
+              overrides=None) -> dict:
     """Counts, failures and timing of ``notebook``'s runs at ``profile``."""
     states = {"done": [], "running": [], "failed": [], "missing": []}
     durations, finished = [], []
-    for experiment, config in launch.planned_runs([notebook], profile):
+    for experiment, config in launch.planned_runs([notebook], profile, overrides):
         state = launch.state_of(config, experiment, results, stale_after=stale_after)
         states[state].append((experiment, config))
         if state == "done":
@@ -46,9 +47,10 @@ def summarize(notebook: str, profile: str, results=None, stale_after=None) -> di
             "eta_hours": left / rate if rate else None, "left": left}
 
 
-def show(notebooks: list[str], profile: str, results=None, stale_after=None) -> None:
+def show(notebooks: list[str], profile: str, results=None, stale_after=None,
+         overrides=None) -> None:
     for notebook in notebooks:
-        summary = summarize(notebook, profile, results, stale_after)
+        summary = summarize(notebook, profile, results, stale_after, overrides)
         states = summary["states"]
         total = sum(len(v) for v in states.values())
         print(f"{notebook} at profile {profile}: {total} runs: "

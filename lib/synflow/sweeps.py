@@ -176,10 +176,12 @@ def notebook_defaults(notebook: str) -> dict:
     return defaults
 
 
-def profile_params(notebook: str, profile: str) -> dict:
+def profile_params(notebook: str, profile: str, overrides: dict | None = None) -> dict:
     """The notebook's parameters at ``profile``: its section of
     ``notebooks/params/<profile>.yaml`` over its parameters cell's defaults (what
-    papermill gives the notebook). Raises ValueError for an unknown profile or key."""
+    papermill gives the notebook), then ``overrides`` (e.g. ``{"epochs": 3}``: a smaller
+    or longer grid for a test or a trial on a cluster). Raises ValueError for an unknown
+    profile or key."""
     path = PARAMS_DIR / f"{profile}.yaml"
     if profile not in PROFILES or not path.is_file():
         raise ValueError(f"profile {profile!r} is not allowed; choose one of: {', '.join(PROFILES)}")
@@ -189,7 +191,12 @@ def profile_params(notebook: str, profile: str) -> dict:
     unknown = sorted(set(section) - set(defaults))
     if unknown:
         raise ValueError(f"{path} sets {unknown} for {notebook}, which it does not declare")
-    return {**defaults, **section}
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise ValueError(f"parameters {unknown} are not allowed for {notebook}; "
+                         f"it declares: {', '.join(defaults)}")
+    return {**defaults, **section, **overrides}
 
 
 def notebook_path(notebook: str) -> Path:

@@ -48,6 +48,15 @@ def test_config_identity_and_name():
         a.seed = 3
 
 
+def test_bn_mode_keeps_the_identity_of_earlier_runs_at_its_default():
+    grasp = config(pruner="grasp")
+    assert "bn_mode" not in grasp.identity()  # stored runs (no bn_mode) keep their key
+    assert grasp.key() == config(pruner="grasp", bn_mode="eval").key()
+    train = config(pruner="grasp", bn_mode="train")
+    assert train.key() != grasp.key() and train.identity()["bn_mode"] == "train"
+    assert "-bntrain-" in train.name() and "-bn" not in grasp.name()
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -59,6 +68,8 @@ def test_config_identity_and_name():
         ({"iterations": 0}, r"iterations 0.*integer >= 1"),
         ({"preset": "fast"}, r"preset 'fast'.*vgg-cifar"),
         ({"pruner": "dense"}, r"pruner 'dense' needs compression 1"),
+        ({"pruner": "grasp", "bn_mode": "batch"}, r"bn_mode 'batch'.*eval, train"),
+        ({"bn_mode": "train"}, r"bn_mode 'train' is for the pruners grasp, snip, not 'magnitude'"),
     ],
 )
 def test_bad_config_values_are_named(changes, message):

@@ -367,3 +367,28 @@ def test_calling_synflow_scores_still_works_with_a_deprecation_warning():
         older = synflow.scores.scores(model, "synflow", input_shape=(3, 8, 8))
     new = synflow.compute_scores(model, "synflow", input_shape=(3, 8, 8))
     assert all(torch.equal(old[n], new[n]) and torch.equal(older[n], new[n]) for n in new)
+
+
+@pytest.mark.parametrize("depth", [13, 16])
+def test_synflow_redoes_a_pass_in_float64_when_float32_loses_alive_scores(depth):
+    # two channels through bias-free layers: one carries R (about 1), the other
+    # |w| = 1e-3 per layer, so its weights' scores (1e-39: subnormal, 1e-48: zero)
+    # underflow float32 although R is well inside its range
+    chain = nn.Sequential(*[nn.Linear(2, 2, bias=False) for _ in range(depth)])
+    with torch.no_grad():
+        for layer in chain:
+            layer.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, -1e-3]]))
+    R32, s32 = synflow_pass(chain, synflow.prunable_layers(chain), weights_of(chain), (2,),
+                            torch.float32)
+    lost = float(s32["0.weight"][1, 1])
+    assert 0.5 < float(R32) < 2 and lost < torch.finfo(torch.float32).tiny  # lost in float32
+    assert (lost > 0) == (depth == 13)  # subnormal at 13 layers, zero at 16
+    ours = synflow.compute_scores(chain, "synflow", input_shape=(2,))
+    expected = synflow_oracle(chain, (2,))
+    assert ours["0.weight"].dtype == torch.float64
+    for name in expected:  # every score, the 1e-48 ones too, to float64 precision
+        torch.testing.assert_close(ours[name], expected[name], rtol=1e-12, atol=0)
+    assert all(float(s[1, 1]) > 0 for s in ours.values())
+    # a balanced net stays in float32
+    assert synflow.compute_scores(small_cnn(), "synflow", input_shape=(3, 8, 8))["0.weight"].dtype \
+        == torch.float32

@@ -392,3 +392,26 @@ def test_synflow_redoes_a_pass_in_float64_when_float32_loses_alive_scores(depth)
     # a balanced net stays in float32
     assert synflow.compute_scores(small_cnn(), "synflow", input_shape=(3, 8, 8))["0.weight"].dtype \
         == torch.float32
+
+
+def test_the_pruning_loop_stays_in_float64_once_a_pass_needed_it(monkeypatch):
+    from synflow import pathscores
+
+    chain = nn.Sequential(*[nn.Linear(2, 2, bias=False) for _ in range(16)])
+    with torch.no_grad():
+        for layer in chain:
+            layer.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, -1e-3]]))
+    dtypes = []
+    original = pathscores.synflow_pass
+
+    def counting(model, layers, weights, input_shape, dtype, power=1):
+        dtypes.append(dtype)
+        return original(model, layers, weights, input_shape, dtype, power)
+
+    monkeypatch.setattr(pathscores, "synflow_pass", counting)
+    synflow.prune(copy.deepcopy(chain), "synflow", 1.5, iterations=3, input_shape=(2,))
+    assert dtypes == [torch.float32] + [torch.float64] * 3  # one float32 try in the loop
+    dtypes.clear()
+    for _ in range(2):  # separate calls each try float32 first
+        synflow.compute_scores(chain, "synflow", input_shape=(2,))
+    assert dtypes == [torch.float32, torch.float64] * 2

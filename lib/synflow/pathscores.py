@@ -61,7 +61,7 @@ class SynFlowOverflowError(OverflowError, ValueError):
     """R_SF is not finite even in float64 (very deep or very wide networks)."""
 
 
-def synflow_scores(model, layers, weights, *, input_shape, power=1, **_):
+def synflow_scores(model, layers, weights, *, input_shape, power=1, precision=None, **_):
     """SynFlow (Tanaka et al. 2020, Algorithm 1, eq. 2): S = dR/d|w| * |w|, data-free.
 
     R = 1^T (prod_l |W_l|) 1: the summed output of the net with every parameter
@@ -77,15 +77,22 @@ def synflow_scores(model, layers, weights, *, input_shape, power=1, **_):
     in eval mode as an affine map; see :func:`synflow.diagnostics.check_synflow_network`
     for what is warned about or refused.
 
+    ``precision`` (the pruning loop passes one dict per loop) remembers that a pass
+    needed float64: the loop's later passes go to float64 at once (pruning only cuts
+    more paths), instead of a float32 attempt each.
+
     Raises ValueError without ``input_shape``, and :class:`SynFlowOverflowError` (an
     ``OverflowError`` and ``ValueError``) naming the overflow when R is not finite in
     float64 either (e.g. a 400-layer MLP).
     """
     if input_shape is None:
         raise ValueError("synflow needs input_shape (one sample's shape, e.g. (3, 32, 32)) or data")
-    R, scores = synflow_pass(model, layers, weights, input_shape, torch.float32, power)
-    if _safe_in_float32(R, scores, weights):
-        return scores
+    if not (precision and precision.get("float64")):
+        R, scores = synflow_pass(model, layers, weights, input_shape, torch.float32, power)
+        if _safe_in_float32(R, scores, weights):
+            return scores
+        if precision is not None:
+            precision["float64"] = True
     R, scores = synflow_pass(model, layers, weights, input_shape, torch.float64, power)
     total = sum(float(s.sum(dtype=torch.float64)) for s in scores.values())
     if not (math.isfinite(float(R)) and math.isfinite(total)):
@@ -101,10 +108,11 @@ def synflow_scores(model, layers, weights, *, input_shape, power=1, **_):
     return scores
 
 
-def synflow_l2_scores(model, layers, weights, *, input_shape, **_):
+def synflow_l2_scores(model, layers, weights, *, input_shape, precision=None, **_):
     """SynFlow-L2 (Patil & Dovrolis 2021, PHEW's data-free variant): SynFlow with every
     parameter replaced by theta**2 instead of |theta|; S = dR/d(theta^2) * theta^2.
 
     Same shapes, dtypes, mode and conditions as :func:`synflow_scores`.
     """
-    return synflow_scores(model, layers, weights, input_shape=input_shape, power=2)
+    return synflow_scores(model, layers, weights, input_shape=input_shape, power=2,
+                          precision=precision)

@@ -118,6 +118,21 @@ def test_data_pruners_get_the_pruning_subset(env):
     assert result["metrics"]["kept"] == round(result["metrics"]["prunable"] / 4)
 
 
+def test_a_runs_bn_mode_reaches_the_pruner_and_its_masks_are_not_reused_across_modes(
+        env, monkeypatch):
+    seen = []
+    original = execution.prune
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("bn_mode"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(execution, "prune", spy)
+    for mode in ("eval", "train"):  # same run otherwise: the masks of the first are remembered
+        execution.execute(config(pruner="grasp", prune_per_class=2, bn_mode=mode))
+    assert seen == ["eval", "train"]
+
+
 def test_dense_runs_are_not_pruned(env):
     result = store.run_or_load(store.RunConfig("mlp", "blobs", width=0.2, epochs=1), "exp")
     assert result["metrics"]["kept"] == result["metrics"]["prunable"]

@@ -35,51 +35,34 @@ def synflow_pass(model, layers, weights, input_shape, dtype, power=1):
     return R.detach(), {name: g.mul_(w.detach()) for (name, w), g in zip(leaves.items(), grads)}
 
 
-def _safe_in_float32(R, scores, weights=None) -> bool:
-    """R inside float32's comfortable range, no score overflowed, and no score lost.
+def _safe_in_float32(R, scores) -> bool:
+    """R inside float32's comfortable range and no score overflowed.
 
     Every score is a sum of positive path terms (0 <= score <= R), so one sum
-    per layer detects an inf or NaN anywhere without an elementwise pass. A score
-    is *lost* when a weight that is not zero (alive) scores 0 or a subnormal
-    number in float32: its paths' products fell below float32's smallest normal
-    number (1.2e-38) although R did not, which happens far below R on deep nets
-    with unbalanced layers; ties at 0 then let the index tie-break empty layers.
-    A weight whose paths are all cut also scores 0 (exactly, in any precision):
-    the check cannot tell the two apart, so such passes are redone in float64 too.
+    per layer detects an inf or NaN anywhere without an elementwise pass.
     """
     low, high = FLOAT32_SAFE_RANGE
     total = sum(float(s.sum(dtype=torch.float64)) for s in scores.values())
-    if not (low < float(R) < high and math.isfinite(total)):
-        return False
-    if weights is None:
-        return True
-    tiny = torch.finfo(torch.float32).tiny
-    return not any(bool(((s < tiny) & (weights[name] != 0)).any()) for name, s in scores.items())
+    return low < float(R) < high and math.isfinite(total)
 
 
 class SynFlowOverflowError(OverflowError, ValueError):
     """R_SF is not finite even in float64 (very deep or very wide networks)."""
 
 
-def synflow_scores(model, layers, weights, *, input_shape, power=1, precision=None, **_):
+def synflow_scores(model, layers, weights, *, input_shape, power=1, **_):
     """SynFlow (Tanaka et al. 2020, Algorithm 1, eq. 2): S = dR/d|w| * |w|, data-free.
 
     R = 1^T (prod_l |W_l|) 1: the summed output of the net with every parameter
     replaced by its absolute value, on one all-ones input of ``input_shape``, in eval
     mode (BatchNorm as the affine map of its running statistics). Scores are >= 0,
-    of the weights' shapes, float32 when the float32 pass is safe (R inside
-    ``FLOAT32_SAFE_RANGE``, no score overflowed and no alive weight scored 0 or a
-    subnormal number, see :func:`_safe_in_float32`), else float64 (R of ResNet-110
-    or ResNet-50 at init overflows float32; late iterations have weights whose
-    paths are cut, scoring 0); pruned weights score 0. Conservation (Theorems 1-2: every layer's total is R) holds for
+    of the weights' shapes, float32 when R is safely inside float32's range, else
+    float64 (R of ResNet-110 or ResNet-50 at init overflows float32); pruned weights
+    score 0. Conservation (Theorems 1-2: every layer's total is R) holds for
     positively homogeneous activations only, f(a x) = a f(x) for a > 0 (ReLU,
     LeakyReLU, PReLU, identity, max/avg pooling, dropout in eval), with BatchNorm
     in eval mode as an affine map; see :func:`synflow.diagnostics.check_synflow_network`
     for what is warned about or refused.
-
-    ``precision`` (the pruning loop passes one dict per loop) remembers that a pass
-    needed float64: the loop's later passes go to float64 at once (pruning only cuts
-    more paths), instead of a float32 attempt each.
 
     Raises ValueError without ``input_shape``, and :class:`SynFlowOverflowError` (an
     ``OverflowError`` and ``ValueError``) naming the overflow when R is not finite in
@@ -87,12 +70,9 @@ def synflow_scores(model, layers, weights, *, input_shape, power=1, precision=No
     """
     if input_shape is None:
         raise ValueError("synflow needs input_shape (one sample's shape, e.g. (3, 32, 32)) or data")
-    if not (precision and precision.get("float64")):
-        R, scores = synflow_pass(model, layers, weights, input_shape, torch.float32, power)
-        if _safe_in_float32(R, scores, weights):
-            return scores
-        if precision is not None:
-            precision["float64"] = True
+    R, scores = synflow_pass(model, layers, weights, input_shape, torch.float32, power)
+    if _safe_in_float32(R, scores):
+        return scores
     R, scores = synflow_pass(model, layers, weights, input_shape, torch.float64, power)
     total = sum(float(s.sum(dtype=torch.float64)) for s in scores.values())
     if not (math.isfinite(float(R)) and math.isfinite(total)):
@@ -108,11 +88,10 @@ def synflow_scores(model, layers, weights, *, input_shape, power=1, precision=No
     return scores
 
 
-def synflow_l2_scores(model, layers, weights, *, input_shape, precision=None, **_):
+def synflow_l2_scores(model, layers, weights, *, input_shape, **_):
     """SynFlow-L2 (Patil & Dovrolis 2021, PHEW's data-free variant): SynFlow with every
     parameter replaced by theta**2 instead of |theta|; S = dR/d(theta^2) * theta^2.
 
     Same shapes, dtypes, mode and conditions as :func:`synflow_scores`.
     """
-    return synflow_scores(model, layers, weights, input_shape=input_shape, power=2,
-                          precision=precision)
+    return synflow_scores(model, layers, weights, input_shape=input_shape, power=2)

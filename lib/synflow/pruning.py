@@ -149,8 +149,6 @@ def prune_through(
     generator = torch.Generator().manual_seed(seed)
     scorer = SCORERS[method] if named else method
     zero_when_pruned = named and method in ZERO_WHEN_PRUNED
-    if named and method in SYNFLOW_METHODS:
-        options = {**options, "precision": {}}  # a pass that needed float64 is remembered
 
     def unflatten(flat_tensor):
         return {n: p.view(s) for n, s, p in zip(names, shapes, flat_tensor.split(sizes))}

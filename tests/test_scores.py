@@ -72,9 +72,13 @@ def snip_oracle(model, data):
     return {name: (w.grad * w).abs().detach() for name, w in weights_of(oracle).items()}
 
 
-def grasp_oracle(model, data):
-    """w * (H g) with the full Hessian of the summed loss w.r.t. the prunable weights."""
+def grasp_oracle(model, data, bn_mode="eval", temperature=200.0):
+    """w * (H g) with the full Hessian of the summed loss w.r.t. the prunable weights;
+    BatchNorm in ``bn_mode`` (train: batch statistics; the copy's buffers may change)."""
     oracle = copy.deepcopy(model).double().eval()
+    for m in oracle.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.train(bn_mode == "train")
     names = list(weights_of(oracle))
     shapes = [w.shape for w in weights_of(oracle).values()]
     flat0 = torch.cat([w.detach().flatten() for w in weights_of(oracle).values()])
@@ -88,7 +92,7 @@ def grasp_oracle(model, data):
         total = 0
         for x, y in data:
             logits = torch.func.functional_call(oracle, params, (x.double(),))
-            total = total + F.cross_entropy(logits / 200, y)
+            total = total + F.cross_entropy(logits / temperature, y)
         return total
 
     g = torch.autograd.functional.jacobian(loss, flat0)
@@ -159,6 +163,88 @@ def test_grasp_matches_full_hessian_oracle():
     assert_close(synflow.compute_scores(model, "grasp", data=data), grasp_oracle(model, data), 1e-4, 1e-5)
 
 
+def mlp_with_batchnorm(seed=0):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 6), nn.BatchNorm1d(6), nn.ReLU(),
+                          nn.Linear(6, 3))
+    with torch.no_grad():  # running statistics far from any batch's: the modes differ
+        model[2].running_mean.uniform_(-1.0, 1.0)
+        model[2].running_var.uniform_(0.2, 3.0)
+        model[2].weight.uniform_(0.5, 1.5)
+        model[2].bias.uniform_(-0.5, 0.5)
+    return model
+
+
+@pytest.mark.parametrize("bn_mode", ["eval", "train"])
+@pytest.mark.parametrize("temperature", [1.0, 200.0])
+def test_grasp_matches_full_hessian_oracle_with_batchnorm_in_both_modes(bn_mode, temperature):
+    model = mlp_with_batchnorm()
+    data = tiny_data(shape=(3, 2, 2), classes=3)
+    state = copy.deepcopy(model.state_dict())
+    ours = synflow.compute_scores(model, "grasp", data=data, bn_mode=bn_mode,
+                                  temperature=temperature)
+    assert_close(ours, grasp_oracle(model, data, bn_mode, temperature), 1e-4, 1e-5)
+    # the other mode and the other temperature give other scores: the oracle tells them apart
+    other_mode = grasp_oracle(model, data, {"eval": "train", "train": "eval"}[bn_mode], temperature)
+    other_temperature = grasp_oracle(model, data, bn_mode, 201.0 - temperature)
+    for other in (other_mode, other_temperature):
+        with pytest.raises(AssertionError):
+            assert_close(ours, other, 1e-4, 1e-5)
+    for key, value in model.state_dict().items():  # running statistics untouched
+        assert torch.equal(value, state[key]), key
+
+
+@pytest.mark.parametrize("bn_mode", ["eval", "train"])
+def test_snip_matches_oracle_in_both_batchnorm_modes(bn_mode):
+    model, data = mlp_with_batchnorm(), tiny_data(shape=(3, 2, 2), classes=3)
+    oracle = copy.deepcopy(model).double().eval()
+    oracle[2].train(bn_mode == "train")
+    for x, y in data:
+        F.cross_entropy(oracle(x.double()), y).backward()
+    expected = {name: (w.grad * w).abs().detach() for name, w in weights_of(oracle).items()}
+    assert_close(synflow.compute_scores(model, "snip", data=data, bn_mode=bn_mode),
+                 expected, 1e-4, 1e-6)
+
+
+def test_bn_mode_and_temperature_errors():
+    model, data = mlp_with_batchnorm(), tiny_data(shape=(3, 2, 2), classes=3)
+    with pytest.raises(ValueError, match=r"bn_mode 'training' is not allowed.*eval, train"):
+        synflow.compute_scores(model, "grasp", data=data, bn_mode="training")
+    with pytest.raises(ValueError, match=r"bn_mode 'train' is for .*grasp, snip.*'synflow'"):
+        synflow.prune(model, "synflow", 2, input_shape=(3, 2, 2), bn_mode="train")
+    for bad in (0, -1.0, float("inf"), float("nan"), True, "200"):
+        with pytest.raises(ValueError, match=r"temperature must be a finite number > 0"):
+            synflow.compute_scores(model, "grasp", data=data, temperature=bad)
+    with pytest.raises(ValueError, match=r"temperature 1.0 is for grasp only; 'snip'"):
+        synflow.prune_through(model, "snip", [0.5], data=data, temperature=1.0)
+    assert all(not synflow.masks.is_masked(m) for m in synflow.prunable_layers(model).values())
+
+
+def test_prune_passes_bn_mode_and_temperature_through_every_iteration():
+    data = tiny_data(shape=(3, 2, 2), classes=3)
+    seen = []
+
+    def spy(model, layers, weights, **options):
+        seen.append((options.get("bn_mode"), options.get("temperature")))
+        return synflow.scores.grasp_scores(model, layers, weights, **options)
+
+    masks = {}
+    for mode, temperature in [("eval", 200.0), ("train", 200.0), ("eval", 1.0), ("train", 1.0)]:
+        model = mlp_with_batchnorm()
+        masks[mode, temperature] = synflow.prune(model, "grasp", 4, iterations=3, data=data,
+                                                 bn_mode=mode, temperature=temperature)
+        expected = mlp_with_batchnorm()
+        synflow.prune_through(expected, spy, synflow.pruning.schedule_densities(4, 3, "exponential"),
+                              data=data, bn_mode=mode, temperature=temperature)
+        assert all(torch.equal(masks[mode, temperature][k], m)
+                   for k, m in synflow.current_masks(expected).items())
+    assert seen[:3] == [(None, None)] * 3  # defaults: a scorer function gets no options
+    assert seen[3:6] == [("train", None)] * 3 and seen[6:9] == [(None, 1.0)] * 3
+    # the four settings do not all give one mask (otherwise nothing reached the scorer)
+    digests = {tuple(torch.cat([m.flatten() for m in ms.values()]).tolist()) for ms in masks.values()}
+    assert len(digests) > 1
+
+
 def test_magnitude_and_random():
     model = small_cnn()
     mag = synflow.compute_scores(model, "magnitude")
@@ -171,8 +257,10 @@ def test_magnitude_and_random():
     assert not torch.equal(r1["0.weight"], r3["0.weight"])
 
 
-@pytest.mark.parametrize("method", ["snip", "grasp", "synflow", "magnitude", "random"])
-def test_scoring_leaves_the_model_exactly_as_it_was(method):
+@pytest.mark.parametrize("method,bn_mode", [
+    ("snip", "eval"), ("snip", "train"), ("grasp", "eval"), ("grasp", "train"),
+    ("synflow", "eval"), ("magnitude", "eval"), ("random", "eval")])
+def test_scoring_leaves_the_model_exactly_as_it_was(method, bn_mode):
     model = small_cnn().train()
     model[1].eval()  # a mixed-mode model: every module's own flag must come back
     synflow.apply_masks(model, {"4.weight": torch.rand(8, 6, 3, 3) > 0.3})
@@ -181,11 +269,13 @@ def test_scoring_leaves_the_model_exactly_as_it_was(method):
     state = copy.deepcopy(model.state_dict())
     modes = [m.training for m in model.modules()]
     cached_weight = model[4].weight
-    s = synflow.compute_scores(model, method, data=tiny_data(), input_shape=(3, 8, 8))
+    s = synflow.compute_scores(model, method, data=tiny_data(), input_shape=(3, 8, 8),
+                               bn_mode=bn_mode)
     fresh = copy.deepcopy(model)
     for p in fresh.parameters():
         p.grad = None
-    again = synflow.compute_scores(fresh, method, data=tiny_data(), input_shape=(3, 8, 8))
+    again = synflow.compute_scores(fresh, method, data=tiny_data(), input_shape=(3, 8, 8),
+                                   bn_mode=bn_mode)
     assert all(torch.equal(s[k], again[k]) for k in s)
     for key, value in model.state_dict().items():
         assert torch.equal(value, state[key]), key
@@ -264,8 +354,8 @@ def test_synflow_scores_is_the_module_and_its_constants_take_effect(monkeypatch)
     model = synflow.build_model("conv", input_shape=(3, 8, 8), width=0.25, seed=0)
     data = tiny_data()
     before = synflow.compute_scores(model, "grasp", data=data)
-    monkeypatch.setattr(synflow.scores, "GRASP_TEMPERATURE", 1.0)
-    after = synflow.compute_scores(model, "grasp", data=data)
+    after = synflow.compute_scores(model, "grasp", data=data, temperature=1.0)
+    assert synflow.scores.GRASP_TEMPERATURE == 200.0  # the default temperature
     assert any(not torch.allclose(before[n], after[n]) for n in before)
 
 

@@ -48,6 +48,15 @@ def test_config_identity_and_name():
         a.seed = 3
 
 
+def test_bn_mode_keeps_the_identity_of_earlier_runs_at_its_default():
+    grasp = config(pruner="grasp")
+    assert "bn_mode" not in grasp.identity()  # stored runs (no bn_mode) keep their key
+    assert grasp.key() == config(pruner="grasp", bn_mode="eval").key()
+    train = config(pruner="grasp", bn_mode="train")
+    assert train.key() != grasp.key() and train.identity()["bn_mode"] == "train"
+    assert "-bntrain-" in train.name() and "-bn" not in grasp.name()
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -59,6 +68,8 @@ def test_config_identity_and_name():
         ({"iterations": 0}, r"iterations 0.*integer >= 1"),
         ({"preset": "fast"}, r"preset 'fast'.*vgg-cifar"),
         ({"pruner": "dense"}, r"pruner 'dense' needs compression 1"),
+        ({"pruner": "grasp", "bn_mode": "batch"}, r"bn_mode 'batch'.*eval, train"),
+        ({"bn_mode": "train"}, r"bn_mode 'train' is for the pruners grasp, snip, not 'magnitude'"),
     ],
 )
 def test_bad_config_values_are_named(changes, message):
@@ -105,6 +116,21 @@ def test_runs_are_reproducible_for_a_seed(env):
 def test_data_pruners_get_the_pruning_subset(env):
     result = store.run_or_load(config(pruner="snip", prune_per_class=2), "exp")
     assert result["metrics"]["kept"] == round(result["metrics"]["prunable"] / 4)
+
+
+def test_a_runs_bn_mode_reaches_the_pruner_and_its_masks_are_not_reused_across_modes(
+        env, monkeypatch):
+    seen = []
+    original = execution.prune
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("bn_mode"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(execution, "prune", spy)
+    for mode in ("eval", "train"):  # same run otherwise: the masks of the first are remembered
+        execution.execute(config(pruner="grasp", prune_per_class=2, bn_mode=mode))
+    assert seen == ["eval", "train"]
 
 
 def test_dense_runs_are_not_pruned(env):

@@ -78,7 +78,7 @@ def execute(
         # this process (e.g. the "as_found" run of a "shuffled" one) are reused
         remembered = (config.model, config.dataset, config.width, config.seed, config.pruner,
                       compression, config.iterations, config.schedule, config.scope,
-                      config.invert, config.prune_per_class, str(root),
+                      config.invert, config.prune_per_class, config.bn_mode, str(root),
                       os.environ.get("SYNFLOW_DATA"))
         if not config.cycles and remembered in _MASKS:
             masks = {name: mask.to(device) for name, mask in _MASKS[remembered].items()}
@@ -105,6 +105,7 @@ def execute(
             input_shape=info.input_shape,
             invert=config.invert,
             seed=config.seed,
+            bn_mode=config.bn_mode,
         )
         if not config.cycles:
             _MASKS[remembered] = {name: mask.cpu().clone() for name, mask in masks.items()}

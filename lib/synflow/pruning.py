@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -20,13 +18,23 @@ from .masks import (
     prunable_layers,
     unwrap,
 )
+from .schedules import (  # noqa: F401 (re-exported)
+    SCHEDULES,
+    _check_compression,
+    check_iterations,
+    density_after,
+    schedule_densities,
+)
 from .scores import (
+    GRASP_TEMPERATURE,
     SCORERS,
     SYNFLOW_METHODS,
     ZERO_WHEN_PRUNED,
     Scorer,
+    check_bn_mode,
     check_inputs,
     check_method,
+    check_options,
 )
 from .selection import (  # noqa: F401 (re-exported)
     SCOPES,
@@ -37,73 +45,6 @@ from .selection import (  # noqa: F401 (re-exported)
     select,
     top_k,
 )
-
-SCHEDULES = ("exponential", "linear")
-
-
-def check_iterations(iterations) -> int:
-    """``iterations`` as an int >= 1; a bool (True is not a count) or a float is refused.
-
-    Raises:
-        ValueError: naming the value and what is allowed.
-    """
-    if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral):
-        raise ValueError(  # noqa: TRY004 (the library raises ValueError for every bad argument)
-            f"iterations must be a plain integer >= 1, got {iterations!r} "
-            f"({type(iterations).__name__})"
-        )
-    if iterations < 1:
-        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
-    return int(iterations)
-
-
-def density_after(iteration: int, iterations: int, compression: float, schedule: str) -> float:
-    """Fraction of weights kept after ``iteration`` of ``iterations`` (1-based).
-
-    Raises:
-        ValueError: for an unknown schedule, ``iterations`` not an int >= 1,
-            ``iteration`` outside 0..iterations or a compression not a finite number >= 1.
-    """
-    iterations = check_iterations(iterations)
-    if isinstance(iteration, bool) or not isinstance(iteration, numbers.Integral) or not (
-        0 <= iteration <= iterations
-    ):
-        raise ValueError(f"iteration must be an integer in [0, {iterations}], got {iteration!r}")
-    if isinstance(compression, bool) or not isinstance(compression, numbers.Real) or not (
-        math.isfinite(compression) and compression >= 1
-    ):
-        raise ValueError(f"compression must be a finite number >= 1, got {compression!r}")
-    if schedule == "exponential":
-        return compression ** (-iteration / iterations)
-    if schedule == "linear":
-        return 1.0 - (1.0 - 1.0 / compression) * iteration / iterations
-    raise ValueError(f"unknown schedule {schedule!r}; choose one of: {', '.join(SCHEDULES)}")
-
-
-def _check_compression(compression, total: int) -> float:
-    if isinstance(compression, bool):
-        raise ValueError(f"compression must be a number >= 1, got {compression!r}")  # noqa: TRY004
-    try:
-        value = float(compression)
-    except (TypeError, ValueError):
-        raise ValueError(f"compression must be a number >= 1, got {compression!r}") from None
-    if not math.isfinite(value) or value < 1:
-        raise ValueError(f"compression must be a finite number >= 1, got {compression!r}")
-    if value > total:
-        raise ValueError(
-            f"compression {compression!r} leaves no weight: the model has {total} prunable "
-            f"weights, so compression must be at most {total}"
-        )
-    return value
-
-
-def schedule_densities(compression: float, iterations: int, schedule: str) -> list[float]:
-    """The densities ``prune`` steps through: ``density_after(k, ...)`` for
-    k = 1..iterations-1, then exactly ``1 / compression``."""
-    return [
-        density_after(k, iterations, compression, schedule) if k < iterations else 1.0 / compression
-        for k in range(1, iterations + 1)
-    ]
 
 
 @dataclass(frozen=True)
@@ -149,6 +90,8 @@ def prune_through(
     invert: bool = False,
     seed: int = 0,
     callback: Callback | None = None,
+    bn_mode: str = "eval",
+    temperature: float = GRASP_TEMPERATURE,
 ) -> Masks:
     """The pruning loop: for each density, score the masked model, keep the best
     ``round(N * density)`` alive weights; mask ``model`` in place and return the masks.
@@ -167,8 +110,13 @@ def prune_through(
     named = isinstance(method, str)
     if named:
         check_method(method)
+        options = check_options(method, bn_mode, temperature)
     elif not callable(method):
         raise ValueError(f"method must be a name in SCORERS or a scorer function, got {method!r}")
+    else:  # a scorer function gets the options only when they are set
+        options = {key: value for key, value in (("bn_mode", check_bn_mode(bn_mode)),
+                                                  ("temperature", temperature))
+                   if value != {"bn_mode": "eval", "temperature": GRASP_TEMPERATURE}[key]}
     _scope_slices([], scope)  # validates the scope name
     densities = _check_densities(densities)
     layers = prunable_layers(model)
@@ -210,7 +158,7 @@ def prune_through(
             s.flatten()
             for s in scorer(
                 model, layers, weights, data=data, input_shape=input_shape,
-                generator=generator, alive=unflatten(alive),
+                generator=generator, alive=unflatten(alive), **options,
             ).values()
         ]
         if flat is None or flat.dtype != scores[0].dtype:
@@ -258,6 +206,8 @@ def prune(
     invert: bool = False,
     seed: int = 0,
     callback: Callback | None = None,
+    bn_mode: str = "eval",
+    temperature: float = GRASP_TEMPERATURE,
 ) -> Masks:
     """Prune ``model`` in place and return its boolean masks.
 
@@ -290,6 +240,11 @@ def prune(
             random stream runs through all iterations.
         callback: called with an :class:`Iteration` after each step; a true return
             value stops early (the masks after that step are installed and returned).
+        bn_mode: "eval" (default; BatchNorm with its running statistics, the SynFlow
+            authors' figures) or "train" (each batch's statistics, Wang et al.'s GraSP
+            code), for snip and grasp only; running statistics are never updated.
+        temperature: GraSP's logit temperature (default 200, the authors' code; 1 =
+            none), a finite number > 0, for grasp only.
 
     Returns:
         ``{"<module path>.weight": mask}``, boolean tensors of the weights' shapes on
@@ -299,15 +254,17 @@ def prune(
         ``DistributedDataParallel`` is unwrapped: its module is pruned (mask names
         without ``module.``).
 
-    Scoring puts the model in eval mode (BatchNorm uses its running statistics)
-    and restores every module's mode afterwards; weights, buffers and ``.grad`` are
+    Scoring puts the model in eval mode (BatchNorm uses its running statistics, or
+    batch statistics with ``bn_mode="train"``) and restores every module's mode afterwards; weights, buffers and ``.grad`` are
     left untouched.
 
     Raises:
         ValueError: unknown method/schedule/scope, compression outside
             [1, N], iterations not an integer >= 1, missing data (snip, grasp) or
             input shape (synflow), scores with NaN or inf, a network SynFlow cannot
-            score (BatchNorm without running statistics).
+            score (BatchNorm without running statistics), a ``bn_mode`` other than
+            "eval"/"train" or "train" for a method without data, a ``temperature``
+            that is not a finite number > 0 or set for a method other than grasp.
             Also a layer a mask cannot govern: a weight shared with another module,
             computed by a parametrization or weight norm, or read by a module without
             calling the layer (:func:`synflow.masks.check_model`).
@@ -319,6 +276,7 @@ def prune(
             activations that are not positively homogeneous (ReLU6, Tanh, GELU, ...).
     """
     check_method(method)
+    check_options(method, bn_mode, temperature)
     model = unwrap(model)  # nn.DataParallel / DDP: prune the module they run
     iterations = check_iterations(iterations)
     if schedule not in SCHEDULES:
@@ -336,4 +294,6 @@ def prune(
         invert=invert,
         seed=seed,
         callback=callback,
+        bn_mode=bn_mode,
+        temperature=temperature,
     )

@@ -17,7 +17,7 @@ from . import data as data_module
 from . import train as train_module
 from .models import MODELS
 from .pruning import SCHEDULES, SCOPES
-from .scores import SCORERS
+from .scores import BN_MODE_METHODS, BN_MODES, SCORERS
 
 DENSE = "dense"  # the pruner name of an unpruned run
 MASK_VARIANTS = ("as_found", "shuffled", "reinit")
@@ -30,6 +30,7 @@ LATER_FIELDS = {
     "rewind": True,
     "test_subset": None,
     "record_layers": False,
+    "bn_mode": "eval",
 }
 
 
@@ -64,6 +65,9 @@ class RunConfig:
       with seed 0, the same for every run) instead of the whole test set.
     * ``record_layers``: store every prunable layer's mean squared weight
       after pruning (epoch 0) and after each epoch of the (final) training.
+    * ``bn_mode``: BatchNorm while SNIP/GraSP score, "eval" (running statistics,
+      the SynFlow authors' figures) or "train" (batch statistics, Wang et al.'s
+      GraSP code); see :func:`synflow.prune`.
     """
 
     model: str
@@ -87,6 +91,7 @@ class RunConfig:
     rewind: bool = True
     test_subset: int | None = None
     record_layers: bool = False
+    bn_mode: str = "eval"
 
     def __post_init__(self):
         def bad(name, allowed):
@@ -125,6 +130,11 @@ class RunConfig:
             raise bad("cycles", "an integer >= 0 (0: prune at initialization)")
         if self.cycles and self.mask != "as_found":
             raise ValueError(f"mask {self.mask!r} is for pruning at initialization (cycles=0)")
+        if self.bn_mode not in BN_MODES:
+            raise bad("bn_mode", f"one of: {', '.join(BN_MODES)}")
+        if self.bn_mode != "eval" and self.pruner not in BN_MODE_METHODS:
+            raise ValueError(f"bn_mode {self.bn_mode!r} is for the pruners "
+                             f"{', '.join(sorted(BN_MODE_METHODS))}, not {self.pruner!r}")
         if self.test_subset is not None and not (
             isinstance(self.test_subset, int) and self.test_subset >= 1
         ):
@@ -158,6 +168,8 @@ class RunConfig:
             parts.append(f"imp{self.cycles}{'' if self.rewind else 'norewind'}")
         if self.mask != "as_found":
             parts.append(self.mask)
+        if self.bn_mode != "eval":
+            parts.append(f"bn{self.bn_mode}")
         parts.append(f"s{self.seed}")
         readable = "-".join(re.sub(r"[^A-Za-z0-9_.+=]+", "_", part) for part in parts)
         return f"{readable}-{self.key()}"

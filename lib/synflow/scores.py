@@ -32,10 +32,18 @@ from torch import nn
 
 from .diagnostics import ScoreWarning, check_synflow_network, warn_uninformative  # noqa: F401
 from .masks import check_model, current_masks, effective_weight, prunable_layers, unwrap
-from .scoring import (
+from .pathscores import (  # noqa: F401  (SynFlow's scorers, re-exported)
+    FLOAT32_SAFE_RANGE,
+    SynFlowOverflowError,
+    synflow_l2_scores,
+    synflow_pass,
+    synflow_scores,
+)
+from .scoring import (  # noqa: F401
+    BN_MODES,
     batches_of,
     call_with_weights,
-    device_of,
+    check_bn_mode,
     fresh_leaves,
     gradient_dtype,
     gradients,
@@ -44,9 +52,7 @@ from .scoring import (
 
 Scorer = Callable[..., dict[str, torch.Tensor]]
 
-GRASP_TEMPERATURE = 200.0
-# float32 is tried first for SynFlow; outside this range of R the float64 pass is used
-FLOAT32_SAFE_RANGE = (1e-30, 1e30)
+GRASP_TEMPERATURE = 200.0  # the default of grasp_scores' temperature (authors' code)
 
 
 # ------------------------------------------------------------------ scorers
@@ -75,19 +81,20 @@ def magnitude_scores(model, layers, weights, **_):
     return {name: w.abs() for name, w in weights.items()}
 
 
-def snip_scores(model, layers, weights, *, data, **_):
+def snip_scores(model, layers, weights, *, data, bn_mode="eval", **_):
     """SNIP (Lee et al. 2019, eq. 3 unnormalised): |w * sum over batches of dL/dw|.
 
     L is the mean cross-entropy of each batch of ``data`` ((inputs, int64 targets)
-    pairs), summed over batches; the model runs in eval mode (BatchNorm with its
-    running statistics). Same shape, dtype and device as the weight; >= 0; pruned
-    weights score 0.
+    pairs), summed over batches; ``bn_mode="eval"`` (default) runs BatchNorm with its
+    running statistics, ``"train"`` with each batch's own statistics (the model's
+    running statistics are not updated). Same shape, dtype and device as the weight;
+    >= 0; pruned weights score 0.
     """
     dtype = gradient_dtype(model)
     leaves = fresh_leaves(weights, dtype=dtype)
     params = list(leaves.values())
     gradient = [torch.zeros_like(w) for w in params]
-    with scoring_view(model):
+    with scoring_view(model, bn_mode):
         for inputs, targets in batches_of(model, data, dtype):
             logits = call_with_weights(model, layers, leaves, inputs, dtype=dtype)
             loss = F.cross_entropy(logits, targets)
@@ -96,14 +103,19 @@ def snip_scores(model, layers, weights, *, data, **_):
     return {name: g.mul_(w.detach()).abs_() for (name, w), g in zip(leaves.items(), gradient)}
 
 
-def grasp_scores(model, layers, weights, *, data, alive=None, **_):
+def grasp_scores(model, layers, weights, *, data, alive=None, bn_mode="eval",
+                 temperature=GRASP_TEMPERATURE, **_):
     """GraSP (Wang et al. 2020, eq. 8): S = w * (H g), signed; keep the highest.
 
-    L is the cross-entropy of logits / ``GRASP_TEMPERATURE`` (200), g = dL/dw summed
+    L is the cross-entropy of logits / ``temperature`` (default 200, the authors'
+    code since 2020-06-23; 1 = no temperature, their code before), g = dL/dw summed
     over the batches of ``data``, H g from a double backward pass of <g, dL/dw>. Sign
     convention: as the authors' code and Wang et al.'s ranking, the highest w * H g
-    are kept (``select`` needs no sign flip). Eval mode (BatchNorm with running
-    statistics). Same shape, dtype and device as the weight; pruned weights score 0.
+    are kept (``select`` needs no sign flip; ``invert=True`` keeps the lowest).
+    ``bn_mode="eval"`` (default, the SynFlow authors' figures): BatchNorm with its
+    running statistics; ``"train"`` (Wang et al.'s own code): each batch's statistics,
+    the model's running statistics untouched. Same shape, dtype and device as the
+    weight; pruned weights score 0.
 
     ``alive`` (the boolean masks, from the pruning loop) multiplies the weights inside
     the graph, as a masked layer does: pruned weights are no parameters of the pruned
@@ -118,10 +130,10 @@ def grasp_scores(model, layers, weights, *, data, alive=None, **_):
         used = leaves if alive is None else {
             name: leaf * alive[name].to(leaf.dtype) for name, leaf in leaves.items()
         }
-        logits = call_with_weights(model, layers, used, inputs, dtype=dtype) / GRASP_TEMPERATURE
+        logits = call_with_weights(model, layers, used, inputs, dtype=dtype) / temperature
         return F.cross_entropy(logits, targets)
 
-    with scoring_view(model):
+    with scoring_view(model, bn_mode):
         gradient = [torch.zeros_like(p) for p in params]
         for inputs, targets in batches:
             for total, g in zip(gradient, gradients(loss_of(inputs, targets), leaves)):
@@ -135,86 +147,6 @@ def grasp_scores(model, layers, weights, *, data, alive=None, **_):
     return {
         name: hg.mul_(w.detach()) for (name, w), hg in zip(leaves.items(), hessian_gradient)
     }
-
-
-def synflow_pass(model, layers, weights, input_shape, dtype, power=1):
-    """One SynFlow evaluation in ``dtype`` (Algorithm 1 of Tanaka et al. 2020, eq. 2).
-
-    Every parameter as |p|**power (biases and BatchNorm's affine parameters
-    included), BatchNorm with its running statistics (eval mode: a fixed affine map),
-    an all-ones input of shape (1, *input_shape), R = sum of the outputs, score =
-    dR/dw * w with w the transformed weight. Returns ``(R, scores)``: R a 0-d tensor,
-    scores >= 0 of the weights' shapes, both in ``dtype``.
-    """
-    transform = (lambda p: p.abs()) if power == 1 else (lambda p: p.abs() ** power)
-    leaves = fresh_leaves(weights, transform, dtype)
-    ones = torch.ones((1, *input_shape), dtype=dtype, device=device_of(model))
-    with scoring_view(model):
-        R = call_with_weights(model, layers, leaves, ones, transform, dtype).sum()
-        grads = gradients(R, leaves)
-    return R.detach(), {name: g.mul_(w.detach()) for (name, w), g in zip(leaves.items(), grads)}
-
-
-def _safe_in_float32(R, scores) -> bool:
-    """R inside float32's comfortable range and no score overflowed.
-
-    Every score is a sum of positive path terms (0 <= score <= R), so one sum
-    per layer detects an inf or NaN anywhere without an elementwise pass.
-    """
-    low, high = FLOAT32_SAFE_RANGE
-    total = sum(float(s.sum(dtype=torch.float64)) for s in scores.values())
-    return low < float(R) < high and math.isfinite(total)
-
-
-class SynFlowOverflowError(OverflowError, ValueError):
-    """R_SF is not finite even in float64 (very deep or very wide networks)."""
-
-
-def synflow_scores(model, layers, weights, *, input_shape, power=1, **_):
-    """SynFlow (Tanaka et al. 2020, Algorithm 1, eq. 2): S = dR/d|w| * |w|, data-free.
-
-    R = 1^T (prod_l |W_l|) 1: the summed output of the net with every parameter
-    replaced by its absolute value, on one all-ones input of ``input_shape``, in eval
-    mode (BatchNorm as the affine map of its running statistics). Scores are >= 0,
-    of the weights' shapes, float32 when R is safely inside float32's range, else
-    float64 (R of ResNet-110 or ResNet-50 at init overflows float32); pruned weights
-    score 0. Conservation (Theorems 1-2: every layer's total is R) holds for
-    positively homogeneous activations only, f(a x) = a f(x) for a > 0 (ReLU,
-    LeakyReLU, PReLU, identity, max/avg pooling, dropout in eval), with BatchNorm
-    in eval mode as an affine map; see :func:`synflow.diagnostics.check_synflow_network`
-    for what is warned about or refused.
-
-    Raises ValueError without ``input_shape``, and :class:`SynFlowOverflowError` (an
-    ``OverflowError`` and ``ValueError``) naming the overflow when R is not finite in
-    float64 either (e.g. a 400-layer MLP).
-    """
-    if input_shape is None:
-        raise ValueError("synflow needs input_shape (one sample's shape, e.g. (3, 32, 32)) or data")
-    R, scores = synflow_pass(model, layers, weights, input_shape, torch.float32, power)
-    if _safe_in_float32(R, scores):
-        return scores
-    R, scores = synflow_pass(model, layers, weights, input_shape, torch.float64, power)
-    total = sum(float(s.sum(dtype=torch.float64)) for s in scores.values())
-    if not (math.isfinite(float(R)) and math.isfinite(total)):
-        raise SynFlowOverflowError(
-            f"SynFlow overflows float64: R_SF (the sum over every input-output path of the "
-            f"product of |weights|{'^2' if power == 2 else ''}) is {float(R)} in float64 "
-            f"(at most 1.8e308) for this network of {len(layers)} prunable layers, so its "
-            "scores cannot be ranked. Each layer multiplies R_SF by about fan-in x mean "
-            "|weight|; scale every layer's weights down by a constant before pruning "
-            "(for a bias-free ReLU network this rescales every score alike and leaves the "
-            "mask unchanged), prune fewer layers, or use another method."
-        )
-    return scores
-
-
-def synflow_l2_scores(model, layers, weights, *, input_shape, **_):
-    """SynFlow-L2 (Patil & Dovrolis 2021, PHEW's data-free variant): SynFlow with every
-    parameter replaced by theta**2 instead of |theta|; S = dR/d(theta^2) * theta^2.
-
-    Same shapes, dtypes, mode and conditions as :func:`synflow_scores`.
-    """
-    return synflow_scores(model, layers, weights, input_shape=input_shape, power=2)
 
 
 SCORERS: dict[str, Scorer] = {
@@ -235,6 +167,34 @@ ZERO_WHEN_PRUNED = frozenset({"magnitude", "snip", "grasp", "synflow", "synflow_
 def check_method(method: str) -> None:
     if method not in SCORERS:
         raise ValueError(f"unknown pruning method {method!r}; choose one of: {', '.join(SCORERS)}")
+
+
+BN_MODE_METHODS = DATA_METHODS  # the scores that run data through BatchNorm
+TEMPERATURE_METHODS = frozenset({"grasp"})
+
+
+def check_options(method, bn_mode="eval", temperature=GRASP_TEMPERATURE) -> dict:
+    """The scorer options ``{"bn_mode": ..., "temperature": ...}`` after checking them.
+
+    ValueError naming the value and what is allowed: ``bn_mode`` not in ``BN_MODES``,
+    or "train" for a method that runs no data (only snip and grasp); ``temperature``
+    not a finite number > 0, or not the default for a method other than grasp.
+    """
+    check_bn_mode(bn_mode)
+    if bn_mode != "eval" and method not in BN_MODE_METHODS:
+        raise ValueError(
+            f"bn_mode {bn_mode!r} is for the data-based scores ({', '.join(sorted(BN_MODE_METHODS))}); "
+            f"{method!r} runs BatchNorm in eval mode only: use bn_mode='eval'"
+        )
+    if (isinstance(temperature, bool) or not isinstance(temperature, numbers.Real)
+            or not (math.isfinite(temperature) and temperature > 0)):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    if temperature != GRASP_TEMPERATURE and method not in TEMPERATURE_METHODS:
+        raise ValueError(
+            f"temperature {temperature!r} is for grasp only; {method!r} takes no temperature "
+            f"(leave the default {GRASP_TEMPERATURE})"
+        )
+    return {"bn_mode": bn_mode, "temperature": float(temperature)}
 
 
 def check_inputs(method: str, data, input_shape):
@@ -268,25 +228,30 @@ def compute_scores(
     data: Iterable | None = None,
     input_shape: Sequence[int] | None = None,
     seed: int = 0,
+    bn_mode: str = "eval",
+    temperature: float = GRASP_TEMPERATURE,
 ) -> dict[str, torch.Tensor]:
     """One evaluation of ``method``'s scores for the model's current masks (no pruning).
 
     Args are :func:`synflow.prune`'s: ``method`` a key of ``SCORERS``; ``data`` an
     iterable of (inputs float (B, *input_shape), targets int64 (B,)) batches for snip
     and grasp; ``input_shape`` one sample's shape, e.g. (3, 32, 32), for synflow;
-    ``seed`` fixes random scores.
+    ``seed`` fixes random scores; ``bn_mode`` ("eval" or "train", snip and grasp) and
+    ``temperature`` (grasp) as in :func:`grasp_scores`.
 
     Returns ``{"<module path>.weight": scores}`` for every prunable weight: tensors of
     the weight's shape on its device, in the scorer's dtype (see each scorer in
     ``SCORERS``); higher = keep. Masked weights score as their masked value (SynFlow,
     SNIP, GraSP and magnitude give 0 to pruned weights). The model runs in eval mode
-    (BatchNorm with running statistics) and is left exactly as it was.
+    (BatchNorm with running statistics; ``bn_mode="train"``: batch statistics) and is
+    left exactly as it was.
 
     Raises ValueError for an unknown method, missing data or input shape, a model
     whose layers a mask cannot govern (:func:`synflow.masks.check_model`) or that
     SynFlow cannot score; warns :class:`ScoreWarning` like :func:`synflow.prune`.
     """
     check_method(method)
+    options = check_options(method, bn_mode, temperature)
     model = unwrap(model)  # nn.DataParallel / DDP: score the module they run
     data, input_shape = check_inputs(method, data, input_shape)
     layers = prunable_layers(model)
@@ -301,6 +266,7 @@ def compute_scores(
         data=data,
         input_shape=input_shape,
         generator=torch.Generator().manual_seed(seed),
+        **options,
     )
     if method in ZERO_WHEN_PRUNED:
         flat = torch.cat([s.detach().flatten() for s in result.values()])

@@ -19,15 +19,37 @@ from torch.func import functional_call
 
 from .masks import inside_reader, is_masked
 
+BN_MODES = ("eval", "train")
+
+
+def check_bn_mode(bn_mode) -> str:
+    """``bn_mode`` if it is one of ``BN_MODES``, else ValueError naming it and them."""
+    if bn_mode not in BN_MODES:
+        raise ValueError(
+            f"bn_mode {bn_mode!r} is not allowed; choose one of: {', '.join(BN_MODES)} "
+            "(eval: BatchNorm with its running statistics, the SynFlow authors' default; "
+            "train: with each batch's own statistics, as Wang et al.'s GraSP code)"
+        )
+    return bn_mode
+
 
 @contextlib.contextmanager
-def scoring_view(model: nn.Module):
-    """Eval mode for the duration; every module's mode and cached masked weight restored after."""
+def scoring_view(model: nn.Module, bn_mode: str = "eval"):
+    """Eval mode for the duration (``bn_mode="train"``: BatchNorm layers in train mode,
+    i.e. normalised by each batch's statistics; everything else, dropout included, in
+    eval mode); every module's mode and cached masked weight restored after. In train
+    mode :func:`call_with_weights` hands the forward pass copies of the buffers, so the
+    running statistics are never updated."""
+    check_bn_mode(bn_mode)
     modes = [(module, module.training) for module in model.modules()]
     # layers masked by torch.nn.utils.prune's hook cache ``weight`` on the module (ours
     # compute it on access, nothing to restore)
     cached = [(m, m.__dict__["weight"]) for m in model.modules() if "weight" in m.__dict__]
     model.eval()
+    if bn_mode == "train":
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.training = True
     try:
         yield
     finally:
@@ -93,9 +115,13 @@ def call_with_weights(
         if name not in tensors:
             p = p.detach().to(dtype) if dtype else p.detach()
             tensors[name] = parameter(p) if parameter else p
+    # a module in train mode (BatchNorm under scoring_view(bn_mode="train")) updates its
+    # running statistics in place: it gets copies, the model's buffers stay untouched
+    copy = any(m.training for m in model.modules())
     for name, buffer in model.named_buffers():
         cast = dtype is not None and buffer.is_floating_point()
-        tensors[name] = buffer.to(dtype) if cast else buffer
+        buffer = buffer.to(dtype) if cast else buffer
+        tensors[name] = buffer.clone() if copy else buffer
     called: set[int] = set()
     handles = [
         m.register_forward_pre_hook(lambda module, args: called.add(id(module)))

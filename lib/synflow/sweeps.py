@@ -80,8 +80,10 @@ def _imp(*, model_name, width, subset, test_subset, epochs, compressions, cycles
 
 
 def _sanity(*, model_name, width, subset, test_subset, epochs, per_class, compressions,
-            methods, synflow_iterations, iterative_iterations, seeds):
-    """06: dense; mask variants; single-shot vs iterative; data-free baselines (keyed dicts)."""
+            methods, synflow_iterations, iterative_iterations, seeds, bn_mode_methods):
+    """06: dense; mask variants; single-shot vs iterative; data-free baselines; SNIP/GraSP
+    scored with BatchNorm in train mode (``bn_mode_methods``; their eval-mode runs are the
+    "as found" ones) (keyed dicts)."""
     common = {"width": width, "subset": subset, "test_subset": test_subset, "epochs": epochs,
               "prune_per_class": per_class}
 
@@ -107,6 +109,10 @@ def _sanity(*, model_name, width, subset, test_subset, epochs, per_class, compre
             (method, c, s): run(method, c, s)
             for method in ("random", "random_erk", "synflow_l2", "synflow")
             for c in compressions for s in seeds
+        },
+        "bn_train": {
+            (method, c, s): run(method, c, s, bn_mode="train")
+            for method in bn_mode_methods for c in compressions for s in seeds
         },
     }
 

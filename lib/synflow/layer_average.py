@@ -1,0 +1,140 @@
+"""Figure 4's statistic: the average score of a layer, biases included, as the paper defines it.
+
+Tanaka et al. (2020), Figure 4, plot for every layer the *average score* against
+1 / layer size; their code (Experiments/theory/layer_conservation.py) computes it
+as ``|sum of the scores of the layer's weights and bias| / (number of weights +
+biases)``, the absolute value of the signed mean. For scores that are never
+negative (SynFlow, magnitude, SNIP, random) this equals the mean of |score|; for
+GraSP's signed scores it does not (positive and negative scores cancel).
+
+:func:`parameter_scores` scores every parameter of a layer, its bias too, in
+float64, with the method's own formula (a scorer of ``synflow.SCORERS`` gives the
+weights only); :func:`layer_averages` turns them into the per-layer statistic.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from .masks import prunable_layers
+from .scores import GRASP_TEMPERATURE, check_method, check_options
+from .scoring import scoring_view
+
+PAPER_METHODS = ("random", "magnitude", "snip", "grasp", "synflow")
+
+
+def _leaves(model: nn.Module, transform=None) -> dict[str, torch.Tensor]:
+    """Float64 autograd leaves of every parameter (masked layers: ``x.weight_orig``
+    holds the effective, masked weight)."""
+    leaves = {}
+    for name, p in model.named_parameters():
+        module_name, _, kind = name.rpartition(".")
+        if kind == "weight_orig":
+            p = model.get_submodule(module_name).weight
+        p = p.detach().double().clone()
+        leaves[name] = (transform(p) if transform else p).requires_grad_(True)
+    return leaves
+
+
+def _buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: b.detach().double().clone() if b.is_floating_point() else b.clone()
+            for name, b in model.named_buffers()}
+
+
+def _loss(model, leaves, buffers, data, temperature=1.0):
+    total = torch.zeros((), dtype=torch.float64)
+    for inputs, targets in data:
+        logits = functional_call(model, {**leaves, **buffers}, (inputs.double(),))
+        total = total + F.cross_entropy(logits / temperature, targets)
+    return total
+
+
+def parameter_scores(
+    model: nn.Module,
+    method: str,
+    *,
+    data=None,
+    input_shape=None,
+    seed: int = 0,
+    bn_mode: str = "eval",
+    temperature: float = GRASP_TEMPERATURE,
+) -> dict[str, torch.Tensor]:
+    """Every parameter's score under ``method``, biases included, float64, on the CPU.
+
+    The formulas of the scorers in ``synflow.SCORERS``, applied to every parameter p:
+    random U[0, 1) (``seed``); magnitude |p|; SNIP |dL/dp * p| and GraSP
+    p * (H g)_p (g, H w.r.t. all parameters, L the cross-entropy summed over the
+    ``data`` batches, GraSP's logits / ``temperature``; BatchNorm in ``bn_mode``);
+    SynFlow dR/d|p| * |p| on an all-ones input of ``input_shape`` (every parameter
+    as |p|). Returns ``{parameter name: scores}`` with masked weights named
+    ``x.weight`` (pruned weights score 0, except under random). The model is not
+    changed. Raises ValueError like :func:`synflow.compute_scores` for an unknown
+    method or option (``synflow_l2`` is not one of the paper's Figure 4 methods but
+    is accepted: SynFlow with p**2).
+    """
+    check_method(method)
+    check_options(method, bn_mode, temperature)
+    if method in ("snip", "grasp") and data is None:
+        raise ValueError(f"{method} needs data: an iterable of (inputs, targets) batches")
+    if method in ("synflow", "synflow_l2") and input_shape is None:
+        raise ValueError(f"{method} needs input_shape (one sample's shape, e.g. (3, 32, 32))")
+    if method == "random_erk":
+        raise ValueError("random_erk gives layer densities, not per-parameter scores")
+    data = list(data) if data is not None else None
+    if method == "random":
+        generator = torch.Generator().manual_seed(seed)
+        scores = {n: torch.rand(p.shape, generator=generator, dtype=torch.float64)
+                  for n, p in _leaves(model).items()}
+    elif method == "magnitude":
+        scores = {n: p.detach().abs() for n, p in _leaves(model).items()}
+    else:
+        power = 2 if method == "synflow_l2" else 1
+        leaves = _leaves(model, (lambda p: p.abs() ** power) if power == 2 else torch.abs) \
+            if method.startswith("synflow") else _leaves(model)
+        buffers = _buffers(model)
+        params = list(leaves.values())
+        with scoring_view(model, bn_mode):
+            if method.startswith("synflow"):
+                ones = torch.ones((1, *input_shape), dtype=torch.float64)
+                R = functional_call(model, {**leaves, **buffers}, (ones,)).sum()
+                grads = torch.autograd.grad(R, params, allow_unused=True)
+            elif method == "snip":
+                grads = torch.autograd.grad(_loss(model, leaves, buffers, data), params,
+                                            allow_unused=True)
+            else:  # grasp: H g by a double backward pass of <g, dL/dp>
+                loss = _loss(model, leaves, buffers, data, temperature)
+                first = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+                inner = sum((g * g.detach()).sum() for g in first if g is not None)
+                grads = torch.autograd.grad(inner, params, allow_unused=True)
+        grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+        scores = {n: g * p.detach() for (n, p), g in zip(leaves.items(), grads)}
+        if method == "snip":
+            scores = {n: s.abs() for n, s in scores.items()}
+    return {name.removesuffix("_orig"): s.detach() for name, s in scores.items()}
+
+
+def layer_averages(model: nn.Module, scores: dict[str, torch.Tensor]) -> pd.DataFrame:
+    """Per prunable layer, Figure 4's statistic and the mean of |score| beside it.
+
+    ``scores`` as :func:`parameter_scores` returns them (a layer's bias is read from
+    ``"<layer>.bias"`` when present; weight-only scores give a bias-free statistic).
+    Columns: ``layer`` (the weight's name), ``size`` (weights + biases of the layer),
+    ``average`` = |sum of the layer's weight and bias scores| / size (the paper's,
+    Figure 4), ``mean_abs`` = mean of |score| over the same parameters (labelled as
+    ours), ``total`` = the signed sum; float64.
+    """
+    rows = []
+    for name, module in prunable_layers(model).items():
+        parts = [scores[name].double().flatten()]
+        bias = name.removesuffix("weight") + "bias"
+        if getattr(module, "bias", None) is not None and bias in scores:
+            parts.append(scores[bias].double().flatten())
+        values = torch.cat(parts)
+        total = float(values.sum())
+        rows.append({"layer": name, "size": values.numel(), "average": abs(total) / values.numel(),
+                     "mean_abs": float(values.abs().mean()), "total": total})
+    return pd.DataFrame(rows)

@@ -66,6 +66,10 @@ def test_local_executor_two_workers_store_every_run_once(tiny, capsys):
     assert len(store.frame("tiny")) == 5
     leftovers = [p.name for p in (tiny / "results" / "tiny").glob("*/*") if p.name != "run.json"]
     assert leftovers == []  # no claim, checkpoint or failure record left
+    # where a task's seconds went: its start-up, then each run's phases (in the task's log)
+    assert "task start-up (process start to the first run): mean" in out and "over 2 task(s)" in out
+    logs = "".join(path.read_text() for path in (tiny / "logs").glob("*/*_log.out"))
+    assert "task start-up: " in logs and ", pruning " in logs and ", training " in logs
 
 
 def test_a_failure_in_a_local_worker_records_its_log(tiny, capsys, monkeypatch):
@@ -209,3 +213,40 @@ def test_two_local_executor_jobs_on_the_same_list_never_train_the_same_run(tiny)
     assert sorted(executed) == sorted(run.name() for run in RUNS)  # each exactly once
     assert sum(s["ran"] for s in summaries) == 5 and not any(s["failed"] for s in summaries)
     assert sum(s["busy"] + s["stored"] for s in summaries) == 5  # the other job skipped them
+
+
+def test_a_task_imports_neither_pandas_nor_matplotlib():
+    # unpickling a Worker imports synflow.launch; pandas, matplotlib and seaborn (about
+    # 1.5 s of every Slurm task's start-up) come only with analysis, plotting, sweeps, frame
+    import subprocess
+    import sys
+
+    heavy = ("pandas", "matplotlib", "seaborn")
+    code = f"import sys, synflow.launch; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+    import synflow  # the lazy modules are still there, on first use
+
+    assert synflow.plotting.METHOD_ORDER[0] == "random" and "analysis" in dir(synflow)
+    with pytest.raises(AttributeError, match="has no attribute 'plotter'"):
+        synflow.plotter  # noqa: B018
+
+
+def test_process_age_counts_from_the_process_start():
+    import subprocess
+    import sys
+    import time
+
+    code = "import time; time.sleep(1.5); from synflow.launch import process_age; print(process_age())"
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - start
+    assert 1.5 <= float(done.stdout) <= wall
+
+
+def test_phases_split_a_runs_duration():
+    result = {"metrics": {"seconds": 6.0, "prune_seconds": 0.5},
+              "environment": {"duration": 8.0, "resumed_from_stage": None}}
+    assert launch.phases(result) == "set-up 1.5 s, pruning 0.5 s, training 6.0 s"
+    result["environment"]["resumed_from_stage"] = 1
+    assert launch.phases(result) == "resumed from a checkpoint"

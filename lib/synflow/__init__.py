@@ -8,18 +8,17 @@ The public API::
                           input_shape=(3, 32, 32))
 """
 
+import importlib
+
 from . import (
-    analysis,
     baselines,
     claims,
     data,
     diagnostics,
     execution,
     paths,
-    plotting,
     scores,
     store,
-    sweeps,
     train,
 )
 from .masks import (
@@ -90,3 +89,17 @@ __all__ = [
     "train",
     "unwrap",
 ]
+
+# imported on first use (PEP 562): they pull in pandas, matplotlib and seaborn, about 1.5 s
+# of every Slurm task's start-up, and a task that only runs runs never needs them
+LAZY_MODULES = ("analysis", "plotting", "sweeps")
+
+
+def __getattr__(name: str):
+    if name in LAZY_MODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(LAZY_MODULES))

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import submitit
 
-from . import claims, store, sweeps
+from . import claims, store
 
 EXECUTORS = ("inline", "local", "slurm")
 
@@ -36,6 +36,8 @@ def planned_runs(notebooks: list[str], profile: str, overrides: dict | None = No
                  ) -> list[tuple[str, store.RunConfig]]:
     """``(experiment, config)`` of every run of ``notebooks`` at ``profile`` (with the
     parameter ``overrides`` of ``--set``, see :func:`synflow.sweeps.profile_params`)."""
+    from . import sweeps  # here: it pulls in pandas and matplotlib, which a task never needs
+
     runs = []
     for notebook in notebooks:
         params = sweeps.profile_params(notebook, profile, overrides)
@@ -82,11 +84,16 @@ class Worker(submitit.helpers.Checkpointable):
     threads: int | None = None
 
     def __call__(self, runs: list[tuple[str, dict]]) -> dict:
+        startup = process_age()
+        if startup is not None:
+            print(f"task start-up: {startup:.1f} s from process start to the first run "
+                  f"(interpreter, imports, unpickling)", flush=True)
         if self.threads:
             import torch
 
             torch.set_num_threads(self.threads)
-        summary = {"ran": 0, "stored": 0, "busy": 0, "failed before": 0, "failed": []}
+        summary = {"ran": 0, "stored": 0, "busy": 0, "failed before": 0, "failed": [],
+                   "startup": startup}
         for number, (experiment, fields) in enumerate(runs, start=1):
             config = store.config_from_dict(fields)
             if store.stored_result(config, experiment, self.results) is not None:
@@ -94,12 +101,12 @@ class Worker(submitit.helpers.Checkpointable):
                 continue
             start = time.perf_counter()
             try:
-                store.run_or_load(config, experiment, results=self.results,
-                                  retry_failed=self.retry_failed,
-                                  checkpoint_every=self.checkpoint_every,
-                                  stale_after=self.stale_after)
+                result = store.run_or_load(config, experiment, results=self.results,
+                                           retry_failed=self.retry_failed,
+                                           checkpoint_every=self.checkpoint_every,
+                                           stale_after=self.stale_after)
                 summary["ran"] += 1
-                outcome = f"done in {time.perf_counter() - start:.1f} s"
+                outcome = f"done in {time.perf_counter() - start:.1f} s ({phases(result)})"
             except store.RunBusy:
                 summary["busy"] += 1
                 outcome = "skipped: another worker runs it"
@@ -112,6 +119,29 @@ class Worker(submitit.helpers.Checkpointable):
                 outcome = f"FAILED: {type(error).__name__}: {error}"
             print(f"{experiment}: run {number}/{len(runs)} {config.name()} {outcome}", flush=True)
         return summary
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux: ``/proc/self/stat``, 10 ms ticks), or
+    None where that cannot be read. In a task: interpreter start, imports, unpickling."""
+    try:
+        with open("/proc/self/stat") as handle:
+            fields = handle.read().rpartition(")")[2].split()  # after "pid (command)"
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime
+        return max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - started)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def phases(result: dict) -> str:
+    """Where a run's seconds went: set-up (data, model), pruning (IMP: with its cycles'
+    trainings), training; from its stored ``environment.duration`` and ``metrics``."""
+    if result["environment"].get("resumed_from_stage"):
+        return "resumed from a checkpoint"  # the training seconds span both executions
+    metrics = result["metrics"]
+    training, pruning = metrics.get("seconds") or 0.0, metrics.get("prune_seconds") or 0.0
+    setup = result["environment"]["duration"] - training - pruning
+    return f"set-up {setup:.1f} s, pruning {pruning:.1f} s, training {training:.1f} s"
 
 
 def _slurm_parameters(args) -> dict:
@@ -155,7 +185,7 @@ def launch(args) -> int:
                     threads=None)
     if args.executor == "inline":
         print(f"running {len(todo)} runs in this process")
-        return _report([worker(todo)])
+        return _report([worker(todo)], tasks=False)
     logs = Path(args.logs or Path(results) / "_submitit").expanduser().resolve()
     if args.executor == "local":
         executor = submitit.LocalExecutor(folder=logs / "%j")
@@ -227,12 +257,17 @@ def wait(jobs, *, slurm: bool = False, poll: float = 2.0) -> list[dict]:
     return [summaries[job.job_id] for job in jobs]
 
 
-def _report(summaries: list[dict]) -> int:
+def _report(summaries: list[dict], *, tasks: bool = True) -> int:
     total = {key: sum(s.get(key, 0) for s in summaries)
              for key in ("ran", "stored", "busy", "failed before")}
     failed = [line for s in summaries for line in s.get("failed", [])]
     print("finished: " + ", ".join(f"{n} {k}" for k, n in total.items())
           + f", {len(failed)} failed")
+    startups = [s["startup"] for s in summaries if s.get("startup") is not None]
+    if tasks and startups:
+        print(f"task start-up (process start to the first run): mean "
+              f"{sum(startups) / len(startups):.2f} s, max {max(startups):.2f} s over "
+              f"{len(startups)} task(s)")
     for line in failed:
         print(f"  FAILED {line}")
     return 1 if failed else 0

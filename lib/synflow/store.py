@@ -26,12 +26,14 @@ import traceback
 import warnings
 from dataclasses import asdict, fields
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from . import claims
 from .data import progress
 from .runconfig import DENSE, LATER_FIELDS, MASK_VARIANTS, RunConfig, config_from_dict
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "CHECKPOINT_FILE", "DENSE", "FAILURE_FILE", "FORMAT_VERSION", "LATER_FIELDS",
@@ -282,6 +284,8 @@ def frame(experiment: str, *, results=None, history: bool = False) -> pd.DataFra
     ``train_loss``, ``test_loss``, ``top1``, ``top5``. Config keys unknown to
     RunConfig are reported and kept as columns.
     """
+    import pandas as pd  # here, not at the top: a worker that only runs runs never needs it
+
     folder = _results(results) / _check_experiment(experiment)
     if not folder.is_dir():
         root = _results(results)

@@ -258,6 +258,24 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+def sample_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
+    """``input_shape`` (one sample's shape, no batch dimension) as a tuple of ints.
+
+    Raises:
+        ValueError: naming the value, unless it is a non-empty sequence of positive
+            integers (bools refused).
+    """
+    shape = tuple(input_shape)
+    if not shape or not all(
+        isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0 for d in shape
+    ):
+        raise ValueError(
+            f"input_shape must be one sample's shape: positive integers without the batch "
+            f"dimension, channels first, e.g. (3, 32, 32); got {input_shape!r}"
+        )
+    return tuple(int(d) for d in shape)
+
+
 def check_input_shape(name: str, input_shape: Sequence[int]) -> None:
     """Refuse an ``input_shape`` the model ``name`` cannot be built for.
 
@@ -270,14 +288,7 @@ def check_input_shape(name: str, input_shape: Sequence[int]) -> None:
     Raises:
         ValueError: naming the value and the expected (C, H, W) form.
     """
-    shape = tuple(input_shape)
-    if not shape or not all(
-        isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0 for d in shape
-    ):
-        raise ValueError(
-            f"input_shape must be positive integers, one sample without the batch dimension, "
-            f"channels first, e.g. (3, 32, 32); got {input_shape!r}"
-        )
+    shape = sample_shape(input_shape)
     if name == "mlp":
         return
     if len(shape) != 3:

@@ -32,6 +32,7 @@ from torch import nn
 
 from .diagnostics import ScoreWarning, check_synflow_network, warn_uninformative  # noqa: F401
 from .masks import check_model, current_masks, effective_weight, prunable_layers, unwrap
+from .models import sample_shape
 from .pathscores import (  # noqa: F401  (SynFlow's scorers, re-exported)
     FLOAT32_SAFE_RANGE,
     SynFlowOverflowError,
@@ -210,15 +211,7 @@ def check_inputs(method: str, data, input_shape):
         input_shape = inputs.shape[1:]
     if input_shape is None:
         return None, None
-    shape = tuple(input_shape)
-    if not shape or not all(
-        isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0 for d in shape
-    ):
-        raise ValueError(
-            f"input_shape must be one sample's shape, positive integers without the batch "
-            f"dimension, e.g. (3, 32, 32); got {input_shape!r}"
-        )
-    return None, tuple(int(d) for d in shape)
+    return None, sample_shape(input_shape)
 
 
 def compute_scores(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -155,6 +156,21 @@ def test_slurm_without_sbatch_is_named(tiny, capsys, monkeypatch):
     assert main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "slurm") == 2
     assert "--executor slurm needs Slurm's sbatch on PATH" in capsys.readouterr().err
     assert not (tiny / "results" / "_submitit").exists()
+
+
+def test_slurm_without_a_reachable_controller_is_named(tiny, capsys, monkeypatch):
+    bin_dir = tiny / "bin"
+    bin_dir.mkdir()
+    sbatch = bin_dir / "sbatch"  # fails as Slurm's does when no slurmctld answers
+    sbatch.write_text("#!/bin/sh\necho 'sbatch: error: Batch job submission failed: "
+                      "Unable to contact slurm controller (connect failure)' >&2\nexit 1\n")
+    sbatch.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    assert main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "slurm") == 2
+    err = capsys.readouterr().err
+    assert "sbatch could not submit the job array" in err, err
+    assert "Unable to contact slurm controller" in err and "sinfo" in err, err
+    assert "Traceback" not in err
 
 
 def test_the_real_plan_is_the_notebooks():

@@ -1,4 +1,5 @@
-"""``python -m synflow launch|status NOTEBOOK... --profile P``: see :mod:`synflow.launch`."""
+"""python -m synflow launch|status NOTEBOOK... --profile P: run a training notebook's sweep
+(inline, local workers or a Slurm job array) or show its progress (see synflow.launch)."""
 
 from __future__ import annotations
 
@@ -46,8 +47,10 @@ def parser() -> argparse.ArgumentParser:
     commands = main.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("notebooks", nargs="+", metavar="NOTEBOOK",
-                        choices=sorted(sweeps.BUILDERS), help="training notebooks, by stem")
-    common.add_argument("--profile", required=True, choices=sweeps.PROFILES)
+                        choices=sorted(sweeps.BUILDERS),
+                        help="training notebooks, by file stem: " + ", ".join(sorted(sweeps.BUILDERS)))
+    common.add_argument("--profile", required=True, choices=sweeps.PROFILES,
+                        help="parameter profile of notebooks/params/ (smoke, laptop, paper)")
     common.add_argument("--results", help="results folder (default: $SYNFLOW_RESULTS or "
                         "<repo>/results; on a cluster, a shared filesystem)")
     common.add_argument("--stale-after", type=positive_float, metavar="SECONDS",
@@ -58,21 +61,29 @@ def parser() -> argparse.ArgumentParser:
                         "profile, VALUE in YAML (e.g. epochs=3, 'seeds=[0]'); repeatable")
     commands.add_parser("status", parents=[common], help="done/running/failed/missing, ETA")
     run = commands.add_parser("launch", parents=[common], help="submit the missing runs")
-    run.add_argument("--executor", choices=launch.EXECUTORS, default="inline")
-    run.add_argument("--workers", type=positive_int, default=2, help="local worker processes")
+    run.add_argument("--executor", choices=launch.EXECUTORS, default="inline",
+                     help="inline: this process; local: --workers processes here (submitit); "
+                     "slurm: one Slurm job array (submitit). Default: inline")
+    run.add_argument("--workers", type=positive_int, default=2, help="local worker processes (default 2)")
     run.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     run.add_argument("--wait", action="store_true", help="block until every task ended")
-    run.add_argument("--checkpoint-every", type=positive_int, default=1, metavar="EPOCHS")
+    run.add_argument("--checkpoint-every", type=positive_int, default=1, metavar="EPOCHS",
+                     help="save the training state every EPOCHS epochs (default 1); a "
+                     "restarted run resumes from it")
     run.add_argument("--logs", help="submitit's folder (default: <results>/_submitit)")
     slurm = run.add_argument_group("slurm")
-    slurm.add_argument("--partition")
-    slurm.add_argument("--gpus-per-task", type=positive_int)
-    slurm.add_argument("--cpus-per-task", type=positive_int)
-    slurm.add_argument("--mem-gb", type=positive_int)
+    slurm.add_argument("--partition", help="Slurm partition (default: the cluster's)")
+    slurm.add_argument("--gpus-per-task", type=positive_int, help="GPUs per array task")
+    slurm.add_argument("--cpus-per-task", type=positive_int,
+                       help="CPUs per array task (also torch's thread count)")
+    slurm.add_argument("--mem-gb", type=positive_int, help="memory per task, whole GB")
     slurm.add_argument("--time-min", type=positive_int, default=720,
                        help="time limit per task in minutes (default 720)")
-    slurm.add_argument("--array-parallelism", type=positive_int, default=256)
-    slurm.add_argument("--runs-per-task", type=positive_int, default=1)
+    slurm.add_argument("--array-parallelism", type=positive_int, default=256,
+                       help="at most this many array tasks at once (default 256)")
+    slurm.add_argument("--runs-per-task", type=positive_int, default=1,
+                       help="runs packed in one array task (default 1; 4-8 for runs under a "
+                       "minute, so start-up and scheduling cost stay under 5 %%)")
     slurm.add_argument("--slurm-param", action="append", default=[], metavar="KEY=VALUE",
                        help="any other sbatch parameter (repeatable)")
     return main

@@ -205,7 +205,14 @@ def launch(args) -> int:
         worker.threads = args.cpus_per_task
         size = args.runs_per_task
         chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
-        jobs = executor.map_array(worker, chunks)
+        try:
+            jobs = executor.map_array(worker, chunks)
+        except submitit.core.utils.FailedJobError as error:
+            last = (str(error).strip().splitlines() or [""])[-1]
+            raise ValueError(
+                f"sbatch could not submit the job array ({last.strip()}); is a Slurm "
+                "controller reachable from this machine (try `sinfo`)? Nothing was submitted"
+            ) from None
     ids = sorted({job.job_id.split("_")[0] for job in jobs})
     print(f"submitted {len(todo)} runs as {len(jobs)} {args.executor} task(s), job id(s) "
           f"{', '.join(ids)}; logs in {logs}")
@@ -261,8 +268,11 @@ def _report(summaries: list[dict], *, tasks: bool = True) -> int:
     total = {key: sum(s.get(key, 0) for s in summaries)
              for key in ("ran", "stored", "busy", "failed before")}
     failed = [line for s in summaries for line in s.get("failed", [])]
-    print("finished: " + ", ".join(f"{n} {k}" for k, n in total.items())
-          + f", {len(failed)} failed")
+    # every local task walks the whole list: the runs another task stored or held are
+    # skipped, so "ran" (and not a sum of these counts) is the number of runs trained
+    print(f"finished: {total['ran']} ran, {len(failed)} failed; skipped by a task because "
+          f"already stored {total['stored']}, claimed by another task {total['busy']}, "
+          f"failed before {total['failed before']}")
     startups = [s["startup"] for s in summaries if s.get("startup") is not None]
     if tasks and startups:
         print(f"task start-up (process start to the first run): mean "

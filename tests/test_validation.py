@@ -75,6 +75,13 @@ def test_a_wrong_input_shape_names_the_expected_one(method, shape):
         synflow.prune(tiny_cnn(), method, 10, input_shape=shape)
 
 
+@pytest.mark.parametrize("method", ["synflow", "snip"])
+def test_a_channels_last_input_is_named_as_such(method):
+    data = [(torch.randn(4, 8, 8, 3), torch.zeros(4, dtype=torch.long))]
+    with pytest.raises(ValueError, match=r"\(8, 8, 3\) looks channels-last.*try \(3, 8, 8\)"):
+        synflow.prune(tiny_cnn(), method, 10, data=data)
+
+
 def test_a_wrong_input_shape_for_an_mlp_names_the_features():
     model = synflow.build_model("mlp", input_shape=(1, 28, 28), width=0.1, seed=0)
     with pytest.raises(ValueError, match=r"\(1, 32, 32\).*784 input features"):

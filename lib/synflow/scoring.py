@@ -88,9 +88,13 @@ def explained_shape_errors(layers: dict[str, nn.Module], inputs: torch.Tensor):
     except RuntimeError as error:
         if isinstance(error, InputShapeError) or not any(w in str(error) for w in _SHAPE_WORDS):
             raise
+        sample = tuple(inputs.shape[1:])
+        hint = ""
+        if len(sample) == 3 and sample[-1] in (1, 3, 4) and sample[0] > sample[-1]:
+            hint = f" {sample} looks channels-last (H, W, C): try {(sample[-1], *sample[:-1])}."
         raise InputShapeError(
-            f"the model cannot take inputs of shape {tuple(inputs.shape[1:])} (one sample, from "
-            f"input_shape or data): {expected_input(layers)}. torch said: {error}"
+            f"the model cannot take inputs of shape {sample} (one sample, from input_shape or "
+            f"data): {expected_input(layers)}.{hint} torch said: {error}"
         ) from error
 
 

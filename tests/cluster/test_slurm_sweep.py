@@ -4,13 +4,14 @@ Run by ``make test-cluster``, which brings up a private Slurm with
 ``tools/slurm/with_slurm.sh`` (``pytest tests`` does not collect this folder). Without a
 reachable Slurm the tests are skipped with the reason, except under $CI, where they fail.
 
-The sweep: notebook 05's smoke profile with longer training (``--set``: 4 epochs on 100
+The sweep: notebook 05's smoke profile with longer training (``--set``: 6 epochs on 100
 images per class, IMP with 3 cycles only), 5 runs, one run per array task, 2 tasks at a
-time. One IMP run (16 epochs over 4 trainings) is cancelled with ``scancel`` after its
-first training checkpoint (the test Slurm kills a cancelled task 1 s after its SIGTERM,
-which submitit's workers ignore, so the run cannot finish meanwhile); the next launch submits only that run, which resumes from the
-checkpoint. Every result must equal the same run done inline (CPU, 1 thread: identical
-metrics and per-epoch history), and a last launch must submit nothing.
+time. One IMP run (24 epochs over 4 trainings) is cancelled with ``scancel --signal=KILL``
+right after its first training checkpoint (a plain scancel's SIGTERM is ignored by
+submitit's workers, and the run could finish within KillWait); the next launch submits only
+that run, which resumes from the checkpoint. Every result must equal the same run done
+inline (CPU, 1 thread: identical metrics and per-epoch history), and a last launch must
+submit nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from synflow.launch import planned_runs, state_of
 
 NOTEBOOK = "05_iterative_magnitude_pruning"
 PROFILE = "smoke"
-SETTINGS = {"epochs": "4", "subset": "100", "cycles_list": "[3]"}
+SETTINGS = {"epochs": "6", "subset": "100", "cycles_list": "[3]"}
 STALE_AFTER = 8  # seconds: the cancelled run's claim is taken over soon after
 SLURM = ["--executor", "slurm", "--cpus-per-task", "1", "--mem-gb", "2", "--time-min", "15",
          "--array-parallelism", "2", "--runs-per-task", "1"]
@@ -138,7 +139,9 @@ def sweep(slurm, tmp_path_factory):
         assert not result.exists() and task, (
             f"{target.name} finished (or holds no claim: {holder}) before it could be "
             "cancelled mid-training: make its training longer")
-        subprocess.run(["scancel", task], check=True)
+        # SIGKILL at once: a plain scancel sends SIGTERM (ignored by submitit's workers) and
+        # kills only after KillWait, time enough for this short run to finish when idle
+        subprocess.run(["scancel", "--signal=KILL", task], check=True)
         record["cancelled"] = task
         # 3. the rest of the array finishes
         output, _ = first.communicate(timeout=TIMEOUT)

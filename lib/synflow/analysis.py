@@ -37,6 +37,7 @@ from .masks import (
 )
 from .pruning import Iteration, prune_through, schedule_densities, select
 from .scores import compute_scores, scoring_view, synflow_pass
+from .scoring import buffer_copies
 
 # ------------------------------------------------------------------ saliency
 
@@ -67,10 +68,7 @@ def saliency(
     for name, p in model.named_parameters():
         p = p.detach().to(dtype).clone()
         leaves[name] = (transform(p) if transform else p).requires_grad_(True)
-    buffers = {
-        name: b.detach().to(dtype).clone() if b.is_floating_point() else b.clone()
-        for name, b in model.named_buffers()
-    }
+    buffers = buffer_copies(model, dtype)
     R = torch.zeros((), dtype=dtype)
     grads = [torch.zeros_like(p) for p in leaves.values()]
     with scoring_view(model):
@@ -455,10 +453,7 @@ def input_output_paths(
             params[name] = torch.zeros_like(p, dtype=torch.float64)
         else:
             params[name] = p.detach().to(torch.float64).abs()
-    buffers = {
-        name: b.detach().to(torch.float64).clone() if b.is_floating_point() else b.clone()
-        for name, b in model.named_buffers()
-    }
+    buffers = buffer_copies(model, torch.float64)
     for name in list(buffers):  # a masked layer's mask buffer: keep it as the mask
         if name.endswith("weight_mask"):
             buffers[name] = masks[name[: -len("_mask")]].to(torch.float64)

@@ -22,7 +22,7 @@ from torch.func import functional_call
 
 from .masks import prunable_layers
 from .scores import GRASP_TEMPERATURE, check_method, check_options
-from .scoring import scoring_view
+from .scoring import buffer_copies, scoring_view
 
 PAPER_METHODS = ("random", "magnitude", "snip", "grasp", "synflow")
 
@@ -38,11 +38,6 @@ def _leaves(model: nn.Module, transform=None) -> dict[str, torch.Tensor]:
         p = p.detach().double().clone()
         leaves[name] = (transform(p) if transform else p).requires_grad_(True)
     return leaves
-
-
-def _buffers(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {name: b.detach().double().clone() if b.is_floating_point() else b.clone()
-            for name, b in model.named_buffers()}
 
 
 def _loss(model, leaves, buffers, data, temperature=1.0):
@@ -95,7 +90,7 @@ def parameter_scores(
         power = 2 if method == "synflow_l2" else 1
         leaves = _leaves(model, (lambda p: p.abs() ** power) if power == 2 else torch.abs) \
             if method.startswith("synflow") else _leaves(model)
-        buffers = _buffers(model)
+        buffers = buffer_copies(model, torch.float64)
         params = list(leaves.values())
         with scoring_view(model, bn_mode):
             if method.startswith("synflow"):

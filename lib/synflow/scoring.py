@@ -191,6 +191,18 @@ def device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def model_dtype(model: nn.Module) -> torch.dtype | None:
+    """The dtype of the model's first floating parameter (None if it has none)."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+
+
+def buffer_copies(model: nn.Module, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Detached copies of every buffer, the floating ones cast to ``dtype`` (for a
+    ``functional_call`` that must not touch the model's own buffers)."""
+    return {name: b.detach().to(dtype).clone() if b.is_floating_point() else b.clone()
+            for name, b in model.named_buffers()}
+
+
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
@@ -198,8 +210,7 @@ def gradient_dtype(model: nn.Module) -> torch.dtype | None:
     """The dtype the data-based scores (SNIP, GraSP) are computed in, ``None`` for the
     model's own: float32 for a float16 or bfloat16 model (their gradients, sums and
     Hessian-vector products under- and overflow), else the model's dtype."""
-    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
-    return torch.float32 if dtype in LOW_PRECISION else None
+    return torch.float32 if model_dtype(model) in LOW_PRECISION else None
 
 
 def batches_of(model, data: Iterable, dtype=None) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
@@ -207,8 +218,7 @@ def batches_of(model, data: Iterable, dtype=None) -> Iterable[tuple[torch.Tensor
 
     Raises ValueError if ``data`` gives no batch."""
     device = device_of(model)
-    model_dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
-    dtype = dtype or model_dtype
+    dtype = dtype or model_dtype(model)
     count = 0
     for inputs, targets in data:
         count += 1

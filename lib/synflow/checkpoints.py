@@ -11,12 +11,11 @@ progress) atomically and read it back, checked to belong to the run. Files are
 from __future__ import annotations
 
 import collections
-import os
 from pathlib import Path
 
 import torch
 
-from .saving import load_pruned_state_dict
+from .saving import atomic_save, load_pruned_state_dict
 
 CHECKPOINT_FORMAT = 1
 
@@ -54,19 +53,9 @@ def restore_training_state(state, model, optimizer, scheduler, train_batches) ->
 def save_checkpoint(path: Path, config, stage: int, train_state: dict,
                     progress: dict) -> None:
     """Write the checkpoint atomically (temporary file in the same folder, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": CHECKPOINT_FORMAT, "key": config.key(), "stage": stage,
                "train": train_state, "progress": progress}
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    atomic_save(payload, path)
 
 
 def load_checkpoint(path: Path, config) -> dict | None:

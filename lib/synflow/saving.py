@@ -58,16 +58,24 @@ def save_pruned(model: nn.Module, path: str | os.PathLike) -> Path:
     Atomic: written to a temporary file in the same folder, then renamed, so an
     interrupted save never leaves a half-written file. Returns the path.
     """
+    return atomic_save(unwrap(model).state_dict(), path)
+
+
+def atomic_save(payload, path: str | os.PathLike) -> Path:
+    """``torch.save(payload)`` to ``path`` atomically: a temporary file in the same folder,
+    flushed to disk, then renamed over ``path`` (readers see all or nothing; an
+    interrupted save leaves no half-written file). Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
-            torch.save(unwrap(model).state_dict(), file)
+            torch.save(payload, file)
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    finally:
         Path(temporary).unlink(missing_ok=True)
-        raise
     return path
 
 

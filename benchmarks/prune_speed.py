@@ -1,13 +1,15 @@
-"""SynFlow pruning speed against its floor, on CIFAR VGG-16 (14.7M prunable weights).
+"""SynFlow pruning speed against its floor, for both precisions of the SynFlow pass.
 
-The floor is what any SynFlow implementation must do: 100 forward+backward
-passes of the dense model on one all-ones input. The goal is that 100
-iterations of ``synflow.prune`` take at most 1.5x the floor. Prints both
-timings and the ratio (best of ``--repeats`` runs each), and the same loop with
-every SynFlow pass forced to float64 (the oracle path that ``synflow_scores``
-falls back to when its float32 check fails).
+The floor is what any SynFlow implementation must do: ``--iterations`` forward+backward
+passes of the dense model on one all-ones input, in the pass's dtype. The goal is that
+``synflow.prune`` takes at most 1.5x the floor of its precision. Prints, for the default
+``precision="float64"`` (the oracle) and the opt-in ``precision="float32"``, the floor,
+the prune time (best of ``--repeats`` runs each, model building subtracted) and their
+ratio, and float64's time over float32's.
 
     python benchmarks/prune_speed.py [--model vgg16_bn] [--iterations 100] [--threads 2]
+    python benchmarks/prune_speed.py --model vgg19_imagenet --shape 3 224 224 --classes 1000 \
+        --iterations 10 --repeats 1
 """
 
 from __future__ import annotations
@@ -18,11 +20,6 @@ import time
 import torch
 
 import synflow
-
-
-def float64_scores(model, layers, weights, *, input_shape, **_):
-    """SynFlow with every pass in float64 (the oracle path)."""
-    return synflow.pathscores.synflow_pass(model, layers, weights, input_shape, torch.float64)[1]
 
 
 def best_time(fn, repeats: int) -> float:
@@ -37,6 +34,8 @@ def best_time(fn, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="vgg16_bn")
+    parser.add_argument("--shape", type=int, nargs=3, default=[3, 32, 32])
+    parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--compression", type=float, default=100.0)
     parser.add_argument("--threads", type=int, default=2)
@@ -44,49 +43,44 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    shape = tuple(args.shape)
 
-    dense = synflow.build_model(args.model, seed=0).to(device).eval()
-    ones = torch.ones(1, 3, 32, 32, device=device)
+    def build():
+        return synflow.build_model(args.model, input_shape=shape, num_classes=args.classes,
+                                   seed=0).to(device)
 
-    def floor():
-        for _ in range(args.iterations):
-            dense.zero_grad(set_to_none=True)
-            dense(ones).sum().backward()
+    def sync():
         if device == "cuda":
             torch.cuda.synchronize()
 
-    def prune():
-        model = synflow.build_model(args.model, seed=0).to(device)
-        synflow.prune(
-            model, "synflow", args.compression, iterations=args.iterations, input_shape=(3, 32, 32)
-        )
-        if device == "cuda":
-            torch.cuda.synchronize()
+    build_s = best_time(build, args.repeats)
+    n = sum(m.weight.numel() for m in synflow.prunable_layers(build()).values())
+    print(f"model {args.model} at {shape} ({n:,} prunable weights), device {device}, "
+          f"threads {torch.get_num_threads()}, compression {args.compression:g}, "
+          f"{args.iterations} iterations")
+    prune_times = {}
+    for precision, dtype in (("float64", torch.float64), ("float32", torch.float32)):
+        dense = build().to(dtype).eval()
+        ones = torch.ones(1, *shape, device=device, dtype=dtype)
 
-    def prune_float64():
-        model = synflow.build_model(args.model, seed=0).to(device)
-        densities = synflow.pruning.schedule_densities(args.compression, args.iterations,
-                                                       "exponential")
-        synflow.prune_through(model, float64_scores, densities, input_shape=(3, 32, 32))
-        if device == "cuda":
-            torch.cuda.synchronize()
+        def floor():
+            for _ in range(args.iterations):
+                dense.zero_grad(set_to_none=True)
+                dense(ones).sum().backward()
+            sync()
 
-    def build_only():
-        synflow.build_model(args.model, seed=0).to(device)
+        def prune():
+            synflow.prune(build(), "synflow", args.compression, iterations=args.iterations,
+                          input_shape=shape, precision=precision)
+            sync()
 
-    floor()  # warm-up
-    floor_s = best_time(floor, args.repeats)
-    build_s = best_time(build_only, args.repeats)
-    prune_s = best_time(prune, args.repeats) - build_s
-    float64_s = best_time(prune_float64, args.repeats) - build_s
-    n = sum(m.weight.numel() for m in synflow.prunable_layers(dense).values())
-    print(f"model {args.model} ({n:,} prunable weights), device {device}, "
-          f"threads {torch.get_num_threads()}, compression {args.compression:g}")
-    print(f"floor: {args.iterations} dense forward+backward passes  {floor_s:7.2f} s")
-    print(f"synflow.prune, {args.iterations} iterations            {prune_s:7.2f} s")
-    print(f"ratio prune/floor: {prune_s / floor_s:.2f}  (goal <= 1.5)")
-    print(f"every pass in float64, {args.iterations} iterations     {float64_s:7.2f} s "
-          f"({float64_s / prune_s:.2f}x the float32-first path)")
+        floor()  # warm-up
+        floor_s = best_time(floor, args.repeats)
+        del dense
+        prune_s = prune_times[precision] = best_time(prune, args.repeats) - build_s
+        print(f"precision={precision:8} floor {floor_s:7.2f} s  synflow.prune {prune_s:7.2f} s  "
+              f"ratio prune/floor {prune_s / floor_s:.2f} (goal <= 1.5)", flush=True)
+    print(f"float64 / float32 prune time: {prune_times['float64'] / prune_times['float32']:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
-"""SynFlow's float32-first pass against the float64 oracle on CIFAR VGG-16(-BN).
+"""SynFlow's opt-in float32 pass against the float64 oracle (the default) on CIFAR VGG-16(-BN).
 
 For each of 10 initialisations (ours, seeds 0-4; an independent Kaiming-normal
 fan-in draw from another generator, seeds 2-4; PyTorch's default init, seeds 0-1)
-prune to rho_max / 2 with 100 iterations twice: with ``synflow`` (the precision of
-each pass chosen by its check) and with every pass in float64. Prints per init the
-empty layers of both, how many weights' masks differ, how many of the 100 passes
-ran in float64, and both timings.
+prune to rho_max / 2 with 100 iterations twice: with ``precision="float32"`` (each
+pass in float32 unless R leaves float32's safe range) and with the default, every pass
+in float64. Prints per init the empty layers of both, how many weights' masks differ,
+how many of the float32 run's passes fell back to float64, and both timings.
 
     python benchmarks/synflow_precision.py [--model vgg16_bn] [--width 1] [--inits ours:0 ...]
 """
@@ -43,10 +43,6 @@ def build(model_name: str, width: float, init: str):
     return model
 
 
-def float64_scores(model, layers, weights, *, input_shape, **_):
-    return pathscores.synflow_pass(model, layers, weights, input_shape, torch.float64)[1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="vgg16_bn")
@@ -64,7 +60,7 @@ def main() -> None:
         passes.append(dtype)
         return original(model, layers, weights, input_shape, dtype, power)
 
-    print("init            empty(auto) empty(f64) differing  f64-passes  auto-s  f64-s")
+    print("init            empty(f32) empty(f64) differing  f64-passes  f32-s  f64-s")
     for init in args.inits:
         rho = max_compression(build(args.model, args.width, init)) / 2
         densities = synflow.pruning.schedule_densities(rho, args.iterations, "exponential")
@@ -73,13 +69,13 @@ def main() -> None:
         try:
             start = time.perf_counter()
             auto = synflow.prune_through(build(args.model, args.width, init), "synflow",
-                                         densities, input_shape=shape)
+                                         densities, input_shape=shape, precision="float32")
             auto_s = time.perf_counter() - start
         finally:
             pathscores.synflow_pass = original
         f64_passes = sum(d == torch.float64 for d in passes)
         start = time.perf_counter()
-        exact = synflow.prune_through(build(args.model, args.width, init), float64_scores,
+        exact = synflow.prune_through(build(args.model, args.width, init), "synflow",
                                       densities, input_shape=shape)
         f64_s = time.perf_counter() - start
         differing = sum(int((auto[k] != exact[k]).sum()) for k in auto)

@@ -293,7 +293,7 @@ def test_synflow_iterations_match_synflow_prune():
 
     densities = analysis.schedule_densities(30.0, 5, "exponential")
     model = factory()
-    steps = analysis.synflow_iterations(model, densities, (3, 8, 8), dtype=torch.float32)
+    steps = analysis.synflow_iterations(model, densities, (3, 8, 8))
     kept_per_step = []
     masks = synflow.prune(
         factory(), "synflow", 30.0, iterations=5, input_shape=(3, 8, 8),

@@ -36,7 +36,8 @@ from .masks import (
     prunable_layers,
 )
 from .pruning import Iteration, prune_through, schedule_densities, select
-from .scores import compute_scores, scoring_view, synflow_pass
+from .pathscores import check_precision, checked_pass
+from .scores import compute_scores, scoring_view
 from .scoring import buffer_copies
 
 # ------------------------------------------------------------------ saliency
@@ -485,21 +486,24 @@ def synflow_iterations(
     model: nn.Module,
     densities: Iterable[float],
     input_shape: Sequence[int],
-    dtype: torch.dtype = torch.float64,
+    precision: str = "float64",
 ) -> list[Step]:
     """Iterative SynFlow through ``densities`` (global masking), pruning ``model`` in place.
 
     ``synflow.prune``'s loop (:func:`synflow.pruning.prune_through`) with the SynFlow
-    score computed in ``dtype`` (``synflow_pass``; ``prune`` uses float32 when that
-    is safe, so near-ties may break differently in float64), recording each step.
-    Returns one Step per density.
+    pass at ``precision`` ("float64", the default and ``prune``'s, or "float32":
+    :func:`synflow.pathscores.checked_pass`), recording each step: the same masks as
+    ``synflow.prune(model, "synflow", ..., precision=precision)``. Returns one Step
+    per density. Raises ValueError for an unknown precision.
     """
     check_synflow_network(model)
     shape = tuple(input_shape)
     R_before: list[float] = []
 
+    check_precision(precision)
+
     def scorer(model, layers, weights, **_):
-        R, scores = synflow_pass(model, layers, weights, shape, dtype)
+        R, scores = checked_pass(model, layers, weights, shape, precision)
         R_before.append(float(R))
         return scores
 
@@ -523,14 +527,17 @@ def prune_size_ratio(
     *,
     schedule: str = "exponential",
     input_shape: Sequence[int] = (3, 32, 32),
+    precision: str = "float64",
 ) -> float:
     """Figure 7: the largest, over iterations, of the SynFlow score removed in
     one iteration divided by R_SF. Below 1 in every iteration, no step can
-    remove a whole layer (each layer's total score is R_SF; Theorem 3)."""
+    remove a whole layer (each layer's total score is R_SF; Theorem 3).
+    ``precision`` as in :func:`synflow_iterations`."""
     if compression == 1:
         return 0.0
     steps = synflow_iterations(
-        model_factory(), schedule_densities(compression, iterations, schedule), input_shape
+        model_factory(), schedule_densities(compression, iterations, schedule), input_shape,
+        precision,
     )
     return max(step.ratio for step in steps)
 

@@ -1,8 +1,10 @@
 """SynFlow's data-free path scores (Tanaka et al. 2020, Algorithm 1) and SynFlow-L2.
 
 Each pass replaces every parameter by |p| (or p**2), runs one all-ones input and
-differentiates R_SF, the sum of the outputs. The precision of each pass is chosen
-by :func:`synflow_scores` (float32 when a check shows nothing was lost, else float64).
+differentiates R_SF, the sum of the outputs. Passes run in float64 (``precision=
+"float64"``, the default and the oracle); ``precision="float32"`` is a faster opt-in
+whose masks can differ from float64's where scores are near-ties (see
+:func:`synflow_scores`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import torch
 
 from .scoring import call_with_weights, device_of, fresh_leaves, gradients, scoring_view
 
-# float32 is tried first for SynFlow; outside this range of R the float64 pass is used
+# precision="float32": outside this range of R the pass is redone in float64
 FLOAT32_SAFE_RANGE = (1e-30, 1e30)
+PRECISIONS = ("float64", "float32")  # the first is the default
 
 
 def synflow_pass(model, layers, weights, input_shape, dtype, power=1):
@@ -50,29 +53,29 @@ class SynFlowOverflowError(OverflowError, ValueError):
     """R_SF is not finite even in float64 (very deep or very wide networks)."""
 
 
-def synflow_scores(model, layers, weights, *, input_shape, power=1, **_):
-    """SynFlow (Tanaka et al. 2020, Algorithm 1, eq. 2): S = dR/d|w| * |w|, data-free.
+def check_precision(precision) -> str:
+    """``precision`` if it is one of ``PRECISIONS``, else ValueError naming it and them."""
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"precision must be one of {', '.join(map(repr, PRECISIONS))} (the dtype of "
+            f"SynFlow's pass), got {precision!r}"
+        )
+    return precision
 
-    R = 1^T (prod_l |W_l|) 1: the summed output of the net with every parameter
-    replaced by its absolute value, on one all-ones input of ``input_shape``, in eval
-    mode (BatchNorm as the affine map of its running statistics). Scores are >= 0,
-    of the weights' shapes, float32 when R is safely inside float32's range, else
-    float64 (R of ResNet-110 or ResNet-50 at init overflows float32); pruned weights
-    score 0. Conservation (Theorems 1-2: every layer's total is R) holds for
-    positively homogeneous activations only, f(a x) = a f(x) for a > 0 (ReLU,
-    LeakyReLU, PReLU, identity, max/avg pooling, dropout in eval), with BatchNorm
-    in eval mode as an affine map; see :func:`synflow.diagnostics.check_synflow_network`
-    for what is warned about or refused.
 
-    Raises ValueError without ``input_shape``, and :class:`SynFlowOverflowError` (an
-    ``OverflowError`` and ``ValueError``) naming the overflow when R is not finite in
-    float64 either (e.g. a 400-layer MLP).
+def checked_pass(model, layers, weights, input_shape, precision="float64", power=1):
+    """One SynFlow pass at ``precision``: ``(R, scores)`` as :func:`synflow_pass` returns.
+
+    "float64" (the default): one float64 pass. "float32": a float32 pass, redone in
+    float64 when R leaves ``FLOAT32_SAFE_RANGE`` or a score overflowed (so the
+    result is float32 or float64).
+
+    Raises :class:`SynFlowOverflowError` when R or a score is not finite in float64.
     """
-    if input_shape is None:
-        raise ValueError("synflow needs input_shape (one sample's shape, e.g. (3, 32, 32)) or data")
-    R, scores = synflow_pass(model, layers, weights, input_shape, torch.float32, power)
-    if _safe_in_float32(R, scores):
-        return scores
+    if check_precision(precision) == "float32":
+        R, scores = synflow_pass(model, layers, weights, input_shape, torch.float32, power)
+        if _safe_in_float32(R, scores):
+            return R, scores
     R, scores = synflow_pass(model, layers, weights, input_shape, torch.float64, power)
     total = sum(float(s.sum(dtype=torch.float64)) for s in scores.values())
     if not (math.isfinite(float(R)) and math.isfinite(total)):
@@ -85,13 +88,47 @@ def synflow_scores(model, layers, weights, *, input_shape, power=1, **_):
             "(for a bias-free ReLU network this rescales every score alike and leaves the "
             "mask unchanged), prune fewer layers, or use another method."
         )
-    return scores
+    return R, scores
 
 
-def synflow_l2_scores(model, layers, weights, *, input_shape, **_):
+def synflow_scores(model, layers, weights, *, input_shape, power=1, precision="float64", **_):
+    """SynFlow (Tanaka et al. 2020, Algorithm 1, eq. 2): S = dR/d|w| * |w|, data-free.
+
+    R = 1^T (prod_l |W_l|) 1: the summed output of the net with every parameter
+    replaced by its absolute value, on one all-ones input of ``input_shape``, in eval
+    mode (BatchNorm as the affine map of its running statistics). Scores are >= 0,
+    of the weights' shapes; pruned weights score 0. Conservation (Theorems 1-2: every
+    layer's total is R) holds for positively homogeneous activations only,
+    f(a x) = a f(x) for a > 0 (ReLU, LeakyReLU, PReLU, identity, max/avg pooling,
+    dropout in eval), with BatchNorm in eval mode as an affine map; see
+    :func:`synflow.diagnostics.check_synflow_network` for what is warned about or
+    refused.
+
+    ``precision``: "float64" (default) computes every pass in float64, the oracle:
+    exact ties in exact arithmetic (every weight of a lone surviving path scores R)
+    and near-ties are ranked by float64's rounding, the same on every run of a
+    device. "float32" is about 4x faster on a CPU (VGG-19 at 224x224: 0.7 s vs 2.6 s
+    a pass on 2 cores) and redoes a pass in float64 when R leaves float32's safe range
+    (R of ResNet-110, ResNet-50 or VGG-19 at 224x224 at init); its masks can differ
+    from float64's among near-tied scores (at rho_max/2 on CIFAR VGG-16 in 20-48 of
+    the few dozen kept weights; ``benchmarks/synflow_precision.py``), because no cheap
+    check can certify a float32 ranking at the threshold of millions of scores.
+
+    Raises ValueError without ``input_shape`` or for a ``precision`` not in
+    ``PRECISIONS``, and :class:`SynFlowOverflowError` (an ``OverflowError`` and
+    ``ValueError``) naming the overflow when R is not finite in float64 (e.g. a
+    400-layer MLP).
+    """
+    if input_shape is None:
+        raise ValueError("synflow needs input_shape (one sample's shape, e.g. (3, 32, 32)) or data")
+    return checked_pass(model, layers, weights, input_shape, precision, power)[1]
+
+
+def synflow_l2_scores(model, layers, weights, *, input_shape, precision="float64", **_):
     """SynFlow-L2 (Patil & Dovrolis 2021, PHEW's data-free variant): SynFlow with every
     parameter replaced by theta**2 instead of |theta|; S = dR/d(theta^2) * theta^2.
 
     Same shapes, dtypes, mode and conditions as :func:`synflow_scores`.
     """
-    return synflow_scores(model, layers, weights, input_shape=input_shape, power=2)
+    return synflow_scores(model, layers, weights, input_shape=input_shape, power=2,
+                          precision=precision)

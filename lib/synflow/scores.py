@@ -35,7 +35,9 @@ from .masks import check_model, current_masks, effective_weight, prunable_layers
 from .models import sample_shape
 from .pathscores import (  # noqa: F401  (SynFlow's scorers, re-exported)
     FLOAT32_SAFE_RANGE,
+    PRECISIONS,
     SynFlowOverflowError,
+    check_precision,
     synflow_l2_scores,
     synflow_pass,
     synflow_scores,
@@ -174,12 +176,16 @@ BN_MODE_METHODS = DATA_METHODS  # the scores that run data through BatchNorm
 TEMPERATURE_METHODS = frozenset({"grasp"})
 
 
-def check_options(method, bn_mode="eval", temperature=GRASP_TEMPERATURE) -> dict:
-    """The scorer options ``{"bn_mode": ..., "temperature": ...}`` after checking them.
+def check_options(method, bn_mode="eval", temperature=GRASP_TEMPERATURE,
+                  precision="float64") -> dict:
+    """The scorer options ``{"bn_mode": ..., "temperature": ..., "precision": ...}``
+    after checking them.
 
     ValueError naming the value and what is allowed: ``bn_mode`` not in ``BN_MODES``,
     or "train" for a method that runs no data (only snip and grasp); ``temperature``
-    not a finite number > 0, or not the default for a method other than grasp.
+    not a finite number > 0, or not the default for a method other than grasp;
+    ``precision`` not in ``PRECISIONS``, or "float32" for a method other than synflow
+    and synflow_l2.
     """
     check_bn_mode(bn_mode)
     if bn_mode != "eval" and method not in BN_MODE_METHODS:
@@ -195,7 +201,13 @@ def check_options(method, bn_mode="eval", temperature=GRASP_TEMPERATURE) -> dict
             f"temperature {temperature!r} is for grasp only; {method!r} takes no temperature "
             f"(leave the default {GRASP_TEMPERATURE})"
         )
-    return {"bn_mode": bn_mode, "temperature": float(temperature)}
+    check_precision(precision)
+    if precision != PRECISIONS[0] and method not in SYNFLOW_METHODS:
+        raise ValueError(
+            f"precision {precision!r} is for the SynFlow passes ({', '.join(sorted(SYNFLOW_METHODS))}); "
+            f"{method!r} scores in the model's own dtype: leave precision={PRECISIONS[0]!r}"
+        )
+    return {"bn_mode": bn_mode, "temperature": float(temperature), "precision": precision}
 
 
 def check_inputs(method: str, data, input_shape):
@@ -223,6 +235,7 @@ def compute_scores(
     seed: int = 0,
     bn_mode: str = "eval",
     temperature: float = GRASP_TEMPERATURE,
+    precision: str = "float64",
 ) -> dict[str, torch.Tensor]:
     """One evaluation of ``method``'s scores for the model's current masks (no pruning).
 
@@ -230,7 +243,8 @@ def compute_scores(
     iterable of (inputs float (B, *input_shape), targets int64 (B,)) batches for snip
     and grasp; ``input_shape`` one sample's shape, e.g. (3, 32, 32), for synflow;
     ``seed`` fixes random scores; ``bn_mode`` ("eval" or "train", snip and grasp) and
-    ``temperature`` (grasp) as in :func:`grasp_scores`.
+    ``temperature`` (grasp) as in :func:`grasp_scores`; ``precision`` ("float64" or
+    "float32", synflow and synflow_l2) as in :func:`synflow.pathscores.synflow_scores`.
 
     Returns ``{"<module path>.weight": scores}`` for every prunable weight: tensors of
     the weight's shape on its device, in the scorer's dtype (see each scorer in
@@ -244,7 +258,7 @@ def compute_scores(
     SynFlow cannot score; warns :class:`ScoreWarning` like :func:`synflow.prune`.
     """
     check_method(method)
-    options = check_options(method, bn_mode, temperature)
+    options = check_options(method, bn_mode, temperature, precision)
     model = unwrap(model)  # nn.DataParallel / DDP: score the module they run
     data, input_shape = check_inputs(method, data, input_shape)
     layers = prunable_layers(model)

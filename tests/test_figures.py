@@ -111,7 +111,9 @@ def test_real_reference_files_load():
 
 
 def tiny_mlp():
-    return synflow.build_model("mlp", input_shape=(1, 4, 4), width=0.1, seed=0)
+    # zero biases, so that SynFlow conserves layer by layer (not the toy's PyTorch default)
+    return synflow.build_model("mlp", input_shape=(1, 4, 4), width=0.1, seed=0,
+                               init="kaiming_fan_in")
 
 
 def test_measured_critical_and_empty_counts_agree():

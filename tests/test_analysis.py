@@ -246,7 +246,10 @@ def test_exact_critical_compression_matches_brute_force_selection():
 
 def test_iterative_critical_compression_uses_the_pruning_loop():
     def factory():
-        return synflow.build_model("mlp", input_shape=(1, 4, 4), width=0.1, seed=0)
+        # zero biases (Theorem 3's conservation): with the authors' PyTorch-default init the
+        # MLP's biases feed paths that skip the input, and iterative SynFlow stops short
+        return synflow.build_model("mlp", input_shape=(1, 4, 4), width=0.1, seed=0,
+                                   init="kaiming_fan_in")
 
     single = analysis.critical_compression(factory, "synflow", input_shape=(1, 4, 4))
     iterative = analysis.critical_compression(

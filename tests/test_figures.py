@@ -102,11 +102,18 @@ def test_reference_loaders_and_differences(tmp_path):
 def test_real_reference_files_load():
     theirs = figures.load_fig6_reference()
     assert len(theirs) == 2340 and theirs["best_top1"].between(0, 100).all()
+    # their Tiny ImageNet VGGs are the tinyimagenet_vgg.py networks, named as ours
+    models = theirs.groupby("dataset")["model"].unique().map(set)
+    assert models["tinyimagenet"] == {"vgg11_bn_tiny", "vgg16_bn_tiny", "resnet18", "wrn18_2"}
+    assert models["cifar10"] == {"vgg11_bn", "vgg16_bn", "resnet18", "wrn18_2"}
+    assert figures.model_label("vgg16_bn_tiny") == "VGG-16"
     assert len(figures.load_fig1_reference()) == 375
 
 
 def tiny_mlp():
-    return synflow.build_model("mlp", input_shape=(1, 4, 4), width=0.1, seed=0)
+    # zero biases, so that SynFlow conserves layer by layer (not the toy's PyTorch default)
+    return synflow.build_model("mlp", input_shape=(1, 4, 4), width=0.1, seed=0,
+                               init="kaiming_fan_in")
 
 
 def test_measured_critical_and_empty_counts_agree():

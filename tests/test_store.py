@@ -70,6 +70,7 @@ def test_bn_mode_keeps_the_identity_of_earlier_runs_at_its_default():
         ({"pruner": "dense"}, r"pruner 'dense' needs compression 1"),
         ({"pruner": "grasp", "bn_mode": "batch"}, r"bn_mode 'batch'.*eval, train"),
         ({"bn_mode": "train"}, r"bn_mode 'train' is for the pruners grasp, snip, not 'magnitude'"),
+        ({"init": "he"}, r"init 'he' is not allowed.*'authors'.*kaiming_fan_in, "),
     ],
 )
 def test_bad_config_values_are_named(changes, message):
@@ -81,6 +82,48 @@ def test_training_overrides_apply_to_the_preset():
     training = config(epochs=3, lr=0.2, subset=5, batch_size=7).training()
     assert (training.epochs, training.lr, training.subset, training.batch_size) == (3, 0.2, 5, 7)
     assert store.RunConfig("vgg16_bn", "cifar10").training().lr == 0.1
+
+
+def main_identity_name(run: store.RunConfig) -> tuple[dict, str]:
+    """The stored config and folder name main (27f975b, before ``init``) wrote for ``run``:
+    every field but ``init`` and the later fields at their defaults, hashed."""
+    import hashlib
+
+    stored = {k: v for k, v in dataclasses.asdict(run).items() if k != "init"}
+    identity = {k: v for k, v in stored.items()
+                if not (k in store.LATER_FIELDS and v == store.LATER_FIELDS[k])}
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
+    return stored, f"{run.name().rsplit('-', 1)[0]}-{key}"
+
+
+def test_init_is_always_part_of_the_identity():
+    run = config()
+    assert run.init == "authors" and run.identity()["init"] == "authors"
+    forced = config(init="kaiming_fan_in")
+    assert forced.key() != run.key() and "-init_kaiming_fan_in-" in forced.name()
+    for each in (run, forced, config(pruner="grasp", bn_mode="train"), config(cycles=2)):
+        assert each.name() != main_identity_name(each)[1]  # no new name is an old one
+
+
+def test_a_run_stored_before_init_existed_is_never_loaded_as_a_new_one(env, counted):
+    new = config()
+    old_config, old_name = main_identity_name(new)
+    old_folder = env / "results" / "exp" / old_name
+    store.write_json(old_folder / "run.json", {
+        "format": 1, "config": old_config, "key": old_name.rsplit("-", 1)[1],
+        "metrics": {"best_top1": 99.0, "final_top1": 99.0}, "history": []})
+    # read back as what it was made with
+    old = store.config_from_dict(store.load_result(old_folder / "run.json")["config"])
+    assert old.init == "kaiming_fan_in" and old == dataclasses.replace(new, init="kaiming_fan_in")
+    # neither the new default config nor the same init forced finds it
+    for run in (new, old):
+        assert store.stored_result(run, "exp") is None
+    result = store.run_or_load(new, "exp")
+    assert counted == [new] and result["metrics"]["best_top1"] != 99.0
+    assert (old_folder / "run.json").is_file()  # left alone, not overwritten
+    table = store.frame("exp").set_index("key")
+    assert table.loc[old_name.rsplit("-", 1)[1], "init"] == "kaiming_fan_in"
+    assert table.loc[new.key(), "init"] == "authors"
 
 
 # ------------------------------------------------------------------ running
@@ -131,6 +174,20 @@ def test_a_runs_bn_mode_reaches_the_pruner_and_its_masks_are_not_reused_across_m
     for mode in ("eval", "train"):  # same run otherwise: the masks of the first are remembered
         execution.execute(config(pruner="grasp", prune_per_class=2, bn_mode=mode))
     assert seen == ["eval", "train"]
+
+
+def test_a_runs_init_builds_its_model_and_its_masks_are_not_reused_across_inits(env):
+    dense = {init: execution.execute(config(pruner="dense", compression=1, record_layers=True,
+                                            init=init))
+             for init in ("pytorch_default", "kaiming_fan_in")}
+    for init, result in dense.items():  # the MLP's first layer reads 64 pixels
+        first = result["layer_history"][0]
+        expected = {"pytorch_default": 1 / (3 * 64), "kaiming_fan_in": 2 / 64}[init]
+        assert first["epoch"] == 0 and first["mean_sq"] == pytest.approx(expected, rel=0.25)
+    # same run otherwise: the masks of the first would be remembered for the second
+    layers = [execution.execute(config(init=init))["layers"]
+              for init in ("pytorch_default", "kaiming_fan_in")]
+    assert layers[0] != layers[1]
 
 
 def test_dense_runs_are_not_pruned(env):

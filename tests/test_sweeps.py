@@ -107,6 +107,12 @@ def test_paper_profile_of_04_is_the_papers_grid():
     runs = sweeps.configs("04_accuracy_vs_compression", params)
     assert len(runs) == len(set(runs)) > 2000
     assert {run.dataset for run in runs} >= {"cifar10", "cifar100"}
+    # each dataset's networks as in the authors' Figure 6: their Tiny ImageNet VGGs
+    models = {dataset: {run.model for run in runs if run.dataset == dataset}
+              for dataset in ("cifar10", "cifar100", "tinyimagenet")}
+    assert models["cifar10"] == models["cifar100"] == {"vgg11_bn", "vgg16_bn", "resnet18",
+                                                       "wrn18_2"}
+    assert models["tinyimagenet"] == {"vgg11_bn_tiny", "vgg16_bn_tiny", "resnet18", "wrn18_2"}
 
 
 def test_bad_names_are_reported():

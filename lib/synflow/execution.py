@@ -67,6 +67,7 @@ def execute(
             input_shape=info.input_shape,
             width=config.width,
             seed=config.seed,
+            init=config.init,
         ).to(device)
 
     model = build()
@@ -76,10 +77,10 @@ def execute(
     def prune_to(compression):
         # pruning at init is deterministic in these fields: the masks of an earlier run of
         # this process (e.g. the "as_found" run of a "shuffled" one) are reused
-        remembered = (config.model, config.dataset, config.width, config.seed, config.pruner,
-                      compression, config.iterations, config.schedule, config.scope,
-                      config.invert, config.prune_per_class, config.bn_mode, str(root),
-                      os.environ.get("SYNFLOW_DATA"))
+        remembered = (config.model, config.init, config.dataset, config.width, config.seed,
+                      config.pruner, compression, config.iterations, config.schedule,
+                      config.scope, config.invert, config.prune_per_class, config.bn_mode,
+                      str(root), os.environ.get("SYNFLOW_DATA"))
         if not config.cycles and remembered in _MASKS:
             masks = {name: mask.to(device) for name, mask in _MASKS[remembered].items()}
             apply_masks(model, masks)

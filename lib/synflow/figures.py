@@ -41,10 +41,25 @@ MODEL_LABELS = {
     "wrn18": "WRN-18",
     "wrn18_2": "WRN-18-2",
     "resnet20": "ResNet-20",
+    "vgg11_bn_tiny": "VGG-11",
+    "vgg16_bn_tiny": "VGG-16",
 }
 # the authors' model names in the reference CSVs -> ours. Their "WRN-18" ignores its
 # width and is exactly a ResNet-18; ours ("wrn18_2") is the real WRN-18-2.
 REFERENCE_MODELS = {"wide_resnet18": "wrn18_2"}
+# the network a model name stands for on a dataset, as in the authors' runs: on Tiny
+# ImageNet their VGGs are Models/tinyimagenet_vgg.py (five pools, a 3-layer 1024-wide
+# head), not the CIFAR ones; ResNet-18 / WRN-18 are the same network on every dataset
+DATASET_MODELS = {
+    "tinyimagenet": {f"vgg{d}{bn}": f"vgg{d}{bn}_tiny" for d in (11, 13, 16, 19)
+                     for bn in ("", "_bn")},
+}
+
+
+def dataset_model(model: str, dataset: str) -> str:
+    """The model that stands for ``model`` on ``dataset`` (``DATASET_MODELS``; e.g.
+    "vgg16_bn" on "tinyimagenet" is "vgg16_bn_tiny"), else ``model`` itself."""
+    return DATASET_MODELS.get(dataset, {}).get(model, model)
 DATASET_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "tinyimagenet": "Tiny ImageNet"}
 
 
@@ -68,7 +83,9 @@ def sweep_configs(
 ) -> list[RunConfig]:
     """Every run of the sweep, cheapest first within a seed.
 
-    ``models`` maps model name to width. Exponent 0 (compression 1) is one dense
+    ``models`` maps model name to width; on each dataset a name stands for the authors'
+    network there (:func:`dataset_model`: "vgg16_bn" is "vgg16_bn_tiny" on Tiny
+    ImageNet, as in their Figure 6). Exponent 0 (compression 1) is one dense
     run per (model, seed), shared by every method; SynFlow prunes in
     ``synflow_iterations`` steps, the other methods in one shot (as in the
     paper). ``training`` holds the other RunConfig fields (``subset``,
@@ -81,7 +98,8 @@ def sweep_configs(
     configs = []
     for seed in seeds:
         for model, width in models.items():
-            common = dict(model=model, dataset=dataset, width=width, seed=seed, **training)
+            common = dict(model=dataset_model(model, dataset), dataset=dataset, width=width,
+                          seed=seed, **training)
             if 0 in exponents:
                 configs.append(RunConfig(pruner=DENSE, **common))
             for exponent in (e for e in exponents if e > 0):
@@ -123,9 +141,12 @@ def accuracy_table(runs: pd.DataFrame, methods: Sequence[str] = METHOD_ORDER) ->
 def load_fig6_reference(path=None, models: dict[str, str] = REFERENCE_MODELS) -> pd.DataFrame:
     """The authors' Figure 6 numbers: dataset, model, width (1), method, run,
     log10_compression, best_top1 (their plotted best-epoch accuracy). Model
-    names are translated by ``models`` (their "wide_resnet18" -> "wrn18_2")."""
+    names are translated by ``models`` (their "wide_resnet18" -> "wrn18_2"), then to
+    the network they stand for on each dataset (:func:`dataset_model`: their Tiny
+    ImageNet "vgg16_bn" is "vgg16_bn_tiny")."""
     table = pd.read_csv(path or paper_reference("fig6_reference.csv"))
-    table["model"] = table["model"].replace(models)
+    table["model"] = [dataset_model(model, dataset) for model, dataset in
+                      zip(table["model"].replace(models), table["dataset"])]
     return table.rename(columns={"pruner": "method", "top1_best_epoch": "best_top1"}).assign(
         width=1.0
     )[["dataset", "model", "width", "method", "run", "log10_compression", "best_top1"]]
@@ -409,6 +430,7 @@ def plot_layer_collapse(
 __all__ = [
     "accuracy_table",
     "band",
+    "dataset_model",
     "differences",
     "empty_layer_counts",
     "load_fig1_reference",

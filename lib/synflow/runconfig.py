@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from . import baselines  # noqa: F401  (registers SCORERS["random_erk"])
 from . import data as data_module
 from . import train as train_module
+from .inits import AUTHORS, check_init
 from .models import MODELS
 from .pruning import SCHEDULES, SCOPES
 from .scores import BN_MODE_METHODS, BN_MODES, SCORERS
@@ -32,6 +33,10 @@ LATER_FIELDS = {
     "record_layers": False,
     "bn_mode": "eval",
 }
+# ``init`` is NOT a later field: it is part of every run's identity, so no config made
+# since each model got its family's init (issue 10) shares a key with an earlier one.
+# A stored config without it was made with Kaiming fan-in for every model, and reads so.
+INIT_BEFORE_THE_FIELD = "kaiming_fan_in"
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,11 @@ class RunConfig:
     * ``bn_mode``: BatchNorm while SNIP/GraSP score, "eval" (running statistics,
       the SynFlow authors' figures) or "train" (batch statistics, Wang et al.'s
       GraSP code); see :func:`synflow.prune`.
+
+    ``init`` (always part of the identity): "authors" (each model's family init, as in
+    the authors' runs) or a key of ``synflow.inits.INITS`` forced on the model (e.g.
+    "kaiming_fan_in", the single init of every run stored before this field existed);
+    see :func:`synflow.build_model`.
     """
 
     model: str
@@ -92,6 +102,7 @@ class RunConfig:
     test_subset: int | None = None
     record_layers: bool = False
     bn_mode: str = "eval"
+    init: str = AUTHORS
 
     def __post_init__(self):
         def bad(name, allowed):
@@ -135,6 +146,10 @@ class RunConfig:
         if self.bn_mode != "eval" and self.pruner not in BN_MODE_METHODS:
             raise ValueError(f"bn_mode {self.bn_mode!r} is for the pruners "
                              f"{', '.join(sorted(BN_MODE_METHODS))}, not {self.pruner!r}")
+        try:
+            check_init(self.init)
+        except ValueError as error:
+            raise ValueError(f"RunConfig: {error}") from None
         if self.test_subset is not None and not (
             isinstance(self.test_subset, int) and self.test_subset >= 1
         ):
@@ -145,8 +160,8 @@ class RunConfig:
         return self.pruner != DENSE and self.compression > 1
 
     def identity(self) -> dict:
-        """The fields that make the run's identity: every field, except the later
-        fields (``LATER_FIELDS``) that are at their defaults."""
+        """The fields that make the run's identity: every field (``init`` always), except
+        the later fields (``LATER_FIELDS``) that are at their defaults."""
         return {
             name: value
             for name, value in asdict(self).items()
@@ -156,7 +171,8 @@ class RunConfig:
 
     def key(self) -> str:
         """A short hash of every field (the run's identity; later fields at their
-        defaults are left out, so configs stored before they existed keep their key)."""
+        defaults are left out, so configs stored before they existed keep their key;
+        ``init`` is always in, so no config made since it exists has an earlier key)."""
         text = json.dumps(self.identity(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 
@@ -170,6 +186,8 @@ class RunConfig:
             parts.append(self.mask)
         if self.bn_mode != "eval":
             parts.append(f"bn{self.bn_mode}")
+        if self.init != AUTHORS:
+            parts.append(f"init_{self.init}")
         parts.append(f"s{self.seed}")
         readable = "-".join(re.sub(r"[^A-Za-z0-9_.+=]+", "_", part) for part in parts)
         return f"{readable}-{self.key()}"
@@ -187,9 +205,18 @@ class RunConfig:
         )
 
 
+def stored_fields(stored: dict) -> dict:
+    """A stored config's fields, with what each missing field meant when it was stored:
+    the later fields at their defaults, ``init`` "kaiming_fan_in" (every model's init
+    before the field existed)."""
+    return {**LATER_FIELDS, "init": INIT_BEFORE_THE_FIELD, **stored}
+
+
 def config_from_dict(stored: dict, where: str = "a stored config") -> RunConfig:
-    """A RunConfig from its JSON dict. Unknown keys are reported with a warning
-    (they are kept by :func:`frame` as columns, not silently dropped)."""
+    """A RunConfig from its stored JSON dict (:func:`stored_fields`: a config stored
+    without ``init`` reads as init="kaiming_fan_in", what it was made with). Unknown keys
+    are reported with a warning (they are kept by :func:`frame` as columns, not silently
+    dropped)."""
     known = {f.name for f in fields(RunConfig)}
     unknown = sorted(set(stored) - known)
     if unknown:
@@ -198,4 +225,4 @@ def config_from_dict(stored: dict, where: str = "a stored config") -> RunConfig:
             f"they are ignored for the run's identity (known keys: {sorted(known)})",
             stacklevel=2,
         )
-    return RunConfig(**{k: v for k, v in stored.items() if k in known})
+    return RunConfig(**{k: v for k, v in stored_fields(stored).items() if k in known})

@@ -30,7 +30,14 @@ from typing import TYPE_CHECKING
 
 from . import claims
 from .data import progress
-from .runconfig import DENSE, LATER_FIELDS, MASK_VARIANTS, RunConfig, config_from_dict
+from .runconfig import (
+    DENSE,
+    LATER_FIELDS,
+    MASK_VARIANTS,
+    RunConfig,
+    config_from_dict,
+    stored_fields,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,7 +46,7 @@ __all__ = [
     "CHECKPOINT_FILE", "DENSE", "FAILURE_FILE", "FORMAT_VERSION", "LATER_FIELDS",
     "MASK_VARIANTS", "RESULT_FILE", "DamagedResult", "RunBusy", "RunConfig", "RunFailed",
     "config_from_dict", "failure", "frame", "load_result", "move_aside", "record_failure",
-    "run_dir", "run_or_load", "stored_result", "sweep", "write_json",
+    "run_dir", "run_or_load", "stored_fields", "stored_result", "sweep", "write_json",
 ]
 
 RESULT_FILE = "run.json"
@@ -142,7 +149,7 @@ def stored_result(config: RunConfig, experiment: str, results=None) -> dict | No
     except DamagedResult as error:
         move_aside(path, str(error))
         return None
-    if {**LATER_FIELDS, **stored["config"]} != asdict(config):
+    if stored_fields(stored["config"]) != asdict(config):
         move_aside(path, f"{path} holds a different config")
         return None
     return stored
@@ -278,7 +285,8 @@ def sweep(configs, experiment: str, **kwargs) -> list[dict]:
 def frame(experiment: str, *, results=None, history: bool = False) -> pd.DataFrame:
     """All stored runs of ``experiment`` as one DataFrame, ready for seaborn.
 
-    One row per run: the config fields, the ``metrics`` (``best_top1`` is the
+    One row per run: the config fields (a field missing from an old run's config as it
+    was meant then, :func:`stored_fields`: e.g. init "kaiming_fan_in"), the ``metrics`` (``best_top1`` is the
     best-epoch, ``final_top1`` the final-epoch accuracy), ``key`` and ``path``.
     With ``history=True``, one row per (run, epoch) instead, with the epoch's
     ``train_loss``, ``test_loss``, ``top1``, ``top5``. Config keys unknown to
@@ -296,7 +304,9 @@ def frame(experiment: str, *, results=None, history: bool = False) -> pd.DataFra
     rows = []
     for path in sorted(folder.glob(f"*/{RESULT_FILE}")):
         result = load_result(path)  # a damaged file raises DamagedResult naming it
-        base = {**result["config"], "key": result.get("key"), "path": str(path.parent)}
+        # missing fields as they were meant (an old run's init: kaiming_fan_in)
+        base = {**stored_fields(result["config"]), "key": result.get("key"),
+                "path": str(path.parent)}
         if history:
             rows += [{**base, **epoch} for epoch in result["history"]]
         else:

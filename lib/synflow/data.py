@@ -331,6 +331,15 @@ def _torchvision_decoder(channels: int):
     return decode
 
 
+def decode_file(path: Path, channels: int, decoder=None) -> Tensor:
+    """One image file as uint8 ``(channels, H, W)``: torchvision's ``decoder`` (from
+    :func:`_torchvision_decoder`) when given, PIL for what it cannot decode."""
+    try:
+        return decoder(path) if decoder is not None else _decode_pil(path, channels)
+    except RuntimeError:  # a format torchvision cannot decode: let PIL do it
+        return _decode_pil(path, channels)
+
+
 def _decode(split_dir: Path, files: Sequence[str], channels: int, shape=None) -> Tensor:
     """Decode ``files`` into one uint8 ``(N, C, H, W)`` tensor (all must share a size)."""
     decoder = _torchvision_decoder(channels)
@@ -338,10 +347,7 @@ def _decode(split_dir: Path, files: Sequence[str], channels: int, shape=None) ->
     bar = progress(files, desc=f"decoding {split_dir}", disable=quiet() or len(files) < 5000)
     for i, file in enumerate(bar):
         path = split_dir / file
-        try:
-            image = decoder(path) if decoder is not None else _decode_pil(path, channels)
-        except RuntimeError:  # a format torchvision cannot decode: let PIL do it
-            image = _decode_pil(path, channels)
+        image = decode_file(path, channels, decoder)
         if out is None:
             shape = tuple(shape or image.shape)
             out = torch.empty((len(files), *shape), dtype=torch.uint8)

@@ -1,7 +1,8 @@
 # Set-up, tests and notebook runs; needs only Python >= 3.11 (as python3) and make.
 #
-#   make reproduce   create .venv if missing, install, run every notebooks/NN_*.ipynb in place
-#                    at the laptop profile (PROFILE=smoke|laptop|paper, NOTEBOOKS="00_quickstart ...")
+#   make reproduce   create .venv if missing, install, run every notebooks/NN_*.ipynb at the
+#                    laptop profile, in place (PROFILE=smoke|laptop|paper: other profiles write
+#                    notebooks/<profile>/ and figures/<profile>/; NOTEBOOKS="00_quickstart ...")
 #   make test        create .venv if missing, install, run pytest on tests/, then every notebook
 #                    at the smoke profile under nbval (cells marked NBVAL_CHECK_OUTPUT compared)
 #   make test-cluster  create .venv if missing, install, bring up a private single-node Slurm

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -140,3 +142,32 @@ def test_progress_echo_prints_whole_lines_only(tmp_path, capsys):
     runner.echo_progress(log, stop)
     assert capsys.readouterr().out.splitlines() == [
         "    exp: run 1/2 a (1.0 s)", "    exp: run 2/2 é (2.0 s)"]
+
+
+@pytest.mark.parametrize("profile,in_place", [("laptop", True), ("paper", False)])
+def test_runner_writes_other_profiles_beside_the_laptop_outputs(tmp_path, monkeypatch, profile,
+                                                                in_place):
+    """Only the laptop profile rewrites the committed notebooks; paper (or smoke) runs go
+    to notebooks/<profile>/ and their figures to figures/<profile>/."""
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    source = notebooks / NOTEBOOKS[0].name
+    shutil.copyfile(NOTEBOOKS[0], source)
+    monkeypatch.setattr(runner, "ROOT", tmp_path)
+    monkeypatch.setattr(runner, "NOTEBOOKS_DIR", notebooks)
+    monkeypatch.setattr(runner, "ensure_kernel", lambda: None)
+    monkeypatch.delenv("SYNFLOW_FIGURES", raising=False)
+    targets = []
+
+    def fake_run(notebook, target, parameters, prepare_only):
+        targets.append(target)
+        target.write_text(notebook.read_text())
+
+    monkeypatch.setattr(runner, "run_one", fake_run)
+    assert runner.main(["--profile", profile, NOTEBOOKS[0].stem]) == 0
+    if in_place:
+        assert targets[0].parent != notebooks and source.exists()
+        assert "SYNFLOW_FIGURES" not in os.environ
+    else:
+        assert targets == [notebooks / profile / source.name]
+        assert os.environ["SYNFLOW_FIGURES"] == str(tmp_path / "figures" / profile)

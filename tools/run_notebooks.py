@@ -5,9 +5,12 @@
 Every ``notebooks/NN_*.ipynb`` (or only the NAMEs given, e.g. ``00_quickstart``)
 gets its section of ``notebooks/params/<profile>.yaml`` injected after its
 cell tagged ``parameters`` and is run on this interpreter's ``python3`` kernel.
-Without ``--output-dir`` the notebooks are rewritten in place, but only once
-they ran without error (a failed run is kept in a temporary folder, whose path
-is printed). ``--prepare-only`` injects the parameters without executing, so
+Without ``--output-dir``, at the laptop profile (the committed outputs) the
+notebooks are rewritten in place, but only once they ran without error (a failed
+run is kept in a temporary folder, whose path is printed); at another profile they
+are written to ``notebooks/<profile>/`` and their figures go to
+``figures/<profile>/`` (unless $SYNFLOW_FIGURES says otherwise), beside the
+laptop ones. ``--prepare-only`` injects the parameters without executing, so
 the committed outputs stay in place (used by ``make test`` for nbval).
 Every written notebook is cleaned with nbstripout, keeping outputs and
 execution counts, and papermill's paths and timings are removed, so a rerun
@@ -194,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=PROFILES, default="laptop",
                         help="parameter profile from notebooks/params/ (default: laptop)")
     parser.add_argument("--output-dir", type=Path,
-                        help="write the notebooks here instead of in place")
+                        help="write the notebooks here (default: in place at the laptop "
+                             "profile, notebooks/<profile>/ at the others)")
     parser.add_argument("--prepare-only", action="store_true",
                         help="inject the parameters without executing (keeps committed outputs)")
     args = parser.parse_args(argv)
@@ -213,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     # batch runs: no progress bars in the saved outputs (the library honours SYNFLOW_QUIET)
     os.environ.setdefault("SYNFLOW_QUIET", "1")
     output_dir = args.output_dir.resolve() if args.output_dir else None
+    if args.profile != "laptop" and not args.prepare_only:
+        # other profiles' outputs go beside the committed laptop ones, never over them
+        output_dir = output_dir or NOTEBOOKS_DIR / args.profile
+        os.environ.setdefault("SYNFLOW_FIGURES", str(ROOT / "figures" / args.profile))
     if output_dir:
         output_dir.mkdir(parents=True, exist_ok=True)
     verb, past = ("preparing", "prepared") if args.prepare_only else ("running", "run")

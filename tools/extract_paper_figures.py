@@ -342,6 +342,36 @@ def figure7(pdf: Path, schedule: str) -> list[dict]:
     return rows
 
 
+def check_against(tables: dict[str, list[dict]], data: Path) -> None:
+    """Print the largest difference between the recovered numbers and the authors' arrays in
+    their ``Results/data`` folder (``data``): Figure 4 from ``layer_conservation``, Figure 3
+    from ``unit_conservation``, Figure 7 from ``flow`` (numpy files, read without pickle).
+    Figure 2's data are pandas pickles, which this script does not load."""
+    short = {"random": "rand", "magnitude": "mag", "snip": "cs", "grasp": "grasp", "synflow": "sf"}
+    layers = data / "layer_conservation" / "imagenet" / "vgg19"
+    units = data / "unit_conservation" / "imagenet" / "vgg19"
+    inv = np.log10(np.load(layers / "inv-size.npy", allow_pickle=False))
+    for method, name in short.items():
+        rows = [r for r in tables["fig4_reference.csv"] if r["method"] == method]
+        score = np.log10(np.load(layers / f"{name}-initialization.npy", allow_pickle=False))
+        dx = np.abs(np.array([r["log10_inverse_size"] for r in rows]) - inv).max()
+        dy = np.abs(np.array([r["log10_average_score"] for r in rows]) - score).max()
+        print(f"Figure 4 {method:9}: max |error| log10 inverse size {dx:.4f}, log10 score {dy:.4f}; "
+              f"slope {rows[0]['fitted_slope']:.4f} (arrays: {np.polyfit(inv, score, 1)[0]:.4f})")
+        rows = [r for r in tables["fig3_reference.csv"] if r["method"] == method]
+        score_in, score_out = np.load(units / f"{name}-initialization.npy", allow_pickle=False)
+        ex = np.abs(np.array([float(r["score_in"]) for r in rows]) - score_in).max() / np.ptp(score_in)
+        ey = np.abs(np.array([float(r["score_out"]) for r in rows]) - score_out).max() / np.ptp(score_out)
+        print(f"Figure 3 {method:9}: max |error| / axis range in {ex:.5f}, out {ey:.5f}; Pearson r "
+              f"{rows[0]['pearson_r']:.4f} (arrays: {np.corrcoef(score_in, score_out)[0, 1]:.4f})")
+    ratios = np.load(data / "flow" / "imagenet" / "vgg19" / "ratios.npy", allow_pickle=False)
+    for index, schedule in enumerate(("linear", "exponential")):  # their schedule_conservation.py
+        worst = max(abs(r["prune_size_ratio"] - ratios[index][FIG7_EXPONENTS.index(r["log10_compression"])]
+                        [FIG7_ITERATIONS.index(r["iterations"])])
+                    for r in tables["fig7_reference.csv"] if r["schedule"] == schedule)
+        print(f"Figure 7 {schedule:11}: max |error| of the prune-size ratio {worst:.4f}")
+
+
 def write_csv(path: Path, rows: list[dict]) -> None:
     """Write ``rows`` to ``path`` atomically (temporary file in the same folder, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -365,6 +395,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("pdf_dir", type=Path, help="folder holding Fig2.pdf, Fig3.pdf, Fig4.pdf, Fig7a.pdf, Fig7b.pdf")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: synflow.paths.paper_dir())")
     parser.add_argument("--png", type=Path, default=None, help="also render each page to PNG here, to check by eye")
+    parser.add_argument("--check-against", type=Path, default=None, metavar="RESULTS_DATA",
+                        help="the authors' Results/data folder: print the recovered numbers' errors")
     args = parser.parse_args(argv)
     out = args.out or paper_dir()
     pdfs = args.pdf_dir.expanduser().resolve()
@@ -377,6 +409,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, rows in tables.items():
         write_csv(out / name, rows)
         print(f"wrote {out / name} ({len(rows)} rows)")
+    if args.check_against:
+        check_against(tables, args.check_against.expanduser().resolve())
     if args.png:
         args.png.mkdir(parents=True, exist_ok=True)
         for name in ("Fig2", "Fig3", "Fig4", "Fig7a", "Fig7b"):

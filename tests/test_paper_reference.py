@@ -74,6 +74,7 @@ def test_fig3_correlations_match_the_dots():
     assert r["synflow"] > 0.999 and abs(r["random"]) < 0.1  # conserved vs not at all
     synflow = table[table["method"] == "synflow"]
     np.testing.assert_allclose(synflow["score_out"], synflow["score_in"], rtol=0.02)
+    assert 1e31 < synflow["score_in"].max() < 1e33  # the panel's axis offset reads "1e32"
 
 
 def test_fig2_curves_are_4_to_the_k_and_dashed_means_an_empty_layer():
@@ -111,3 +112,17 @@ def test_fig7_ratios_are_positive_and_exponential_stays_below_the_cut_size():
         index="log10_compression", columns="schedule", values="prune_size_ratio")
     assert (last["exponential"] < 1).all()  # 100 exponential iterations avoid collapse
     assert (last["linear"] >= last["exponential"] - 0.01).all()
+
+
+def test_fig3_and_fig4_give_the_same_synflow_total_score():
+    # Theorem 1 (paper section 5): every layer of SynFlow scores sums to R_SF, so Figure 4's
+    # average score x layer size and the sum of Figure 3's incoming scores over the 15 conv
+    # layers whose units it plots (4,992 = 2x64 + 2x128 + 4x256 + 7x512) both read R_SF:
+    # two independently calibrated panels, in two PDFs, must agree.
+    fig4 = load("fig4_reference.csv")
+    synflow = fig4[fig4["method"] == "synflow"]
+    r_sf_fig4 = synflow["log10_average_score"] - synflow["log10_inverse_size"]
+    assert r_sf_fig4.max() - r_sf_fig4.min() < 0.02
+    fig3 = load("fig3_reference.csv")
+    r_sf_fig3 = np.log10(fig3.loc[fig3["method"] == "synflow", "score_in"].sum() / 15)
+    assert abs(r_sf_fig3 - r_sf_fig4.mean()) < 0.01

@@ -35,8 +35,8 @@ from .masks import (
     empty_layers,
     prunable_layers,
 )
-from .pruning import Iteration, prune_through, schedule_densities, select
 from .pathscores import check_precision, checked_pass
+from .pruning import Iteration, prune_through, schedule_densities, select
 from .scores import compute_scores, scoring_view
 from .scoring import buffer_copies
 

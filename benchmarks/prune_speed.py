@@ -58,8 +58,7 @@ def main() -> None:
     print(f"model {args.model} at {shape} ({n:,} prunable weights), device {device}, "
           f"threads {torch.get_num_threads()}, compression {args.compression:g}, "
           f"{args.iterations} iterations")
-    prune_times = {}
-    for precision, dtype in (("float64", torch.float64), ("float32", torch.float32)):
+    def timings(precision: str, dtype: torch.dtype) -> tuple[float, float]:
         dense = build().to(dtype).eval()
         ones = torch.ones(1, *shape, device=device, dtype=dtype)
 
@@ -75,9 +74,12 @@ def main() -> None:
             sync()
 
         floor()  # warm-up
-        floor_s = best_time(floor, args.repeats)
-        del dense
-        prune_s = prune_times[precision] = best_time(prune, args.repeats) - build_s
+        return best_time(floor, args.repeats), best_time(prune, args.repeats) - build_s
+
+    prune_times = {}
+    for precision, dtype in (("float64", torch.float64), ("float32", torch.float32)):
+        floor_s, prune_s = timings(precision, dtype)
+        prune_times[precision] = prune_s
         print(f"precision={precision:8} floor {floor_s:7.2f} s  synflow.prune {prune_s:7.2f} s  "
               f"ratio prune/floor {prune_s / floor_s:.2f} (goal <= 1.5)", flush=True)
     print(f"float64 / float32 prune time: {prune_times['float64'] / prune_times['float32']:.2f}")

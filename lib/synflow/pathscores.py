@@ -15,8 +15,10 @@ import torch
 
 from .scoring import call_with_weights, device_of, fresh_leaves, gradients, scoring_view
 
-# precision="float32": outside this range of R the pass is redone in float64
-FLOAT32_SAFE_RANGE = (1e-30, 1e30)
+# precision="float32": outside this range of R (or with a non-finite score) the pass is
+# redone in float64. Every score lies in [0, R], so R up to 1e36 leaves a 300x margin below
+# float32's 3.4e38; VGG-19 at 224x224 has R = 1.1e34 at init, ResNet-110 overflows.
+FLOAT32_SAFE_RANGE = (1e-30, 1e36)
 PRECISIONS = ("float64", "float32")  # the first is the default
 
 
@@ -108,8 +110,8 @@ def synflow_scores(model, layers, weights, *, input_shape, power=1, precision="f
     exact ties in exact arithmetic (every weight of a lone surviving path scores R)
     and near-ties are ranked by float64's rounding, the same on every run of a
     device. "float32" is about 4x faster on a CPU (VGG-19 at 224x224: 0.7 s vs 2.6 s
-    a pass on 2 cores) and redoes a pass in float64 when R leaves float32's safe range
-    (R of ResNet-110, ResNet-50 or VGG-19 at 224x224 at init); its masks can differ
+    a pass on 2 cores) and redoes a pass in float64 when R leaves ``FLOAT32_SAFE_RANGE``
+    or a score is not finite (R of ResNet-110 or ResNet-50 at init); its masks can differ
     from float64's among near-tied scores (at rho_max/2 on CIFAR VGG-16 in 20-48 of
     the few dozen kept weights; ``benchmarks/synflow_precision.py``), because no cheap
     check can certify a float32 ranking at the threshold of millions of scores.

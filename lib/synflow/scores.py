@@ -205,7 +205,8 @@ def check_options(method, bn_mode="eval", temperature=GRASP_TEMPERATURE,
     if precision != PRECISIONS[0] and method not in SYNFLOW_METHODS:
         raise ValueError(
             f"precision {precision!r} is for the SynFlow passes ({', '.join(sorted(SYNFLOW_METHODS))}); "
-            f"{method!r} scores in the model's own dtype: leave precision={PRECISIONS[0]!r}"
+            f"{method!r} takes no precision option (its gradients are taken in the model's "
+            f"dtype, float32 for float16/bfloat16 models): leave precision={PRECISIONS[0]!r}"
         )
     return {"bn_mode": bn_mode, "temperature": float(temperature), "precision": precision}
 

@@ -141,7 +141,7 @@ def imagenet_pruning_batches(
                         cifar.classes)
         info = DATASETS["cifar10"]
         why = "forced by source='cifar10'" if source == "cifar10" else (
-            f"no ImageNet under {data_root(root)}")
+            "no ImageNet train/ folder in the data root")
         description = (
             f"STAND-IN, not ImageNet ({why}): {len(images)} CIFAR-10 training images "
             f"({per_class} per class, seed {seed}) resized 32x32 -> {image_size}x{image_size}, "

@@ -40,12 +40,24 @@ def _leaves(model: nn.Module, transform=None) -> dict[str, torch.Tensor]:
     return leaves
 
 
-def _loss(model, leaves, buffers, data, temperature=1.0):
-    total = torch.zeros((), dtype=torch.float64)
+def _batch_gradients(model, leaves, buffers, data, temperature=1.0, direction=None):
+    """Sum over ``data``'s batches of dL_b/dp (``direction`` None) or of H_b @ direction
+    (one batch's graph alive at a time, so memory does not grow with the batch count);
+    L_b is batch b's mean cross-entropy of logits / ``temperature``."""
+    params = list(leaves.values())
+    totals = [torch.zeros_like(p) for p in params]
     for inputs, targets in data:
         logits = functional_call(model, {**leaves, **buffers}, (inputs.double(),))
-        total = total + F.cross_entropy(logits / temperature, targets)
-    return total
+        loss = F.cross_entropy(logits / temperature, targets)
+        grads = torch.autograd.grad(loss, params, create_graph=direction is not None,
+                                    allow_unused=True)
+        if direction is not None:
+            inner = sum((g * d).sum() for g, d in zip(grads, direction) if g is not None)
+            grads = torch.autograd.grad(inner, params, allow_unused=True)
+        for total, g in zip(totals, grads):
+            if g is not None:
+                total += g
+    return totals
 
 
 def parameter_scores(
@@ -98,13 +110,10 @@ def parameter_scores(
                 R = functional_call(model, {**leaves, **buffers}, (ones,)).sum()
                 grads = torch.autograd.grad(R, params, allow_unused=True)
             elif method == "snip":
-                grads = torch.autograd.grad(_loss(model, leaves, buffers, data), params,
-                                            allow_unused=True)
-            else:  # grasp: H g by a double backward pass of <g, dL/dp>
-                loss = _loss(model, leaves, buffers, data, temperature)
-                first = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
-                inner = sum((g * g.detach()).sum() for g in first if g is not None)
-                grads = torch.autograd.grad(inner, params, allow_unused=True)
+                grads = _batch_gradients(model, leaves, buffers, data)
+            else:  # grasp: H g, g summed over batches, then H_b g by a double backward
+                gradient = _batch_gradients(model, leaves, buffers, data, temperature)
+                grads = _batch_gradients(model, leaves, buffers, data, temperature, gradient)
         grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
         scores = {n: g * p.detach() for (n, p), g in zip(leaves.items(), grads)}
         if method == "snip":

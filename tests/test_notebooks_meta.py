@@ -148,7 +148,8 @@ def test_progress_echo_prints_whole_lines_only(tmp_path, capsys):
 def test_runner_writes_other_profiles_beside_the_laptop_outputs(tmp_path, monkeypatch, profile,
                                                                 in_place):
     """Only the laptop profile rewrites the committed notebooks; paper (or smoke) runs go
-    to notebooks/<profile>/ and their figures to figures/<profile>/."""
+    to notebooks/<profile>/ and their figures to figures/<profile>/; a notebook is
+    written there only after its run succeeded (a failed one leaves nothing behind)."""
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     source = notebooks / NOTEBOOKS[0].name
@@ -165,9 +166,22 @@ def test_runner_writes_other_profiles_beside_the_laptop_outputs(tmp_path, monkey
 
     monkeypatch.setattr(runner, "run_one", fake_run)
     assert runner.main(["--profile", profile, NOTEBOOKS[0].stem]) == 0
+    destination = source if in_place else notebooks / profile / source.name
+    assert targets[0].parent not in (notebooks, destination.parent)  # ran in a scratch folder
+    assert destination.read_text() == source.read_text() and not targets[0].exists()
     if in_place:
-        assert targets[0].parent != notebooks and source.exists()
         assert "SYNFLOW_FIGURES" not in os.environ
     else:
-        assert targets == [notebooks / profile / source.name]
         assert os.environ["SYNFLOW_FIGURES"] == str(tmp_path / "figures" / profile)
+
+    def failing_run(notebook, target, parameters, prepare_only):
+        target.write_text("half-written")
+        raise RuntimeError("a cell failed")
+
+    if not in_place:
+        destination.unlink()
+    before = source.read_text()
+    monkeypatch.setattr(runner, "run_one", failing_run)
+    assert runner.main(["--profile", profile, NOTEBOOKS[0].stem]) == 1
+    assert source.read_text() == before  # the committed notebook is untouched
+    assert in_place or not destination.exists()  # nothing half-written where outputs go

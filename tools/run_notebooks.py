@@ -6,12 +6,13 @@ Every ``notebooks/NN_*.ipynb`` (or only the NAMEs given, e.g. ``00_quickstart``)
 gets its section of ``notebooks/params/<profile>.yaml`` injected after its
 cell tagged ``parameters`` and is run on this interpreter's ``python3`` kernel.
 Without ``--output-dir``, at the laptop profile (the committed outputs) the
-notebooks are rewritten in place, but only once they ran without error (a failed
-run is kept in a temporary folder, whose path is printed); at another profile they
-are written to ``notebooks/<profile>/`` and their figures go to
-``figures/<profile>/`` (unless $SYNFLOW_FIGURES says otherwise), beside the
-laptop ones. ``--prepare-only`` injects the parameters without executing, so
-the committed outputs stay in place (used by ``make test`` for nbval).
+notebooks are rewritten in place; at another profile they are written to
+``notebooks/<profile>/`` and their figures go to ``figures/<profile>/`` (unless
+$SYNFLOW_FIGURES says otherwise), beside the laptop ones. Either way a notebook
+is written only once it ran without error (a failed run is kept in a temporary
+folder, whose path is printed). ``--prepare-only`` injects the parameters
+without executing, so the committed outputs stay in place (used by ``make test``
+for nbval).
 Every written notebook is cleaned with nbstripout, keeping outputs and
 execution counts, and papermill's paths and timings are removed, so a rerun
 with the same results gives the same file. SYNFLOW_QUIET defaults to 1 (no
@@ -228,9 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     for notebook, parameters in jobs:
         start = time.perf_counter()
         print(f"{verb} {notebook.name} at profile {args.profile} {parameters}", flush=True)
-        if output_dir:
-            target = output_dir / notebook.name
-        else:  # run into a scratch copy; replace the notebook only on success
+        destination = output_dir / notebook.name if output_dir else notebook
+        if args.prepare_only:
+            target = destination
+        else:  # run into a scratch copy; write the destination only on success
             target = Path(tempfile.mkdtemp(prefix=f"{notebook.stem}-")) / notebook.name
         try:
             run_one(notebook, target, parameters, args.prepare_only)
@@ -241,11 +243,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"FAILED {notebook.name}: {type(error).__name__}: {error}", file=sys.stderr)
             print(f"  the failed notebook is at {target}", file=sys.stderr)
             continue
-        if not output_dir:
-            shutil.copyfile(target, notebook)
+        if target != destination:
+            shutil.copyfile(target, destination)
             shutil.rmtree(target.parent)
-        print(f"  done in {time.perf_counter() - start:.1f} s -> "
-              f"{target if output_dir else notebook}", flush=True)
+        print(f"  done in {time.perf_counter() - start:.1f} s -> {destination}", flush=True)
 
     done = len(jobs) - len(failures)
     print(f"run_notebooks: {done} of {len(jobs)} notebook(s) {past} "

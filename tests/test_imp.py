@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 
 import pytest
 import torch
@@ -130,3 +131,16 @@ def test_layer_records_and_test_subset(env):
     first = [r for r in rows if r["epoch"] == 0]
     assert all(r["mean_sq"] == pytest.approx(r["total_sq"] / r["size"]) for r in first)
     assert len(result["history"]) == 2
+
+
+def test_reinit_redraws_from_the_models_own_init(env, spy):
+    """The toy MLP's init is PyTorch's default, U(+-1/sqrt(fan_in)): the redrawn kept
+    weights stay inside that bound (a Kaiming-normal redraw leaves it for about half)."""
+    execution.execute(config(pruner="random", compression=2, mask="reinit", init="authors"))
+    (mask, state), = spy
+    after = weights(state)
+    layers = synflow.prunable_layers(synflow.build_model("mlp", num_classes=3,
+                                                         input_shape=(1, 8, 8), width=0.2))
+    for name, m in mask.items():
+        bound = 1 / math.sqrt(layers[name].weight.shape[1])
+        assert 0 < after[name][m].abs().max() <= bound, name

@@ -219,3 +219,42 @@ def test_tiny_imagenet_vgg_is_the_authors_layout():
 def test_tiny_imagenet_vgg_refuses_inputs_too_small_for_five_pools():
     with pytest.raises(ValueError, match=r"at least \(C, 32, 32\).*\(3, 16, 16\)"):
         synflow.build_model("vgg11_tiny", input_shape=(3, 16, 16))
+
+
+@pytest.mark.parametrize("built, init", [("pytorch_default", "kaiming_fan_in"),
+                                         ("pytorch_default", "vgg_fan_out"),
+                                         ("pytorch_default", "resnet_fan_out"),
+                                         ("vgg_fan_out", "pytorch_default")])
+def test_reinitialize_kept_redraws_from_the_named_inits_law(built, init):
+    """Frankle et al.'s "reinit" check: every kept weight redrawn from ``init``'s law
+    (whatever the model was built with), biases and BatchNorm left as they were."""
+    model = synflow.build_model("vgg11_bn", width=0.25, seed=4, init=built)
+    synflow.apply_masks(model, {n: torch.ones_like(m.weight, dtype=torch.bool)
+                                for n, m in synflow.prunable_layers(model).items()})
+    before = {n: m.weight.detach().clone() for n, m in synflow.prunable_layers(model).items()}
+    others = {n: p.detach().clone() for n, p in model.named_parameters()
+              if not n.endswith("weight_orig")}
+    synflow.reinitialize_kept(model, seed=5, init=init)
+    after = {n: m.weight.detach().clone() for n, m in synflow.prunable_layers(model).items()}
+    assert all(not torch.equal(before[n], after[n]) for n in before)
+    assert all(torch.equal(p, dict(model.named_parameters())[n]) for n, p in others.items())
+    if init in ("kaiming_fan_in", "vgg_fan_out"):  # laws with zero biases: only weights redrawn
+        with torch.no_grad():
+            for module in synflow.prunable_layers(model).values():
+                module.bias.zero_()
+    if init == "pytorch_default":  # vgg_fan_out built zero biases; the law's bias check needs them
+        for name, module in synflow.prunable_layers(model).items():
+            fan_in, _ = fans(module)
+            bound = 1 / math.sqrt(fan_in)
+            assert module.weight.abs().max() <= bound, name
+            std = bound / math.sqrt(3)
+            assert abs(module.weight.double().std().item() - std) < SIGMAS * std / math.sqrt(
+                module.weight.numel()), name
+    else:
+        check(model, init)
+
+
+def test_reinitialize_kept_refuses_an_unknown_init():
+    model = synflow.build_model("mlp", seed=0)
+    with pytest.raises(ValueError, match="'authors' is not allowed; choose one of: kaiming_fan_in"):
+        synflow.reinitialize_kept(model, init="authors")

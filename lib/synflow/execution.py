@@ -37,7 +37,7 @@ from .masks import (
     reinitialize_kept,
     shuffle_masks,
 )
-from .models import build_model
+from .models import build_model, model_init
 from .pruning import prune
 from .scores import DATA_METHODS
 from .store import FORMAT_VERSION, RunConfig
@@ -172,7 +172,8 @@ def execute(
             model = build()  # the same initial weights, unmasked
             apply_masks(model, masks)
         elif config.mask == "reinit":
-            reinitialize_kept(model, seed=config.seed)
+            init = model_init(config.model, config.init)  # redraw from the net's own law
+            reinitialize_kept(model, seed=config.seed, init=init)
     if progress["prune_seconds"] is None:
         progress["prune_seconds"] = time.perf_counter() - start
     prune_seconds = progress["prune_seconds"]

@@ -23,8 +23,10 @@ fan_in = in_channels * kh * kw (Linear: in_features), fan_out = out_channels * k
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -96,6 +98,55 @@ INITS: dict[str, Callable[[nn.Module], nn.Module]] = {
     "vgg_fan_out": vgg_fan_out,
     "pytorch_default": pytorch_default,
 }
+
+
+# The weight law of each init per layer kind, as functions of (weight, generator) that
+# redraw in place: the same laws the functions above apply, seeded by the caller's
+# generator (used by synflow.masks.reinitialize_kept, Frankle et al.'s "reinit" check).
+# "pytorch_default" is what a layer's reset_parameters draws: kaiming_uniform_, a = sqrt(5).
+def _fan_in_normal(weight, generator):
+    nn.init.kaiming_normal_(weight, generator=generator)
+
+
+def _fan_out_normal(weight, generator):
+    nn.init.kaiming_normal_(weight, mode="fan_out", nonlinearity="relu", generator=generator)
+
+
+def _normal_001(weight, generator):
+    nn.init.normal_(weight, 0.0, 0.01, generator=generator)
+
+
+def _torch_default(weight, generator):
+    nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
+
+
+WEIGHT_LAWS: dict[str, dict[str, Callable]] = {
+    "kaiming_fan_in": {"conv": _fan_in_normal, "linear": _fan_in_normal},
+    "resnet_fan_out": {"conv": _fan_out_normal, "linear": _torch_default},
+    "vgg_fan_out": {"conv": _fan_out_normal, "linear": _normal_001},
+    "pytorch_default": {"conv": _torch_default, "linear": _torch_default},
+}
+
+
+def redraw_weight(init: str, module: nn.Module, weight: torch.Tensor,
+                  generator: torch.Generator | None = None) -> None:
+    """Fill ``weight`` (a tensor of ``module``'s weight shape, any float dtype, on the
+    CPU) in place with a fresh draw from ``init``'s law for that layer (Conv1d/2d/3d:
+    its "conv" law, Linear: its "linear" law, see :data:`WEIGHT_LAWS`).
+
+    Raises ValueError for an init that is not a key of ``INITS`` (naming the allowed
+    ones), TypeError for a module that is neither a convolution nor Linear."""
+    if init not in WEIGHT_LAWS:
+        raise ValueError(f"init {init!r} is not allowed; choose one of: {', '.join(WEIGHT_LAWS)}")
+    if isinstance(module, nn.Linear):
+        kind = "linear"
+    elif isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        kind = "conv"
+    else:
+        raise TypeError(f"{type(module).__name__} has no init law; a Conv or Linear layer is needed")
+    WEIGHT_LAWS[init][kind](weight, generator)
+
+
 AUTHORS = "authors"  # build_model's default: each model's family init (MODEL_INITS)
 INIT_CHOICES = (AUTHORS, *INITS)
 

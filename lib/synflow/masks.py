@@ -32,6 +32,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils import prune as torch_prune
 
+from .inits import redraw_weight
+
 PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 # torch.nn modules whose forward reads a descendant layer's ``.weight`` directly instead
 # of calling that layer: MultiheadAttention reads ``out_proj.weight`` (also inside
@@ -281,14 +283,23 @@ def shuffle_masks(masks: Masks, seed: int = 0) -> Masks:
     return shuffled
 
 
-def reinitialize_kept(model: nn.Module, seed: int = 0) -> None:
-    """Draw new Kaiming-normal values for every prunable weight, keeping the masks."""
+def reinitialize_kept(model: nn.Module, seed: int = 0, init: str = "kaiming_fan_in") -> None:
+    """Redraw every prunable weight from ``init``'s law, keeping the masks (pruned
+    weights stay 0); biases and other parameters are left as they are.
+
+    The "reinit" sanity check of Frankle et al. (ICLR 2021): the mask as found, the
+    kept weights re-initialised from the network's own initial distribution, so pass
+    the model's init (``synflow.models.model_init(name)``; a key of
+    ``synflow.inits.INITS``, see :data:`synflow.inits.WEIGHT_LAWS`). ``seed`` fixes the
+    draw (one CPU stream through the layers in order). Raises ValueError for an
+    unknown ``init``.
+    """
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for module in prunable_layers(model).values():
             target = module.weight_orig if is_masked(module) else module.weight
             fresh = torch.empty(target.shape, dtype=target.dtype)
-            nn.init.kaiming_normal_(fresh, generator=generator)
+            redraw_weight(init, module, fresh, generator)
             target.copy_(fresh.to(target.device))
             if is_masked(module):
                 target.mul_(module.weight_mask)

@@ -57,7 +57,7 @@ class RunConfig:
     * ``mask``: "as_found" (the pruner's mask on the initial weights),
       "shuffled" (each layer's mask randomly permuted within the layer,
       :func:`synflow.masks.shuffle_masks`, on the same initial weights) or
-      "reinit" (the mask as found, the kept weights redrawn,
+      "reinit" (the mask as found, the kept weights redrawn from the model's init,
       :func:`synflow.masks.reinitialize_kept`); both seeded by ``seed``. The
       sanity checks of Frankle et al. (ICLR 2021).
     * ``cycles``: 0 prunes at initialization; ``k >= 1`` is iterative

@@ -117,6 +117,24 @@ def test_runner_rejects_a_parameter_the_notebook_does_not_declare(tmp_path):
         runner.find_notebooks(["99_missing"])
 
 
+def test_clean_cuts_this_checkouts_path_from_printed_text(tmp_path):
+    """A warning printed in a cell names its file by absolute path; the saved notebook
+    names it relative to the repository (committed outputs name no machine)."""
+    import nbformat
+
+    warning = f"{runner.ROOT}{os.sep}lib{os.sep}synflow{os.sep}analysis.py:560: ScoreWarning: x\n"
+    cell = nbformat.v4.new_code_cell("f()", execution_count=1, outputs=[
+        nbformat.v4.new_output("stream", name="stderr", text=warning),
+        nbformat.v4.new_output("stream", name="stdout", text="/elsewhere/a.py stays\n")])
+    path = tmp_path / "n.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)
+    runner.clean(path)
+    outputs = nbformat.read(path, as_version=4).cells[0].outputs
+    assert outputs[0].text == warning.replace(f"{runner.ROOT}{os.sep}", "")
+    assert outputs[0].text.startswith(f"lib{os.sep}synflow") and str(runner.ROOT) not in path.read_text()
+    assert outputs[1].text == "/elsewhere/a.py stays\n"
+
+
 def test_saved_figures_are_byte_stable(tmp_path, monkeypatch):
     from synflow.plotting import plt, save_figure
 

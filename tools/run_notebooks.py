@@ -33,6 +33,7 @@ import threading
 import time
 from pathlib import Path
 
+import nbformat
 import papermill
 import yaml
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
@@ -131,12 +132,22 @@ def ensure_kernel() -> None:
 
 
 def clean(path: Path) -> None:
-    """nbstripout keeping outputs and execution counts, dropping papermill's metadata."""
+    """nbstripout keeping outputs and execution counts, dropping papermill's metadata;
+    this checkout's absolute path in printed text (e.g. a warning's file name) is cut
+    to the path relative to the repository, so no outputs name the machine they ran on."""
     subprocess.run(
         [sys.executable, "-m", "nbstripout", "--keep-output", "--keep-count",
          "--extra-keys", VOLATILE_KEYS, str(path)],
         check=True,
     )
+    notebook = nbformat.read(path, as_version=4)
+    prefix, changed = f"{ROOT}{os.sep}", False
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and prefix in output.get("text", ""):
+                output["text"], changed = output["text"].replace(prefix, ""), True
+    if changed:
+        nbformat.write(notebook, path)
 
 
 def echo_progress(log: Path, stop: threading.Event) -> None:

@@ -37,6 +37,26 @@ def _batch_norm_one_zero(module: nn.Module) -> None:
     nn.init.zeros_(module.bias)
 
 
+# The weight laws, as functions of (weight, generator) that draw in place: the init
+# functions below apply them with the global generator (generator=None), and
+# :func:`redraw_weight` with a caller's one (synflow.masks.reinitialize_kept, Frankle et
+# al.'s "reinit" check). "_torch_default" is what a layer's reset_parameters draws.
+def _fan_in_normal(weight, generator=None):
+    nn.init.kaiming_normal_(weight, generator=generator)  # mode fan_in, gain sqrt(2)
+
+
+def _fan_out_normal(weight, generator=None):
+    nn.init.kaiming_normal_(weight, mode="fan_out", nonlinearity="relu", generator=generator)
+
+
+def _normal_001(weight, generator=None):
+    nn.init.normal_(weight, 0.0, 0.01, generator=generator)
+
+
+def _torch_default(weight, generator=None):
+    nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
+
+
 def kaiming_fan_in(model: nn.Module) -> nn.Module:
     """Kaiming normal, fan_in, ReLU gain, for every Conv2d and Linear weight: std
     sqrt(2 / fan_in); their biases 0; BatchNorm weight 1, bias 0. The authors' CIFAR
@@ -44,7 +64,7 @@ def kaiming_fan_in(model: nn.Module) -> nn.Module:
     until the per-family inits, this project's init for every model."""
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_normal_(module.weight)  # mode fan_in, gain sqrt(2)
+            _fan_in_normal(module.weight)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
         elif isinstance(module, _BATCH_NORMS):
@@ -60,7 +80,7 @@ def resnet_fan_out(model: nn.Module) -> nn.Module:
     torchvision's ResNet init."""
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            _fan_out_normal(module.weight)
         elif isinstance(module, _BATCH_NORMS):
             _batch_norm_one_zero(module)
     return model
@@ -73,11 +93,11 @@ def vgg_fan_out(model: nn.Module) -> nn.Module:
     VGG init) and Tiny ImageNet VGGs (Figure 6; their Models/tinyimagenet_vgg.py)."""
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            _fan_out_normal(module.weight)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, 0.0, 0.01)
+            _normal_001(module.weight)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
         elif isinstance(module, _BATCH_NORMS):
@@ -100,26 +120,7 @@ INITS: dict[str, Callable[[nn.Module], nn.Module]] = {
 }
 
 
-# The weight law of each init per layer kind, as functions of (weight, generator) that
-# redraw in place: the same laws the functions above apply, seeded by the caller's
-# generator (used by synflow.masks.reinitialize_kept, Frankle et al.'s "reinit" check).
-# "pytorch_default" is what a layer's reset_parameters draws: kaiming_uniform_, a = sqrt(5).
-def _fan_in_normal(weight, generator):
-    nn.init.kaiming_normal_(weight, generator=generator)
-
-
-def _fan_out_normal(weight, generator):
-    nn.init.kaiming_normal_(weight, mode="fan_out", nonlinearity="relu", generator=generator)
-
-
-def _normal_001(weight, generator):
-    nn.init.normal_(weight, 0.0, 0.01, generator=generator)
-
-
-def _torch_default(weight, generator):
-    nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
-
-
+# every init's weight law per layer kind ("pytorch_default": what reset_parameters drew)
 WEIGHT_LAWS: dict[str, dict[str, Callable]] = {
     "kaiming_fan_in": {"conv": _fan_in_normal, "linear": _fan_in_normal},
     "resnet_fan_out": {"conv": _fan_out_normal, "linear": _torch_default},

@@ -1,0 +1,82 @@
+"""Run identities pinned as literals (as open_lth's lottery/test/test_desc.py pins its runs).
+
+A run's folder name and hash come from its RunConfig; a stored run is found again only
+while they stay the same. These literals were written by the code before the package was
+split into layers (commit 6ac611a): any change to a name, a hash, or a training notebook's
+planned runs at any profile fails here. The stored runs under tests/fixtures/stored_runs/
+were written by that code too, and must still load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from synflow import launch, store, sweeps
+
+R = store.RunConfig
+FIXTURES = Path(__file__).parent / "fixtures" / "stored_runs"
+
+NAMES = {
+    'dense': (R(model='vgg16_bn', dataset='cifar10', pruner='dense', compression=1.0, width=1.0, iterations=1, schedule='exponential', scope='global', invert=False, seed=0, subset=None, prune_per_class=10, preset=None, epochs=None, lr=None, batch_size=None, mask='as_found', cycles=0, rewind=True, test_subset=None, record_layers=False, bn_mode='eval', init='authors'), 'vgg16_bn-w1-cifar10-dense-s0-f16a1797f5'),
+    'synflow': (R(model='vgg16_bn', dataset='cifar10', pruner='synflow', compression=100.0, width=0.125, iterations=100, schedule='exponential', scope='global', invert=False, seed=0, subset=250, prune_per_class=10, preset=None, epochs=10, lr=0.05, batch_size=64, mask='as_found', cycles=0, rewind=True, test_subset=100, record_layers=False, bn_mode='eval', init='authors'), 'vgg16_bn-w0.125-cifar10-synflow-c100-s0-5043ca180f'),
+    'snip_bn_train': (R(model='vgg11_bn', dataset='cifar10', pruner='snip', compression=10.0, width=1.0, iterations=1, schedule='exponential', scope='global', invert=False, seed=2, subset=None, prune_per_class=10, preset=None, epochs=None, lr=None, batch_size=None, mask='as_found', cycles=0, rewind=True, test_subset=None, record_layers=False, bn_mode='train', init='authors'), 'vgg11_bn-w1-cifar10-snip-c10-bntrain-s2-e09b39c628'),
+    'imp': (R(model='vgg11_bn', dataset='cifar10', pruner='magnitude', compression=100.0, width=0.125, iterations=1, schedule='exponential', scope='global', invert=False, seed=0, subset=None, prune_per_class=10, preset=None, epochs=None, lr=None, batch_size=None, mask='as_found', cycles=3, rewind=False, test_subset=None, record_layers=False, bn_mode='eval', init='authors'), 'vgg11_bn-w0.125-cifar10-magnitude-c100-imp3norewind-s0-c1800d4559'),
+    'shuffled': (R(model='resnet20', dataset='cifar100', pruner='grasp', compression=31.622776601683793, width=1.0, iterations=1, schedule='exponential', scope='global', invert=False, seed=1, subset=None, prune_per_class=10, preset=None, epochs=None, lr=None, batch_size=None, mask='shuffled', cycles=0, rewind=True, test_subset=None, record_layers=False, bn_mode='eval', init='authors'), 'resnet20-w1-cifar100-grasp-c31.62-shuffled-s1-cc00dffd0f'),
+    'reinit_init': (R(model='mlp', dataset='mnist', pruner='random_erk', compression=1000.0, width=1.0, iterations=1, schedule='linear', scope='local', invert=True, seed=0, subset=None, prune_per_class=10, preset=None, epochs=None, lr=None, batch_size=None, mask='reinit', cycles=0, rewind=True, test_subset=None, record_layers=False, bn_mode='eval', init='kaiming_fan_in'), 'mlp-w1-mnist-random_erk-c1000-reinit-init_kaiming_fan_in-s0-495a4778de'),
+    'preset': (R(model='vgg11', dataset='cifar10', pruner='dense', compression=1.0, width=1.0, iterations=1, schedule='exponential', scope='global', invert=False, seed=0, subset=None, prune_per_class=10, preset='toy', epochs=None, lr=None, batch_size=None, mask='as_found', cycles=0, rewind=True, test_subset=None, record_layers=True, bn_mode='eval', init='authors'), 'vgg11-w1-cifar10-dense-s0-cf3aad41e8'),
+    'tiny': (R(model='vgg16_bn_tiny', dataset='tinyimagenet', pruner='synflow_l2', compression=10.0, width=1.0, iterations=100, schedule='exponential', scope='global', invert=False, seed=0, subset=None, prune_per_class=10, preset=None, epochs=None, lr=None, batch_size=None, mask='as_found', cycles=0, rewind=True, test_subset=None, record_layers=False, bn_mode='eval', init='authors'), 'vgg16_bn_tiny-w1-tinyimagenet-synflow_l2-c10-s0-dcf7849c7f'),
+}
+PLANS = {
+    ('04_accuracy_vs_compression', 'smoke'): (6, '8ace91613b9cb1b3'),
+    ('04_accuracy_vs_compression', 'laptop'): (78, '648ec1a9ea24da40'),
+    ('04_accuracy_vs_compression', 'paper'): (2376, '421b3d43f052847a'),
+    ('05_iterative_magnitude_pruning', 'smoke'): (9, '76f45895dba038a3'),
+    ('05_iterative_magnitude_pruning', 'laptop'): (16, '7b67146b8727d467'),
+    ('05_iterative_magnitude_pruning', 'paper'): (67, '18ab4b1196d67a8b'),
+    ('06_sanity_checks', 'smoke'): (24, 'fb329b83a2d00f90'),
+    ('06_sanity_checks', 'laptop'): (94, '9f5c5afba82de4a7'),
+    ('06_sanity_checks', 'paper'): (219, '10de71e5e57c13d8'),
+}
+
+
+@pytest.mark.parametrize("label", sorted(NAMES))
+def test_run_names_and_hashes_are_pinned(label):
+    config, name = NAMES[label]
+    assert config.name() == name
+    assert config.key() == name.rsplit("-", 1)[1]
+
+
+@pytest.mark.parametrize(("notebook", "profile"), sorted(PLANS))
+def test_every_training_notebooks_planned_runs_are_pinned(notebook, profile):
+    runs = launch.planned_runs([notebook], profile)
+    names = sorted(f"{experiment}/{config.name()}" for experiment, config in runs)
+    digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+    assert (len(runs), digest) == PLANS[(notebook, profile)]
+
+
+def test_the_pins_cover_every_training_notebook_and_profile():
+    assert set(PLANS) == {(n, p) for n in sweeps.BUILDERS for p in sweeps.PROFILES}
+
+
+STORED = sorted(p.parent.name for p in FIXTURES.glob("*/run.json"))
+
+
+@pytest.mark.parametrize("folder", STORED)
+def test_runs_stored_by_earlier_code_still_load(folder, tmp_path):
+    # the folder as the earlier code wrote it, in an experiment of a fresh results store
+    experiment = tmp_path / "results" / "fixture" / folder
+    experiment.mkdir(parents=True)
+    (experiment / "run.json").write_bytes((FIXTURES / folder / "run.json").read_bytes())
+    loaded = store.load_result(experiment / "run.json")
+    config = store.config_from_dict(loaded["config"])
+    assert config.name() == folder
+    # found by its config and not moved aside: the store would not run it again
+    assert store.stored_result(config, "fixture", tmp_path / "results") == loaded
+    assert (experiment / "run.json").is_file()
+
+
+def test_there_are_stored_fixtures():
+    assert len(STORED) >= 2

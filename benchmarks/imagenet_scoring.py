@@ -1,7 +1,7 @@
 """Time and peak memory of one scoring pass on the ImageNet VGG-19 (Figures 2-4 and 7).
 
 Each measurement runs in a fresh process (so its peak resident memory, ru_maxrss, is
-its own): SNIP and GraSP on ``--images`` pruning images (synflow.imagenet, ImageNet or
+its own): SNIP and GraSP on ``--images`` pruning images (synflow.data.imagenet, ImageNet or
 the CIFAR-10 stand-in, in batches of ``--batch-size``), and one SynFlow pass in float32
 and in float64. Prints seconds and peak GiB per case, and GraSP's seconds per image.
 
@@ -24,8 +24,8 @@ def one(case: str, images: int, batch_size: int, width: float, size: int) -> dic
     import torch
 
     import synflow
-    from synflow import pathscores
-    from synflow.imagenet import imagenet_pruning_batches
+    from synflow.core.scorers import synflow as pathscores
+    from synflow.data.imagenet import imagenet_pruning_batches
 
     shape = (3, size, size)
     model = synflow.build_model("vgg19_imagenet", num_classes=1000, input_shape=shape,

@@ -2,7 +2,7 @@
 
     python benchmarks/paper_gpu_hours.py [--profile paper] [--tflops 30 60]
 
-For every run of ``synflow.sweeps.configs(notebook, profile_params(notebook, profile))``:
+For every run of ``synflow.experiments.sweeps.configs(notebook, profile_params(notebook, profile))``:
 multiply-adds per image of one forward pass, counted with hooks on every Conv2d and
 Linear of the full network (dense: a masked layer costs the same on a GPU), times
 2 FLOP per multiply-add, times 3 for forward + backward on each training image and
@@ -20,8 +20,8 @@ import functools
 
 import torch
 
-from synflow import sweeps
 from synflow.data import DATASETS
+from synflow.experiments import sweeps
 from synflow.models import build_model
 
 # training and test images of the standard splits (Tiny ImageNet: its labelled val split)

@@ -19,8 +19,8 @@ import time
 import torch
 
 import synflow
-from synflow import pathscores
 from synflow.analysis import max_compression
+from synflow.core.scorers import synflow as pathscores
 
 INITS = ["ours:0", "ours:1", "ours:2", "ours:3", "ours:4",
          "independent:2", "independent:3", "independent:4", "default:0", "default:1"]
@@ -63,7 +63,7 @@ def main() -> None:
     print("init            empty(f32) empty(f64) differing  f64-passes  f32-s  f64-s")
     for init in args.inits:
         rho = max_compression(build(args.model, args.width, init)) / 2
-        densities = synflow.pruning.schedule_densities(rho, args.iterations, "exponential")
+        densities = synflow.core.schedules.schedule_densities(rho, args.iterations, "exponential")
         passes.clear()
         pathscores.synflow_pass = counting
         try:

@@ -3,7 +3,7 @@
 For CIFAR VGG-16 (BN) at width 1/4 and ResNet-20, on the CPU (and on CUDA when
 available), prints
 
-1. images/s of ``synflow.train``'s training step on a pruned (masked) model
+1. images/s of ``synflow.training``'s training step on a pruned (masked) model
    against a plain dense PyTorch loop (same model, same batch, same SGD; on
    CUDA both channels-last under bf16 autocast). Goal: masked/dense time <= 1.05.
 2. the time of an epoch fed by ``synflow.data.Batches`` (shuffle, batched crop +
@@ -26,7 +26,9 @@ import torch
 import torch.nn.functional as F
 
 import synflow
-from synflow import data, train
+from synflow import data
+from synflow.training import loop as train_loop
+from synflow.training import presets
 
 MODELS = (("vgg16_bn", 0.25), ("resnet20", 1.0))
 
@@ -76,8 +78,8 @@ def dense_loop(model, batches, config, device):
 
 
 def ours(model, batches, config, device):
-    optimizer, _ = train.optimizer_for(model, config)
-    return lambda: train.train_epoch(model, batches, optimizer, device)
+    optimizer, _ = train_loop.optimizer_for(model, config)
+    return lambda: train_loop.train_epoch(model, batches, optimizer, device)
 
 
 def best_of(functions: dict, device, repeats: int) -> dict:
@@ -119,7 +121,7 @@ def main() -> None:
         memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
         models = [(m.split(":")[0], float(m.split(":")[1])) for m in args.model or []]
         for name, width in models or MODELS:
-            config = train.preset(name, "cifar10")
+            config = presets.preset(name, "cifar10")
             label = f"{name} width {width:g} on {device.type}"
 
             # 1. one fixed batch, many steps: our masked step vs a plain dense loop

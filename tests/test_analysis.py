@@ -12,6 +12,7 @@ from torch import nn
 
 import synflow
 from synflow import analysis
+from synflow.core.schedules import schedule_densities
 
 
 def chain(widths, activation=nn.ReLU, bias=True, seed=0):
@@ -20,7 +21,7 @@ def chain(widths, activation=nn.ReLU, bias=True, seed=0):
     layers = []
     for fan_in, fan_out in itertools.pairwise(widths):
         layers += [nn.Linear(fan_in, fan_out, bias=bias), activation()]
-    return synflow.models.init_weights(nn.Sequential(*layers[:-1]))
+    return synflow.models.inits.kaiming_fan_in(nn.Sequential(*layers[:-1]))
 
 
 def small_cnn(seed=0):
@@ -38,7 +39,7 @@ def small_cnn(seed=0):
         nn.ReLU(),
         nn.Linear(6, 3),
     )
-    return synflow.models.init_weights(net)
+    return synflow.models.inits.kaiming_fan_in(net)
 
 
 def path_products(matrices):
@@ -136,7 +137,7 @@ def test_conservation_breaks_for_tanh_biases_left_out_and_batchnorm_in_train_mod
     assert analysis.neuronwise_residual(left_out) > 1e-6
 
     torch.manual_seed(0)
-    bn = synflow.models.init_weights(
+    bn = synflow.models.inits.kaiming_fan_in(
         nn.Sequential(nn.Linear(5, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
     )
     for train, conserved in ((False, True), (True, False)):
@@ -294,7 +295,7 @@ def test_synflow_iterations_match_synflow_prune():
     def factory():
         return synflow.build_model("conv", input_shape=(3, 8, 8), width=0.25, seed=0)
 
-    densities = analysis.schedule_densities(30.0, 5, "exponential")
+    densities = schedule_densities(30.0, 5, "exponential")
     model = factory()
     steps = analysis.synflow_iterations(model, densities, (3, 8, 8))
     kept_per_step = []
@@ -341,7 +342,7 @@ def test_iterative_masks_match_synflow_prune(method):
         return synflow.build_model("conv", input_shape=(3, 8, 8), width=0.25, seed=0)
 
     data = [(torch.randn(6, 3, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(6))]
-    densities = analysis.schedule_densities(20.0, 4, "exponential")
+    densities = schedule_densities(20.0, 4, "exponential")
     ours = analysis.iterative_masks(
         factory(), method, densities, data=data, input_shape=(3, 8, 8), seed=5,
         stop_on_collapse=False,

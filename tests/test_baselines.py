@@ -1,4 +1,4 @@
-"""synflow.baselines: ERK random pruning; the data-free SynFlow-L2 score; inverted scores."""
+"""synflow.core.scorers.erk: ERK random pruning; the data-free SynFlow-L2 score; inverted scores."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 import synflow
-from synflow import baselines
-from synflow.scores import SCORERS
+from synflow.core.scorers import SCORERS
+from synflow.core.scorers import erk as baselines
 
 
 def vgg(seed=0):

@@ -1,5 +1,5 @@
 """Claims, stale-claim takeover, concurrent workers, failure records, retries and damaged
-results in the store (synflow.claims, synflow.store)."""
+results in the store (synflow.experiments.claims, synflow.experiments.store)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from synflow import claims, execution, store
+from synflow.experiments import claims, execution, runconfig, store
+from synflow.experiments.results import RunResult
 
 BASE = store.RunConfig("mlp", "blobs", pruner="magnitude", compression=4, width=0.2, epochs=1,
                        batch_size=12, lr=0.05)
@@ -131,7 +132,7 @@ def test_bad_stale_after_is_named(tmp_path, monkeypatch):
 
 WORKER = textwrap.dedent("""
     import json, os, sys, time
-    from synflow import execution, launch, store
+    from synflow.experiments import execution, launch, store
     runs, log = json.loads(sys.argv[1]), sys.argv[2]
     original = execution.execute
 
@@ -154,7 +155,7 @@ def test_two_worker_processes_never_train_the_same_run(env):
                                 stdout=subprocess.PIPE, text=True) for _ in range(2)]
     summaries = [json.loads(w.communicate(timeout=300)[0].splitlines()[-1]) for w in workers]
     executed = log.read_text().splitlines()
-    assert sorted(executed) == sorted(store.config_from_dict(r).name() for _, r in runs)
+    assert sorted(executed) == sorted(runconfig.config_from_dict(r).name() for _, r in runs)
     assert sum(s["ran"] for s in summaries) == 4 and not any(s["failed"] for s in summaries)
     assert len(store.frame("exp")) == 4
 
@@ -163,14 +164,6 @@ def test_a_run_held_by_another_worker_raises_run_busy(env):
     claims.claim_run(store.run_dir(BASE, "exp"), stale_after=600)
     with pytest.raises(store.RunBusy, match=r"being run by another worker .*claim.json"):
         store.run_or_load(BASE, "exp")
-
-
-def test_results_are_written_exactly_once(tmp_path):
-    store.write_json(tmp_path / "run.json", {"v": 1}, exclusive=True)
-    with pytest.raises(FileExistsError):
-        store.write_json(tmp_path / "run.json", {"v": 2}, exclusive=True)
-    assert json.loads((tmp_path / "run.json").read_text()) == {"v": 1}
-    assert os.listdir(tmp_path) == ["run.json"]
 
 
 # ------------------------------------------------------------------ failures
@@ -205,13 +198,13 @@ def test_a_failing_run_is_recorded_and_not_retried_unless_asked(env, broken, mon
     assert summary["failed before"] == 1 and summary["ran"] == 1
     broken()  # repaired
     result = store.run_or_load(BASE, "exp", retry_failed=True)
-    assert result["metrics"]["kept"] and store.failure(BASE, "exp") is None
+    assert result.metrics["kept"] and store.failure(BASE, "exp") is None
 
 
 def execution_summary(other):
-    from synflow import launch
+    from synflow.experiments import launch
 
-    worker = launch.Worker(str(store._results(None)), retry_failed=False)
+    worker = launch.Worker(str(store.results_root()), retry_failed=False)
     return worker([("exp", dataclasses.asdict(BASE)), ("exp", dataclasses.asdict(other))])
 
 
@@ -227,7 +220,7 @@ def test_a_damaged_run_json_is_named_and_moved_aside_when_resuming(env):
         store.frame("exp")
     with pytest.warns(UserWarning, match=r"run.json is damaged.*moved it to .*damaged-"):
         result = store.run_or_load(BASE, "exp")
-    assert result["metrics"]["kept"] > 0 and store.load_result(path)["key"] == BASE.key()
+    assert result.metrics["kept"] > 0 and RunResult.read(path).key == BASE.key()
     aside = list(path.parent.glob("run.json.damaged-*"))
     assert len(aside) == 1 and aside[0].read_text() == text[: len(text) // 2]  # kept
     assert len(store.frame("exp")) == 1

@@ -10,14 +10,14 @@ import torch
 from torch import nn
 
 import synflow
-from synflow.scores import synflow_pass
+from synflow.core.scorers.synflow import synflow_pass
 
 RELATIVE = 1e-10
 
 
 def float64_synflow(model, input_shape):
     layers = synflow.prunable_layers(model)
-    weights = {name: synflow.effective_weight(m) for name, m in layers.items()}
+    weights = {name: synflow.core.masks.effective_weight(m) for name, m in layers.items()}
     R, scores = synflow_pass(model, layers, weights, input_shape, torch.float64)
     return float(R), list(scores.values())
 

@@ -17,7 +17,8 @@ import torchvision.datasets as tvd
 from PIL import Image
 
 from synflow import data
-from synflow.paths import data_root
+from synflow.data import datasets, images
+from synflow.utils.paths import data_root
 
 # the offline image copies: $SYNFLOW_DATA (e.g. this workplace's shared folder), else <repo>/data
 SHARED = data_root()
@@ -58,7 +59,7 @@ def offline(monkeypatch):
     def fail(name, base):
         raise urllib.error.URLError("Name or service not known")
 
-    monkeypatch.setattr(data, "_download", fail)
+    monkeypatch.setattr(datasets, "_download", fail)
 
 
 @pytest.fixture
@@ -258,7 +259,7 @@ def test_cache_is_written_outside_the_data_root_and_reused(tmp_path, cache, offl
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again despite a valid cache")
 
-    monkeypatch.setattr(data, "_decode", no_decoding)
+    monkeypatch.setattr(images, "_decode", no_decoding)
     second = data.load("blobs", "train", root=root)
     assert torch.equal(first.images, second.images) and torch.equal(first.labels, second.labels)
 
@@ -350,8 +351,8 @@ def test_balanced_indices():
 def test_pruning_batches_on_a_folder(tmp_path, cache, offline, monkeypatch):
     write_image_folder(tmp_path / "blobs", ["a", "b", "c"], train=8, test=1)
     decoded = []
-    original = data._decode
-    monkeypatch.setattr(data, "_decode", lambda d, files, *a: decoded.append(len(files)) or
+    original = images._decode
+    monkeypatch.setattr(images, "_decode", lambda d, files, *a: decoded.append(len(files)) or
                         original(d, files, *a))
     info = data.dataset_info("blobs", root=tmp_path)  # needs the full set once (statistics)
     decoded.clear()

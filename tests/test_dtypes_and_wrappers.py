@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 import synflow
-from synflow.models import init_weights, mlp
-from synflow.scores import SynFlowOverflowError
+from synflow.core.scorers.synflow import SynFlowOverflowError
+from synflow.models.inits import kaiming_fan_in as init_weights
+from synflow.models.registry import mlp
 
 METHODS = ["random", "magnitude", "snip", "grasp", "synflow", "synflow_l2"]
 SHAPE = (3, 8, 8)
@@ -80,7 +81,7 @@ def test_many_equal_scores_do_not_overflow_the_finite_check(dtype):
 
 
 def test_nan_and_inf_scores_are_counted_in_the_error():
-    from synflow.pruning import check_finite
+    from synflow.core.selection import check_finite
 
     values = torch.ones(10, dtype=torch.float16)
     check_finite(values * 60000)  # finite values whose float16 sum overflows: fine
@@ -120,7 +121,7 @@ def test_data_parallel_models_are_pruned_through_their_module(method):
 def test_mask_helpers_unwrap_data_parallel(tmp_path):
     wrapped = nn.DataParallel(small_net())
     masks = prune(wrapped, "magnitude")
-    synflow.apply_masks(wrapped, synflow.shuffle_masks(masks))
+    synflow.apply_masks(wrapped, synflow.core.masks.shuffle_masks(masks))
     assert synflow.unwrap(wrapped) is wrapped.module
     path = synflow.save_pruned(wrapped, tmp_path / "m.pt")
     fresh = small_net(seed=5)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from synflow import launch, store, sweeps
+from synflow.experiments import launch, profiles, store, sweeps
+from synflow.experiments.results import RunResult
 
 R = store.RunConfig
 FIXTURES = Path(__file__).parent / "fixtures" / "stored_runs"
@@ -58,7 +59,7 @@ def test_every_training_notebooks_planned_runs_are_pinned(notebook, profile):
 
 
 def test_the_pins_cover_every_training_notebook_and_profile():
-    assert set(PLANS) == {(n, p) for n in sweeps.BUILDERS for p in sweeps.PROFILES}
+    assert set(PLANS) == {(n, p) for n in sweeps.BUILDERS for p in profiles.PROFILES}
 
 
 STORED = sorted(p.parent.name for p in FIXTURES.glob("*/run.json"))
@@ -70,8 +71,8 @@ def test_runs_stored_by_earlier_code_still_load(folder, tmp_path):
     experiment = tmp_path / "results" / "fixture" / folder
     experiment.mkdir(parents=True)
     (experiment / "run.json").write_bytes((FIXTURES / folder / "run.json").read_bytes())
-    loaded = store.load_result(experiment / "run.json")
-    config = store.config_from_dict(loaded["config"])
+    loaded = RunResult.read(experiment / "run.json")
+    config = loaded.config
     assert config.name() == folder
     # found by its config and not moved aside: the store would not run it again
     assert store.stored_result(config, "fixture", tmp_path / "results") == loaded

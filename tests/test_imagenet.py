@@ -1,4 +1,4 @@
-"""synflow.imagenet: ImageNet-shaped SNIP/GraSP data, from a tiny ImageFolder written here
+"""synflow.data.imagenet: ImageNet-shaped SNIP/GraSP data, from a tiny ImageFolder written here
 or from the CIFAR-10 stand-in (a tiny CIFAR-10 image folder written here)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from PIL import Image
 
 import synflow
 from synflow.data import DATASETS, DatasetNotFoundError
-from synflow.imagenet import IMAGENET, imagenet_pruning_batches, pruning_data
+from synflow.data.imagenet import IMAGENET, imagenet_pruning_batches, pruning_data
 
 WNIDS = ["n01440764", "n01443537", "n01484850"]
 # one uniform colour per image (class, index): resizing and cropping keep it exactly

@@ -1,16 +1,17 @@
-"""IMP (cycles, rewinding), mask sanity-check variants, and layer records in synflow.store."""
+"""IMP (cycles, rewinding), mask sanity-check variants, and layer records in synflow.experiments.store."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import math
 
 import pytest
 import torch
 
 import synflow
-from synflow import execution, store
+from synflow.experiments import execution, runconfig, store
 
 
 def config(**changes) -> store.RunConfig:
@@ -25,14 +26,14 @@ def config(**changes) -> store.RunConfig:
 def spy(monkeypatch):
     """Record the model's masks and weights at the start of every training."""
     seen = []
-    original = execution.train_module.train
+    original = execution.training_loop.train
 
     def train(model, *args, **kwargs):
         seen.append((synflow.current_masks(model),
                      {n: p.detach().clone() for n, p in model.state_dict().items()}))
         return original(model, *args, **kwargs)
 
-    monkeypatch.setattr(execution.train_module, "train", train)
+    monkeypatch.setattr(execution.training_loop, "train", train)
     return seen
 
 
@@ -42,7 +43,7 @@ def weights(state):
 
 def test_old_configs_keep_their_key_and_name():
     run = config()
-    old = {k: v for k, v in dataclasses.asdict(run).items() if k not in store.LATER_FIELDS}
+    old = {k: v for k, v in dataclasses.asdict(run).items() if k not in runconfig.LATER_FIELDS}
     import hashlib
     import json
     assert run.key() == hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:10]
@@ -54,12 +55,12 @@ def test_stored_runs_without_later_fields_are_loaded(env, monkeypatch):
     run = config()
     first = store.run_or_load(run, "exp")
     path = store.run_dir(run, "exp") / "run.json"
-    stored = store.load_result(path)
-    for name in store.LATER_FIELDS:
+    stored = json.loads(path.read_text())
+    for name in runconfig.LATER_FIELDS:
         stored["config"].pop(name)
-    store.write_json(path, stored)
+    path.write_text(json.dumps(stored))
     monkeypatch.setattr(execution, "execute", lambda *a, **k: pytest.fail("ran again"))
-    assert store.run_or_load(run, "exp")["metrics"] == first["metrics"]
+    assert store.run_or_load(run, "exp").metrics == first.metrics
 
 
 def test_bad_later_fields_are_named():
@@ -82,10 +83,10 @@ def test_imp_masks_shrink_and_rewind_restores_the_initial_weights(env, spy, rewi
     assert kept == [total] + [round(total / 8 ** (j / 3)) for j in (1, 2, 3)]
     for (before, _), (after, _) in itertools.pairwise(spy):
         assert all(bool((after[n] <= before[n]).all()) for n in before)  # only shrinks
-    assert [c["kept"] for c in result["cycles"]] == kept[1:]
-    assert all(c["masks_only_shrank"] for c in result["cycles"])
-    assert [c["kept_at_initial_values"] for c in result["cycles"]] == [rewind] * 3
-    assert result["metrics"]["kept"] == kept[-1]
+    assert [c["kept"] for c in result.cycles] == kept[1:]
+    assert all(c["masks_only_shrank"] for c in result.cycles)
+    assert [c["kept_at_initial_values"] for c in result.cycles] == [rewind] * 3
+    assert result.metrics["kept"] == kept[-1]
     for masks, state in spy[1:]:
         now = weights(state)
         for name, mask in masks.items():
@@ -124,13 +125,13 @@ def test_reinit_keeps_the_mask_and_redraws_the_weights(env, spy):
 def test_layer_records_and_test_subset(env):
     result = execution.execute(config(pruner="dense", compression=1, epochs=2, record_layers=True,
                                   test_subset=2))
-    rows = result["layer_history"]
+    rows = result.layer_history
     layers = synflow.prunable_layers(synflow.build_model("mlp", num_classes=3,
                                                          input_shape=(1, 8, 8), width=0.2))
     assert len(rows) == 3 * len(layers) and {r["epoch"] for r in rows} == {0, 1, 2}
     first = [r for r in rows if r["epoch"] == 0]
     assert all(r["mean_sq"] == pytest.approx(r["total_sq"] / r["size"]) for r in first)
-    assert len(result["history"]) == 2
+    assert len(result.history) == 2
 
 
 def test_reinit_redraws_from_the_models_own_init(env, spy):

@@ -1,4 +1,4 @@
-"""Every network initialised as in the authors' runs (synflow.inits, models.MODEL_INITS).
+"""Every network initialised as in the authors' runs (synflow.models.inits, models.MODEL_INITS).
 
 The expected init of each family is written out here from paper/NOTES.md ("How the
 authors initialised each network"), independently of the library's table, and every
@@ -112,7 +112,7 @@ def test_inits_at_the_papers_widths(name, width):
     check(model, expected_family(name))
 
 
-@pytest.mark.parametrize("init", list(synflow.inits.INITS))
+@pytest.mark.parametrize("init", list(synflow.models.inits.INITS))
 @pytest.mark.parametrize("name", ["vgg11_bn", "resnet18", "vgg19_bn_imagenet", "conv"])
 def test_an_init_can_be_forced_on_any_model(name, init):
     model = synflow.build_model(name, input_shape=input_shape(name), width=0.25, seed=2,
@@ -234,7 +234,7 @@ def test_reinitialize_kept_redraws_from_the_named_inits_law(built, init):
     before = {n: m.weight.detach().clone() for n, m in synflow.prunable_layers(model).items()}
     others = {n: p.detach().clone() for n, p in model.named_parameters()
               if not n.endswith("weight_orig")}
-    synflow.reinitialize_kept(model, seed=5, init=init)
+    synflow.models.reinitialize_kept(model, seed=5, init=init)
     after = {n: m.weight.detach().clone() for n, m in synflow.prunable_layers(model).items()}
     assert all(not torch.equal(before[n], after[n]) for n in before)
     assert all(torch.equal(p, dict(model.named_parameters())[n]) for n, p in others.items())
@@ -257,4 +257,4 @@ def test_reinitialize_kept_redraws_from_the_named_inits_law(built, init):
 def test_reinitialize_kept_refuses_an_unknown_init():
     model = synflow.build_model("mlp", seed=0)
     with pytest.raises(ValueError, match="'authors' is not allowed; choose one of: kaiming_fan_in"):
-        synflow.reinitialize_kept(model, init="authors")
+        synflow.models.reinitialize_kept(model, init="authors")

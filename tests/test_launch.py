@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from synflow import __main__ as cli
-from synflow import claims, execution, launch, store
+from synflow.experiments import claims, cli, execution, launch, store
+from synflow.experiments.results import RunResult
 
 BASE = store.RunConfig("mlp", "blobs", pruner="magnitude", compression=4, width=0.2, epochs=2,
                        batch_size=12, lr=0.05)
@@ -125,7 +125,7 @@ def test_status_counts_running_and_missing(tiny, capsys):
 def test_stored_results_keep_their_duration(tiny):
     result = store.run_or_load(RUNS[0], "tiny")
     stored = json.loads((store.run_dir(RUNS[0], "tiny") / "run.json").read_text())
-    assert stored["environment"]["duration"] == result["environment"]["duration"] > 0
+    assert stored["environment"]["duration"] == result.environment["duration"] > 0
 
 
 @pytest.mark.parametrize(
@@ -154,7 +154,7 @@ def test_bad_slurm_param_is_named(tiny, capsys, monkeypatch):
 def test_slurm_without_sbatch_is_named(tiny, capsys, monkeypatch):
     monkeypatch.setenv("PATH", str(tiny))  # no sbatch there
     assert main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "slurm") == 2
-    assert "--executor slurm needs Slurm's sbatch on PATH" in capsys.readouterr().err
+    assert "--executor slurm needs Slurm's sbatch and srun on PATH" in capsys.readouterr().err
     assert not (tiny / "results" / "_submitit").exists()
 
 
@@ -165,6 +165,8 @@ def test_slurm_without_a_reachable_controller_is_named(tiny, capsys, monkeypatch
     sbatch.write_text("#!/bin/sh\necho 'sbatch: error: Batch job submission failed: "
                       "Unable to contact slurm controller (connect failure)' >&2\nexit 1\n")
     sbatch.chmod(0o755)
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 1\n")  # present, as on a Slurm client
+    (bin_dir / "srun").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     assert main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "slurm") == 2
     err = capsys.readouterr().err
@@ -232,18 +234,20 @@ def test_two_local_executor_jobs_on_the_same_list_never_train_the_same_run(tiny)
 
 
 def test_a_task_imports_neither_pandas_nor_matplotlib():
-    # unpickling a Worker imports synflow.launch; pandas, matplotlib and seaborn (about
+    # unpickling a Worker imports synflow.experiments.launch; pandas, matplotlib and seaborn (about
     # 1.5 s of every Slurm task's start-up) come only with analysis, plotting, sweeps, frame
     import subprocess
     import sys
 
     heavy = ("pandas", "matplotlib", "seaborn")
-    code = f"import sys, synflow.launch; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    code = (f"import sys, synflow.experiments.launch; "
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
-    import synflow  # the lazy modules are still there, on first use
+    import synflow  # the lazy layers are still there, on first use
+    from synflow.analysis import plots
 
-    assert synflow.plotting.METHOD_ORDER[0] == "random" and "analysis" in dir(synflow)
+    assert plots.METHOD_ORDER[0] == "random" and "analysis" in dir(synflow)
     with pytest.raises(AttributeError, match="has no attribute 'plotter'"):
         synflow.plotter  # noqa: B018
 
@@ -253,7 +257,8 @@ def test_process_age_counts_from_the_process_start():
     import sys
     import time
 
-    code = "import time; time.sleep(1.5); from synflow.launch import process_age; print(process_age())"
+    code = ("import time; time.sleep(1.5); from synflow.experiments.launch import process_age; "
+            "print(process_age())")
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     wall = time.perf_counter() - start
@@ -261,8 +266,8 @@ def test_process_age_counts_from_the_process_start():
 
 
 def test_phases_split_a_runs_duration():
-    result = {"metrics": {"seconds": 6.0, "prune_seconds": 0.5},
-              "environment": {"duration": 8.0, "resumed_from_stage": None}}
+    result = RunResult(BASE, {}, {"seconds": 6.0, "prune_seconds": 0.5}, [], [], [],
+                       {"duration": 8.0, "resumed_from_stage": None})
     assert launch.phases(result) == "set-up 1.5 s, pruning 0.5 s, training 6.0 s"
-    result["environment"]["resumed_from_stage"] = 1
+    result.environment["resumed_from_stage"] = 1
     assert launch.phases(result) == "resumed from a checkpoint"

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import synflow
-from synflow.layer_average import layer_averages, parameter_scores
+from synflow.analysis.saliency import layer_averages, parameter_scores
 
 
 def mlp(seed=0):

@@ -98,14 +98,14 @@ def test_count_kept_empty_layers_and_compression():
 def test_shuffle_keeps_each_layers_count_but_moves_the_weights():
     model = synflow.build_model("vgg11_bn", width=0.25, seed=0)
     masks = synflow.prune(model, "synflow", 20, input_shape=(3, 32, 32))
-    shuffled = synflow.shuffle_masks(masks, seed=1)
+    shuffled = synflow.core.masks.shuffle_masks(masks, seed=1)
     assert synflow.count_kept(shuffled) == synflow.count_kept(masks)
     big = "features.25.weight"
     overlap = (shuffled[big] & masks[big]).sum() / masks[big].sum()
     assert overlap < 0.2  # a random placement overlaps ~ density (5 %); the original 100 %
     assert all(
         torch.equal(a, b)
-        for a, b in zip(shuffled.values(), synflow.shuffle_masks(masks, seed=1).values())
+        for a, b in zip(shuffled.values(), synflow.core.masks.shuffle_masks(masks, seed=1).values())
     )
 
 
@@ -113,7 +113,7 @@ def test_reinitialize_kept_draws_new_weights_inside_the_same_masks():
     model = synflow.build_model("conv", width=0.5, seed=0)
     masks = synflow.prune(model, "magnitude", 5)
     before = {k: m.weight.detach().clone() for k, m in synflow.prunable_layers(model).items()}
-    synflow.reinitialize_kept(model, seed=3)
+    synflow.models.reinitialize_kept(model, seed=3)
     for name, module in synflow.prunable_layers(model).items():
         assert torch.equal(module.weight != 0, masks[name])
         assert not torch.equal(module.weight, before[name])

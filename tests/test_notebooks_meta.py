@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from synflow.experiments import profiles
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-PROFILES = ("smoke", "laptop", "paper")
+PROFILES = profiles.PROFILES
 # the values a profile may give a parameter, by the type of its default
 ACCEPTED = {bool: (bool,), int: (int,), float: (int, float), str: (str,), list: (list,),
             dict: (dict,), type(None): (object,)}
@@ -73,7 +75,7 @@ def test_parameters_cell_holds_plain_literals(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_profiles_set_declared_parameters_with_their_types(path, profile):
     sections = runner.load_profile(profile)
-    assert path.stem in sections, f"notebooks/params/{profile}.yaml lacks a section {path.stem!r}"
+    assert path.stem in sections, f"the {profile} profile lacks a section {path.stem!r}"
     declared = declared_parameters(path)
     for name, value in sections[path.stem].items():
         assert name in declared, f"{profile}.yaml sets {name!r}, not a parameter of {path.name}"
@@ -85,7 +87,7 @@ def test_profiles_set_declared_parameters_with_their_types(path, profile):
 @pytest.mark.parametrize("profile", PROFILES)
 def test_profiles_name_only_existing_notebooks(profile):
     unknown = set(runner.load_profile(profile)) - {path.stem for path in NOTEBOOKS}
-    assert not unknown, f"notebooks/params/{profile}.yaml has sections for no notebook: {unknown}"
+    assert not unknown, f"the {profile} profile has sections for no notebook: {unknown}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -136,7 +138,7 @@ def test_clean_cuts_this_checkouts_path_from_printed_text(tmp_path):
 
 
 def test_saved_figures_are_byte_stable(tmp_path, monkeypatch):
-    from synflow.plotting import plt, save_figure
+    from synflow.analysis.plots import plt, save_figure
 
     def draw_and_save(folder):
         monkeypatch.setenv("SYNFLOW_FIGURES", str(tmp_path / folder))

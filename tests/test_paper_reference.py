@@ -1,15 +1,17 @@
 """The paper's Figures 2, 3, 4 and 7 as recovered from the authors' vector PDFs by
 tools/extract_paper_figures.py (issue 10, "Must show"): every file loads through
-synflow.paths.paper_reference, has its documented columns, and shows the facts the figures
+synflow.analysis.reference.paper_reference, has its documented columns, and shows the facts the figures
 visibly show (paper/README.md gives the source and precision)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from synflow import paths
+from synflow.analysis.reference import paper_reference
 
 METHODS = {"random", "magnitude", "snip", "grasp", "synflow"}
 COLUMNS = {
@@ -28,7 +30,7 @@ VGG19_LINEAR = [(25088, 4096), (4096, 4096), (4096, 1000)]
 
 
 def load(name: str) -> pd.DataFrame:
-    return pd.read_csv(paths.paper_reference(name))
+    return pd.read_csv(paper_reference(name))
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +42,7 @@ def _shipped_copy(monkeypatch):
 def test_columns_are_the_documented_ones(name):
     table = load(name)
     assert list(table.columns) == COLUMNS[name]
-    readme = (paths.REPO_ROOT / "paper" / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[1] / "paper" / "README.md").read_text()
     assert f"`{name}`" in readme and all(f"`{c}`" in readme for c in COLUMNS[name])
     key = "schedule" if name == "fig7_reference.csv" else "method"
     expected = {"linear", "exponential"} if key == "schedule" else METHODS

@@ -1,6 +1,6 @@
 """SynFlow's precision: float64 by default (the oracle), float32 only when asked.
 
-The oracle here is independent of synflow.pathscores: a float64 deep copy of the
+The oracle here is independent of synflow.core.scorers.synflow: a float64 deep copy of the
 model with every parameter replaced by its absolute value, differentiated by plain
 autograd (no functional call, no shared helper).
 """
@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 import synflow
-from synflow import analysis, pathscores
+from synflow import analysis
+from synflow.core.scorers import synflow as pathscores
 
 SHAPE = (3, 16, 16)
 
@@ -67,7 +68,7 @@ def test_default_scores_are_float64_and_equal_the_oracle():
 def test_default_masks_equal_the_float64_oracle_at_half_rho_max(init, seed):
     # rho_max / 2 with 100 iterations: a few dozen weights stay, many of them near-ties
     rho = analysis.max_compression(vgg(init, seed)) / 2
-    densities = synflow.pruning.schedule_densities(rho, 100, "exponential")
+    densities = synflow.core.schedules.schedule_densities(rho, 100, "exponential")
     ours = synflow.prune(vgg(init, seed), "synflow", rho, iterations=100, input_shape=SHAPE)
     oracle = synflow.prune_through(vgg(init, seed), oracle_scorer, densities, input_shape=SHAPE)
     assert all(torch.equal(ours[k], oracle[k]) for k in oracle), (init, seed)
@@ -124,4 +125,4 @@ def test_bad_precision_is_refused_by_name():
                                precision="float32")
     with pytest.raises(ValueError, match="precision must be one of"):
         analysis.synflow_iterations(model, [0.5], SHAPE, precision=torch.float32)
-    assert not any(synflow.masks.is_masked(m) for m in synflow.prunable_layers(model).values())
+    assert not any(synflow.core.masks.is_masked(m) for m in synflow.prunable_layers(model).values())

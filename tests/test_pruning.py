@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 import synflow
-from synflow.pruning import top_k
+from synflow.core.selection import top_k
 
 
 def sort_oracle(values, k):
@@ -38,11 +38,11 @@ def test_top_k_sampled_path_falls_back_when_the_sample_misleads():
 
 
 def test_density_schedules():
-    assert synflow.density_after(100, 100, 1000, "exponential") == pytest.approx(1e-3)
-    assert synflow.density_after(50, 100, 100, "exponential") == pytest.approx(0.1)
-    assert synflow.density_after(1, 2, 100, "linear") == pytest.approx(1 - 0.99 / 2)
+    assert synflow.core.schedules.density_after(100, 100, 1000, "exponential") == pytest.approx(1e-3)
+    assert synflow.core.schedules.density_after(50, 100, 100, "exponential") == pytest.approx(0.1)
+    assert synflow.core.schedules.density_after(1, 2, 100, "linear") == pytest.approx(1 - 0.99 / 2)
     with pytest.raises(ValueError, match="unknown schedule 'cosine'.*exponential, linear"):
-        synflow.density_after(1, 2, 10, "cosine")
+        synflow.core.schedules.density_after(1, 2, 10, "cosine")
 
 
 def kept(masks):
@@ -205,7 +205,7 @@ def test_prune_callback_sees_every_step_and_can_stop_early():
     masks = synflow.prune(factory(), "magnitude", 100, iterations=4, callback=seen.append)
     total = sum(m.numel() for m in masks.values())
     assert [s.iteration for s in seen] == [1, 2, 3, 4] and {s.iterations for s in seen} == {4}
-    assert [s.density for s in seen] == synflow.schedule_densities(100, 4, "exponential")
+    assert [s.density for s in seen] == synflow.core.schedules.schedule_densities(100, 4, "exponential")
     fresh = synflow.compute_scores(factory(), "magnitude")
     assert all(torch.equal(seen[0].scores[n], fresh[n]) for n in fresh)
     assert all(seen[0].before[n].all() for n in fresh)
@@ -252,7 +252,7 @@ def test_iterations_score_the_pruned_net_as_a_masked_model_does(method, tiny_bat
     def factory():
         return synflow.build_model("conv", width=0.5, seed=0)
 
-    densities = synflow.schedule_densities(20, 3, "exponential")
+    densities = synflow.core.schedules.schedule_densities(20, 3, "exponential")
     model = factory()
     masks = synflow.current_masks(model)
     for density in densities:

@@ -15,7 +15,7 @@ import time
 import pytest
 import torch
 
-from synflow import execution, store
+from synflow.experiments import execution, store
 
 BASE = store.RunConfig("mlp", "blobs", pruner="magnitude", compression=4, width=0.2, epochs=3,
                        batch_size=12, lr=0.05)
@@ -23,8 +23,8 @@ BASE = store.RunConfig("mlp", "blobs", pruner="magnitude", compression=4, width=
 CHILD = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from synflow import execution, store
-    config = store.config_from_dict(__import__("json").loads(sys.argv[1]))
+    from synflow.experiments import execution, runconfig, store
+    config = runconfig.config_from_dict(__import__("json").loads(sys.argv[1]))
     marker, kill_after = Path(sys.argv[2]), int(sys.argv[3])
     original = execution.save_checkpoint
     saved = []
@@ -45,22 +45,22 @@ CHILD = textwrap.dedent("""
 def final_weights(monkeypatch):
     """Capture the model's state after every training."""
     seen = []
-    original = execution.train_module.train
+    original = execution.training_loop.train
 
     def train(model, *args, **kwargs):
         metrics = original(model, *args, **kwargs)
         seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
         return metrics
 
-    monkeypatch.setattr(execution.train_module, "train", train)
+    monkeypatch.setattr(execution.training_loop, "train", train)
     return seen
 
 
 def without_times(result):
     drop = {"seconds", "prune_seconds"}
-    history = [{k: v for k, v in row.items() if k != "seconds"} for row in result["history"]]
-    metrics = {k: v for k, v in result["metrics"].items() if k not in drop}
-    return metrics, history, result.get("cycles"), result.get("layer_history")
+    history = [{k: v for k, v in row.items() if k != "seconds"} for row in result.history]
+    metrics = {k: v for k, v in result.metrics.items() if k not in drop}
+    return metrics, history, result.cycles, result.layer_history
 
 
 @pytest.mark.parametrize(
@@ -93,13 +93,13 @@ def test_killed_run_resumes_to_identical_weights_and_metrics(env, monkeypatch, c
 
     seen = final_weights(monkeypatch)
     resumed = store.run_or_load(config, "exp")  # the dead worker's claim is taken over
-    assert resumed["environment"]["resumed_from_stage"] == (
+    assert resumed.environment["resumed_from_stage"] == (
         kill_after if config.cycles else config.cycles + 1)
     assert not (folder / store.CHECKPOINT_FILE).exists()  # removed once the result is stored
     resumed_weights = seen[-1]
 
     uninterrupted = execution.execute(config)
-    assert uninterrupted["environment"]["resumed_from_stage"] is None
+    assert uninterrupted.environment["resumed_from_stage"] is None
     assert without_times(resumed) == without_times(uninterrupted)
     assert resumed_weights.keys() == seen[-1].keys()
     for name, tensor in seen[-1].items():

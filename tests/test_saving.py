@@ -98,12 +98,12 @@ def test_save_and_load_pruned_restores_masks_and_weights(tmp_path, target):
     if target == "fresh":
         synflow.remove_masks(fresh)
     elif target == "masked otherwise":
-        synflow.apply_masks(fresh, synflow.shuffle_masks(masks, seed=3))
+        synflow.apply_masks(fresh, synflow.core.masks.shuffle_masks(masks, seed=3))
     loaded = synflow.load_pruned(fresh, path)
     assert loaded is fresh
     for name, module in synflow.prunable_layers(fresh).items():
         # right after loading, before any forward: weight is the loaded masked weight
-        expected = synflow.effective_weight(synflow.prunable_layers(model)[name])
+        expected = synflow.core.masks.effective_weight(synflow.prunable_layers(model)[name])
         assert torch.equal(module.weight.detach(), expected)
     assert_same_model(model, fresh, masks)
 

@@ -9,7 +9,7 @@ import torchvision
 from torch import nn
 
 import synflow
-from synflow.scores import synflow_pass
+from synflow.core.scorers.synflow import synflow_pass
 
 
 def tiny_data(shape=(3, 8, 8), classes=10, batches=2, size=12, seed=0):
@@ -217,7 +217,7 @@ def test_bn_mode_and_temperature_errors():
             synflow.compute_scores(model, "grasp", data=data, temperature=bad)
     with pytest.raises(ValueError, match=r"temperature 1.0 is for grasp only; 'snip'"):
         synflow.prune_through(model, "snip", [0.5], data=data, temperature=1.0)
-    assert all(not synflow.masks.is_masked(m) for m in synflow.prunable_layers(model).values())
+    assert all(not synflow.core.masks.is_masked(m) for m in synflow.prunable_layers(model).values())
 
 
 def test_prune_passes_bn_mode_and_temperature_through_every_iteration():
@@ -226,7 +226,7 @@ def test_prune_passes_bn_mode_and_temperature_through_every_iteration():
 
     def spy(model, layers, weights, **options):
         seen.append((options.get("bn_mode"), options.get("temperature")))
-        return synflow.scores.grasp_scores(model, layers, weights, **options)
+        return synflow.core.scorers.gradient.grasp_scores(model, layers, weights, **options)
 
     masks = {}
     for mode, temperature in [("eval", 200.0), ("train", 200.0), ("eval", 1.0), ("train", 1.0)]:
@@ -234,7 +234,7 @@ def test_prune_passes_bn_mode_and_temperature_through_every_iteration():
         masks[mode, temperature] = synflow.prune(model, "grasp", 4, iterations=3, data=data,
                                                  bn_mode=mode, temperature=temperature)
         expected = mlp_with_batchnorm()
-        synflow.prune_through(expected, spy, synflow.pruning.schedule_densities(4, 3, "exponential"),
+        synflow.prune_through(expected, spy, synflow.core.schedules.schedule_densities(4, 3, "exponential"),
                               data=data, bn_mode=mode, temperature=temperature)
         assert all(torch.equal(masks[mode, temperature][k], m)
                    for k, m in synflow.current_masks(expected).items())
@@ -340,30 +340,13 @@ def test_synflow_reads_input_shape_from_data():
     assert all(torch.equal(from_data[k], from_shape[k]) for k in from_shape)
 
 
-# ------------------------------------------- synflow.scores is the module
+# ------------------------------------------- the temperature takes effect
 
 
-def test_synflow_scores_is_the_module_and_its_constants_take_effect(monkeypatch):
-    import importlib
-
-    from synflow import scores as imported
-
-    module = importlib.import_module("synflow.scores")
-    assert synflow.scores is module and imported is module
-    assert synflow.scores.SCORERS is synflow.SCORERS
+def test_grasps_temperature_takes_effect():
     model = synflow.build_model("conv", input_shape=(3, 8, 8), width=0.25, seed=0)
     data = tiny_data()
     before = synflow.compute_scores(model, "grasp", data=data)
     after = synflow.compute_scores(model, "grasp", data=data, temperature=1.0)
-    assert synflow.scores.GRASP_TEMPERATURE == 200.0  # the default temperature
+    assert synflow.core.scorers.gradient.GRASP_TEMPERATURE == 200.0  # the default temperature
     assert any(not torch.allclose(before[n], after[n]) for n in before)
-
-
-def test_calling_synflow_scores_still_works_with_a_deprecation_warning():
-    model = synflow.build_model("conv", input_shape=(3, 8, 8), width=0.25, seed=0)
-    with pytest.warns(DeprecationWarning, match=r"synflow.compute_scores"):
-        old = synflow.scores(model, "synflow", input_shape=(3, 8, 8))
-    with pytest.warns(DeprecationWarning, match=r"synflow.compute_scores"):
-        older = synflow.scores.scores(model, "synflow", input_shape=(3, 8, 8))
-    new = synflow.compute_scores(model, "synflow", input_shape=(3, 8, 8))
-    assert all(torch.equal(old[n], new[n]) and torch.equal(older[n], new[n]) for n in new)

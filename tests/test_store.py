@@ -1,15 +1,17 @@
-"""synflow.store: configs, run_or_load, resuming, atomic writes, frame."""
+"""synflow.experiments.store: configs, run_or_load, resuming, atomic writes, frame."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 
 import pandas as pd
 import pytest
 
-from synflow import execution, paths, store
+from synflow.core.files import atomic_write
+from synflow.experiments import execution, runconfig, store
+from synflow.experiments.results import RunResult
+from synflow.utils import paths
 
 
 def config(**changes) -> store.RunConfig:
@@ -91,7 +93,7 @@ def main_identity_name(run: store.RunConfig) -> tuple[dict, str]:
 
     stored = {k: v for k, v in dataclasses.asdict(run).items() if k != "init"}
     identity = {k: v for k, v in stored.items()
-                if not (k in store.LATER_FIELDS and v == store.LATER_FIELDS[k])}
+                if not (k in runconfig.LATER_FIELDS and v == runconfig.LATER_FIELDS[k])}
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
     return stored, f"{run.name().rsplit('-', 1)[0]}-{key}"
 
@@ -109,17 +111,19 @@ def test_a_run_stored_before_init_existed_is_never_loaded_as_a_new_one(env, coun
     new = config()
     old_config, old_name = main_identity_name(new)
     old_folder = env / "results" / "exp" / old_name
-    store.write_json(old_folder / "run.json", {
-        "format": 1, "config": old_config, "key": old_name.rsplit("-", 1)[1],
-        "metrics": {"best_top1": 99.0, "final_top1": 99.0}, "history": []})
+    payload = execution.execute(new).to_json()  # a complete result, as main wrote them
+    payload.update(config=old_config, key=old_name.rsplit("-", 1)[1])
+    payload["metrics"].update(best_top1=99.0, final_top1=99.0)
+    atomic_write(old_folder / "run.json", lambda f: json.dump(payload, f), text=True)
+    counted.clear()
     # read back as what it was made with
-    old = store.config_from_dict(store.load_result(old_folder / "run.json")["config"])
+    old = RunResult.read(old_folder / "run.json").config
     assert old.init == "kaiming_fan_in" and old == dataclasses.replace(new, init="kaiming_fan_in")
     # neither the new default config nor the same init forced finds it
     for run in (new, old):
         assert store.stored_result(run, "exp") is None
     result = store.run_or_load(new, "exp")
-    assert counted == [new] and result["metrics"]["best_top1"] != 99.0
+    assert counted == [new] and result.metrics["best_top1"] != 99.0
     assert (old_folder / "run.json").is_file()  # left alone, not overwritten
     table = store.frame("exp").set_index("key")
     assert table.loc[old_name.rsplit("-", 1)[1], "init"] == "kaiming_fan_in"
@@ -137,7 +141,8 @@ def test_run_or_load_runs_once_and_stores_json(env, counted):
     assert len(counted) == 1
     again = store.run_or_load(run, "exp")
     assert len(counted) == 1  # loaded, not recomputed
-    assert again["metrics"] == json.loads(json.dumps(result["metrics"]))
+    assert again.metrics == json.loads(json.dumps(result.metrics))
+    assert again == RunResult.from_json(json.loads(json.dumps(result.to_json())))
     stored = json.loads((folder / "run.json").read_text())
     assert stored["config"] == dataclasses.asdict(run)
     metrics = stored["metrics"]
@@ -146,19 +151,19 @@ def test_run_or_load_runs_once_and_stores_json(env, counted):
     assert sum(layer["kept"] for layer in stored["layers"]) == metrics["kept"]
     assert sum(layer["total"] for layer in stored["layers"]) == metrics["prunable"]
     assert len(stored["history"]) == 1 and stored["training"]["epochs"] == 1
-    assert not list(paths.REPO_ROOT.glob("results/exp"))  # never into the repository
+    assert not list(paths.repo_root().glob("results/exp"))  # never into the repository
 
 
 def test_runs_are_reproducible_for_a_seed(env):
     first = execution.execute(config(seed=3))
     second = execution.execute(config(seed=3))
-    assert first["history"][0]["train_loss"] == second["history"][0]["train_loss"]
-    assert first["layers"] == second["layers"]
+    assert first.history[0]["train_loss"] == second.history[0]["train_loss"]
+    assert first.layers == second.layers
 
 
 def test_data_pruners_get_the_pruning_subset(env):
     result = store.run_or_load(config(pruner="snip", prune_per_class=2), "exp")
-    assert result["metrics"]["kept"] == round(result["metrics"]["prunable"] / 4)
+    assert result.metrics["kept"] == round(result.metrics["prunable"] / 4)
 
 
 def test_a_runs_bn_mode_reaches_the_pruner_and_its_masks_are_not_reused_across_modes(
@@ -181,24 +186,24 @@ def test_a_runs_init_builds_its_model_and_its_masks_are_not_reused_across_inits(
                                             init=init))
              for init in ("pytorch_default", "kaiming_fan_in")}
     for init, result in dense.items():  # the MLP's first layer reads 64 pixels
-        first = result["layer_history"][0]
+        first = result.layer_history[0]
         expected = {"pytorch_default": 1 / (3 * 64), "kaiming_fan_in": 2 / 64}[init]
         assert first["epoch"] == 0 and first["mean_sq"] == pytest.approx(expected, rel=0.25)
     # same run otherwise: the masks of the first would be remembered for the second
-    layers = [execution.execute(config(init=init))["layers"]
+    layers = [execution.execute(config(init=init)).layers
               for init in ("pytorch_default", "kaiming_fan_in")]
     assert layers[0] != layers[1]
 
 
 def test_dense_runs_are_not_pruned(env):
     result = store.run_or_load(store.RunConfig("mlp", "blobs", width=0.2, epochs=1), "exp")
-    assert result["metrics"]["kept"] == result["metrics"]["prunable"]
-    assert result["empty_layers"] == []
+    assert result.metrics["kept"] == result.metrics["prunable"]
+    assert result.empty_layers == []
 
 
 def test_interrupted_sweep_redoes_only_unfinished_runs(env, counted, monkeypatch):
     runs = [config(compression=c) for c in (2, 4, 8)]
-    original = execution.train_module.train
+    original = execution.training_loop.train
     calls = []
 
     def dies_on_the_third(*args, **kwargs):
@@ -207,7 +212,7 @@ def test_interrupted_sweep_redoes_only_unfinished_runs(env, counted, monkeypatch
             raise KeyboardInterrupt("killed")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(execution.train_module, "train", dies_on_the_third)
+    monkeypatch.setattr(execution.training_loop, "train", dies_on_the_third)
     with pytest.raises(KeyboardInterrupt):
         store.sweep(runs, "sweep")
     assert sorted(p.parent.name for p in (env / "results" / "sweep").glob("*/run.json")) == sorted(
@@ -250,20 +255,6 @@ def test_crash_while_writing_leaves_no_half_written_file(env, counted, monkeypat
     store.run_or_load(run, "exp")  # redone, and readable
     assert counted == [run]
     assert json.loads((folder / "run.json").read_text())["config"]["compression"] == 4.0
-
-
-def test_write_json_replaces_atomically(tmp_path, monkeypatch):
-    path = tmp_path / "a" / "run.json"
-    store.write_json(path, {"v": 1})
-
-    def no_rename(source, target):
-        raise OSError("disk gone")
-
-    monkeypatch.setattr(store.os, "replace", no_rename)
-    with pytest.raises(OSError, match="disk gone"):
-        store.write_json(path, {"v": 2})
-    assert json.loads(path.read_text()) == {"v": 1}  # the old file is intact
-    assert os.listdir(path.parent) == ["run.json"]
 
 
 # -------------------------------------------------------------------- frame

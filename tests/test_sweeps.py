@@ -1,4 +1,4 @@
-"""synflow.sweeps: a training notebook trains exactly the runs the launcher submits.
+"""synflow.experiments.sweeps: a training notebook trains exactly the runs the launcher submits.
 
 For every training notebook and every profile, the notebook's own cells (the
 parameters cell, the profile's values as papermill injects them, then the cells
@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import ast
 import json
+from pathlib import Path
 
 import pytest
-import yaml
 
-from synflow import store, sweeps
+from synflow.experiments import profiles, store, sweeps
 
 TRAINING = sorted(sweeps.BUILDERS)
-CASES = [(notebook, profile) for notebook in TRAINING for profile in sweeps.PROFILES]
+CASES = [(notebook, profile) for notebook in TRAINING for profile in profiles.PROFILES]
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def code_cells(notebook):
-    cells = json.loads(sweeps.notebook_path(notebook).read_text())["cells"]
+    cells = json.loads((NOTEBOOKS / f"{notebook}.ipynb").read_text())["cells"]
     return [c for c in cells if c["cell_type"] == "code"]
 
 
@@ -33,7 +34,7 @@ def notebook_runs(notebook, profile):
     every training call fails the test); its ``planned`` groups."""
     cells = code_cells(notebook)
     namespace = {}
-    section = yaml.safe_load((sweeps.PARAMS_DIR / f"{profile}.yaml").read_text())[notebook]
+    section = profiles.section(notebook, profile)
     for cell in cells:
         tags = cell["metadata"].get("tags", [])
         if "injected-parameters" in tags:
@@ -93,13 +94,28 @@ def test_every_training_call_of_a_notebook_takes_the_planned_runs(notebook):
     assert calls >= 1
 
 
-def test_profile_params_merge_the_profile_over_the_defaults():
+def test_profile_params_are_the_profiles_section_with_the_overrides():
     params = sweeps.profile_params("05_iterative_magnitude_pruning", "smoke")
+    assert params == profiles.section("05_iterative_magnitude_pruning", "smoke")
     assert params["epochs"] == 1 and params["experiment"] == "05_imp_smoke"
-    assert params["fig5b_model"] == "vgg11"  # set in the smoke profile
-    assert params["data_root"] == ""  # only in the notebook's defaults
-    defaults = sweeps.notebook_defaults("05_iterative_magnitude_pruning")
-    assert defaults["epochs"] == 3
+    changed = sweeps.profile_params("05_iterative_magnitude_pruning", "smoke", {"epochs": 3})
+    assert changed == {**params, "epochs": 3}
+    with pytest.raises(ValueError, match=r"parameters \['data_root'\] are not allowed.*epochs"):
+        sweeps.profile_params("05_iterative_magnitude_pruning", "smoke", {"data_root": "/x"})
+
+
+@pytest.mark.parametrize(("notebook", "profile"), CASES)
+def test_every_training_section_sets_every_parameter_its_runs_depend_on(notebook, profile):
+    # the package alone defines the runs: no default is read from the notebook
+    assert set(sweeps.parameter_names(notebook)) <= set(profiles.section(notebook, profile))
+
+
+def test_a_section_without_a_parameter_is_refused(monkeypatch):
+    section = profiles.section("05_iterative_magnitude_pruning", "smoke")
+    del section["seeds"]
+    monkeypatch.setattr(sweeps, "section", lambda notebook, profile: dict(section))
+    with pytest.raises(ValueError, match=r"smoke.yaml lacks \['seeds'\] for 05"):
+        sweeps.profile_params("05_iterative_magnitude_pruning", "smoke")
 
 
 def test_paper_profile_of_04_is_the_papers_grid():

@@ -1,4 +1,4 @@
-"""synflow.train: presets, the optimizer, determinism, masks through training."""
+"""synflow.training: presets, the optimizer, determinism, masks through training."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import pytest
 import torch
 
 import synflow
-from synflow import data, train
+from synflow import data
+from synflow.training import loop as train_loop
+from synflow.training import presets
 from test_data import SHARED, write_image_folder
 
 
@@ -30,42 +32,42 @@ def tiny_model(seed=0, name="mlp"):
 
 
 def test_presets_follow_the_paper_table():
-    vgg = train.preset("vgg16_bn", "cifar100")
+    vgg = presets.preset("vgg16_bn", "cifar100")
     assert (vgg.epochs, vgg.lr, vgg.milestones, vgg.gamma, vgg.weight_decay) == (
         160, 0.1, (60, 120), 0.1, 1e-4)
-    resnet = train.preset("resnet18", "cifar10")
+    resnet = presets.preset("resnet18", "cifar10")
     assert (resnet.lr, resnet.milestones, resnet.gamma, resnet.weight_decay) == (
         0.01, (60, 120), 0.2, 5e-4)
-    assert train.preset("wrn18_2", "cifar10") == resnet
-    tiny = train.preset("vgg11_bn", "tinyimagenet")
+    assert presets.preset("wrn18_2", "cifar10") == resnet
+    tiny = presets.preset("vgg11_bn", "tinyimagenet")
     assert (tiny.epochs, tiny.lr, tiny.milestones, tiny.gamma, tiny.weight_decay) == (
         100, 0.01, (30, 60, 80), 0.2, 1e-4)
     assert (vgg.momentum, vgg.nesterov, vgg.batch_size) == (0.9, True, 128)
 
 
 def test_preset_overrides_scale_the_milestones():
-    short = train.preset("vgg16_bn", "cifar10", epochs=16, lr=0.05, subset=100)
+    short = presets.preset("vgg16_bn", "cifar10", epochs=16, lr=0.05, subset=100)
     assert (short.epochs, short.lr, short.milestones, short.subset) == (16, 0.05, (6, 12), 100)
-    fixed = train.preset("vgg16_bn", "cifar10", epochs=16, milestones=(3,))
+    fixed = presets.preset("vgg16_bn", "cifar10", epochs=16, milestones=(3,))
     assert fixed.milestones == (3,)
-    assert train.preset("vgg16_bn", "cifar10", epochs=None) == train.PRESETS["vgg-cifar"]
+    assert presets.preset("vgg16_bn", "cifar10", epochs=None) == presets.PRESETS["vgg-cifar"]
 
 
 def test_bad_presets_and_configs_name_the_bad_value():
     with pytest.raises(ValueError, match=r"unknown training preset 'fast'.*vgg-cifar"):
-        train.preset("vgg16_bn", "cifar10", name="fast")
+        presets.preset("vgg16_bn", "cifar10", name="fast")
     with pytest.raises(ValueError, match=r"unknown TrainConfig fields \['epoch'\]"):
-        train.preset("vgg16_bn", "cifar10", epoch=3)
+        presets.preset("vgg16_bn", "cifar10", epoch=3)
     with pytest.raises(ValueError, match="unknown model 'vgg17'"):
-        train.preset("vgg17", "cifar10")
+        presets.preset("vgg17", "cifar10")
     with pytest.raises(ValueError, match="epochs must be an integer >= 1, got 0"):
-        dataclasses.replace(train.PRESETS["toy"], epochs=0)
+        dataclasses.replace(presets.PRESETS["toy"], epochs=0)
 
 
 def test_each_parameter_once_in_the_optimizer():
     model = synflow.build_model("resnet20", width=0.25, seed=0)
     synflow.prune(model, "magnitude", 10)
-    optimizer, scheduler = train.optimizer_for(model, train.preset("resnet20", "cifar10"))
+    optimizer, scheduler = train_loop.optimizer_for(model, presets.preset("resnet20", "cifar10"))
     params = [p for group in optimizer.param_groups for p in group["params"]]
     assert len(params) == len({id(p) for p in params}) == len(list(model.parameters()))
     group = optimizer.param_groups[0]
@@ -77,11 +79,11 @@ def test_each_parameter_once_in_the_optimizer():
 
 
 def test_training_is_deterministic_for_a_seed(blobs):
-    config = train.preset("mlp", "blobs", epochs=2, batch_size=8, lr=0.05)
+    config = presets.preset("mlp", "blobs", epochs=2, batch_size=8, lr=0.05)
 
     def run(seed):
         model = tiny_model(seed=seed, name="conv")
-        metrics = train.train(model, "blobs", config, device="cpu", seed=seed, root=blobs)
+        metrics = train_loop.train(model, "blobs", config, device="cpu", seed=seed, root=blobs)
         return metrics, model.state_dict()
 
     first, weights = run(0)
@@ -94,8 +96,8 @@ def test_training_is_deterministic_for_a_seed(blobs):
 
 
 def test_metrics_record_every_epoch_and_both_accuracies(blobs):
-    config = train.preset("mlp", "blobs", epochs=4, batch_size=8, lr=0.05)
-    metrics = train.train(tiny_model(), "blobs", config, device="cpu", root=blobs)
+    config = presets.preset("mlp", "blobs", epochs=4, batch_size=8, lr=0.05)
+    metrics = train_loop.train(tiny_model(), "blobs", config, device="cpu", root=blobs)
     history = metrics["history"]
     assert [row["epoch"] for row in history] == [1, 2, 3, 4]
     for row in history:
@@ -109,25 +111,25 @@ def test_metrics_record_every_epoch_and_both_accuracies(blobs):
 
 
 def test_learning_rate_drops_at_the_milestones(blobs):
-    config = train.TrainConfig(epochs=4, lr=0.1, milestones=(1, 3), gamma=0.5, weight_decay=0,
+    config = presets.TrainConfig(epochs=4, lr=0.1, milestones=(1, 3), gamma=0.5, weight_decay=0,
                                batch_size=16)
-    metrics = train.train(tiny_model(), "blobs", config, device="cpu", root=blobs)
+    metrics = train_loop.train(tiny_model(), "blobs", config, device="cpu", root=blobs)
     assert [row["lr"] for row in metrics["history"]] == pytest.approx([0.1, 0.05, 0.05, 0.025])
 
 
 def test_pruned_weights_stay_exactly_zero(blobs):
     model = tiny_model(name="conv")
     masks = synflow.prune(model, "magnitude", 5)
-    before = {name: synflow.effective_weight(m).clone()
+    before = {name: synflow.core.masks.effective_weight(m).clone()
               for name, m in synflow.prunable_layers(model).items()}
-    config = train.preset("conv", "blobs", epochs=2, batch_size=8, lr=0.1)
-    train.train(model, "blobs", config, device="cpu", root=blobs)
+    config = presets.preset("conv", "blobs", epochs=2, batch_size=8, lr=0.1)
+    train_loop.train(model, "blobs", config, device="cpu", root=blobs)
     for name, module in synflow.prunable_layers(model).items():
         pruned = ~masks[name]
         assert pruned.any()
         assert torch.count_nonzero(module.weight_orig[pruned]) == 0
-        assert torch.count_nonzero(synflow.effective_weight(module)[pruned]) == 0
-        kept = synflow.effective_weight(module)[masks[name]]
+        assert torch.count_nonzero(synflow.core.masks.effective_weight(module)[pruned]) == 0
+        kept = synflow.core.masks.effective_weight(module)[masks[name]]
         assert not torch.equal(kept, before[name][masks[name]])  # the kept ones did train
 
 
@@ -135,8 +137,8 @@ def test_train_accepts_explicit_batches(blobs):
     info = data.dataset_info("blobs", root=blobs)
     split = data.load("blobs", "train", root=blobs)
     batches = data.Batches(split, info, batch_size=12, shuffle=True)
-    config = train.preset("mlp", "blobs", epochs=1)
-    metrics = train.train(tiny_model(), (batches, batches), config, device="cpu")
+    config = presets.preset("mlp", "blobs", epochs=1)
+    metrics = train_loop.train(tiny_model(), (batches, batches), config, device="cpu")
     assert len(metrics["history"]) == 1
 
 
@@ -148,12 +150,12 @@ def test_short_training_lowers_the_loss_on_mnist(tmp_path, monkeypatch):
     # Kaiming fan-in: with PyTorch's default init this 6-layer MLP barely moves in 3 epochs
     model = synflow.build_model("mlp", num_classes=10, input_shape=(1, 28, 28), width=0.5, seed=0,
                                 init="kaiming_fan_in")
-    config = train.preset("mlp", "mnist", epochs=3, lr=0.05, subset=60, batch_size=60)
+    config = presets.preset("mlp", "mnist", epochs=3, lr=0.05, subset=60, batch_size=60)
     train_batches, test_batches = data.loaders(
         "mnist", root=SHARED, train_per_class=config.subset, batch_size=config.batch_size
     )
-    initial = train.evaluate(model, test_batches, torch.device("cpu"))
-    metrics = train.train(model, (train_batches, test_batches), config, device="cpu")
+    initial = train_loop.evaluate(model, test_batches, torch.device("cpu"))
+    metrics = train_loop.train(model, (train_batches, test_batches), config, device="cpu")
     history = metrics["history"]
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert metrics["final_test_loss"] < 0.5 * initial["test_loss"]

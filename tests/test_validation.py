@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 import synflow
-from synflow import store
-from synflow.pruning import density_after
+from synflow.core.schedules import density_after
+from synflow.experiments import store
 
 
 def tiny_cnn():

@@ -7,7 +7,7 @@ Source: github.com/ganguli-lab/Synaptic-Flow, ``Results/Plots/Fig2.pdf``, ``Fig3
 ``Fig4.pdf``, ``Fig7a.pdf``, ``Fig7b.pdf`` (drawn by their ``Results/figures.ipynb``). Get them
 once, for example from a clone: ``git show HEAD:Results/Plots/Fig4.pdf > pdfs/Fig4.pdf``, then
 
-    python tools/extract_paper_figures.py pdfs/            # writes into synflow.paths.paper_dir()
+    python tools/extract_paper_figures.py pdfs/            # writes into synflow.analysis.reference.paper_dir()
     python tools/extract_paper_figures.py pdfs/ --out DIR  # or into DIR
 
 It reads nothing else (no network, no other folder) and writes, each file atomically:
@@ -47,7 +47,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 import pdf_plot_geometry as geo  # beside this script in tools/
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
-from synflow.paths import paper_dir
+from synflow.analysis.reference import paper_dir
 
 METHODS = ["random", "magnitude", "snip", "grasp", "synflow"]  # panel order, figures.ipynb
 FIG2_CURVES = 12  # j = 0, 2, ..., 22 in figures.ipynb; alpha = 1 - 0.6 j / 20
@@ -230,7 +230,7 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pdf_dir", type=Path, help="folder holding Fig2.pdf, Fig3.pdf, Fig4.pdf, Fig7a.pdf, Fig7b.pdf")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: synflow.paths.paper_dir())")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: synflow.analysis.reference.paper_dir())")
     parser.add_argument("--png", type=Path, default=None, help="also render each page to PNG here, to check by eye")
     parser.add_argument("--check-against", type=Path, default=None, metavar="RESULTS_DATA",
                         help="the authors' Results/data folder: print the recovered numbers' errors")

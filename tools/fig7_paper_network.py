@@ -19,7 +19,7 @@ import torch
 
 import synflow
 from synflow import analysis
-from synflow.paths import paper_reference
+from synflow.analysis.reference import paper_reference
 
 SHAPE = (3, 224, 224)
 

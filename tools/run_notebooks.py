@@ -3,7 +3,8 @@
     python tools/run_notebooks.py [--profile laptop] [--output-dir DIR] [--prepare-only] [NAME ...]
 
 Every ``notebooks/NN_*.ipynb`` (or only the NAMEs given, e.g. ``00_quickstart``)
-gets its section of ``notebooks/params/<profile>.yaml`` injected after its
+gets its section of the profile (``synflow/experiments/profiles/<profile>.yaml``, shipped in
+the package: :mod:`synflow.experiments.profiles`) injected after its
 cell tagged ``parameters`` and is run on this interpreter's ``python3`` kernel.
 Without ``--output-dir``, at the laptop profile (the committed outputs) the
 notebooks are rewritten in place; at another profile they are written to
@@ -35,15 +36,14 @@ from pathlib import Path
 
 import nbformat
 import papermill
-import yaml
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from papermill.exceptions import PapermillExecutionError
 
+from synflow.experiments import profiles
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = ROOT / "notebooks"
-PARAMS_DIR = NOTEBOOKS_DIR / "params"
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
-PROFILES = ("smoke", "laptop", "paper")
 KERNEL = "python3"
 # metadata that changes on every run: papermill's paths, parameters and timings, nbclient's timings
 VOLATILE_KEYS = "metadata.papermill cell.metadata.papermill cell.metadata.execution"
@@ -69,24 +69,18 @@ def find_notebooks(names: list[str] | None = None) -> list[Path]:
 
 
 def load_profile(profile: str) -> dict[str, dict]:
-    """``{notebook stem: parameters}`` from ``notebooks/params/<profile>.yaml``."""
-    path = PARAMS_DIR / f"{profile}.yaml"
-    if not path.is_file():
-        raise NotebookError(f"no parameter profile {path}; profiles: {', '.join(PROFILES)}")
-    content = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(content, dict):
-        raise NotebookError(f"{path} must map notebook names to parameter mappings")
-    for name, section in content.items():
-        if section is not None and not isinstance(section, dict):
-            raise NotebookError(f"{path}: the section {name!r} must be a mapping, got {section!r}")
-    return {name: section or {} for name, section in content.items()}
+    """``{notebook stem: parameters}`` of ``profile`` (the package's one loader)."""
+    try:
+        return profiles.load_profile(profile)
+    except ValueError as error:
+        raise NotebookError(str(error)) from None
 
 
 def parameters_for(notebook: Path, profile: str, sections: dict[str, dict]) -> dict:
     """The notebook's section of the profile, checked against its ``parameters`` cell."""
     if notebook.stem not in sections:
         raise NotebookError(
-            f"notebooks/params/{profile}.yaml has no section {notebook.stem!r}; "
+            f"{profiles.profile_path(profile)} has no section {notebook.stem!r}; "
             f"add one (`{notebook.stem}: {{}}` for the notebook's defaults)"
         )
     parameters = sections[notebook.stem]
@@ -96,7 +90,7 @@ def parameters_for(notebook: Path, profile: str, sections: dict[str, dict]) -> d
     unknown = sorted(set(parameters) - set(declared))
     if unknown:
         raise NotebookError(
-            f"notebooks/params/{profile}.yaml sets {unknown} for {notebook.stem}, which its "
+            f"{profiles.profile_path(profile)} sets {unknown} for {notebook.stem}, which its "
             f"parameters cell does not declare; declared: {', '.join(declared)}"
         )
     return parameters
@@ -206,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", metavar="NAME",
                         help="notebooks to run, by stem (default: every notebooks/NN_*.ipynb)")
-    parser.add_argument("--profile", choices=PROFILES, default="laptop",
-                        help="parameter profile from notebooks/params/ (default: laptop)")
+    parser.add_argument("--profile", choices=profiles.PROFILES, default="laptop",
+                        help="parameter profile (synflow/experiments/profiles/; default: laptop)")
     parser.add_argument("--output-dir", type=Path,
                         help="write the notebooks here (default: in place at the laptop "
                              "profile, notebooks/<profile>/ at the others)")

@@ -1,109 +1,82 @@
 """SynFlow: pruning neural networks at initialization, without data.
 
-The public API::
+A reproduction of Tanaka, Kunin, Yamins and Ganguli (NeurIPS 2020). The public API is
+the names below; the rest lives in the layers, each a subpackage that imports only the
+ones above it in this list:
 
-    import synflow
-    model = synflow.build_model("vgg16_bn", seed=0)
-    masks = synflow.prune(model, "synflow", compression=100, iterations=100,
-                          input_shape=(3, 32, 32))
+* :mod:`synflow.core` -- masks, scorers, selection, schedules, the pruning loop;
+* :mod:`synflow.models` -- the paper's networks and their inits;
+* :mod:`synflow.data` -- datasets, batches, pruning data;
+* :mod:`synflow.training` -- the paper's training;
+* :mod:`synflow.experiments` -- runs, the results store, Slurm launching;
+* :mod:`synflow.analysis` -- conservation, layer-collapse, tables and figures.
+
+(:mod:`synflow.utils`, where files live and progress bars, sits below them all.)
+
+>>> import synflow
+>>> model = synflow.build_model("vgg11_bn", width=0.125, seed=0)
+>>> masks = synflow.prune(model, "synflow", compression=10, iterations=10,
+...                       input_shape=(3, 32, 32))
+>>> round(synflow.compression_of(masks), 2)
+10.0
 """
 
 import importlib
 
-from . import (
-    baselines,
-    claims,
-    data,
-    diagnostics,
-    execution,
-    inits,
-    models,
-    paths,
-    scores,
-    store,
-    train,
-)
-from .masks import (
+from . import _deprecated
+from .core.diagnostics import ScoreWarning
+from .core.loop import Iteration, prune, prune_through
+from .core.masks import (
     apply_masks,
     compression_of,
     count_kept,
     current_masks,
-    effective_weight,
     empty_layers,
     prunable_layers,
-    reinitialize_kept,
     remove_masks,
-    shuffle_masks,
     unwrap,
 )
+from .core.saving import load_pruned, load_pruned_state_dict, save_pruned
+from .core.scorers import SCORERS
+from .core.scoring import compute_scores
+from .core.selection import select
 from .models import MODELS, build_model
-from .pruning import (
-    SCHEDULES,
-    SCOPES,
-    Iteration,
-    density_after,
-    prune,
-    prune_through,
-    schedule_densities,
-    select,
-)
-from .saving import load_pruned, load_pruned_state_dict, save_pruned
-from .scores import SCORERS, ScoreWarning, compute_scores
 
 __all__ = [
     "MODELS",
-    "SCHEDULES",
-    "SCOPES",
     "SCORERS",
     "Iteration",
     "ScoreWarning",
-    "analysis",
     "apply_masks",
-    "baselines",
     "build_model",
-    "claims",
     "compression_of",
     "compute_scores",
     "count_kept",
     "current_masks",
-    "data",
-    "density_after",
-    "diagnostics",
-    "effective_weight",
     "empty_layers",
-    "execution",
-    "inits",
     "load_pruned",
     "load_pruned_state_dict",
-    "models",
-    "paths",
-    "plotting",
     "prunable_layers",
     "prune",
     "prune_through",
-    "reinitialize_kept",
     "remove_masks",
     "save_pruned",
-    "schedule_densities",
-    "scores",
     "select",
-    "shuffle_masks",
-    "store",
-    "sweeps",
-    "train",
     "unwrap",
 ]
 
-# imported on first use (PEP 562): they pull in pandas, matplotlib and seaborn, about 1.5 s
-# of every Slurm task's start-up, and a task that only runs runs never needs them
-LAZY_MODULES = ("analysis", "plotting", "sweeps")
+# the layers, imported on first use (analysis pulls in pandas and matplotlib, which a
+# Slurm task that only trains never needs)
+LAYERS = ("core", "models", "data", "training", "experiments", "analysis", "utils")
+
+_deprecated.install()
 
 
 def __getattr__(name: str):
-    if name in LAZY_MODULES:
+    if name in LAYERS:
         return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _deprecated.attribute(name)
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(LAZY_MODULES))
+    return sorted(set(globals()) | set(LAYERS))

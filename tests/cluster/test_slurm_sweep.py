@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from synflow import claims, store
-from synflow.launch import planned_runs, state_of
+from synflow.experiments import claims, store
+from synflow.experiments.launch import planned_runs, state_of
 
 NOTEBOOK = "05_iterative_magnitude_pruning"
 PROFILE = "smoke"

@@ -1,0 +1,91 @@
+"""Measurements behind the notebooks (conservation, layer-collapse, iteration), the
+accuracy tables and the figures. Nothing in synflow imports this layer.
+
+| module        | concern                                                              |
+|---------------|----------------------------------------------------------------------|
+| saliency      | dR/dp * p of every parameter; Figure 4's per-layer statistic          |
+| conservation  | Theorems 1 and 2: neuron-wise flows, layer totals, slopes (Figs 3, 4)  |
+| collapse      | empty layers, rho_max, input-output paths (Section 4)                 |
+| critical      | critical compression by search or in closed form (Figure 1's arrows)   |
+| iteration     | the SynFlow loop traced: prune size / cut size (Theorem 3, Figure 7)   |
+| tables        | stored runs and the paper's numbers as tidy tables (Figures 1, 6)      |
+| reference     | the paper's reference data, shipped in the package                    |
+| plots         | the style, byte-stable saving, Figures 1 and 6                        |
+
+The measurement functions are importable from here, as ``synflow.analysis.<name>``:
+
+>>> from synflow import analysis
+>>> analysis.fit_slope([10, 100, 1000], [0.1, 0.01, 0.001])
+1.0
+"""
+
+from .collapse import (
+    empty_layer_counts,
+    exact_critical_compression,
+    input_output_paths,
+    kept_weight_signs,
+    layer_fractions,
+    max_compression,
+)
+from .conservation import (
+    chain_layers,
+    conservation_summary,
+    fill_biases,
+    fit_slope,
+    layer_statistics,
+    neuron_flows,
+    neuronwise_residual,
+    rescale_layer,
+    total_spread,
+    with_activation,
+)
+from .critical import Critical, critical_compression, find_critical, measured_critical
+from .iteration import (
+    Step,
+    iterative_masks,
+    prune_size_ratio,
+    single_removal_iterations,
+    synflow_iterations,
+)
+from .saliency import (
+    layer_averages,
+    loss_saliency,
+    parameter_scores,
+    saliency,
+    synflow_saliency,
+    weight_scores,
+)
+
+__all__ = [
+    "Critical",
+    "Step",
+    "chain_layers",
+    "conservation_summary",
+    "critical_compression",
+    "empty_layer_counts",
+    "exact_critical_compression",
+    "fill_biases",
+    "find_critical",
+    "fit_slope",
+    "input_output_paths",
+    "iterative_masks",
+    "kept_weight_signs",
+    "layer_averages",
+    "layer_fractions",
+    "layer_statistics",
+    "loss_saliency",
+    "max_compression",
+    "measured_critical",
+    "neuron_flows",
+    "neuronwise_residual",
+    "parameter_scores",
+    "prune_size_ratio",
+    "rescale_layer",
+    "saliency",
+    "single_removal_iterations",
+    "synflow_iterations",
+    "synflow_saliency",
+    "total_spread",
+    "weight_scores",
+    "with_activation",
+]

@@ -1,0 +1,156 @@
+"""Layer-collapse (Section 4): when a mask empties a layer, rho_max, and whether a mask still
+links input to output."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from ..core.loop import prune
+from ..core.masks import Masks, current_masks, effective_weight, empty_layers, prunable_layers
+from ..core.scorers import DATA_METHODS, ITERATIVE_METHODS
+from ..core.scorers.functional import buffer_copies, scoring_view
+from ..core.scoring import compute_scores
+from ..core.selection import select
+from .saliency import parameter_name
+
+
+def max_compression(model_or_masks) -> float:
+    """rho_max = N / L: one weight left in every prunable layer."""
+    masks = model_or_masks if isinstance(model_or_masks, dict) else current_masks(model_or_masks)
+    return sum(m.numel() for m in masks.values()) / len(masks)
+
+
+def layer_fractions(masks: Masks) -> dict[str, float]:
+    """Fraction of weights kept in every layer."""
+    return {name: float(m.sum()) / m.numel() for name, m in masks.items()}
+
+
+def kept_weight_signs(model: nn.Module) -> pd.DataFrame:
+    """Per prunable layer of a (pruned) model, the signs of the kept weights.
+
+    ``positive``: the fraction of kept weights that are > 0 (about 0.5 for a
+    mask that ignores signs on a symmetric initialization); ``unit_bias``: over
+    the output units with a kept weight, the mean of |2 p - 1| with p the
+    fraction of that unit's kept weights that are > 0 (0: every unit keeps both
+    signs equally; 1: every unit keeps weights of one sign only).
+    """
+    masks = current_masks(model)
+    rows = []
+    for name, module in prunable_layers(model).items():
+        weight = effective_weight(module).reshape(module.weight.shape[0], -1)
+        mask = masks[name].reshape(weight.shape)
+        kept = mask.sum(1)
+        positive = ((weight > 0) & mask).sum(1)
+        units = kept > 0
+        rows.append({
+            "layer": name,
+            "kept": int(kept.sum()),
+            "positive": float(positive.sum() / kept.sum().clamp(min=1)),
+            "unit_bias": float((2 * positive[units] / kept[units] - 1).abs().mean())
+            if bool(units.any()) else math.nan,
+        })
+    return pd.DataFrame(rows).set_index("layer")
+
+
+def exact_critical_compression(scores: dict[str, torch.Tensor]) -> tuple[float, str]:
+    """Closed form for single-shot global selection: ``(N / k*, layer)``.
+
+    ``k*`` is the smallest number of kept weights at which every layer keeps
+    one: the worst layer's best weight's rank in the global order (ties to the
+    lowest index, as ``select`` breaks them). ``layer`` is the one that
+    empties first, the one that sets ``k*``.
+    """
+    flat = torch.cat([s.flatten() for s in scores.values()])
+    ranks, start = {}, 0
+    for name, s in scores.items():
+        best = s.max()
+        first = start + int(torch.nonzero(s.flatten() == best)[0])
+        ranks[name] = int((flat > best).sum()) + int((flat[:first] == best).sum()) + 1
+        start += s.numel()
+    layer = max(ranks, key=ranks.get)
+    return flat.numel() / ranks[layer], layer
+
+
+def input_output_paths(
+    model: nn.Module, masks: Masks | None = None, input_shape: Sequence[int] = (3, 32, 32)
+) -> float:
+    """Weighted count of input-to-output paths through the kept weights (float64).
+
+    The net is evaluated on an all-ones input with every prunable weight
+    replaced by its 0/1 mask, biases set to 0 and every other parameter by its
+    absolute value (BatchNorm at its running statistics). The result is > 0
+    exactly when some path from input to output survives: 0 means the mask
+    disconnects the net, whether or not a layer is empty.
+    """
+    masks = current_masks(model) if masks is None else masks
+    layers = prunable_layers(model)
+    biases = {name[: -len("weight")] + "bias" for name in layers}
+    params = {}
+    for name, p in model.named_parameters():
+        base = parameter_name(name)
+        if base in masks:
+            params[name] = masks[base].to(torch.float64)
+        elif base in biases:
+            params[name] = torch.zeros_like(p, dtype=torch.float64)
+        else:
+            params[name] = p.detach().to(torch.float64).abs()
+    buffers = buffer_copies(model, torch.float64)
+    for name in list(buffers):  # a masked layer's mask buffer: keep it as the mask
+        if name.endswith("weight_mask"):
+            buffers[name] = masks[name[: -len("_mask")]].to(torch.float64)
+    ones = torch.ones((1, *input_shape), dtype=torch.float64)
+    with torch.no_grad(), scoring_view(model):
+        return float(functional_call(model, {**params, **buffers}, (ones,)).sum())
+
+
+def data_for(method: str, data):
+    """``data`` if ``method`` scores with data (SNIP, GraSP), else None."""
+    return data if method in DATA_METHODS else None
+
+
+def empty_layer_counts(
+    model_factory: Callable[[], object],
+    methods: Sequence[str],
+    log10_compressions: Iterable[float],
+    *,
+    synflow_iterations: int = 100,
+    data=None,
+    input_shape: Sequence[int] = (3, 32, 32),
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Number of empty layers of each method's mask at each compression (no
+    training). Single-shot methods score once and select per compression;
+    SynFlow (``synflow_iterations`` > 1) prunes a fresh model iteratively per
+    compression, which is costly. Compressions above N are clipped to N (one
+    weight left). Columns: method, log10_compression, empty_layers."""
+    model = model_factory()
+    total = sum(m.numel() for m in current_masks(model).values())
+    rows = []
+    for method in methods:
+        single = None
+        for exponent in log10_compressions:
+            compression = min(10.0**exponent, float(total))
+            if method in ITERATIVE_METHODS and synflow_iterations > 1:
+                # the whole schedule: the final mask, whose empty layers are counted
+                masks = prune(
+                    model_factory(), method, compression, iterations=synflow_iterations,
+                    input_shape=input_shape, seed=seed,
+                )
+            else:
+                if single is None:
+                    single = compute_scores(
+                        model, method, data=data_for(method, data), input_shape=input_shape,
+                        seed=seed,
+                    )
+                masks = select(single, 1.0 / compression)
+            rows.append(
+                {"method": method, "log10_compression": float(exponent),
+                 "empty_layers": len(empty_layers(masks))}
+            )
+    return pd.DataFrame(rows)

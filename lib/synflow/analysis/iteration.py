@@ -1,0 +1,126 @@
+"""The SynFlow loop, traced (Theorem 3, Figure 7): the score each iteration removes
+against R_SF (prune size / cut size), and the iterations that avoid layer-collapse."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from torch import nn
+
+from ..core.diagnostics import check_synflow_network
+from ..core.loop import Iteration, prune_through
+from ..core.masks import Masks, empty_layers
+from ..core.schedules import schedule_densities
+from ..core.scorers.synflow import check_precision, checked_pass
+
+
+@dataclass
+class Step:
+    """One SynFlow iteration: target density, R_SF before pruning, the SynFlow
+    score removed by this step, and the weights kept per layer afterwards."""
+
+    density: float
+    R: float
+    removed: float
+    kept: dict[str, int]
+
+    @property
+    def ratio(self) -> float:
+        """Prune size / cut size: removed score over R_SF (each layer's total in a plain net)."""
+        return self.removed / self.R if self.R > 0 else math.inf
+
+
+def synflow_iterations(
+    model: nn.Module,
+    densities: Iterable[float],
+    input_shape: Sequence[int],
+    precision: str = "float64",
+) -> list[Step]:
+    """Iterative SynFlow through ``densities`` (global masking), pruning ``model`` in place.
+
+    ``synflow.prune``'s loop (:func:`synflow.core.loop.prune_through`) with the SynFlow
+    pass at ``precision`` ("float64", the default and ``prune``'s, or "float32":
+    :func:`synflow.core.scorers.synflow.checked_pass`), recording each step: the same masks as
+    ``synflow.prune(model, "synflow", ..., precision=precision)``. Returns one Step
+    per density. Raises ValueError for an unknown precision.
+    """
+    check_synflow_network(model)
+    shape = tuple(input_shape)
+    R_before: list[float] = []
+
+    check_precision(precision)
+
+    def scorer(model, layers, weights, **_):
+        R, scores = checked_pass(model, layers, weights, shape, precision)
+        R_before.append(float(R))
+        return scores
+
+    steps = []
+
+    def record(step: Iteration):
+        removed = sum(
+            float(step.scores[n][step.before[n] & ~step.after[n]].sum()) for n in step.after
+        )
+        kept = {n: int(m.sum()) for n, m in step.after.items()}
+        steps.append(Step(step.density, R_before[-1], removed, kept))
+
+    prune_through(model, scorer, list(densities), input_shape=shape, callback=record)
+    return steps
+
+
+def prune_size_ratio(
+    model_factory: Callable[[], nn.Module],
+    compression: float,
+    iterations: int,
+    *,
+    schedule: str = "exponential",
+    input_shape: Sequence[int] = (3, 32, 32),
+    precision: str = "float64",
+) -> float:
+    """Figure 7: the largest, over iterations, of the SynFlow score removed in
+    one iteration divided by R_SF. Below 1 in every iteration, no step can
+    remove a whole layer (each layer's total score is R_SF; Theorem 3).
+    ``precision`` as in :func:`synflow_iterations`."""
+    if compression == 1:
+        return 0.0
+    steps = synflow_iterations(
+        model_factory(), schedule_densities(compression, iterations, schedule), input_shape,
+        precision,
+    )
+    return max(step.ratio for step in steps)
+
+
+def iterative_masks(
+    model: nn.Module,
+    method: str,
+    densities: Iterable[float],
+    *,
+    data=None,
+    input_shape: Sequence[int] | None = None,
+    seed: int = 0,
+    stop_on_collapse: bool = True,
+) -> Masks:
+    """``synflow.prune``'s loop (:func:`synflow.core.loop.prune_through`) through
+    ``densities`` (global masking), pruning ``model`` in place: score the masked
+    model, keep the best alive weights, repeat. With ``stop_on_collapse`` it stops
+    once a layer is empty (masks only shrink, so the final mask would be collapsed
+    too: use it to ask *whether* a layer collapses, not how many) and returns that mask."""
+    return prune_through(
+        model,
+        method,
+        list(densities),
+        data=data,
+        input_shape=input_shape,
+        seed=seed,
+        callback=(lambda step: bool(empty_layers(step.after))) if stop_on_collapse else None,
+    )
+
+
+def single_removal_iterations(compression: float, layers: int) -> int:
+    """Exponential-schedule iterations after which the last steps remove at most
+    one weight each: ``ceil(ln(compression) / ln(1 + 1/L))``. Then a positive,
+    conserved score (SynFlow) can never empty a layer: a layer's last weight
+    carries all of R_SF, more than any weight of a layer with two."""
+    return math.ceil(math.log(compression) / math.log1p(1 / layers))

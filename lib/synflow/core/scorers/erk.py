@@ -1,0 +1,93 @@
+"""Data-free baselines published after the paper: random pruning with ERK layer densities.
+
+Erdos-Renyi-Kernel (ERK, Evci et al. 2020, "Rigging the lottery") gives layer
+``l`` the density ``min(1, eps * c_l)`` with the layer coefficient
+
+* ``c_l = (fan_in + fan_out) / (fan_in * fan_out)`` for a Linear weight,
+* ``c_l = (c_in + c_out + k_h + k_w) / (c_in * c_out * k_h * k_w)`` for a conv
+  weight (any kernel rank: the sum of the dimensions over their product),
+
+and ``eps`` chosen so that the layers keep ``round(N / compression)`` weights in
+total; a layer whose density would exceed 1 is kept whole and the excess goes
+to the others (``eps`` is solved again without it). Within a layer the kept
+weights are uniformly random. :func:`erk_densities` computes these densities.
+
+Design: ERK is a *scorer* (``SCORERS["random_erk"]``), so ``synflow.prune``,
+``RunConfig(pruner="random_erk")`` and the exact global top-k selection work
+unchanged. The trick: a weight at random rank ``r`` (0..n_l-1) of layer ``l``
+scores ``-(r + 1/2) / (n_l * c_l)``. Global selection keeps every weight above
+one threshold ``-t``, i.e. the ``~ t * c_l * n_l`` best ranks of each layer --
+exactly ERK's densities ``min(1, t * c_l)`` with the cap and the redistribution
+built in (``t`` plays ``eps``), each layer within one weight of
+``erk_densities * n_l`` and the total exactly ``round(N / compression)``. It
+also works with existing masks (pruned weights never come back).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..masks import Masks, current_masks
+
+
+def erk_coefficient(shape) -> float:
+    """ERK's ``sum(dims) / prod(dims)`` of a weight shape (Linear: (out, in);
+    Conv: (c_out, c_in, k_h, k_w))."""
+    shape = tuple(int(d) for d in shape)
+    if len(shape) < 2:
+        raise ValueError(f"ERK needs a weight of rank >= 2, got shape {shape}")
+    return sum(shape) / math.prod(shape)
+
+
+def erk_densities(model_or_masks: nn.Module | Masks, compression: float) -> dict[str, float]:
+    """ERK layer densities for ``compression`` (N / kept), capped at 1.
+
+    Solved exactly: layers whose ``eps * c_l`` reaches 1 are fixed at density 1
+    and ``eps`` is recomputed over the rest until no density exceeds 1; then
+    ``sum_l density_l * n_l == N / compression``.
+    """
+    masks = model_or_masks if isinstance(model_or_masks, dict) else current_masks(model_or_masks)
+    sizes = {name: mask.numel() for name, mask in masks.items()}
+    coefficients = {name: erk_coefficient(mask.shape) for name, mask in masks.items()}
+    total = sum(sizes.values())
+    if not 1 <= compression <= total:
+        raise ValueError(f"compression must be in [1, {total}], got {compression!r}")
+    target = total / compression
+    dense: set[str] = set()
+    eps = math.inf
+    while True:
+        free = [name for name in sizes if name not in dense]
+        if not free:  # every layer is kept whole (compression 1, or close to it)
+            break
+        budget = target - sum(sizes[name] for name in dense)
+        eps = budget / sum(coefficients[name] * sizes[name] for name in free)
+        over = {name for name in free if eps * coefficients[name] >= 1}
+        if not over:
+            break
+        dense |= over
+    return {name: 1.0 if name in dense else eps * coefficients[name] for name in sizes}
+
+
+def random_erk_scores(model, layers, weights, *, generator, **_):
+    """Random ERK scores (Evci et al. 2020, RigL's Erdos-Renyi-Kernel densities): their
+    global top-k is random pruning with ERK layer densities (see the module docstring).
+
+    A layer's score is ``-(rank + 0.5) / (n * erk_coefficient(shape))`` for a random
+    permutation ``rank`` of its ``n`` weights (drawn from ``generator``, so a seed fixes
+    them on any device): negative, float64, of the weight's shape, on its device;
+    higher = keep, as every scorer. Needs no data and no forward pass (BatchNorm is not
+    involved); pruned weights do not score 0 (only alive weights compete in the loop).
+    """
+    result = {}
+    for name, weight in weights.items():
+        n = weight.numel()
+        ranks = torch.randperm(n, generator=generator).to(torch.float64)
+        scores = -(ranks + 0.5) / (n * erk_coefficient(weight.shape))
+        result[name] = scores.view(weight.shape).to(weight.device)
+    return result
+
+
+__all__ = ["erk_coefficient", "erk_densities", "random_erk_scores"]

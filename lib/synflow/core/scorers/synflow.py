@@ -1,0 +1,136 @@
+"""SynFlow's data-free path scores (Tanaka et al. 2020, Algorithm 1) and SynFlow-L2.
+
+Each pass replaces every parameter by |p| (or p**2), runs one all-ones input and
+differentiates R_SF, the sum of the outputs. Passes run in float64 (``precision=
+"float64"``, the default and the oracle); ``precision="float32"`` is a faster opt-in
+whose masks can differ from float64's where scores are near-ties (see
+:func:`synflow_scores`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .functional import call_with_weights, device_of, fresh_leaves, gradients, scoring_view
+
+# precision="float32": outside this range of R (or with a non-finite score) the pass is
+# redone in float64. Every score lies in [0, R], so R up to 1e36 leaves a 300x margin below
+# float32's 3.4e38; VGG-19 at 224x224 has R = 1.1e34 at init, ResNet-110 overflows.
+FLOAT32_SAFE_RANGE = (1e-30, 1e36)
+PRECISIONS = ("float64", "float32")  # the first is the default
+
+
+def synflow_pass(model, layers, weights, input_shape, dtype, power=1):
+    """One SynFlow evaluation in ``dtype`` (Algorithm 1 of Tanaka et al. 2020, eq. 2).
+
+    Every parameter as |p|**power (biases and BatchNorm's affine parameters
+    included), BatchNorm with its running statistics (eval mode: a fixed affine map),
+    an all-ones input of shape (1, *input_shape), R = sum of the outputs, score =
+    dR/dw * w with w the transformed weight. Returns ``(R, scores)``: R a 0-d tensor,
+    scores >= 0 of the weights' shapes, both in ``dtype``.
+    """
+    transform = (lambda p: p.abs()) if power == 1 else (lambda p: p.abs() ** power)
+    leaves = fresh_leaves(weights, transform, dtype)
+    ones = torch.ones((1, *input_shape), dtype=dtype, device=device_of(model))
+    with scoring_view(model):
+        R = call_with_weights(model, layers, leaves, ones, transform, dtype).sum()
+        grads = gradients(R, leaves)
+    return R.detach(), {name: g.mul_(w.detach()) for (name, w), g in zip(leaves.items(), grads)}
+
+
+def _safe_in_float32(R, scores) -> bool:
+    """R inside float32's comfortable range and no score overflowed.
+
+    Every score is a sum of positive path terms (0 <= score <= R), so one sum
+    per layer detects an inf or NaN anywhere without an elementwise pass.
+    """
+    low, high = FLOAT32_SAFE_RANGE
+    total = sum(float(s.sum(dtype=torch.float64)) for s in scores.values())
+    return low < float(R) < high and math.isfinite(total)
+
+
+class SynFlowOverflowError(OverflowError, ValueError):
+    """R_SF is not finite even in float64 (very deep or very wide networks)."""
+
+
+def check_precision(precision) -> str:
+    """``precision`` if it is one of ``PRECISIONS``, else ValueError naming it and them."""
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"precision must be one of {', '.join(map(repr, PRECISIONS))} (the dtype of "
+            f"SynFlow's pass), got {precision!r}"
+        )
+    return precision
+
+
+def checked_pass(model, layers, weights, input_shape, precision="float64", power=1):
+    """One SynFlow pass at ``precision``: ``(R, scores)`` as :func:`synflow_pass` returns.
+
+    "float64" (the default): one float64 pass. "float32": a float32 pass, redone in
+    float64 when R leaves ``FLOAT32_SAFE_RANGE`` or a score overflowed (so the
+    result is float32 or float64).
+
+    Raises :class:`SynFlowOverflowError` when R or a score is not finite in float64.
+    """
+    if check_precision(precision) == "float32":
+        R, scores = synflow_pass(model, layers, weights, input_shape, torch.float32, power)
+        if _safe_in_float32(R, scores):
+            return R, scores
+    R, scores = synflow_pass(model, layers, weights, input_shape, torch.float64, power)
+    total = sum(float(s.sum(dtype=torch.float64)) for s in scores.values())
+    if not (math.isfinite(float(R)) and math.isfinite(total)):
+        raise SynFlowOverflowError(
+            f"SynFlow overflows float64: R_SF (the sum over every input-output path of the "
+            f"product of |weights|{'^2' if power == 2 else ''}) is {float(R)} in float64 "
+            f"(at most 1.8e308) for this network of {len(layers)} prunable layers, so its "
+            "scores cannot be ranked. Each layer multiplies R_SF by about fan-in x mean "
+            "|weight|; scale every layer's weights down by a constant before pruning "
+            "(for a bias-free ReLU network this rescales every score alike and leaves the "
+            "mask unchanged), prune fewer layers, or use another method."
+        )
+    return R, scores
+
+
+def synflow_scores(model, layers, weights, *, input_shape, power=1, precision="float64", **_):
+    """SynFlow (Tanaka et al. 2020, Algorithm 1, eq. 2): S = dR/d|w| * |w|, data-free.
+
+    R = 1^T (prod_l |W_l|) 1: the summed output of the net with every parameter
+    replaced by its absolute value, on one all-ones input of ``input_shape``, in eval
+    mode (BatchNorm as the affine map of its running statistics). Scores are >= 0,
+    of the weights' shapes; pruned weights score 0. Conservation (Theorems 1-2: every
+    layer's total is R) holds for positively homogeneous activations only,
+    f(a x) = a f(x) for a > 0 (ReLU, LeakyReLU, PReLU, identity, max/avg pooling,
+    dropout in eval), with BatchNorm in eval mode as an affine map; see
+    :func:`synflow.core.diagnostics.check_synflow_network` for what is warned about or
+    refused.
+
+    ``precision``: "float64" (default) computes every pass in float64, the oracle:
+    exact ties in exact arithmetic (every weight of a lone surviving path scores R)
+    and near-ties are ranked by float64's rounding, the same on every run of a
+    device. "float32" is about 4x faster on a CPU (VGG-19 at 224x224: 0.7 s vs 2.6 s
+    a pass on 2 cores) and redoes a pass in float64 when R leaves ``FLOAT32_SAFE_RANGE``
+    or a score is not finite (R of ResNet-110 or ResNet-50 at init); its masks can differ
+    from float64's among near-tied scores (at rho_max/2 on CIFAR VGG-16 in 20-48 of
+    the few dozen kept weights; ``benchmarks/synflow_precision.py``), because no cheap
+    check can certify a float32 ranking at the threshold of millions of scores.
+
+    Raises ValueError without ``input_shape`` or for a ``precision`` not in
+    ``PRECISIONS``, and :class:`SynFlowOverflowError` (an ``OverflowError`` and
+    ``ValueError``) naming the overflow when R is not finite in float64 (e.g. a
+    400-layer MLP).
+    """
+    if input_shape is None:
+        raise ValueError("synflow needs input_shape (one sample's shape, e.g. (3, 32, 32)) or data")
+    return checked_pass(model, layers, weights, input_shape, precision, power)[1]
+
+
+def synflow_l2_scores(model, layers, weights, *, input_shape, precision="float64", **_):
+    """SynFlow-L2 (Patil & Dovrolis 2021, PHEW's data-free variant): SynFlow with every
+    parameter replaced by theta**2 instead of |theta|; S = dR/d(theta^2) * theta^2.
+
+    Same shapes, dtypes, mode and conditions as :func:`synflow_scores`.
+    """
+    return synflow_scores(model, layers, weights, input_shape=input_shape, power=2,
+                          precision=precision)

@@ -1,0 +1,30 @@
+"""Datasets as uint8 tensors in memory, batched augmentation on the training device.
+
+| module    | concern                                                                    |
+|-----------|----------------------------------------------------------------------------|
+| datasets  | the registry (``DATASETS``) and where a dataset is found or downloaded      |
+| images    | one split as uint8 tensors: listing, decoding, the decoded-image cache       |
+| batches   | normalised, augmented batches on a device; SNIP/GraSP's pruning batches      |
+| imagenet  | pruning data of ImageNet shape (or its CIFAR-10 stand-in)                    |
+"""
+
+from .batches import Batches, augment, loaders, normalize, pruning_batches, random_crops
+from .datasets import DATASETS, DatasetInfo, DatasetNotFoundError, Images, locate
+from .images import balanced_indices, dataset_info, load
+
+__all__ = [
+    "DATASETS",
+    "Batches",
+    "DatasetInfo",
+    "DatasetNotFoundError",
+    "Images",
+    "augment",
+    "balanced_indices",
+    "dataset_info",
+    "load",
+    "loaders",
+    "locate",
+    "normalize",
+    "pruning_batches",
+    "random_crops",
+]

@@ -1,0 +1,16 @@
+"""Experiments: a run described by a frozen config, executed, stored once, launched on a
+cluster.
+
+| module     | concern                                                                    |
+|------------|----------------------------------------------------------------------------|
+| runconfig  | :class:`RunConfig`: everything that determines a run, its name and hash      |
+| results    | :class:`RunResult`: the one owner of ``run.json``                            |
+| execution  | build, prune, train, measure one run, resumable                              |
+| store      | the results store: run once, load afterwards; failures, frames               |
+| claims     | one worker per run, on one machine or many                                   |
+| profiles   | the notebooks' parameter profiles (smoke, laptop, paper), shipped here       |
+| sweeps     | the runs each training notebook trains                                       |
+| launch     | fill the store: inline, local processes or a Slurm job array (submitit)      |
+| status     | how far a sweep is                                                           |
+| cli        | ``python -m synflow launch|status``                                          |
+"""

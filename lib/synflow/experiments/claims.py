@@ -1,0 +1,240 @@
+"""Claim files: at most one worker executes a run, on one machine or on many.
+
+A worker claims a run by creating ``<run folder>/claim.json`` with
+``O_CREAT | O_EXCL`` (atomic, also on NFS v3+), holding its host, pid, Slurm/submitit
+job id and a random token. A heartbeat thread touches the file every
+``stale_after / 6`` seconds while the run works. A claim whose file was not touched
+for ``stale_after`` seconds (its worker died: killed, preempted, node lost), or whose
+worker is known to be gone (its Slurm job ended per ``squeue``, or its process on this
+host no longer exists), is taken over: under a short lock file (itself created with O_EXCL) the staleness is checked
+again and a new claim is renamed over the old one, so of two workers that find the
+same stale claim exactly one wins. A requeued Slurm task (same job id) may take
+back its own claim at once.
+
+    claim = claim_run(folder, stale_after=600)   # a Claim, or None if someone works on it
+    with claim:                                  # heartbeat on; released at the end
+        ...
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import secrets
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Self
+
+from ..core.files import atomic_write
+
+CLAIM_FILE = "claim.json"
+STALE_AFTER = 600.0  # seconds without a heartbeat after which a claim is taken over
+STALE_VARIABLE = "SYNFLOW_CLAIM_STALE_S"
+
+
+class ClaimLost(RuntimeError):
+    """This worker's claim was taken over by another one (its heartbeat stalled)."""
+
+
+def stale_after_default() -> float:
+    """$SYNFLOW_CLAIM_STALE_S if set (seconds > 0), else 600."""
+    value = os.environ.get(STALE_VARIABLE)
+    if not value:
+        return STALE_AFTER
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ValueError(f"{STALE_VARIABLE}={value!r} is not allowed; give seconds > 0")
+    return seconds
+
+
+def job_id() -> str | None:
+    """The Slurm job (and array task) this process runs in, or None."""
+    job = os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID")
+    task = os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{job}_{task}" if job and task else job
+
+
+def log_path() -> str | None:
+    """Where this worker's output goes, if a scheduler says so (submitit, Slurm)."""
+    if os.environ.get("SUBMITIT_EXECUTOR") and os.environ.get("SUBMITIT_FOLDER"):
+        import submitit
+
+        try:
+            return str(submitit.JobEnvironment().paths.stdout)
+        except (KeyError, RuntimeError, ValueError):  # not inside a submitit job after all
+            pass
+    return os.environ.get("SLURM_STDOUT") or None
+
+
+def read_claim(path: Path) -> dict | None:
+    """The claim's content plus ``age`` (seconds since its last heartbeat), or None."""
+    try:
+        with open(path) as handle:
+            content = handle.read()
+        age = time.time() - os.stat(path).st_mtime
+    except FileNotFoundError:
+        return None
+    try:
+        holder = json.loads(content)
+    except json.JSONDecodeError:
+        holder = {}  # being written right now, or damaged: judged by its age only
+    return {**holder, "age": age} if isinstance(holder, dict) else {"age": age}
+
+
+@dataclass
+class Claim:
+    """A held claim on a run folder; a context manager that runs the heartbeat."""
+
+    path: Path
+    token: str
+    interval: float
+    lost: threading.Event = field(default_factory=threading.Event)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def owned(self) -> bool:
+        holder = read_claim(self.path)
+        return holder is not None and holder.get("token") == self.token
+
+    def beat(self) -> None:
+        """Touch the claim if it is still ours; otherwise mark it lost."""
+        if self.owned():
+            try:
+                os.utime(self.path)
+                return
+            except FileNotFoundError:
+                pass
+        self.lost.set()
+
+    def check(self) -> None:
+        """Raise ClaimLost if another worker took this run over."""
+        self.beat()
+        if self.lost.is_set():
+            raise ClaimLost(f"the claim {self.path} was taken over by another worker")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.beat()
+
+    def __enter__(self) -> Self:
+        self._thread = threading.Thread(target=self._run, daemon=True, name="claim-heartbeat")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Stop the heartbeat and remove the claim file if it is still ours."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        if self.owned():
+            self.path.unlink(missing_ok=True)
+
+
+def _claim_content(token: str) -> bytes:
+    holder = {"host": platform.node(), "pid": os.getpid(), "job": job_id(), "token": token,
+              "log": log_path(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return json.dumps(holder).encode()
+
+
+def claim_run(folder: Path, *, stale_after: float | None = None) -> Claim | None:
+    """Claim the run in ``folder``: a :class:`Claim`, or None when another worker
+    holds a fresh claim. ``stale_after`` (seconds, default :func:`stale_after_default`)
+    is how long a claim may go without a heartbeat before it is taken over."""
+    stale_after = stale_after_default() if stale_after is None else float(stale_after)
+    if not stale_after > 0:
+        raise ValueError(f"stale_after must be > 0 seconds, got {stale_after!r}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / CLAIM_FILE
+    token = secrets.token_hex(8)
+    claim = Claim(path, token, interval=min(30.0, stale_after / 6))
+    for _ in range(100):
+        try:
+            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            holder = read_claim(path)
+            if holder is not None:  # else: released just now; try to create it again
+                return claim if _take_over(path, token, stale_after) else None
+    else:
+        return None
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(_claim_content(token))
+        handle.flush()
+        os.fsync(handle.fileno())
+    return claim
+
+
+# squeue states of a job that will not run again (it may linger a while after it ended)
+ENDED = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
+         "OUT_OF_MEMORY", "PREEMPTED", "TIMEOUT"}
+
+
+def holder_gone(holder: dict) -> bool:
+    """Whether the claim's worker is known to be dead: its Slurm job has ended (per
+    ``squeue``), or it ran on this host (no job) and its process no longer exists."""
+    job = holder.get("job")
+    if job:
+        if not shutil.which("squeue"):
+            return False
+        try:
+            answer = subprocess.run(["squeue", "-h", "-j", str(job), "-o", "%T"],
+                                    check=False, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        if answer.returncode != 0:
+            return "invalid job id" in answer.stderr.lower()
+        return set(answer.stdout.split()) <= ENDED
+    if holder.get("host") == platform.node() and isinstance(holder.get("pid"), int):
+        try:
+            os.kill(holder["pid"], 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+    return False
+
+
+def is_stale(holder: dict | None, stale_after: float) -> bool:
+    """Whether a claim (from :func:`read_claim`) may be taken over: no heartbeat for
+    ``stale_after`` seconds, its worker is gone (:func:`holder_gone`), or it is this
+    Slurm task's own claim from before a requeue. None (released) is not stale."""
+    if holder is None:  # released: claim it by creating it, not by taking it over
+        return False
+    mine = job_id() is not None and holder.get("job") == job_id()  # a requeued task
+    return holder["age"] > stale_after or mine or holder_gone(holder)
+
+
+def _take_over(path: Path, token: str, stale_after: float) -> bool:
+    """Replace a stale claim by ours; exactly one of several workers trying succeeds."""
+    if not is_stale(read_claim(path), stale_after):
+        return False
+    lock = path.with_name(f".{path.name}.takeover")
+    try:
+        descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        try:  # a taker that died inside the lock leaves it; it is tiny and short-lived
+            if time.time() - os.stat(lock).st_mtime > stale_after:
+                lock.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
+        return False
+    os.close(descriptor)
+    try:
+        if not is_stale(read_claim(path), stale_after):  # someone was faster
+            return False
+        atomic_write(path, lambda file: file.write(_claim_content(token)))
+        return True
+    finally:
+        lock.unlink(missing_ok=True)

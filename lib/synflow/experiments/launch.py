@@ -1,0 +1,285 @@
+"""Fill the results store with a notebook's runs: in this process, in local worker
+processes, or as a Slurm job array -- through submitit.
+
+    python -m synflow launch 04_accuracy_vs_compression --profile paper --executor slurm \\
+        --partition gpu --gpus-per-task 1 --cpus-per-task 8 --mem-gb 32 --time-min 240 \\
+        --array-parallelism 64 --runs-per-task 4
+    python -m synflow status 04_accuracy_vs_compression --profile paper
+
+Only runs without a result (and without a fresh claim, and, unless
+``--retry-failed``, without a failure record) are submitted, so a second launch
+submits nothing. Every worker goes through :func:`synflow.experiments.store.run_or_load`:
+claims keep two workers off one run, training checkpoints let a killed or
+preempted run continue, and a timed-out Slurm task is requeued by submitit
+(:class:`Worker` is ``Checkpointable``) and resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import submitit
+
+from . import claims, store, sweeps
+from .results import RESULT_FILE, DamagedResult, RunResult
+from .runconfig import RunConfig, config_from_dict
+
+EXECUTORS = ("inline", "local", "slurm")
+
+
+def planned_runs(notebooks: list[str], profile: str, overrides: dict | None = None
+                 ) -> list[tuple[str, RunConfig]]:
+    """``(experiment, config)`` of every run of ``notebooks`` at ``profile`` (with the
+    parameter ``overrides`` of ``--set``, see :func:`synflow.experiments.sweeps.profile_params`)."""
+    runs = []
+    for notebook in notebooks:
+        params = sweeps.profile_params(notebook, profile, overrides)
+        experiment = sweeps.experiment(notebook, params)
+        runs += [(experiment, config) for config in sweeps.configs(notebook, params)]
+    return runs
+
+
+def state_of(config: RunConfig, experiment: str, results=None, *,
+             stale_after: float | None = None, resuming: bool = False) -> str:
+    """"done", "running" (fresh claim), "failed" (failure record) or "missing".
+
+    ``resuming=True`` moves a damaged ``run.json`` aside (it then reads as missing);
+    otherwise a damaged file is only reported as missing."""
+    folder = store.run_dir(config, experiment, results)
+    if resuming:
+        if store.stored_result(config, experiment, results) is not None:
+            return "done"
+    elif (folder / RESULT_FILE).is_file():
+        try:
+            RunResult.read(folder / RESULT_FILE)
+            return "done"
+        except DamagedResult:
+            pass
+    holder = claims.read_claim(folder / claims.CLAIM_FILE)
+    stale = claims.stale_after_default() if stale_after is None else stale_after
+    if holder is not None and not claims.is_stale(holder, stale):
+        return "running"
+    if (folder / store.FAILURE_FILE).is_file():
+        return "failed"
+    return "missing"
+
+
+@dataclass
+class Worker(submitit.helpers.Checkpointable):
+    """Runs ``(experiment, config dict)`` pairs in turn through ``store.run_or_load``,
+    skipping runs another worker holds; a run that raises is recorded (by the store)
+    and the worker goes on with the next. Returns counts and the failures."""
+
+    results: str
+    retry_failed: bool = False
+    checkpoint_every: int = 1
+    stale_after: float | None = None
+    threads: int | None = None
+
+    def __call__(self, runs: list[tuple[str, dict]]) -> dict:
+        startup = process_age()
+        if startup is not None:
+            print(f"task start-up: {startup:.1f} s from process start to the first run "
+                  f"(interpreter, imports, unpickling)", flush=True)
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)
+        summary = {"ran": 0, "stored": 0, "busy": 0, "failed before": 0, "failed": [],
+                   "startup": startup}
+        for number, (experiment, fields) in enumerate(runs, start=1):
+            config = config_from_dict(fields)
+            if store.stored_result(config, experiment, self.results) is not None:
+                summary["stored"] += 1
+                continue
+            start = time.perf_counter()
+            try:
+                result = store.run_or_load(config, experiment, results=self.results,
+                                           retry_failed=self.retry_failed,
+                                           checkpoint_every=self.checkpoint_every,
+                                           stale_after=self.stale_after)
+                summary["ran"] += 1
+                outcome = f"done in {time.perf_counter() - start:.1f} s ({phases(result)})"
+            except store.RunBusy:
+                summary["busy"] += 1
+                outcome = "skipped: another worker runs it"
+            except store.RunFailed:
+                summary["failed before"] += 1
+                outcome = "skipped: failed before (--retry-failed retries it)"
+            except Exception as error:  # noqa: BLE001  (recorded in failed.json; next run)
+                traceback.print_exc(file=sys.stdout)
+                summary["failed"].append(f"{config.name()}: {type(error).__name__}: {error}")
+                outcome = f"FAILED: {type(error).__name__}: {error}"
+            print(f"{experiment}: run {number}/{len(runs)} {config.name()} {outcome}", flush=True)
+        return summary
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux: ``/proc/self/stat``, 10 ms ticks), or
+    None where that cannot be read. In a task: interpreter start, imports, unpickling."""
+    try:
+        with open("/proc/self/stat") as handle:
+            fields = handle.read().rpartition(")")[2].split()  # after "pid (command)"
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime
+        return max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - started)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def phases(result: RunResult) -> str:
+    """Where a run's seconds went: set-up (data, model), pruning (IMP: with its cycles'
+    trainings), training; from its stored ``environment.duration`` and ``metrics``."""
+    if result.environment.get("resumed_from_stage"):
+        return "resumed from a checkpoint"  # the training seconds span both executions
+    metrics = result.metrics
+    training, pruning = metrics.get("seconds") or 0.0, metrics.get("prune_seconds") or 0.0
+    setup = result.environment["duration"] - training - pruning
+    return f"set-up {setup:.1f} s, pruning {pruning:.1f} s, training {training:.1f} s"
+
+
+def _slurm_parameters(args) -> dict:
+    extra = {}
+    for item in args.slurm_param:
+        key, separator, value = item.partition("=")
+        if not separator or not key:
+            raise ValueError(f"--slurm-param {item!r} is not allowed; give KEY=VALUE")
+        extra[key] = value
+    parameters = {
+        "timeout_min": args.time_min, "slurm_array_parallelism": args.array_parallelism,
+        "name": "synflow", "slurm_additional_parameters": extra,
+    }
+    optional = {"slurm_partition": args.partition, "slurm_gpus_per_task": args.gpus_per_task,
+                "cpus_per_task": args.cpus_per_task, "mem_gb": args.mem_gb}
+    parameters.update({k: v for k, v in optional.items() if v is not None})
+    return parameters
+
+
+def launch(args) -> int:
+    """``python -m synflow launch``: submit the missing runs; see the module docstring."""
+    results = str(store.results_root(args.results))
+    slurm = _slurm_parameters(args) if args.executor == "slurm" else None  # checked first
+    if args.stale_after is not None:
+        os.environ[claims.STALE_VARIABLE] = str(args.stale_after)  # inherited by workers
+    planned = planned_runs(args.notebooks, args.profile, args.set)
+    todo, counts = [], {}
+    for experiment, config in planned:
+        state = state_of(config, experiment, results, stale_after=args.stale_after,
+                         resuming=True)
+        counts[state] = counts.get(state, 0) + 1
+        if state == "missing" or (state == "failed" and args.retry_failed):
+            todo.append((experiment, asdict(config)))
+    print(f"{len(planned)} runs of {', '.join(args.notebooks)} at profile {args.profile} in "
+          f"{results}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    if not todo:
+        print("nothing to submit: every run is stored, running or failed "
+              "(--retry-failed retries failed ones)")
+        return 0
+    worker = Worker(results, args.retry_failed, args.checkpoint_every, args.stale_after,
+                    threads=None)
+    if args.executor == "inline":
+        print(f"running {len(todo)} runs in this process")
+        return _report([worker(todo)], tasks=False)
+    logs = Path(args.logs or Path(results) / "_submitit").expanduser().resolve()
+    if args.executor == "local":
+        executor = submitit.LocalExecutor(folder=logs / "%j")
+        executor.update_parameters(timeout_min=args.time_min)
+        worker.threads = max(1, (os.cpu_count() or 1) // args.workers)
+        # every worker walks the whole list from its own offset; claims share the work
+        step = max(1, len(todo) // args.workers)
+        lists = [todo[i * step:] + todo[:i * step] for i in range(args.workers)]
+        with executor.batch():
+            jobs = [executor.submit(worker, runs) for runs in lists]
+    else:
+        missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
+        if missing:
+            raise ValueError(f"--executor slurm needs Slurm's {' and '.join(missing)} on PATH; "
+                             "not found (use --executor local or inline on a machine without "
+                             "Slurm)")
+        executor = submitit.AutoExecutor(folder=logs / "%j", cluster="slurm")
+        executor.update_parameters(**slurm)
+        worker.threads = args.cpus_per_task
+        size = args.runs_per_task
+        chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
+        try:
+            jobs = executor.map_array(worker, chunks)
+        except submitit.core.utils.FailedJobError as error:
+            last = (str(error).strip().splitlines() or [""])[-1]
+            raise ValueError(
+                f"sbatch could not submit the job array ({last.strip()}); is a Slurm "
+                "controller reachable from this machine (try `sinfo`)? Nothing was submitted"
+            ) from None
+    ids = sorted({job.job_id.split("_")[0] for job in jobs})
+    print(f"submitted {len(todo)} runs as {len(jobs)} {args.executor} task(s), job id(s) "
+          f"{', '.join(ids)}; logs in {logs}")
+    if not args.wait:
+        return 0
+    return _report(wait(jobs, slurm=args.executor == "slurm"))
+
+
+def slurm_queue(jobs) -> set[str] | None:
+    """``JOB_TASK`` ids of ``jobs`` that Slurm still lists (pending, running, completing,
+    requeued), or None if squeue cannot tell."""
+    ids = sorted({job.job_id.split("_")[0] for job in jobs})
+    try:
+        listed = subprocess.run(["squeue", "-h", "-r", "-o", "%i", "-j", ",".join(ids)],
+                                capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if listed.returncode != 0:  # every id already purged: "Invalid job id specified"
+        return set() if "invalid job id" in listed.stderr.lower() else None
+    return set(listed.stdout.split())
+
+
+def wait(jobs, *, slurm: bool = False, poll: float = 2.0) -> list[dict]:
+    """Each job's summary once every job ended. A task that died (killed, cancelled,
+    timed out) gives a ``failed`` line. On Slurm a task that left the queue without a
+    result counts as ended even when submitit cannot tell (no ``sacct``: a cluster
+    without accounting, where submitit would wait for ever)."""
+    summaries, pending = {}, list(jobs)
+    while pending:
+        queued = slurm_queue(pending) if slurm else None
+        for job in list(pending):
+            if queued is not None and job.job_id not in queued \
+                    and not job.paths.result_pickle.exists():
+                reason = (f"task {job.job_id}: left the Slurm queue without a result "
+                          f"(cancelled, killed or out of memory); log: {job.paths.stdout}")
+                summaries[job.job_id] = {"failed": [reason]}
+            elif job.done():
+                try:
+                    summaries[job.job_id] = job.result()
+                except Exception as error:  # noqa: BLE001  (the task died: killed, cancelled)
+                    last = (str(error).strip().splitlines() or [""])[-1]
+                    summaries[job.job_id] = {
+                        "failed": [f"task {job.job_id}: {type(error).__name__}: {last}"]}
+            else:
+                continue
+            pending.remove(job)
+        if pending:
+            time.sleep(poll)
+    return [summaries[job.job_id] for job in jobs]
+
+
+def _report(summaries: list[dict], *, tasks: bool = True) -> int:
+    total = {key: sum(s.get(key, 0) for s in summaries)
+             for key in ("ran", "stored", "busy", "failed before")}
+    failed = [line for s in summaries for line in s.get("failed", [])]
+    # every local task walks the whole list: the runs another task stored or held are
+    # skipped, so "ran" (and not a sum of these counts) is the number of runs trained
+    print(f"finished: {total['ran']} ran, {len(failed)} failed; skipped by a task because "
+          f"already stored {total['stored']}, claimed by another task {total['busy']}, "
+          f"failed before {total['failed before']}")
+    startups = [s["startup"] for s in summaries if s.get("startup") is not None]
+    if tasks and startups:
+        print(f"task start-up (process start to the first run): mean "
+              f"{sum(startups) / len(startups):.2f} s, max {max(startups):.2f} s over "
+              f"{len(startups)} task(s)")
+    for line in failed:
+        print(f"  FAILED {line}")
+    return 1 if failed else 0

@@ -1,0 +1,233 @@
+"""What determines a run: the frozen :class:`RunConfig`, its identity (hash) and its name.
+
+The store (:mod:`synflow.experiments.store`) names each run's folder by :meth:`RunConfig.name`.
+
+>>> from synflow.experiments.runconfig import RunConfig
+>>> RunConfig("vgg16_bn", "cifar10", pruner="synflow", compression=100, iterations=100).name()
+'vgg16_bn-w1-cifar10-synflow-c100-s0-8d9d9b2a6a'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import warnings
+from dataclasses import asdict, dataclass, fields
+
+from ..core.schedules import SCHEDULES
+from ..core.scorers import BN_MODE_METHODS, SCORERS
+from ..core.scorers.functional import BN_MODES
+from ..core.selection import SCOPES
+from ..data.datasets import DATASETS
+from ..models.inits import AUTHORS, check_init
+from ..models.registry import MODELS
+from ..training import presets
+
+DENSE = "dense"  # the pruner name of an unpruned run
+MASK_VARIANTS = ("as_found", "shuffled", "reinit")
+# Fields added after the first results were stored. At their defaults they are left
+# out of a run's identity (its hash), so every earlier config keeps its key and its
+# stored results; a stored config without them reads as having the defaults.
+LATER_FIELDS = {
+    "mask": "as_found",
+    "cycles": 0,
+    "rewind": True,
+    "test_subset": None,
+    "record_layers": False,
+    "bn_mode": "eval",
+}
+# ``init`` is NOT a later field: it is part of every run's identity, so no config made
+# since each model got its family's init (issue 10) shares a key with an earlier one.
+# A stored config without it was made with Kaiming fan-in for every model, and reads so.
+INIT_BEFORE_THE_FIELD = "kaiming_fan_in"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run.
+
+    ``pruner`` is a key of ``synflow.SCORERS`` or "dense" (no pruning; so is
+    ``compression=1`` with any pruner, which skips pruning). ``subset`` trains on
+    that many images per class (class-balanced), ``None`` on the full training
+    set. ``prune_per_class`` is the SNIP/GraSP pruning data per class.
+    ``preset`` names a ``synflow.training.presets.PRESETS`` entry (``None``: the paper's
+    for this model and dataset); ``epochs``, ``lr`` and ``batch_size`` override
+    it when not ``None``. ``seed`` fixes the initial weights, the data order and
+    augmentation, the subsets and the random scores.
+
+    Later fields (defaults = pruning at initialization, as before):
+
+    * ``mask``: "as_found" (the pruner's mask on the initial weights),
+      "shuffled" (each layer's mask randomly permuted within the layer,
+      :func:`synflow.core.masks.shuffle_masks`, on the same initial weights) or
+      "reinit" (the mask as found, the kept weights redrawn from the model's init,
+      :func:`synflow.models.inits.reinitialize_kept`); both seeded by ``seed``. The
+      sanity checks of Frankle et al. (ICLR 2021).
+    * ``cycles``: 0 prunes at initialization; ``k >= 1`` is iterative
+      magnitude pruning (IMP, with ``pruner="magnitude"``): ``k`` times train,
+      then prune to density ``compression**(-j/k)`` (masks only shrink), then
+      ``rewind`` (True: every parameter and buffer back to its initial value,
+      masked; False: keep the trained values, what the authors' runs did);
+      then the final training, whose accuracy is the run's.
+    * ``test_subset``: evaluate on that many test images per class (drawn
+      with seed 0, the same for every run) instead of the whole test set.
+    * ``record_layers``: store every prunable layer's mean squared weight
+      after pruning (epoch 0) and after each epoch of the (final) training.
+    * ``bn_mode``: BatchNorm while SNIP/GraSP score, "eval" (running statistics,
+      the SynFlow authors' figures) or "train" (batch statistics, Wang et al.'s
+      GraSP code); see :func:`synflow.prune`.
+
+    ``init`` (always part of the identity): "authors" (each model's family init, as in
+    the authors' runs) or a key of ``synflow.models.inits.INITS`` forced on the model (e.g.
+    "kaiming_fan_in", the single init of every run stored before this field existed);
+    see :func:`synflow.build_model`.
+    """
+
+    model: str
+    dataset: str
+    pruner: str = DENSE
+    compression: float = 1.0
+    width: float = 1.0
+    iterations: int = 1
+    schedule: str = "exponential"
+    scope: str = "global"
+    invert: bool = False
+    seed: int = 0
+    subset: int | None = None
+    prune_per_class: int = 10
+    preset: str | None = None
+    epochs: int | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    mask: str = "as_found"
+    cycles: int = 0
+    rewind: bool = True
+    test_subset: int | None = None
+    record_layers: bool = False
+    bn_mode: str = "eval"
+    init: str = AUTHORS
+
+    def __post_init__(self):
+        def bad(name, allowed):
+            return ValueError(f"{name} {getattr(self, name)!r} is not allowed; choose {allowed}")
+
+        if self.model not in MODELS:
+            raise bad("model", f"one of: {', '.join(sorted(MODELS))}")
+        if self.pruner != DENSE and self.pruner not in SCORERS:
+            raise bad("pruner", f"one of: {', '.join([DENSE, *SCORERS])}")
+        if self.schedule not in SCHEDULES:
+            raise bad("schedule", f"one of: {', '.join(SCHEDULES)}")
+        if self.scope not in SCOPES:
+            raise bad("scope", f"one of: {', '.join(SCOPES)}")
+        if not (isinstance(self.iterations, int) and not isinstance(self.iterations, bool)
+                and self.iterations >= 1):
+            raise bad("iterations", "an integer >= 1 (not a bool: True is not 1)")
+        if self.preset is not None and self.preset not in presets.PRESETS:
+            raise bad("preset", f"None or one of: {', '.join(presets.PRESETS)}")
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise bad("dataset", f"a dataset name such as {', '.join(DATASETS)}")
+        # one spelling per value, so equal configs hash alike (1 and 1.0)
+        for name in ("compression", "width", "lr"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, float(value))
+        if not (math.isfinite(self.compression) and self.compression >= 1):
+            raise bad("compression", "a finite number >= 1")
+        if not self.width > 0:
+            raise bad("width", "a number > 0")
+        if self.pruner == DENSE and self.compression != 1:
+            raise ValueError(f"pruner 'dense' needs compression 1, got {self.compression!r}")
+        if self.mask not in MASK_VARIANTS:
+            raise bad("mask", f"one of: {', '.join(MASK_VARIANTS)}")
+        if not (isinstance(self.cycles, int) and not isinstance(self.cycles, bool)
+                and self.cycles >= 0):
+            raise bad("cycles", "an integer >= 0 (0: prune at initialization)")
+        if self.cycles and self.mask != "as_found":
+            raise ValueError(f"mask {self.mask!r} is for pruning at initialization (cycles=0)")
+        if self.bn_mode not in BN_MODES:
+            raise bad("bn_mode", f"one of: {', '.join(BN_MODES)}")
+        if self.bn_mode != "eval" and self.pruner not in BN_MODE_METHODS:
+            raise ValueError(f"bn_mode {self.bn_mode!r} is for the pruners "
+                             f"{', '.join(sorted(BN_MODE_METHODS))}, not {self.pruner!r}")
+        try:
+            check_init(self.init)
+        except ValueError as error:
+            raise ValueError(f"RunConfig: {error}") from None
+        if self.test_subset is not None and not (
+            isinstance(self.test_subset, int) and self.test_subset >= 1
+        ):
+            raise bad("test_subset", "None or an integer >= 1")
+
+    @property
+    def pruned(self) -> bool:
+        return self.pruner != DENSE and self.compression > 1
+
+    def identity(self) -> dict:
+        """The fields that make the run's identity: every field (``init`` always), except
+        the later fields (``LATER_FIELDS``) that are at their defaults."""
+        return {
+            name: value
+            for name, value in asdict(self).items()
+            if not (name in LATER_FIELDS and value == LATER_FIELDS[name]
+                    and type(value) is type(LATER_FIELDS[name]))
+        }
+
+    def key(self) -> str:
+        """A short hash of every field (the run's identity; later fields at their
+        defaults are left out, so configs stored before they existed keep their key;
+        ``init`` is always in, so no config made since it exists has an earlier key)."""
+        text = json.dumps(self.identity(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+    def name(self) -> str:
+        """``<readable name>-<hash>``, the run's folder."""
+        parts = [self.model, f"w{self.width:g}", self.dataset]
+        parts += [self.pruner, f"c{self.compression:.4g}"] if self.pruned else [DENSE]
+        if self.cycles:
+            parts.append(f"imp{self.cycles}{'' if self.rewind else 'norewind'}")
+        if self.mask != "as_found":
+            parts.append(self.mask)
+        if self.bn_mode != "eval":
+            parts.append(f"bn{self.bn_mode}")
+        if self.init != AUTHORS:
+            parts.append(f"init_{self.init}")
+        parts.append(f"s{self.seed}")
+        readable = "-".join(re.sub(r"[^A-Za-z0-9_.+=]+", "_", part) for part in parts)
+        return f"{readable}-{self.key()}"
+
+    def training(self) -> presets.TrainConfig:
+        """The training hyperparameters: the preset with this run's overrides."""
+        return presets.preset(
+            self.model,
+            self.dataset,
+            name=self.preset,
+            epochs=self.epochs,
+            lr=self.lr,
+            batch_size=self.batch_size,
+            subset=self.subset,
+        )
+
+
+def stored_fields(stored: dict) -> dict:
+    """A stored config's fields, with what each missing field meant when it was stored:
+    the later fields at their defaults, ``init`` "kaiming_fan_in" (every model's init
+    before the field existed)."""
+    return {**LATER_FIELDS, "init": INIT_BEFORE_THE_FIELD, **stored}
+
+
+def config_from_dict(stored: dict, where: str = "a stored config") -> RunConfig:
+    """A RunConfig from its stored JSON dict (:func:`stored_fields`: a config stored
+    without ``init`` reads as init="kaiming_fan_in", what it was made with). Unknown keys
+    are reported with a warning (they are kept by :func:`frame` as columns, not silently
+    dropped)."""
+    known = {f.name for f in fields(RunConfig)}
+    unknown = sorted(set(stored) - known)
+    if unknown:
+        warnings.warn(
+            f"{where} has keys that RunConfig does not know: {unknown}; "
+            f"they are ignored for the run's identity (known keys: {sorted(known)})",
+            stacklevel=2,
+        )
+    return RunConfig(**{k: v for k, v in stored_fields(stored).items() if k in known})

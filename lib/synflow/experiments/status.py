@@ -1,0 +1,72 @@
+"""``python -m synflow status``: how far a sweep is, from the results store alone.
+
+Per notebook: done / running (claimed, heartbeat fresh) / failed (the error's
+last line and the log path) / missing, the throughput of finished runs and an ETA.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from . import claims, launch, store
+from .results import RESULT_FILE, RunResult
+
+
+def duration_of(result: RunResult) -> float:
+    """Seconds a stored run took: its recorded duration, else pruning + training."""
+    recorded = result.environment.get("duration")
+    if recorded is not None:
+        return float(recorded)
+    metrics = result.metrics
+    return float(metrics.get("seconds", 0.0)) + float(metrics.get("prune_seconds", 0.0))
+
+
+def summarize(notebook: str, profile: str, results=None, stale_after=None,
+              overrides=None) -> dict:
+    """Counts, failures and timing of ``notebook``'s runs at ``profile``."""
+    states = {"done": [], "running": [], "failed": [], "missing": []}
+    durations, finished = [], []
+    for experiment, config in launch.planned_runs([notebook], profile, overrides):
+        state = launch.state_of(config, experiment, results, stale_after=stale_after)
+        states[state].append((experiment, config))
+        if state == "done":
+            result = RunResult.read(store.run_dir(config, experiment, results) / RESULT_FILE)
+            durations.append(duration_of(result))
+            stamp = result.environment.get("finished")
+            if stamp:
+                finished.append(datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z").timestamp())
+    left = len(states["missing"]) + len(states["running"]) + len(states["failed"])
+    span = max(finished) - min(finished) if len(finished) >= 2 else 0.0
+    if span > 0:
+        rate = (len(finished) - 1) / span * 3600  # runs per hour, all workers together
+    elif durations and sum(durations) > 0:
+        rate = 3600 / (sum(durations) / len(durations))  # one worker
+    else:
+        rate = None
+    return {"states": states, "durations": durations, "rate": rate,
+            "eta_hours": left / rate if rate else None, "left": left}
+
+
+def show(notebooks: list[str], profile: str, results=None, stale_after=None,
+         overrides=None) -> None:
+    for notebook in notebooks:
+        summary = summarize(notebook, profile, results, stale_after, overrides)
+        states = summary["states"]
+        total = sum(len(v) for v in states.values())
+        print(f"{notebook} at profile {profile}: {total} runs: "
+              + ", ".join(f"{len(v)} {k}" for k, v in states.items()))
+        for experiment, config in states["running"]:
+            holder = claims.read_claim(
+                store.run_dir(config, experiment, results) / claims.CLAIM_FILE) or {}
+            print(f"  running {config.name()} on {holder.get('host')} (job {holder.get('job')}, "
+                  f"heartbeat {holder.get('age', float('nan')):.0f} s ago)")
+        for experiment, config in states["failed"]:
+            record = store.failure(config, experiment, results) or {}
+            print(f"  FAILED {config.name()}: {record.get('error')} (log: {record.get('log')}; "
+                  f"{store.run_dir(config, experiment, results) / store.FAILURE_FILE})")
+        if summary["durations"]:
+            mean = sum(summary["durations"]) / len(summary["durations"])
+            print(f"  mean run {mean:.1f} s; rate {summary['rate']:.1f} runs/h; ETA for "
+                  f"{summary['left']} runs: {summary['eta_hours']:.2f} h")
+        else:
+            print("  no finished run yet: no rate or ETA")

@@ -1,0 +1,272 @@
+"""A resumable store of runs: prune, train, record -- once per config.
+
+A run is a frozen :class:`RunConfig`. Its results live in
+``<results>/<experiment>/<readable name>-<short hash of the config>/run.json``
+(``<results>`` is :func:`synflow.utils.paths.results_dir`, $SYNFLOW_RESULTS), one
+JSON file written atomically by :class:`synflow.experiments.results.RunResult` (its one
+owner), so a file that exists is complete: a sweep killed half-way and started again
+redoes only the runs without one. No pickles. While a run works, its folder holds a claim
+(``claim.json``, :mod:`synflow.experiments.claims`: one worker per run) and a training
+checkpoint (``checkpoint.pt``, :mod:`synflow.experiments.execution`); a run that raised
+leaves ``failed.json``; a damaged or foreign ``run.json`` is moved aside (named in a
+warning), never deleted and never trained over silently.
+
+>>> from synflow.experiments.store import run_dir
+>>> from synflow.experiments.runconfig import RunConfig
+>>> run_dir(RunConfig("mlp", "mnist"), "demo", results="/tmp/results").name
+'mlp-w1-mnist-dense-s0-9b2b0b2c47'
+
+    result = run_or_load(config, "fig6")        # runs once, then loads (a RunResult)
+    df = frame("fig6")                          # one row per stored run
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import time
+import traceback
+import warnings
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..core.files import atomic_write
+from ..utils.paths import results_dir
+from ..utils.progress import progress
+from . import claims, execution
+from .results import RESULT_FILE, DamagedResult, RunResult
+from .runconfig import RunConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FAILURE_FILE = "failed.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+# ----------------------------------------------------------------- the files
+
+
+def results_root(results=None) -> Path:
+    """``results`` as an absolute path, or the default results folder
+    (:func:`synflow.utils.paths.results_dir`). Raises NotADirectoryError naming it when it
+    exists and is not a folder."""
+    path = Path(results).expanduser().resolve() if results is not None else results_dir()
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"the results folder {path} is a file, not a folder; "
+                                 "give --results (or SYNFLOW_RESULTS) a folder")
+    return path
+
+
+def _check_experiment(experiment: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*", experiment or ""):
+        raise ValueError(
+            f"experiment {experiment!r} must be a plain folder name (letters, digits, _ . + = -)"
+        )
+    return experiment
+
+
+def run_dir(config: RunConfig, experiment: str, results=None) -> Path:
+    """The folder of ``config``'s results in ``experiment``."""
+    return results_root(results) / _check_experiment(experiment) / config.name()
+
+
+class RunFailed(RuntimeError):
+    """The run failed before (its failure record says why); not retried unless asked."""
+
+
+class RunBusy(RuntimeError):
+    """Another worker holds a fresh claim on the run."""
+
+
+def move_aside(path: Path, why: str) -> Path | None:
+    """Rename ``path`` to ``<name>.damaged-<time>`` (never deleted) and warn; None if
+    another worker moved it first."""
+    target = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    try:
+        os.replace(path, target)
+    except FileNotFoundError:
+        return None
+    warnings.warn(f"{why}; moved it to {target} and treating the run as missing", stacklevel=3)
+    return target
+
+
+def stored_result(config: RunConfig, experiment: str, results=None) -> RunResult | None:
+    """``config``'s stored result, or None when it has none. A damaged ``run.json``, or
+    one holding another config, is moved aside (:func:`move_aside`) and reads as none."""
+    path = run_dir(config, experiment, results) / RESULT_FILE
+    if not path.is_file():
+        return None
+    try:
+        stored = RunResult.read(path)
+    except DamagedResult as error:
+        move_aside(path, str(error))
+        return None
+    if stored.config != config:
+        move_aside(path, f"{path} holds a different config")
+        return None
+    return stored
+
+
+# ------------------------------------------------------------------ failures
+
+
+def failure(config: RunConfig, experiment: str, results=None) -> dict | None:
+    """The run's failure record (config, error, traceback, host, time, log), or None."""
+    path = run_dir(config, experiment, results) / FAILURE_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return {"error": f"unreadable failure record {path}", "log": None}
+
+
+def record_failure(folder: Path, config: RunConfig, error: BaseException) -> Path:
+    """Write ``<run folder>/failed.json`` for ``error`` (atomically); its path."""
+    text = "".join(traceback.format_exception(error)).rstrip()
+    previous = {}
+    try:
+        previous = json.loads((folder / FAILURE_FILE).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        pass
+    path = folder / FAILURE_FILE
+    record = {
+        "config": asdict(config), "key": config.key(),
+        "error": f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else
+        type(error).__name__,
+        "traceback": text, "host": platform.node(), "pid": os.getpid(),
+        "job": claims.job_id(), "log": claims.log_path(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "attempts": int(previous.get("attempts", 0)) + 1,
+    }
+    return atomic_write(path, lambda file: json.dump(record, file, indent=1), text=True)
+
+
+# ------------------------------------------------------------------ running
+
+
+def run_or_load(
+    config: RunConfig, experiment: str, *, device=None, root=None, cache=None, results=None,
+    retry_failed: bool = True, checkpoint_every: int = 1, stale_after: float | None = None,
+) -> RunResult:
+    """The stored result of ``config`` in ``experiment``, or run it and store it.
+
+    The result is a :class:`synflow.experiments.results.RunResult`: ``config``,
+    ``training`` (the hyperparameters used), ``metrics`` (``best_top1``/``best_top5``: the
+    epoch with the highest top-1, the paper's number; ``final_top1``/``final_top5``: after
+    the last epoch; ``compression_actual``, ``kept``, ``empty_layers`` count, times),
+    ``history`` (per epoch), ``layers`` (kept/total per prunable layer), ``empty_layers``
+    (names) and ``environment`` (device, host, duration in s).
+
+    Running: the run is claimed (:mod:`synflow.experiments.claims`; ``stale_after``
+    seconds without a heartbeat let another worker take it over), executed by
+    :func:`synflow.experiments.execution.execute` with a training checkpoint in its folder
+    every ``checkpoint_every`` epochs (resumed from if present, removed once the
+    result is stored) and its ``run.json`` written exactly once. A damaged
+    ``run.json`` is moved aside and the run redone. If the run raises, a
+    failure record ``failed.json`` is written and the error re-raised; a run with a
+    record raises RunFailed unless ``retry_failed`` (the default here; the launcher's
+    is False). Raises RunBusy if another worker holds the run.
+    """
+    folder = run_dir(config, experiment, results)
+    stored = stored_result(config, experiment, results)
+    if stored is not None:
+        return stored
+    failed = failure(config, experiment, results)
+    if failed is not None and not retry_failed:
+        raise RunFailed(
+            f"{config.name()} failed before ({failed.get('error')}; log: {failed.get('log')}; "
+            f"record: {folder / FAILURE_FILE}); retry it with retry_failed=True / --retry-failed"
+        )
+    claim = claims.claim_run(folder, stale_after=stale_after)
+    if claim is None:
+        holder = claims.read_claim(folder / claims.CLAIM_FILE) or {}
+        raise RunBusy(
+            f"{config.name()} is being run by another worker (host {holder.get('host')}, "
+            f"pid {holder.get('pid')}, job {holder.get('job')}, last heartbeat "
+            f"{holder.get('age', float('nan')):.0f} s ago): {folder / claims.CLAIM_FILE}"
+        )
+    with claim:
+        stored = stored_result(config, experiment, results)  # finished while we waited
+        if stored is not None:
+            return stored
+        checkpoint = folder / CHECKPOINT_FILE
+        try:
+            result = execution.execute(
+                config, device=device, root=root, cache=cache, checkpoint=checkpoint,
+                checkpoint_every=checkpoint_every, on_checkpoint=claim.check,
+            )
+            claim.check()
+        except claims.ClaimLost:
+            raise
+        except Exception as error:
+            record_failure(folder, config, error)
+            raise
+        result.write(folder / RESULT_FILE, exclusive=True)
+        (folder / FAILURE_FILE).unlink(missing_ok=True)
+        checkpoint.unlink(missing_ok=True)
+    return result
+
+
+PROGRESS_LOG_VARIABLE = "SYNFLOW_PROGRESS_LOG"
+
+
+def sweep(configs, experiment: str, **kwargs) -> list[RunResult]:
+    """``run_or_load`` every config in turn, with a progress bar; stored runs are
+    loaded, so an interrupted sweep restarts where it stopped.
+
+    When $SYNFLOW_PROGRESS_LOG names a file, one line per run is appended to it
+    (``tools/run_notebooks.py`` prints these while a notebook runs headless).
+    """
+    configs = list(configs)
+    log = os.environ.get(PROGRESS_LOG_VARIABLE)
+    results = []
+    for number, config in enumerate(progress(configs, desc=experiment, unit="run"), start=1):
+        start = time.perf_counter()
+        results.append(run_or_load(config, experiment, **kwargs))
+        if log:
+            seconds = time.perf_counter() - start
+            with open(log, "a", encoding="utf-8") as file:
+                file.write(f"{experiment}: run {number}/{len(configs)} {config.name()} "
+                           f"({seconds:.1f} s)\n")
+    return results
+
+
+def frame(experiment: str, *, results=None, history: bool = False) -> pd.DataFrame:
+    """All stored runs of ``experiment`` as one DataFrame, ready for seaborn.
+
+    One row per run: the config fields (a field missing from an old run's config as it
+    was meant then, :func:`synflow.experiments.runconfig.stored_fields`: e.g. init "kaiming_fan_in"), the ``metrics`` (``best_top1`` is the
+    best-epoch, ``final_top1`` the final-epoch accuracy), ``key`` and ``path``.
+    With ``history=True``, one row per (run, epoch) instead, with the epoch's
+    ``train_loss``, ``test_loss``, ``top1``, ``top5``. Config keys unknown to
+    RunConfig are reported and kept as columns.
+    """
+    import pandas as pd  # here, not at the top: a worker that only runs runs never needs it
+
+    folder = results_root(results) / _check_experiment(experiment)
+    if not folder.is_dir():
+        root = results_root(results)
+        known = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        raise FileNotFoundError(
+            f"no experiment {experiment!r} in {root}; stored experiments: {known or 'none'}"
+        )
+    rows = []
+    for path in sorted(folder.glob(f"*/{RESULT_FILE}")):
+        result = RunResult.read(path)  # a damaged file raises DamagedResult naming it
+        # missing fields as they were meant (an old run's init: kaiming_fan_in)
+        base = {**asdict(result.config), **result.extra_config, "key": result.key,
+                "path": str(path.parent)}
+        if history:
+            rows += [{**base, **epoch} for epoch in result.history]
+        else:
+            rows.append({**base, **result.metrics})
+    columns = [f.name for f in fields(RunConfig)]
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    return table

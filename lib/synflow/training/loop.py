@@ -1,0 +1,200 @@
+"""Training as in the paper: SGD with Nesterov momentum, MultiStepLR, weight decay.
+
+:func:`train` trains a (possibly pruned) model
+and returns its per-epoch history plus two summary accuracies:
+
+* ``final_top1`` / ``final_top5``: test accuracy after the last epoch;
+* ``best_top1`` / ``best_top5``: test accuracy of the epoch with the highest
+  top-1 (``best_epoch``) -- the number the paper's figures plot.
+
+Pruned weights stay exactly zero: a masked layer's weight is
+``weight_orig * weight_mask`` inside the graph, so a pruned entry of
+``weight_orig`` gets a zero gradient, zero weight decay and zero momentum.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..core.saving import load_pruned_state_dict
+from ..data import batches as data_batches
+from ..utils.progress import progress
+from .checkpoints import restore_training_state, training_state
+from .presets import TrainConfig
+
+
+def optimizer_for(model: nn.Module, config: TrainConfig):
+    """SGD (Nesterov) over every parameter exactly once, and its MultiStepLR."""
+    parameters = list(dict.fromkeys(p for p in model.parameters() if p.requires_grad))
+    optimizer = torch.optim.SGD(
+        parameters,
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=config.nesterov,
+        weight_decay=config.weight_decay,
+    )
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=list(config.milestones), gamma=config.gamma
+    )
+    return optimizer, scheduler
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train_epoch(model, batches: Iterable, optimizer, device: torch.device) -> float:
+    """One pass over ``batches``; returns the mean training loss."""
+    model.train()
+    total = torch.zeros((), device=device)
+    count = 0
+    for inputs, targets in batches:
+        inputs = inputs.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
+        with _autocast(device):
+            loss = F.cross_entropy(model(inputs), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach().float() * len(targets)  # no device sync per step
+        count += len(targets)
+    return float(total) / max(count, 1)
+
+
+@torch.no_grad()
+def evaluate(model, batches: Iterable, device: torch.device) -> dict[str, float]:
+    """Test loss, top-1 and top-5 accuracy (in %) of ``model`` on ``batches``."""
+    model.eval()
+    loss = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros(2, device=device, dtype=torch.int64)
+    count = 0
+    for inputs, targets in batches:
+        inputs = inputs.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
+        with _autocast(device):
+            logits = model(inputs)
+        logits = logits.float()
+        loss += F.cross_entropy(logits, targets, reduction="sum")
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        hits = top == targets[:, None]
+        correct[0] += hits[:, 0].sum()
+        correct[1] += hits.any(dim=1).sum()
+        count += len(targets)
+    if count == 0:
+        raise ValueError("the test batches are empty")
+    top1, top5 = (100.0 * correct.double() / count).tolist()
+    return {"test_loss": float(loss) / count, "top1": top1, "top5": top5}
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def train(
+    model: nn.Module,
+    data: str | tuple[Iterable, Iterable],
+    config: TrainConfig,
+    *,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    root=None,
+    cache=None,
+    desc: str = "training",
+    on_epoch: Callable[[int, nn.Module], None] | None = None,
+    resume: dict | None = None,
+    on_checkpoint: Callable[[dict], None] | None = None,
+    checkpoint_every: int = 1,
+) -> dict:
+    """Train ``model`` in place and return its metrics.
+
+    Args:
+        data: a dataset name (see ``synflow.data``; batches are then built on
+            ``device`` with the config's batch size and subset, shuffled and
+            augmented by ``seed``) or a ``(train, test)`` pair of iterables of
+            ``(inputs, targets)``.
+        device: default CUDA when available, else CPU. On CUDA the model runs
+            channels-last under bf16 autocast with the data resident on the GPU.
+        root, cache: the data root and image cache (see ``synflow.data.load``).
+        on_epoch: if given, called as ``on_epoch(epoch, model)`` after every
+            epoch's evaluation (e.g. to record weight statistics); it must not
+            change the model.
+        resume: a state from ``on_checkpoint`` (:func:`training_state`):
+            training continues after its epoch with its weights, masks,
+            optimizer, scheduler, data order and RNG states, and ends with the
+            same weights and metrics as an uninterrupted run (bit-identical on CPU).
+        on_checkpoint: called as ``on_checkpoint(state)`` after every
+            ``checkpoint_every``-th epoch but the last (e.g. to save it).
+
+    Returns a dict with ``history`` (one dict per epoch: epoch, lr, train_loss,
+    test_loss, top1, top5, seconds) and the summaries ``final_top1``,
+    ``final_top5``, ``final_test_loss`` (last epoch), ``best_top1``,
+    ``best_top5``, ``best_epoch`` (the epoch with the highest top-1, the
+    paper's reported number; ties go to the earliest), and ``seconds``.
+    Accuracies are in percent.
+    """
+    device = torch.device(device) if device is not None else default_device()
+    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    if isinstance(data, str):
+        train_batches, test_batches = data_batches.loaders(
+            data,
+            root=root,
+            cache=cache,
+            batch_size=config.batch_size,
+            train_per_class=config.subset,
+            seed=seed,
+            device=device,
+            memory_format=memory_format,
+        )
+    else:
+        train_batches, test_batches = data
+    if resume is not None:  # masks first: they change the model's parameters
+        load_pruned_state_dict(model, resume["model"])
+    model.to(device=device, memory_format=memory_format)
+    optimizer, scheduler = optimizer_for(model, config)
+    if not (isinstance(checkpoint_every, int) and checkpoint_every >= 1):
+        raise ValueError(f"checkpoint_every must be an integer >= 1, got {checkpoint_every!r}")
+    history, done_seconds = [], 0.0
+    if resume is not None:
+        history, done_seconds = list(resume["history"]), resume["seconds"]
+        restore_training_state(resume, model, optimizer, scheduler, train_batches)
+    start = time.perf_counter()
+    cudnn = torch.backends.cudnn.flags(enabled=True, benchmark=True, deterministic=False)
+    with cudnn:
+        bar = progress(range(len(history) + 1, config.epochs + 1), desc=desc, unit="epoch")
+        for epoch in bar:
+            epoch_start = time.perf_counter()
+            lr = optimizer.param_groups[0]["lr"]
+            train_loss = train_epoch(model, train_batches, optimizer, device)
+            scheduler.step()
+            row = {"epoch": epoch, "lr": lr, "train_loss": train_loss}
+            row.update(evaluate(model, test_batches, device))
+            row["seconds"] = time.perf_counter() - epoch_start
+            history.append(row)
+            if on_epoch is not None:
+                on_epoch(epoch, model)
+            if on_checkpoint is not None and epoch % checkpoint_every == 0 and (
+                    epoch < config.epochs):
+                on_checkpoint(training_state(
+                    model, optimizer, scheduler, train_batches, history,
+                    done_seconds + time.perf_counter() - start))
+            bar.set_postfix(loss=f"{train_loss:.3f}", top1=f"{row['top1']:.2f}")
+    best = max(history, key=lambda row: (row["top1"], -row["epoch"]))
+    final = history[-1]
+    return {
+        "history": history,
+        "final_top1": final["top1"],
+        "final_top5": final["top5"],
+        "final_test_loss": final["test_loss"],
+        "best_top1": best["top1"],
+        "best_top5": best["top5"],
+        "best_epoch": best["epoch"],
+        "seconds": done_seconds + time.perf_counter() - start,
+    }

@@ -1,0 +1,19 @@
+"""Progress bars that CI and logs can turn off ($SYNFLOW_QUIET)."""
+
+from __future__ import annotations
+
+import os
+
+
+def quiet() -> bool:
+    """True when $SYNFLOW_QUIET is set to anything but "" or "0" (CI, logs)."""
+    return os.environ.get("SYNFLOW_QUIET", "") not in ("", "0")
+
+
+def progress(iterable=None, **kwargs):
+    """A ``tqdm.auto`` progress bar, disabled when $SYNFLOW_QUIET=1."""
+    from tqdm.auto import tqdm
+
+    kwargs.setdefault("disable", quiet())
+    kwargs.setdefault("leave", False)
+    return tqdm(iterable, **kwargs)

@@ -15,7 +15,7 @@ accuracy tables and the figures. Nothing in synflow imports this layer.
 The measurement functions are importable from here, as ``synflow.analysis.<name>``:
 
 >>> from synflow import analysis
->>> analysis.fit_slope([10, 100, 1000], [0.1, 0.01, 0.001])
+>>> round(analysis.fit_slope([10, 100, 1000], [0.1, 0.01, 0.001]), 6)
 1.0
 """
 

@@ -4,7 +4,7 @@ The store (:mod:`synflow.experiments.store`) names each run's folder by :meth:`R
 
 >>> from synflow.experiments.runconfig import RunConfig
 >>> RunConfig("vgg16_bn", "cifar10", pruner="synflow", compression=100, iterations=100).name()
-'vgg16_bn-w1-cifar10-synflow-c100-s0-8d9d9b2a6a'
+'vgg16_bn-w1-cifar10-synflow-c100-s0-fcb3b4874f'
 """
 
 from __future__ import annotations

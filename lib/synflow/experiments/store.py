@@ -14,7 +14,7 @@ warning), never deleted and never trained over silently.
 >>> from synflow.experiments.store import run_dir
 >>> from synflow.experiments.runconfig import RunConfig
 >>> run_dir(RunConfig("mlp", "mnist"), "demo", results="/tmp/results").name
-'mlp-w1-mnist-dense-s0-9b2b0b2c47'
+'mlp-w1-mnist-dense-s0-67f28a79fd'
 
     result = run_or_load(config, "fig6")        # runs once, then loads (a RunResult)
     df = frame("fig6")                          # one row per stored run

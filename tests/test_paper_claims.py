@@ -61,7 +61,8 @@ def test_writes_the_readme_table_and_the_results_page(repo):
     assert readme.startswith("# Demo\n\nProse.\n\n<!-- claims:start -->\n")
     assert readme.endswith("<!-- claims:end -->\n\nMore.\n") and "old table" not in readme
     # the README has the claim with a paper number, not the fact without one
-    assert "| Figure 9 | Slope of the curve; match: within 0.1 | 0.93 | 0.95 | yes |" in readme
+    assert ("| Figure 9 ([00](notebooks/00_demo.ipynb), laptop) | Slope of the curve; match: "
+            "within 0.1 | 0.93 | 0.95 | yes |") in readme
     assert "No empty layer" not in readme
     assert "1 claims compared with the paper's own numbers: 1 match, 0 do not" in readme
     assert "No claims file yet (run `make reproduce`): 01_other." in readme
@@ -123,7 +124,7 @@ def test_the_readme_shows_the_paper_profile_where_it_has_claims(repo):
     notebook(repo / "notebooks" / "smoke" / "00_demo.ipynb", "00 · Demo notebook")
     tool.main(["--root", str(repo)])
     readme = (repo / "README.md").read_text()
-    assert "| [00](notebooks/paper/00_demo.ipynb) paper | Figure 9 |" in readme
+    assert "| Figure 9 ([00](notebooks/paper/00_demo.ipynb), paper) |" in readme
     assert "| 0.951 |" in readme and "| 0.93 |" not in readme
     results = (repo / "docs" / "results.md").read_text()
     assert "### Laptop profile" in results and "### Paper profile" in results

@@ -108,20 +108,20 @@ def _link(path: Path, base: Path) -> str:
     return Path(os.path.relpath(path, base)).as_posix()
 
 
-def _table(rows: list[dict], first: list[str] | None = None) -> list[str]:
-    head = (["notebook"] if first else []) + ["figure", "claim", "ours", "paper", "match"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+def _table(rows: list[dict], sources: list[str] | None = None) -> list[str]:
+    """A Markdown table of claims; ``sources`` (one per row) follow the figure's name."""
+    lines = ["| figure | claim | ours | paper | match |", "|---|---|---|---|---|"]
     for i, row in enumerate(rows):
-        cells = ([first[i]] if first else []) + [
-            _cell(row["figure"]), _cell(row["claim"]), _cell(row["ours"]),
-            _cell(row["paper"]) or "-", "**no**" if row["match"] == "no" else row["match"]]
+        figure = _cell(row["figure"]) + (f" ({sources[i]})" if sources else "")
+        match = "**no**" if row["match"] == "no" else row["match"]
+        cells = [figure, _cell(row["claim"]), _cell(row["ours"]), _cell(row["paper"]) or "-", match]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
 def readme_block(collected: dict, root: Path) -> str:
     """The README's claims section body: one table, the claims with a paper number."""
-    rows, first, missing = [], [], []
+    rows, sources, missing = [], [], []
     stems = sorted({stem for by_stem in collected.values() for stem in by_stem})
     for stem in stems:
         profile = next((p for p in PROFILE_ORDER
@@ -133,14 +133,14 @@ def readme_block(collected: dict, root: Path) -> str:
         for row in entry["claims"]:
             if row["paper"]:
                 rows.append(row)
-                first.append(f"[{stem[:2]}]({_link(entry['notebook'], root)}) {profile}")
+                sources.append(f"[{stem[:2]}]({_link(entry['notebook'], root)}), {profile}")
     counts = {m: sum(r["match"] == m for r in rows) for m in MATCHES}
     summary = (f"{len(rows)} claims compared with the paper's own numbers: {counts['yes']} "
                f"match, {counts['no']} do not, {counts['n/a']} have no match rule (each claim "
                "states its rule; the [results](docs/results.md) give every claim, with the "
                "figures).")
     lines = [GENERATED, "", summary, ""]
-    lines += _table(rows, first) if rows else ["(no claims files yet)"]
+    lines += _table(rows, sources) if rows else ["(no claims files yet)"]
     if missing:
         lines += ["", "No claims file yet (run `make reproduce`): " + ", ".join(missing) + "."]
     return "\n".join(lines)

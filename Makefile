@@ -10,6 +10,10 @@
 #                    apt-get when missing), run tests/cluster (a sweep as a Slurm job array),
 #                    stop the daemons. Skipped with the reason when Slurm cannot be started,
 #                    except under $CI, where that fails.
+#   make docs        build the documentation site into site/ (mkdocs, offline: README as the
+#                    home page, docs/, every executed notebook with its outputs, the figures)
+#   make claims      regenerate README.md's claims table and docs/results.md from the
+#                    notebooks' claims files (tools/paper_claims.py; a test fails when stale)
 #   make lint        ruff on lib, tests and tools
 #
 # Every path comes from this file's location, not the current directory. VENV=/some/path
@@ -26,7 +30,7 @@ NOTEBOOKS ?=
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .ONESHELL:
-.PHONY: install test test-cluster reproduce lint
+.PHONY: install test test-cluster reproduce lint docs claims
 
 install: $(STAMP)
 
@@ -71,6 +75,15 @@ test-cluster: $(STAMP)
 	echo "== cluster test: tests/cluster on a single-node Slurm"
 	"$(ROOT)/tools/slurm/with_slurm.sh" "$(BIN)/python" -m pytest -p no:cacheprovider -rs \
 		--basetemp "$$tmp/pytest" "$(ROOT)/tests/cluster"
+
+# `make test` builds the site too (tests/test_docs_site.py), into a temporary folder.
+docs: $(STAMP)
+	@NO_MKDOCS_2_WARNING=1 "$(BIN)/python" -m mkdocs build --strict -f "$(ROOT)/mkdocs.yml" \
+		-d "$(ROOT)/site"
+	echo "== the site: $(ROOT)/site/index.html (search works when served: python -m http.server -d site)"
+
+claims: $(STAMP)
+	"$(BIN)/python" "$(ROOT)/tools/paper_claims.py"
 
 lint: $(STAMP)
 	"$(BIN)/ruff" check "$(ROOT)/lib" "$(ROOT)/tests" "$(ROOT)/tools" "$(ROOT)/benchmarks"

@@ -177,6 +177,44 @@ def test_mobilenet_v2_synflow_warns_about_relu6_and_empty_scores():
     assert "every alive weight of features.0.0.weight" in messages
 
 
+# ----------------------------- issue 19, item 2: every score 0 (a zero-initialised head)
+
+
+def zero_head_mlp():
+    model = three_layer_mlp(nn.ReLU)
+    nn.init.zeros_(model[4].weight)  # the classifier starts at zero: R_SF = 0, SNIP's g * w = 0
+    return model
+
+
+ALL_ZERO = r"every alive weight of every layer \(0.weight, 2.weight, 4.weight\) scores exactly 0"
+
+
+@pytest.mark.parametrize("method", ["synflow", "synflow_l2", "snip"])  # GraSP's H g is not 0
+def test_all_zero_scores_warn_as_loudly_as_one_zero_layer(method):
+    x = torch.randn(8, 256, generator=torch.Generator().manual_seed(0))
+    kwargs = {"input_shape": (256,), "data": [(x, torch.arange(8) % 10)]}
+    with pytest.warns(ScoreWarning, match=ALL_ZERO + ".*decided by position"):
+        scores = synflow.compute_scores(zero_head_mlp(), method, **kwargs)
+    assert all(not s.any() for s in scores.values())
+    with pytest.warns(ScoreWarning, match=ALL_ZERO):
+        synflow.prune(zero_head_mlp(), method, 10, **kwargs)
+    flat = torch.cat([s.flatten() for s in scores.values()])
+    names, sizes = list(scores), [s.numel() for s in scores.values()]
+    assert synflow.core.diagnostics.uninformative_layers(
+        flat, torch.ones_like(flat, dtype=torch.bool), names, sizes) == names
+
+
+def test_a_torchvision_vision_transformer_with_its_zero_head_warns():
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    vit = torchvision.models.VisionTransformer(
+        image_size=16, patch_size=8, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32,
+        num_classes=10)
+    x = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(ScoreWarning, match=r"every alive weight of every layer \(conv_proj.weight"):
+        synflow.prune(vit, "snip", 10, data=[(x, torch.arange(4))])
+
+
 # ------------------------------------------- item 3: BatchNorm without statistics
 
 

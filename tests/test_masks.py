@@ -130,3 +130,42 @@ def test_apply_masks_errors():
 def test_model_without_prunable_layers():
     with pytest.raises(ValueError, match="no prunable layers"):
         synflow.prune(nn.Sequential(nn.ReLU()), "magnitude", 2)
+
+
+@pytest.mark.parametrize("optimizer_class", [torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW])
+def test_an_optimizer_built_before_pruning_trains_through_masks_and_after_export(optimizer_class):
+    # issue 19, item 4: the same Parameter object throughout, as torch.nn.utils.prune
+    model = mlp()
+    weights = {name: m.weight for name, m in synflow.prunable_layers(model).items()}
+    optimizer = optimizer_class(model.parameters(), lr=0.1)
+
+    def step():
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(torch.randn(8, 6)), torch.arange(8) % 3).backward()
+        optimizer.step()
+
+    masks = synflow.prune(model, "magnitude", 3)
+    for name, module in synflow.prunable_layers(model).items():
+        assert module.weight_orig is weights[name]
+    before = {name: w.detach().clone() for name, w in weights.items()}
+    step()
+    for name, w in weights.items():  # the masked layers train; pruned weights stay 0
+        assert not torch.equal(w.detach()[masks[name]], before[name][masks[name]])
+        assert torch.all(synflow.prunable_layers(model)[name].weight[~masks[name]] == 0)
+    synflow.remove_masks(model)
+    for name, module in synflow.prunable_layers(model).items():
+        assert module.weight is weights[name] and isinstance(module.weight, nn.Parameter)
+        assert torch.equal(module.weight != 0, masks[name])
+    exported = {name: w.detach().clone() for name, w in weights.items()}
+    step()
+    assert all(not torch.equal(w.detach(), exported[name]) for name, w in weights.items())
+
+
+def test_apply_masks_checks_every_mask_before_changing_any_layer():
+    model = mlp()
+    good = torch.ones(5, 6, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"mask for 2.weight has shape \(3,\), weight has \(4, 5\)"):
+        synflow.apply_masks(model, {"0.weight": good, "2.weight": torch.ones(3, dtype=torch.bool)})
+    with pytest.raises(ValueError, match=r"mask for 2.weight must be boolean or 0/1"):
+        synflow.apply_masks(model, {"0.weight": good, "2.weight": torch.full((4, 5), 0.5)})
+    assert not any(synflow.core.masks.is_masked(m) for m in synflow.prunable_layers(model).values())

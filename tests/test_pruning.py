@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import pytest
 import torch
@@ -132,7 +133,7 @@ def test_prune_errors(tiny_batches):
     model = synflow.build_model("conv", width=0.5)
     n = sum(m.weight.numel() for m in synflow.prunable_layers(model).values())
     for bad in (0.5, 0, -2, math.nan, math.inf, "ten"):
-        with pytest.raises(ValueError, match="compression must be a"):
+        with pytest.raises(ValueError, match=rf"compression must be .*{bad!r}"):
             synflow.prune(model, "magnitude", bad)
     with pytest.raises(ValueError, match=f"leaves no weight.*at most {n}"):
         synflow.prune(model, "magnitude", n + 1)
@@ -262,3 +263,70 @@ def test_iterations_score_the_pruned_net_as_a_masked_model_does(method, tiny_bat
     ours = synflow.prune(
         factory(), method, 20, iterations=3, data=tiny_batches, input_shape=(3, 8, 8))
     assert all(torch.equal(ours[n], masks[n]) for n in masks)
+
+
+# ---------------------------------- issue 19, items 11, 12 and 18; issue 16 (checked once)
+
+
+def test_local_scope_never_empties_a_small_layer():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(100, 50), nn.ReLU(), nn.Linear(50, 10), nn.ReLU(), nn.Linear(10, 1))
+    masks = synflow.prune(model, "magnitude", 100, scope="local")  # 56 kept, 55 asked
+    counts = synflow.count_kept(masks)
+    assert counts == {"0.weight": (50, 5000), "2.weight": (5, 500), "4.weight": (1, 10)}
+    tiny = nn.Sequential(nn.Linear(10, 10), nn.ReLU(), nn.Linear(10, 10), nn.ReLU(), nn.Linear(10, 1))
+    with pytest.warns(synflow.CompressionWarning, match=r"compression 100 was asked, the masks "
+                      r"have compression 70 \(3 of 210 weights kept, 2 asked\): local scope keeps"):
+        synflow.prune(tiny, "magnitude", 100, scope="local")
+    scores = synflow.compute_scores(nn.Sequential(nn.Linear(3, 2)), "magnitude")
+    assert synflow.count_kept(synflow.select(scores, 0.01, scope="local")) == {"0.weight": (1, 6)}
+
+
+def test_pruning_again_in_local_scope_after_global_says_what_it_got():
+    model = synflow.build_model("conv", width=0.5, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", synflow.CompressionWarning)
+        synflow.prune(model, "magnitude", 50)
+        synflow.prune(model, "magnitude", 55)  # global again: exactly round(N / 55)
+    with pytest.warns(synflow.CompressionWarning,
+                      match=r"compression 60 was asked, the masks have compression .*masks only "
+                            r"shrink.*local scope keeps each layer's share of ALL its weights"):
+        masks = synflow.prune(model, "magnitude", 60, scope="local")
+    assert synflow.compression_of(masks) > 66  # more than 10 % away: hence the warning
+    with pytest.warns(synflow.CompressionWarning, match=r"compression 10 was asked.*masks only shrink"):
+        synflow.prune(model, "magnitude", 10)  # a denser target than the masks already are
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.bool, torch.float16])
+def test_select_ranks_scores_of_any_real_dtype(dtype):
+    g = torch.Generator().manual_seed(0)
+    values = {"a.weight": torch.randint(0, 200, (6, 5), generator=g),
+              "b.weight": torch.randint(0, 200, (4,), generator=g)}
+    scores = {k: (v > 100 if dtype == torch.bool else v).to(dtype) for k, v in values.items()}
+    masks = {k: torch.rand(v.shape, generator=g) > 0.2 for k, v in values.items()}
+    for scope in ("global", "local"):
+        expected = synflow.select({k: v.double() for k, v in scores.items()}, 0.4,
+                                  masks=masks, scope=scope)
+        got = synflow.select(scores, 0.4, masks=masks, scope=scope)
+        assert all(torch.equal(got[k], expected[k]) for k in expected), scope
+    with pytest.raises(ValueError, match="scores must be real numbers to be ranked, got torch.complex64"):
+        synflow.select({"a.weight": torch.ones(3, dtype=torch.complex64)}, 0.5)
+    with pytest.raises(ValueError, match=r"no score tensor for 'b.weight'"):
+        synflow.select({"a.weight": scores["a.weight"]}, 0.5, masks=masks)
+
+
+def test_prune_checks_the_model_once_per_call(monkeypatch):
+    calls = []
+    original = synflow.core.masks.check_model
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(synflow.core.masks, "check_model", counting)
+    monkeypatch.setattr(synflow.core.scoring, "check_model", counting)
+    model = synflow.build_model("conv", width=0.5, seed=0)
+    synflow.prune(model, "synflow", 10, iterations=3, input_shape=(3, 8, 8))
+    assert len(calls) == 1
+    synflow.prune_through(model, "magnitude", [0.05, 0.01])
+    assert len(calls) == 2

@@ -145,3 +145,76 @@ def test_a_model_masked_by_torch_prune_is_adopted():
     assert not torch.any(masks["0.weight"] & ~before)  # torch's pruned weights stay pruned
     F.mse_loss(model(torch.randn(2, 6)), torch.zeros(2, 3)).backward()
     copy.deepcopy(model)
+
+
+# ------------------------------- issue 19, item 3: a failed load leaves its target as it was
+
+
+def parameters_and_state(model):
+    """The parameter objects by name and a copy of the state dict."""
+    return ({name: p for name, p in model.named_parameters()},
+            {key: value.clone() for key, value in model.state_dict().items()})
+
+
+def assert_as_before(model, before):
+    parameters, state = before
+    assert {name: p for name, p in model.named_parameters()}.keys() == parameters.keys()
+    assert all(p is parameters[name] for name, p in model.named_parameters())
+    assert model.state_dict().keys() == state.keys()
+    assert all(torch.equal(value, state[key]) for key, value in model.state_dict().items())
+
+
+def vgg(classes, seed=0, name="vgg11_bn"):
+    return synflow.build_model(name, num_classes=classes, width=0.125, seed=seed)
+
+
+@pytest.mark.parametrize("target", ["fresh", "masked otherwise"])
+@pytest.mark.parametrize("other", ["vgg11_bn", "vgg13_bn"])
+def test_a_load_that_does_not_fit_changes_nothing(tmp_path, target, other):
+    source = vgg(10)
+    synflow.prune(source, "magnitude", 10)
+    path = synflow.save_pruned(source, tmp_path / "pruned.pt")
+    model = vgg(100, seed=1, name=other)  # another head (and for vgg13 other layers)
+    if target == "masked otherwise":
+        synflow.prune(model, "random", 3)
+    before = parameters_and_state(model)
+    with pytest.raises(synflow.core.saving.StateMismatchError,
+                       match=r"nothing was loaded.*classifier.weight_orig has shape \(10, 64\) in "
+                             r"the state, \(100, 64\) in the model"):
+        synflow.load_pruned(model, path)
+    assert_as_before(model, before)
+    with pytest.raises(RuntimeError):  # what torch raises for it, as before
+        synflow.load_pruned_state_dict(model, source.state_dict())
+    assert_as_before(model, before)
+
+
+def test_masks_of_other_values_keys_or_dtypes_change_nothing():
+    source, _ = pruned_mlp()
+    state = source.state_dict()
+    model, _ = pruned_mlp(seed=1)
+    synflow.remove_masks(model)
+    before = parameters_and_state(model)
+    bad_mask = dict(state, **{"2.weight_mask": state["2.weight_mask"] * 2})
+    with pytest.raises(ValueError, match=r"mask for 2.weight must be boolean or 0/1"):
+        synflow.load_pruned_state_dict(model, bad_mask)
+    extra = dict(state, **{"9.weight": torch.ones(2)})
+    with pytest.raises(ValueError, match=r"unexpected key\(s\) \['9.weight'\]"):
+        synflow.load_pruned_state_dict(model, extra)
+    missing = {k: v for k, v in state.items() if k != "3.running_mean"}
+    with pytest.raises(ValueError, match=r"missing key\(s\) \['3.running_mean'\]"):
+        synflow.load_pruned_state_dict(model, missing)
+    integer = dict(state, **{"0.bias": state["0.bias"].long()})
+    with pytest.raises(ValueError, match=r"0.bias is torch.int64 in the state, torch.float32"):
+        synflow.load_pruned_state_dict(model, integer)
+    assert_as_before(model, before)
+
+
+def test_a_damaged_file_is_named(tmp_path):
+    model, _ = pruned_mlp()
+    path = synflow.save_pruned(model, tmp_path / "pruned.pt")
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])  # truncated
+    fresh, _ = pruned_mlp(seed=1)
+    before = parameters_and_state(fresh)
+    with pytest.raises(ValueError, match=f"cannot read a saved model from {path}"):
+        synflow.load_pruned(fresh, path)
+    assert_as_before(fresh, before)

@@ -117,3 +117,86 @@ def test_build_model_accepts_valid_shapes():
     assert synflow.build_model("mlp", input_shape=(28, 28, 1), width=0.1)  # flattened anyway
     model = synflow.build_model("conv", input_shape=np.array([3, 8, 8]), width=0.25)
     assert isinstance(model[0], nn.Conv2d) and model[0].in_channels == 3
+
+
+# ------------------------- one rule for numbers in every argument (issue 19, item 19)
+
+NUMBERS = [np.float64(10), np.int64(10), np.float32(10), torch.tensor(10.0), torch.tensor(10),
+           np.array(10.0)]
+
+
+def random_masks(**kwargs):
+    return synflow.prune(tiny_cnn(), "random", **{"compression": 10, **kwargs})
+
+
+@pytest.mark.parametrize("number", NUMBERS, ids=repr)
+def test_numpy_numbers_and_0d_tensors_are_the_number_they_hold(number):
+    reference = random_masks(compression=10, iterations=3, seed=1)
+    masks = random_masks(compression=number, iterations=3, seed=1)
+    assert all(torch.equal(masks[k], reference[k]) for k in reference)
+    scores = scores_of(tiny_cnn())
+    expected = synflow.select(scores, 0.25)
+    assert all(torch.equal(m, expected[k]) for k, m in synflow.select(scores, number / 40).items())
+    assert density_after(1, 2, number, "exponential") == density_after(1, 2, 10, "exponential")
+
+
+@pytest.mark.parametrize("name, value", [
+    ("iterations", np.int64(3)), ("iterations", np.int32(3)), ("iterations", torch.tensor(3)),
+    ("seed", np.int64(1)), ("seed", torch.tensor(1)), ("seed", np.uint8(1)),
+])
+def test_integer_arguments_take_numpy_integers_and_0d_integer_tensors(name, value):
+    reference = random_masks(iterations=3, seed=1)
+    masks = random_masks(**{"iterations": 3, "seed": 1, name: value})
+    assert all(torch.equal(masks[k], reference[k]) for k in reference)
+
+
+def test_every_other_numeric_argument_takes_them_too():
+    data = [(torch.randn(6, 3, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(6))]
+    reference = synflow.compute_scores(tiny_cnn(), "grasp", data=data, temperature=100)
+    scores = synflow.compute_scores(tiny_cnn(), "grasp", data=data, temperature=np.float64(100),
+                                    input_shape=None)
+    assert all(torch.equal(scores[k], reference[k]) for k in reference)
+    masks = synflow.prune_through(tiny_cnn(), "magnitude", [np.float64(0.5), torch.tensor(0.25)])
+    expected = synflow.prune_through(tiny_cnn(), "magnitude", [0.5, 0.25])
+    assert all(torch.equal(masks[k], expected[k]) for k in expected)
+    shape = (np.int64(3), torch.tensor(8), 8)
+    masks = synflow.prune(tiny_cnn(), "synflow", 10, input_shape=shape)
+    expected = synflow.prune(tiny_cnn(), "synflow", 10, input_shape=(3, 8, 8))
+    assert all(torch.equal(masks[k], expected[k]) for k in expected)
+
+
+REFUSED = ["10", b"10", torch.tensor([10.0]), np.array([10.0]), True, np.bool_(True), 10 + 0j,
+           None, torch.tensor(True)]
+
+
+@pytest.mark.parametrize("value", REFUSED, ids=repr)
+def test_strings_bools_and_tensors_of_other_shapes_are_refused_by_name(value):
+    model = tiny_cnn()
+    shown = "a tensor of shape" if isinstance(value, torch.Tensor) and value.ndim else (
+        "a numpy array of shape" if isinstance(value, np.ndarray) else "")
+    for call, name in ((lambda v: synflow.prune(model, "random", v), "compression"),
+                       (lambda v: synflow.prune(model, "random", 10, iterations=v), "iterations"),
+                       (lambda v: synflow.prune(model, "random", 10, seed=v), "seed"),
+                       (lambda v: synflow.select(scores_of(model), v), "density"),
+                       (lambda v: synflow.prune_through(model, "random", [v]), "density"),
+                       (lambda v: density_after(1, 2, v, "linear"), "compression")):
+        with pytest.raises(ValueError, match=rf"{name} must be .*got {shown}"):
+            call(value)
+    assert all(m.all() for m in synflow.current_masks(model).values())  # nothing was pruned
+
+
+@pytest.mark.parametrize("value", ["no", 1, 0, None, torch.tensor([True])], ids=repr)
+def test_invert_is_a_bool(value):
+    with pytest.raises(ValueError, match="invert must be True or False, got"):
+        synflow.prune(tiny_cnn(), "magnitude", 10, invert=value)
+    scores = scores_of(tiny_cnn())
+    with pytest.raises(ValueError, match="invert must be True or False, got"):
+        synflow.select(scores, 0.5, invert=value)
+    assert synflow.prune(tiny_cnn(), "magnitude", 10, invert=np.bool_(True))
+
+
+def test_the_conv3d_input_hint_is_torchs_layout():
+    model = nn.Sequential(nn.Conv3d(2, 4, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(3))
+    model(torch.randn(1, 2, 5, 5, 5))  # materialise the lazy head
+    with pytest.raises(ValueError, match=r"expects 2 input channels: input_shape=\(2, D, H, W\)"):
+        synflow.prune(model, "synflow", 2, input_shape=(3, 5, 5, 5))

@@ -24,7 +24,7 @@ ones above it in this list:
 import importlib
 
 from . import _deprecated
-from .core.diagnostics import ScoreWarning
+from .core.diagnostics import CompressionWarning, ScoreWarning
 from .core.loop import Iteration, prune, prune_through
 from .core.masks import (
     apply_masks,
@@ -45,6 +45,7 @@ from .models import MODELS, build_model
 __all__ = [
     "MODELS",
     "SCORERS",
+    "CompressionWarning",
     "Iteration",
     "ScoreWarning",
     "apply_masks",

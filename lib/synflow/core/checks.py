@@ -1,9 +1,166 @@
-"""Checks of the public functions' arguments, each written once and made at the boundary."""
+"""Checks of the public functions' arguments, each written once and made at the boundary.
+
+One rule for numbers, in every numeric argument of the core (compression, density,
+densities, iterations, iteration, seed, temperature, input_shape's sizes):
+
+* accepted: ``int``, ``float``, numpy's integer and floating scalars (``np.int64(3)``,
+  ``np.float32(0.5)``) and 0-d tensors or arrays of a real dtype (``torch.tensor(10.0)``),
+  each the same as the plain number it holds;
+* refused, with a ValueError naming the argument, the value and what is allowed:
+  ``bool`` (True is not 1), strings and bytes (``"10"`` is not parsed), complex numbers,
+  tensors and arrays of any other shape (``torch.tensor([10.0])`` included) and
+  anything else; an integer argument also refuses a float (``2.0``).
+
+A flag (``invert``) is a ``bool`` (numpy's and 0-d boolean tensors included) and
+nothing else, so that a mistyped ``invert="no"`` is not true. Names (method, scope,
+schedule, ...) are checked by :func:`check_choice`.
+
+>>> check_compression(np.float64(10)), check_iterations(torch.tensor(3))
+(10.0, 3)
+>>> check_density("0.5")
+Traceback (most recent call last):
+ValueError: density must be a number in (0, 1], got '0.5' (str)
+"""
 
 from __future__ import annotations
 
+import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+
+
+def _plain(value, name: str, what: str):
+    """``value`` with a 0-d tensor or array replaced by the number it holds; ValueError
+    naming ``name`` for a tensor or array of any other shape."""
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        if value.ndim != 0:
+            kind = "tensor" if isinstance(value, torch.Tensor) else "numpy array"
+            raise ValueError(f"{name} must be {what}, got a {kind} of shape "
+                             f"{tuple(value.shape)}: pass a number (or a 0-d tensor)")
+        return value.item()
+    return value
+
+
+def _refuse(value, name: str, what: str):
+    raise ValueError(f"{name} must be {what}, got {value!r} ({type(value).__name__})")
+
+
+def real_number(value, name: str, what: str = "a real number") -> float:
+    """``value`` as a float under the rule for numbers above (NaN and inf pass: the
+    caller checks the range). ``what`` describes the allowed values in the error."""
+    number = _plain(value, name, what)
+    if isinstance(number, (bool, np.bool_)) or not isinstance(number, numbers.Real):
+        _refuse(value, name, what)
+    return float(number)
+
+
+def integer(value, name: str, what: str = "an integer") -> int:
+    """``value`` as an int under the rule for numbers above (floats refused)."""
+    number = _plain(value, name, what)
+    if isinstance(number, (bool, np.bool_)) or not isinstance(number, numbers.Integral):
+        _refuse(value, name, what)
+    return int(number)
+
+
+def flag(value, name: str) -> bool:
+    """``value`` as a bool: ``True``/``False`` (numpy's and 0-d boolean tensors too)."""
+    plain = _plain(value, name, "True or False")
+    if not isinstance(plain, (bool, np.bool_)):
+        _refuse(value, name, "True or False")
+    return bool(plain)
+
+
+def check_choice(value, choices: Iterable[str], what: str) -> str:
+    """``value`` if it is one of ``choices``, else ValueError naming it and them."""
+    choices = tuple(choices)
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
+    return value
+
+
+def check_compression(compression, total: int | None = None) -> float:
+    """``compression`` (rho = N / kept) as a float: a finite number >= 1 and, when the
+    number of prunable weights ``total`` is given, at most ``total`` (one weight kept).
+
+    Raises:
+        ValueError: naming the value and the allowed range.
+    """
+    value = real_number(compression, "compression", "a finite number >= 1")
+    if total is None:
+        if not (math.isfinite(value) and value >= 1):
+            raise ValueError(f"compression must be a finite number >= 1, got {compression!r}")
+        return value
+    if not (math.isfinite(value) and 1 <= value <= total):
+        leaves = f"compression {compression!r} leaves no weight: " if value > total else ""
+        raise ValueError(
+            f"{leaves}compression must be in [1, {total}] (a finite number >= 1 and at most "
+            f"{total}, the model's number of prunable weights N), got {compression!r}"
+        )
+    return value
+
+
+def check_density(density) -> float:
+    """``density`` (fraction of weights kept) as a float in (0, 1].
+
+    Raises:
+        ValueError: naming the value and the allowed range.
+    """
+    value = real_number(density, "density", "a number in (0, 1]")
+    if not 0 < value <= 1:  # NaN fails too
+        raise ValueError(
+            f"density must be in (0, 1] (kept fraction = 1 / compression), got {density!r}"
+        )
+    return value
+
+
+def check_densities(densities) -> list[float]:
+    """``densities`` as a non-empty list of floats in (0, 1] (:func:`check_density`)."""
+    if isinstance(densities, (str, bytes)) or not isinstance(densities, Iterable):
+        raise ValueError(  # noqa: TRY004 (the library raises ValueError for every bad argument)
+            f"densities must be a non-empty sequence of numbers in (0, 1], got {densities!r}")
+    try:
+        checked = [check_density(d) for d in densities]
+    except ValueError as error:
+        raise ValueError(f"densities must be a non-empty sequence of numbers in (0, 1]: {error}") from None
+    if not checked:
+        raise ValueError("densities must be a non-empty sequence of numbers in (0, 1], got none")
+    return checked
+
+
+def check_iterations(iterations) -> int:
+    """``iterations`` as an int >= 1; a bool (True is not a count) or a float is refused.
+
+    Raises:
+        ValueError: naming the value and what is allowed.
+    """
+    value = integer(iterations, "iterations", "a plain integer >= 1")
+    if value < 1:
+        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
+    return value
+
+
+# the seeds torch.Generator.manual_seed takes
+SEED_RANGE = (-(2**63), 2**64 - 1)
+
+
+def check_seed(seed) -> int:
+    """``seed`` as an int that ``torch.Generator.manual_seed`` takes."""
+    low, high = SEED_RANGE
+    value = integer(seed, "seed", f"an integer in [{low}, {high}]")
+    if not low <= value <= high:
+        raise ValueError(f"seed must be an integer in [{low}, {high}], got {seed!r}")
+    return value
+
+
+def check_temperature(temperature) -> float:
+    """GraSP's ``temperature`` as a float: a finite number > 0."""
+    value = real_number(temperature, "temperature", "a finite number > 0")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    return value
 
 
 def sample_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
@@ -11,14 +168,18 @@ def sample_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
 
     Raises:
         ValueError: naming the value, unless it is a non-empty sequence of positive
-            integers (bools refused).
+            integers (bools and floats refused; numpy integers and 0-d tensors taken).
     """
-    shape = tuple(input_shape)
-    if not shape or not all(
-        isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0 for d in shape
-    ):
-        raise ValueError(
-            f"input_shape must be one sample's shape: positive integers without the batch "
-            f"dimension, channels first, e.g. (3, 32, 32); got {input_shape!r}"
-        )
-    return tuple(int(d) for d in shape)
+    error = ValueError(
+        f"input_shape must be one sample's shape: positive integers without the batch "
+        f"dimension, channels first, e.g. (3, 32, 32); got {input_shape!r}"
+    )
+    if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Iterable):
+        raise error
+    try:
+        shape = tuple(integer(d, "input_shape") for d in input_shape)
+    except ValueError:
+        raise error from None
+    if not shape or not all(d > 0 for d in shape):
+        raise error
+    return shape

@@ -14,10 +14,13 @@ first layers exactly 0) and a smooth one (SiLU, GELU, ...) breaks conservation.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
 from torch import nn
+
+from .masks import dense_weights, weight_count
 
 # activations that are not positively homogeneous (f(a x) != a f(x) for some a > 0)
 NON_HOMOGENEOUS = (
@@ -58,10 +61,18 @@ class ScoreWarning(UserWarning):
     turns them into errors."""
 
 
-def check_synflow_network(model: nn.Module) -> None:
+class CompressionWarning(UserWarning):
+    """The model's real compression is not the one asked: weights no mask can govern are
+    left dense (:func:`warn_dense`), or the masks end far from the asked compression
+    (:func:`warn_far_from`)."""
+
+
+def check_synflow_network(model: nn.Module, stacklevel: int = 3) -> None:
     """Refuse or warn about modules SynFlow's all-ones, |p| evaluation cannot score.
 
-    Raises ValueError naming every BatchNorm or InstanceNorm layer without running
+    Raises ValueError for a model whose floating parameters mix dtypes (a float32 stem
+    feeding a float16 head: SynFlow's pass runs in one dtype), and naming every
+    BatchNorm or InstanceNorm layer without running
     statistics (``track_running_stats=False``): SynFlow evaluates the net in eval
     mode, where such a layer normalises the single all-ones sample by its own
     statistics instead of acting as a fixed affine map, so the scores are degenerate
@@ -74,6 +85,20 @@ def check_synflow_network(model: nn.Module) -> None:
     Activations called as functions inside ``forward`` (``F.relu6``) cannot be seen;
     :func:`warn_uninformative` catches their zero scores.
     """
+    dtypes: dict[torch.dtype, list[str]] = {}
+    for name, p in model.named_parameters():
+        if p.is_floating_point():
+            dtypes.setdefault(p.dtype, []).append(name)
+    if len(dtypes) > 1:
+        mix = "; ".join(f"{str(d).removeprefix('torch.')}: {', '.join(n[:3])}"
+                        + (f" and {len(n) - 3} more" if len(n) > 3 else "")
+                        for d, n in dtypes.items())
+        raise ValueError(
+            f"SynFlow cannot score a model whose parameters mix dtypes ({mix}): its pass "
+            "runs the whole network in one dtype (precision, float64 by default), which a "
+            "forward that casts between its parts does not follow. Prune a copy in one dtype "
+            "(model.float()), or convert, prune and convert back: masks survive .to(dtype)"
+        )
     no_stats = [
         f"{name or type(model).__name__} ({type(m).__name__})"
         for name, m in model.named_modules()
@@ -103,18 +128,19 @@ def check_synflow_network(model: nn.Module) -> None:
             "mode; on its all-ones input saturating activations pass no gradient, so "
             "upstream layers may score 0 and the tie-break decides their masks",
             ScoreWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
 
 
 def uninformative_layers(
     flat: torch.Tensor, alive: torch.Tensor, names: list[str], sizes: list[int]
 ) -> list[str]:
-    """Layers with alive weights that all score exactly 0 while another layer has a
-    non-zero score. ``flat``: every layer's scores concatenated (1-D), pruned
-    weights scoring 0; ``alive``: the boolean mask laid out the same way."""
+    """Layers with alive weights that all score exactly 0: while another layer has a
+    non-zero score, or, when no alive weight scores anything but 0, every layer with
+    alive weights. ``flat``: every layer's scores concatenated (1-D), pruned weights
+    scoring 0; ``alive``: the boolean mask laid out the same way."""
     nonzero = [int(torch.count_nonzero(part)) for part in flat.split(sizes)]
-    if all(nonzero) or not any(nonzero):
+    if all(nonzero):
         return []
     alive_parts = alive.split(sizes)
     return [
@@ -125,18 +151,79 @@ def uninformative_layers(
 
 
 def warn_uninformative(
-    flat: torch.Tensor, alive: torch.Tensor, names: list[str], sizes: list[int]
+    flat: torch.Tensor, alive: torch.Tensor, names: list[str], sizes: list[int], stacklevel=3
 ) -> None:
     """Warn :class:`ScoreWarning` naming the :func:`uninformative_layers`: their masks
-    would be decided by the tie-break (lowest index), not by the score."""
+    would be decided by the tie-break (lowest index), not by the score. When no alive
+    weight scores anything but 0 the whole mask would be decided so, and the warning
+    says that."""
     empty = uninformative_layers(flat, alive, names, sizes)
-    if empty:
-        warnings.warn(
+    if not empty:
+        return
+    if not bool(flat.any()):  # pruned weights score 0 too
+        message = (
+            f"every alive weight of every layer ({', '.join(empty[:10])}"
+            + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
+            + ") scores exactly 0: the scores carry no information at all and the mask is "
+            "decided by position (lowest index first), not by the score. Causes: an output "
+            "layer initialised to zero (torchvision's VisionTransformer zeroes its head; "
+            "SynFlow's R and SNIP's gradients are then 0), a network with no path left from "
+            "input to output (layer-collapse), or all-zero weights. Initialise the last "
+            "layer with non-zero weights, or use a method that does not need a signal "
+            "through the network (magnitude, random)"
+        )
+    else:
+        message = (
             f"every alive weight of {', '.join(empty)} scores exactly 0 while other layers' "
             "do not: the scores carry no information there and the tie-break (lowest "
             "index) decides which of its weights are kept. Causes: a saturating or "
             "non-homogeneous activation before it (SynFlow), no path through it to the "
-            "output (a cut branch), or all-zero weights",
-            ScoreWarning,
-            stacklevel=3,
+            "output (a cut branch), or all-zero weights"
         )
+    warnings.warn(message, ScoreWarning, stacklevel=stacklevel)
+
+
+def warn_dense(model: nn.Module, layers: dict[str, nn.Module], stacklevel=3) -> None:
+    """Warn :class:`CompressionWarning` naming the weights of rank >= 2 that no mask
+    governs (:func:`synflow.core.masks.dense_weights`: RNN/LSTM/GRU weights, embeddings,
+    MultiheadAttention's ``in_proj_weight``, ...) and their share of all such weights."""
+    dense = dense_weights(model, layers)
+    if not dense:
+        return
+    left = sum(dense.values())
+    total = left + weight_count(layers)
+    names = list(dense)
+    warnings.warn(
+        f"{', '.join(names[:8])}" + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        + f" ({left:,} weights, {100 * left / total:.1f} % of the model's {total:,} weights "
+        "of rank >= 2) are left dense: only Linear, Conv and ConvTranspose weights take a "
+        "mask (the table in synflow.core.masks says why). Compression counts the pruned "
+        "layers' weights only, so the model as a whole is compressed less",
+        CompressionWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def warn_far_from(masks_kept: int, total: int, density: float, scope: str, layers: int,
+                  stacklevel=3) -> None:
+    """Warn :class:`CompressionWarning` when the masks keep ``masks_kept`` of ``total``
+    weights and their compression is more than 10 % away from ``1 / density``, the
+    asked one (existing masks sparser than asked, local scope's rounding and its one
+    weight kept per layer)."""
+    asked, got = 1 / density, (total / masks_kept if masks_kept else math.inf)
+    if abs(got / asked - 1) <= 0.1:
+        return
+    if masks_kept < round(total * density):
+        why = ("masks only shrink: weights pruned before this call stay pruned and too few "
+               "were alive" + (" in some layers (local scope keeps each layer's share of "
+                               "ALL its weights, at most its alive ones)"
+                               if scope == "local" else ""))
+    else:
+        why = (f"local scope keeps max(1, round(n_l * density)) weights in each of the "
+               f"{layers} layers")
+    warnings.warn(
+        f"compression {asked:.4g} was asked, the masks have compression {got:.4g} "
+        f"({masks_kept:,} of {total:,} weights kept, {round(total * density):,} asked): {why}",
+        CompressionWarning,
+        stacklevel=stacklevel,
+    )

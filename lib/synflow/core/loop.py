@@ -1,4 +1,10 @@
-"""The pruning loop: score, keep the top weights, repeat on a schedule."""
+"""The pruning loop: score, keep the top weights, repeat on a schedule.
+
+:func:`prune` and :func:`prune_through` check every argument once (with
+:mod:`synflow.core.checks`, :func:`synflow.core.scoring.checked_model` and
+:func:`synflow.core.scoring.check_inputs`), then run :func:`_prune_through`, which trusts
+them.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +14,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .diagnostics import check_synflow_network, warn_uninformative
-from .masks import (
-    Masks,
-    apply_masks,
-    check_model,
-    current_masks,
-    effective_weight,
-    prunable_layers,
-    unwrap,
-)
-from .schedules import SCHEDULES, _check_compression, check_iterations, schedule_densities
-from .scorers import SCORERS, SYNFLOW_METHODS, ZERO_WHEN_PRUNED, Scorer
-from .scorers.functional import check_bn_mode
+from .checks import check_choice, check_compression, check_densities, check_iterations
+from .diagnostics import warn_far_from, warn_uninformative
+from .masked import install
+from .masks import Masks, effective_weight, layer_masks, weight_count
+from .schedules import SCHEDULES, _schedule_densities
+from .scorers import Scorer
 from .scorers.gradient import GRASP_TEMPERATURE
-from .scorers.synflow import check_precision
-from .scoring import check_inputs, check_method, check_options
-from .selection import _scope_slices, _select_flat, check_density
+from .scoring import check_data, check_inputs, check_run, checked_model, scoring_context
+from .selection import _select_flat, ranking_dtype
 
 
 @dataclass(frozen=True)
@@ -47,16 +45,6 @@ class Iteration:
 
 
 Callback = Callable[[Iteration], object]
-
-
-def _check_densities(densities) -> list[float]:
-    try:
-        densities = [check_density(d) for d in densities]
-    except ValueError as error:
-        raise ValueError(f"densities must be a non-empty sequence of numbers in (0, 1]: {error}") from None
-    if not densities:
-        raise ValueError("densities must be a non-empty sequence of numbers in (0, 1], got none")
-    return densities
 
 
 def prune_through(
@@ -82,97 +70,81 @@ def prune_through(
     of ``SCORERS`` or a scorer function with their signature (no shortcut is then
     taken and no score check is made). ``callback(Iteration)`` is called after every
     step; a true return value stops the loop there (early stop): the masks after that
-    step are installed and returned. The other arguments are ``prune``'s.
+    step are installed and returned. The other arguments are ``prune``'s, checked alike.
 
     Raises ValueError for an unknown method, scope, bad densities, missing data or
-    input shape, scores with NaN or inf, and a network SynFlow cannot score.
+    input shape, scores with NaN or inf, and a network SynFlow cannot score; warns as
+    :func:`prune` does.
+
+    >>> from torch import nn
+    >>> model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    >>> masks = prune_through(model, "magnitude", [0.5, 0.25])
+    >>> sum(int(m.sum()) for m in masks.values())  # round(24 / 4)
+    6
     """
-    model = unwrap(model)  # nn.DataParallel / DDP: prune the module they run
-    named = isinstance(method, str)
-    if named:
-        check_method(method)
-        options = check_options(method, bn_mode, temperature, precision)
-    elif not callable(method):
-        raise ValueError(f"method must be a name in SCORERS or a scorer function, got {method!r}")
-    else:  # a scorer function gets the options only when they are set
-        defaults = {"bn_mode": "eval", "temperature": GRASP_TEMPERATURE, "precision": "float64"}
-        options = {key: value for key, value in (("bn_mode", check_bn_mode(bn_mode)),
-                                                  ("temperature", temperature),
-                                                  ("precision", check_precision(precision)))
-                   if value != defaults[key]}
-    _scope_slices([], scope)  # validates the scope name
-    densities = _check_densities(densities)
-    layers = prunable_layers(model)
-    check_model(model, layers)
-    masks = current_masks(model)
-    total = sum(mask.numel() for mask in masks.values())
-    if named:
-        data, input_shape = check_inputs(method, data, input_shape)
-    else:
-        data = list(data) if data is not None else None
-        if input_shape is None and data:
-            input_shape = data[0][0].shape[1:]
-        input_shape = tuple(input_shape) if input_shape is not None else None
-    if named and method in SYNFLOW_METHODS:
-        check_synflow_network(model)
+    run = check_run(method, scope, invert, seed, callback, bn_mode, temperature, precision)
+    densities = check_densities(densities)
+    model, layers = checked_model(model, method if isinstance(method, str) else None)
+    data, input_shape = check_data(method, data, input_shape)
+    return _prune_through(model, layers, densities, data=data, input_shape=input_shape, **run)
 
-    # The loop works on its own copy of the effective weights and on flat buffers
-    # reused by every iteration; the model itself is masked once, at the end.
-    names = list(masks)
-    sizes = [mask.numel() for mask in masks.values()]
-    shapes = [mask.shape for mask in masks.values()]
-    flat_weights = torch.cat([effective_weight(m).flatten() for m in layers.values()])
-    weights = {name: part.view(shape) for name, shape, part in zip(names, shapes, flat_weights.split(sizes))}
-    alive = torch.cat([mask.flatten() for mask in masks.values()])
-    kept = torch.empty_like(alive)
-    # alive as 0/1 weights: multiplying by it zeroes the pruned weights in one
-    # branch-free pass (masked_fill_ is several times slower on mixed masks)
-    keep_factor = torch.empty_like(flat_weights)
-    flat = None
-    generator = torch.Generator().manual_seed(seed)
-    scorer = SCORERS[method] if named else method
-    zero_when_pruned = named and method in ZERO_WHEN_PRUNED
 
-    def unflatten(flat_tensor):
-        return {n: p.view(s) for n, s, p in zip(names, shapes, flat_tensor.split(sizes))}
+def _prune_through(model, layers, densities, *, scorer, options, zero_when_pruned, scope,
+                   data, input_shape, invert, seed, callback) -> Masks:
+    """:func:`prune_through` on checked arguments (``layers``: the model's
+    ``prunable_layers``). Warnings point at the caller of ``prune``/``prune_through``."""
+    with scoring_context():  # gradients and ordinary tensors, whatever the caller's context
+        masks = layer_masks(layers)
+        names = list(masks)
+        sizes = [mask.numel() for mask in masks.values()]
+        shapes = [mask.shape for mask in masks.values()]
+        total = sum(sizes)
+        # the loop works on its own copies of the effective weights (each layer in its own
+        # dtype) and on flat buffers reused by every iteration; the model is masked once, at
+        # the end
+        weights = {name: effective_weight(module).clone() for name, module in layers.items()}
+        # alive as 0/1 weights: multiplying by it zeroes the pruned weights in one
+        # branch-free pass (a float * bool product or masked_fill_ is several times slower)
+        factors = [torch.empty_like(weight) for weight in weights.values()]
+        alive = torch.cat([mask.flatten() for mask in masks.values()])
+        kept = torch.empty_like(alive)
+        flat = None
+        generator = torch.Generator().manual_seed(seed)
+        stopped = False
 
-    for iteration, density in enumerate(densities, start=1):
-        scores = [
-            s.flatten()
-            for s in scorer(
-                model, layers, weights, data=data, input_shape=input_shape,
-                generator=generator, alive=unflatten(alive), **options,
-            ).values()
-        ]
-        if flat is None or flat.dtype != scores[0].dtype:
-            flat = torch.empty(total, dtype=scores[0].dtype, device=alive.device)
-        torch.cat(scores, out=flat)
-        if zero_when_pruned and iteration in (1, len(densities)):
-            # the first and the last step only: a per-layer pass costs about as much
-            # as a selection pass on VGG-16, too much for every one of 100 iterations
-            warn_uninformative(flat, alive, names, sizes)
-        record = flat.clone() if callback is not None else None
-        _select_flat(
-            flat,
-            alive,
-            sizes,
-            density,
-            scope=scope,
-            invert=invert,
-            zero_when_pruned=zero_when_pruned,
-            out=kept,
-        )
-        alive, kept = kept, alive
-        flat_weights.mul_(keep_factor.copy_(alive))
-        if callback is not None:
-            step = Iteration(
-                iteration, len(densities), density, unflatten(record),
-                unflatten(kept.clone()), unflatten(alive.clone()),
-            )
-            if callback(step):
-                break
-    masks = unflatten(alive)
-    apply_masks(model, masks)
+        def unflatten(flat_tensor):
+            return {n: p.view(s) for n, s, p in zip(names, shapes, flat_tensor.split(sizes))}
+
+        for iteration, density in enumerate(densities, start=1):
+            result = scorer(model, layers, weights, data=data, input_shape=input_shape,
+                            generator=generator, alive=unflatten(alive), **options)
+            scores = [s.detach().flatten() for s in result.values()]
+            dtype = ranking_dtype(s.dtype for s in scores)
+            if flat is None or flat.dtype != dtype:
+                flat = torch.empty(total, dtype=dtype, device=alive.device)
+            torch.cat(scores, out=flat)
+            if zero_when_pruned and iteration in (1, len(densities)):
+                # the first and the last step only: a per-layer pass costs about as much
+                # as a selection pass on VGG-16, too much for every one of 100 iterations
+                warn_uninformative(flat, alive, names, sizes, stacklevel=4)
+            record = flat.clone() if callback is not None else None
+            _select_flat(flat, alive, sizes, density, scope=scope, invert=invert,
+                         zero_when_pruned=zero_when_pruned, out=kept)
+            alive, kept = kept, alive
+            for weight, factor, keep in zip(weights.values(), factors, alive.split(sizes)):
+                weight.mul_(factor.copy_(keep.view(weight.shape)))
+            if callback is not None:
+                step = Iteration(
+                    iteration, len(densities), density, unflatten(record),
+                    unflatten(kept.clone()), unflatten(alive.clone()),
+                )
+                if callback(step):
+                    stopped = True
+                    break
+        masks = unflatten(alive)
+        install(layers, masks)
+    if not stopped:
+        warn_far_from(int(alive.sum()), total, densities[-1], scope, len(layers), stacklevel=4)
     return masks
 
 
@@ -199,28 +171,31 @@ def prune(
     ``method="synflow"``, the same loop (single-shot by default) for the other scores.
 
     Args:
-        model: any ``nn.Module``; its Conv1d/2d/3d and Linear weights are pruned
-            (see :func:`synflow.core.masks.prunable_layers`), on their own device and in
-            their own dtype. Modules that would bypass a mask are refused
-            (:func:`synflow.core.masks.check_model`).
+        model: any ``nn.Module``; its Linear, Conv and ConvTranspose weights are pruned
+            on their own device and in their own dtype; what is left dense (LSTM,
+            embeddings, ...) or refused, and why, is the table of
+            :mod:`synflow.core.masks`.
         method: a key of ``SCORERS``: "random", "magnitude", "snip", "grasp",
             "synflow", "synflow_l2", "random_erk" (see each scorer's docstring).
-        compression: rho = N / kept, a number >= 1 (10 keeps 1 weight in 10; the paper
-            plots log10 rho); exactly ``round(N / compression)`` weights stay with
-            global scope, N = every prunable weight of the model.
+        compression: rho = N / kept, a number in [1, N] (10 keeps 1 weight in 10; the
+            paper plots log10 rho); exactly ``round(N / compression)`` weights stay with
+            global scope, N = every prunable weight of the model, pruned ones included.
         iterations, schedule: prune in ``iterations`` steps to densities
             ``compression**(-k/n)`` ("exponential", the paper's Section 6) or
             ``1 - (1 - 1/compression) k/n`` ("linear"), re-scoring the masked model
             before each step; the last step is exactly 1 / compression.
         scope: "global" (one ranking over all layers, the paper's) or "local" (the
-            same density in every layer).
+            same density in every layer: ``max(1, round(n_l / compression))`` weights
+            of each layer's n_l, so no layer is emptied by rounding; the total then
+            exceeds ``round(N / compression)`` by at most one weight per layer beyond
+            the layers' own rounding).
         data: iterable of (inputs, targets) batches: inputs float (B, *input_shape),
             targets int64 class indices (B,); needed by snip and grasp, read once.
         input_shape: one sample's shape without the batch axis, e.g. (3, 32, 32),
             for synflow (read from ``data`` if omitted).
         invert: keep the lowest scores instead of the highest (Frankle et al. 2021's
-            inversion check). The sign convention is "higher score = keep".
-        seed: fixes the random scores (methods "random" and "random_erk"); one
+            inversion check), True or False. The sign convention is "higher = keep".
+        seed: an integer; fixes the random scores ("random" and "random_erk"); one
             random stream runs through all iterations.
         callback: called with an :class:`Iteration` after each step; a true return
             value stops early (the masks after that step are installed and returned).
@@ -234,57 +209,69 @@ def prune(
             near-tied scores), for synflow and synflow_l2 only
             (:func:`synflow.core.scorers.synflow.synflow_scores`).
 
+    Numbers follow one rule (:mod:`synflow.core.checks`): ints, floats, numpy scalars
+    and 0-d tensors are taken as the number they hold; bools, strings and other
+    tensors are refused.
+
     Returns:
         ``{"<module path>.weight": mask}``, boolean tensors of the weights' shapes on
         their devices, True = kept. The model is masked in place (torch's
-        ``weight_orig`` * ``weight_mask``); existing masks are respected: weights
-        already pruned stay pruned. A model wrapped in ``nn.DataParallel`` or
-        ``DistributedDataParallel`` is unwrapped: its module is pruned (mask names
-        without ``module.``).
+        ``weight_orig`` * ``weight_mask``, ``weight_orig`` being the layer's own
+        ``weight`` Parameter, so an optimizer built before keeps training it). A model
+        wrapped in ``nn.DataParallel``, ``DistributedDataParallel`` or ``torch.compile``
+        is unwrapped: its module is pruned (mask names without ``module.`` or
+        ``_orig_mod.``); a module reachable under two names is pruned once.
+
+    A second call prunes further: masks only shrink (weights already pruned stay
+    pruned) and densities are fractions of ALL N weights, so ``prune(m, ..., 50)`` then
+    ``prune(m, ..., 100)`` keeps ``round(N / 100)``. In local scope each layer keeps its
+    share of all its weights among its alive ones: after a global pruning, layers
+    already below that share keep all they have, and the model ends sparser than
+    asked (global 50 then local 60 can end at 148.6); a ``CompressionWarning`` says so
+    whenever the result is more than 10 % from the asked compression.
 
     Scoring puts the model in eval mode (BatchNorm uses its running statistics, or
-    batch statistics with ``bn_mode="train"``) and restores every module's mode afterwards; weights, buffers and ``.grad`` are
-    left untouched.
+    batch statistics with ``bn_mode="train"``) and restores every module's mode
+    afterwards; weights, buffers, ``.grad`` and the modules' parameters (the same
+    objects) are left untouched until the masks are installed. ``prune`` works inside
+    ``torch.no_grad()`` and ``torch.inference_mode()``: scoring turns gradients on, and
+    the masks are ordinary tensors that train.
 
     Raises:
-        ValueError: unknown method/schedule/scope, compression outside
-            [1, N], iterations not an integer >= 1, missing data (snip, grasp) or
-            input shape (synflow), scores with NaN or inf, a network SynFlow cannot
-            score (BatchNorm without running statistics), a ``bn_mode`` other than
-            "eval"/"train" or "train" for a method without data, a ``temperature``
-            that is not a finite number > 0 or set for a method other than grasp, a
-            ``precision`` other than "float64"/"float32" or "float32" for a method
-            other than synflow/synflow_l2.
-            Also a layer a mask cannot govern: a weight shared with another module,
-            computed by a parametrization or weight norm, or read by a module without
-            calling the layer (:func:`synflow.core.masks.check_model`).
+        ValueError: unknown method/schedule/scope, compression outside [1, N],
+            iterations not an integer >= 1, a number refused by the rule above, missing
+            data (snip, grasp) or input shape (synflow), scores with NaN or inf, a
+            network SynFlow cannot score (BatchNorm without running statistics, mixed
+            parameter dtypes), a ``bn_mode`` other than "eval"/"train" or "train" for a
+            method without data, a ``temperature`` that is not a finite number > 0 or
+            set for a method other than grasp, a ``precision`` other than
+            "float64"/"float32" or "float32" for a method other than synflow/synflow_l2.
+            Also a model a mask cannot govern (the table of :mod:`synflow.core.masks`:
+            tied, parametrized, hook-computed, meta-device, lazy or inference weights,
+            torch.jit modules), or a layer read by a module without being called.
 
     Warns:
         ScoreWarning: a layer's alive weights all score 0 while other layers' do not
-            (the tie-break would decide its mask; checked at the first and the last
-            iteration), or SynFlow on a network with
-            activations that are not positively homogeneous (ReLU6, Tanh, GELU, ...).
+            (the tie-break would decide its mask), or every alive weight scores 0 (a
+            zero-initialised classifier: the whole mask would be decided by position);
+            checked at the first and the last iteration. Also SynFlow on a network
+            with activations that are not positively homogeneous (ReLU6, Tanh, GELU).
+        CompressionWarning: weights of rank >= 2 that no mask can govern are left
+            dense (LSTM, embeddings, ...: named, with their share of the weights), or
+            the masks end more than 10 % away from the asked compression.
+
+    >>> from torch import nn
+    >>> model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> masks = prune(model, "synflow", 4, iterations=2, input_shape=(8,))
+    >>> sum(int(m.sum()) for m in masks.values())  # round(80 / 4)
+    20
     """
-    check_method(method)
-    check_options(method, bn_mode, temperature, precision)
-    model = unwrap(model)  # nn.DataParallel / DDP: prune the module they run
+    run = check_run(method, scope, invert, seed, callback, bn_mode, temperature, precision)
     iterations = check_iterations(iterations)
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r}; choose one of: {', '.join(SCHEDULES)}")
-    _scope_slices([], scope)  # validates the scope name
-    total = sum(mask.numel() for mask in current_masks(model).values())
-    compression = _check_compression(compression, total)
-    return prune_through(
-        model,
-        method,
-        schedule_densities(compression, iterations, schedule),
-        scope=scope,
-        data=data,
-        input_shape=input_shape,
-        invert=invert,
-        seed=seed,
-        callback=callback,
-        bn_mode=bn_mode,
-        temperature=temperature,
-        precision=precision,
-    )
+    check_choice(schedule, SCHEDULES, "schedule")
+    model, layers = checked_model(model, method)
+    total = weight_count(layers)
+    compression = check_compression(compression, total)
+    data, input_shape = check_inputs(method, data, input_shape)
+    densities = _schedule_densities(compression, iterations, schedule)
+    return _prune_through(model, layers, densities, data=data, input_shape=input_shape, **run)

@@ -1,38 +1,88 @@
 """Masks on any nn.Module, with torch.nn.utils.prune's parameter names.
 
-A masked layer holds its dense parameter as ``weight_orig`` and a 0/1 buffer
-``weight_mask`` (in the weight's dtype), the state-dict layout of
-``torch.nn.utils.prune``. Its ``weight`` is a read-only property computed on every
-access as ``weight_orig * weight_mask`` (the layer's class is swapped for a
-``Masked<Class>`` subclass, still an instance of the original class). So:
+A masked layer holds its dense parameter as ``weight_orig`` (the very Parameter that was
+its ``weight``) and a 0/1 buffer ``weight_mask``, the state-dict layout of
+``torch.nn.utils.prune``; its ``weight`` is ``weight_orig * weight_mask``, computed on
+every access (how, and what that guarantees: :mod:`synflow.core.masked`).
 
-* the mask multiplies the weight inside the graph: pruned weights get a zero
-  gradient and stay exactly zero through any optimizer (momentum and weight decay
-  included); ``weight_orig`` is also zeroed where the mask is 0;
-* ``weight`` is never stale: right after an optimizer step, ``load_state_dict``,
-  ``.to(...)`` or ``.half()`` it already shows the new values, and a module that
-  reads a submodule's ``.weight`` without calling it (``nn.MultiheadAttention``'s
-  ``out_proj``) reads the masked weight;
-* nothing holding a graph is stored on the module, so a pruned model deep-copies
-  and pickles at any point (torch.nn.utils.prune's hook leaves a non-leaf tensor
-  on the module after a forward pass with gradients, which ``copy.deepcopy``
-  refuses).
+Which weights are pruned, left dense or refused, and why:
+
++-------------------------------+------------+----------------------------------------------------+
+| layer or weight               | pruned?    | why                                                |
++===============================+============+====================================================+
+| Linear, Conv1d/2d/3d,         | pruned     | their forward computes with ``self.weight``, a     |
+| ConvTranspose1d/2d/3d         |            | linear map: the masked ``weight`` property is what |
+| (subclasses too:              |            | it uses. Their biases are never pruned.            |
+| MultiheadAttention's          |            |                                                    |
+| out_proj)                     |            |                                                    |
++-------------------------------+------------+----------------------------------------------------+
+| RNN, LSTM, GRU and their      | left       | fused kernels read them (cuDNN's flat RNN weights, |
+| cells, Bilinear, Embedding,   | dense,     | ``F.multi_head_attention_forward``) or they are    |
+| MultiheadAttention's packed   | warned     | lookup tables: a ``weight`` property cannot mask   |
+| ``in_proj_weight``, any other |            | them. A ``CompressionWarning`` names them and      |
+| parameter of rank >= 2        |            | their share of the weights (compression counts the |
+|                               |            | pruned layers' weights only).                      |
++-------------------------------+------------+----------------------------------------------------+
+| normalisation layers, biases, | left dense | the paper prunes the weights of conv and linear    |
+| other parameters of rank 0 or |            | layers only (Section 7).                           |
+| 1                             |            |                                                    |
++-------------------------------+------------+----------------------------------------------------+
+| a weight shared by two        | refused    | one tensor cannot take one mask per module, and it |
+| modules (tied weights)        |            | would count twice in N.                            |
++-------------------------------+------------+----------------------------------------------------+
+| a weight computed by a        | refused    | the computed weight would bypass or overwrite the  |
+| parametrization or a hook     |            | mask.                                              |
+| (weight_norm, spectral_norm,  |            |                                                    |
+| orthogonal)                   |            |                                                    |
++-------------------------------+------------+----------------------------------------------------+
+| a torch.jit ScriptModule      | refused    | its compiled forward reads the weights directly,   |
+| (scripted or traced) anywhere |            | where no mask can apply: prune the Python module.  |
+| in the model                  |            |                                                    |
++-------------------------------+------------+----------------------------------------------------+
+| a weight on the meta device,  | refused    | nothing to score (no values yet), or nothing that  |
+| an uninitialised lazy weight, |            | can be trained (made under torch.inference_mode).  |
+| an inference tensor           |            |                                                    |
++-------------------------------+------------+----------------------------------------------------+
+| nn.DataParallel,              | unwrapped  | the module they run is pruned; mask names have no  |
+| DistributedDataParallel,      |            | ``module.`` or ``_orig_mod.`` prefix.              |
+| torch.compile's               |            |                                                    |
+| OptimizedModule               |            |                                                    |
++-------------------------------+------------+----------------------------------------------------+
+| one module reachable under    | pruned     | its weights count once, named by the module's      |
+| two names (``self.features =  | once       | first name in ``named_modules()`` order.           |
+| self.backbone.features``)     |            |                                                    |
++-------------------------------+------------+----------------------------------------------------+
 
 Masks are exchanged as ``dict[str, BoolTensor]`` keyed by the weight's name in
 the *unpruned* model's ``named_parameters()`` (e.g. ``"features.0.weight"``).
-``nn.DataParallel`` and ``DistributedDataParallel`` wrappers are unwrapped by every
-function here (names are those of the wrapped module, without ``module.``).
 Saving and loading: :func:`save_pruned` / :func:`load_pruned` (in :mod:`synflow.core.saving`).
+
+>>> from torch import nn
+>>> model = nn.Sequential(nn.Linear(3, 2))
+>>> weight = model[0].weight
+>>> apply_masks(model, {"0.weight": torch.tensor([[True, False, True], [False, True, True]])})
+>>> model[0].weight_orig is weight, int(model[0].weight.count_nonzero())
+(True, 4)
+>>> remove_masks(model)
+>>> model[0].weight is weight
+True
 """
 
 from __future__ import annotations
 
+import sys
+
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
-from torch.nn.utils import prune as torch_prune
 
-PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+from .counts import compression_of, count_kept, empty_layers, shuffle_masks  # noqa: F401
+from .masked import _rebuild_masked, install, is_masked, remove_mask  # noqa: F401
+
+PRUNABLE_TYPES = (
+    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+    nn.ConvTranspose3d, nn.Linear,
+)
 # torch.nn modules whose forward reads a descendant layer's ``.weight`` directly instead
 # of calling that layer: MultiheadAttention reads ``out_proj.weight`` (also inside
 # nn.Transformer* layers). That read gets the masked weight (``weight`` is a property),
@@ -45,86 +95,53 @@ Masks = dict[str, torch.Tensor]
 WRAPPERS = (nn.DataParallel, nn.parallel.DistributedDataParallel)
 
 
+def _compiled(model: nn.Module) -> bool:
+    """Whether ``model`` is torch.compile's wrapper (looked up only once dynamo is loaded,
+    which every compiled model has done)."""
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")
+    optimized = getattr(eval_frame, "OptimizedModule", None)
+    return optimized is not None and isinstance(model, optimized)
+
+
 def unwrap(model: nn.Module) -> nn.Module:
-    """The module inside ``nn.DataParallel`` / ``DistributedDataParallel`` wrappers
-    (any depth), else ``model`` itself. Pruning the wrapped module prunes what the
-    wrapper runs: the wrapper holds no parameters of its own."""
-    while isinstance(model, WRAPPERS):
-        model = model.module
+    """The module inside ``nn.DataParallel`` / ``DistributedDataParallel`` wrappers and
+    ``torch.compile``'s ``OptimizedModule`` (any depth), else ``model`` itself. Pruning
+    the wrapped module prunes what the wrapper runs: the wrapper holds no parameters of
+    its own.
+
+    Raises ValueError naming the type when ``model`` is not an ``nn.Module``."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(  # noqa: TRY004 (the library raises ValueError for every bad argument)
+            f"model must be a torch.nn.Module, got {type(model).__name__}")
+    while isinstance(model, WRAPPERS) or _compiled(model):
+        model = model.module if isinstance(model, WRAPPERS) else model._orig_mod
     return model
-
-
-class _MaskedWeight:
-    """Mixin of every masked layer class: ``weight`` is ``weight_orig * weight_mask``."""
-
-    @property
-    def weight(self) -> torch.Tensor:
-        return self.weight_orig * self.weight_mask
-
-    def __reduce_ex__(self, protocol):
-        # the class is made at run time: pickle and deepcopy rebuild it from the base class
-        return _rebuild_masked, (type(self).__bases__[1],), self.__getstate__()
-
-
-_MASKED_CLASSES: dict[type, type] = {}
-
-
-def _masked_class(base: type) -> type:
-    """``Masked<base>``, a subclass of ``base`` whose ``weight`` is the masked weight."""
-    if base not in _MASKED_CLASSES:
-        _MASKED_CLASSES[base] = type(f"Masked{base.__name__}", (_MaskedWeight, base), {})
-    return _MASKED_CLASSES[base]
-
-
-def _rebuild_masked(base: type) -> nn.Module:
-    cls = _masked_class(base)
-    return cls.__new__(cls)
-
-
-def _install_mask(module: nn.Module, mask: torch.Tensor) -> None:
-    """Turn ``module.weight`` into ``weight_orig`` and a ``weight_mask`` buffer (or adopt
-    torch.nn.utils.prune's masking of it), and swap in the masked class."""
-    if isinstance(module, _MaskedWeight):
-        return
-    if is_masked(module):  # masked by torch.nn.utils.prune: drop its hook and cached weight
-        for key, hook in list(module._forward_pre_hooks.items()):
-            if isinstance(hook, torch_prune.BasePruningMethod) and hook._tensor_name == "weight":
-                del module._forward_pre_hooks[key]
-        module.__dict__.pop("weight", None)
-    else:
-        weight = module._parameters.pop("weight")
-        module.register_parameter("weight_orig", weight)
-        module.register_buffer(
-            "weight_mask", mask.to(device=weight.device, dtype=weight.dtype).detach().clone()
-        )
-    module.__class__ = _masked_class(type(module))
-
-
-def _remove_mask(module: nn.Module) -> None:
-    """Undo :func:`_install_mask`: a plain ``weight`` parameter holding the masked values."""
-    if not isinstance(module, _MaskedWeight):
-        torch_prune.remove(module, "weight")
-        return
-    with torch.no_grad():
-        weight = nn.Parameter(module.weight_orig * module.weight_mask,
-                              requires_grad=module.weight_orig.requires_grad)
-    del module._parameters["weight_orig"]
-    del module._buffers["weight_mask"]
-    module.__class__ = type(module).__bases__[1]
-    module.register_parameter("weight", weight)
 
 
 def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
     """The modules whose ``.weight`` is pruned, keyed ``"<module path>.weight"``.
 
-    These are every Conv and Linear layer, the classifier included; biases and
-    normalisation layers are never pruned. A wrapper (``nn.DataParallel``, DDP) is
-    unwrapped first.
+    These are every Conv, ConvTranspose and Linear layer, the classifier included;
+    biases and normalisation layers are never pruned (see the table above). A wrapper
+    (``nn.DataParallel``, DDP, ``torch.compile``) is unwrapped first; a module reachable
+    under two names is listed once, under its first name.
 
     Raises:
-        ValueError: if the model has none.
+        ValueError: if the model has none, or holds a torch.jit ScriptModule.
+
+    >>> from torch import nn
+    >>> list(prunable_layers(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))))
+    ['0.weight', '2.weight']
     """
     model = unwrap(model)
+    scripted = [name or type(model).__name__ for name, module in model.named_modules()
+                if isinstance(module, torch.jit.ScriptModule)]
+    if scripted:
+        raise ValueError(
+            f"cannot prune torch.jit modules ({', '.join(scripted[:5])}): a scripted or "
+            "traced forward reads the weights directly, where no mask can apply. Prune (and "
+            "train) the Python module; script it afterwards, after synflow.remove_masks"
+        )
     layers = {
         f"{path}.weight" if path else "weight": module
         for path, module in model.named_modules()
@@ -138,49 +155,77 @@ def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
     return layers
 
 
-def check_model(model: nn.Module, layers: dict[str, nn.Module] | None = None) -> None:
-    """Refuse, by name and with the reason, prunable layers a mask cannot govern.
+def _weight_of(module: nn.Module):
+    """The Parameter a layer's mask governs (``weight_orig`` once masked), or None."""
+    return module._parameters.get("weight_orig" if is_masked(module) else "weight")
 
-    * a weight shared with another module (tied weights): one tensor would get two
-      masks, or a mask the other module ignores, and would count twice in N;
-    * a weight computed by a parametrization (``torch.nn.utils.parametrize``,
-      ``parametrizations.weight_norm``/``orthogonal``/``spectral_norm``) or by a
-      pre-hook (the older ``torch.nn.utils.weight_norm``/``spectral_norm``): the
-      computed weight would overwrite or bypass the mask.
+
+def _problem(name: str, module: nn.Module, owners: dict[int, set[int]]) -> str | None:
+    """Why a mask cannot govern the layer ``name``, or None."""
+    kind = type(module).__name__
+    if parametrize.is_parametrized(module, "weight"):
+        return (f"{name} ({kind}) is computed by a parametrization (e.g. weight_norm, "
+                "spectral_norm, orthogonal), which would bypass the mask; remove it "
+                "(parametrize.remove_parametrizations) first")
+    weight = _weight_of(module)
+    if weight is None:
+        return (f"{name} ({kind}) is not a parameter but computed by a hook (e.g. "
+                "torch.nn.utils.weight_norm or spectral_norm), which would overwrite the "
+                "mask; remove the hook first")
+    if len(owners.get(id(weight), ())) > 1:
+        return (f"{name} is shared with another module (tied weights): one tensor cannot "
+                "take one mask per module, and it would count twice in N; untie the weights "
+                "first")
+    if isinstance(weight, nn.parameter.UninitializedParameter):
+        return (f"{name} ({kind}) is an uninitialised lazy parameter: run one forward pass "
+                "(or build the layer with its sizes) first")
+    if weight.is_meta:
+        return (f"{name} is on the meta device (no values to score): materialise the model "
+                "first (model.to_empty(device=...) and initialise it, or load its weights)")
+    if weight.is_inference():
+        return (f"{name} is an inference tensor (the model was built under "
+                "torch.inference_mode()), which can never be trained: build it outside "
+                "inference mode")
+    return None
+
+
+def check_model(model: nn.Module, layers: dict[str, nn.Module] | None = None) -> None:
+    """Refuse, by name and with the reason, prunable layers a mask cannot govern (see
+    the table above): tied weights, weights computed by a parametrization or a hook,
+    uninitialised (lazy) or meta-device weights, inference tensors.
 
     Raises ValueError naming every such layer. (Modules that read a child's weight
     directly, such as ``nn.MultiheadAttention``, are handled by :func:`apply_masks`;
     a custom module doing ``F.linear(x, child.weight)`` is caught when a score's
     forward pass never uses that weight.)
     """
+    model = unwrap(model)
     layers = prunable_layers(model) if layers is None else layers
     owners: dict[int, set[int]] = {}
     for module in model.modules():
         for p in module._parameters.values():
             if p is not None:
                 owners.setdefault(id(p), set()).add(id(module))
-    problems = []
-    for name, module in layers.items():
-        if parametrize.is_parametrized(module, "weight"):
-            problems.append(f"{name} ({type(module).__name__}) is computed by a parametrization "
-                            "(e.g. weight_norm, spectral_norm, orthogonal), which would bypass "
-                            "the mask; remove it (parametrize.remove_parametrizations) first")
-            continue
-        weight = module._parameters.get("weight_orig" if is_masked(module) else "weight")
-        if weight is None:
-            problems.append(f"{name} ({type(module).__name__}) is not a parameter but computed "
-                            "by a hook (e.g. torch.nn.utils.weight_norm or spectral_norm), "
-                            "which would overwrite the mask; remove the hook first")
-        elif len(owners.get(id(weight), ())) > 1:
-            problems.append(f"{name} is shared with another module (tied weights): one tensor "
-                            "cannot take one mask per module, and it would count twice in N; "
-                            "untie the weights first")
+    problems = [p for name, m in layers.items() if (p := _problem(name, m, owners))]
     if problems:
         raise ValueError("cannot prune this model: " + "; ".join(problems))
 
 
-def is_masked(module: nn.Module) -> bool:
-    return hasattr(module, "weight_mask") and hasattr(module, "weight_orig")
+def weight_count(layers: dict[str, nn.Module]) -> int:
+    """N, the number of weights of ``layers`` (as :func:`prunable_layers` returns them),
+    pruned ones included."""
+    return sum(_weight_of(module).numel() for module in layers.values())
+
+
+def dense_weights(model: nn.Module, layers: dict[str, nn.Module] | None = None) -> dict[str, int]:
+    """``{name: size}`` of the parameters of rank >= 2 that no mask governs (left dense:
+    RNN and LSTM weights, embeddings, MultiheadAttention's ``in_proj_weight``, ...; see
+    the table above), in ``named_parameters()`` order."""
+    model = unwrap(model)
+    layers = prunable_layers(model) if layers is None else layers
+    governed = {id(_weight_of(module)) for module in layers.values()}
+    return {name: p.numel() for name, p in model.named_parameters()
+            if p.dim() >= 2 and id(p) not in governed}
 
 
 def effective_weight(module: nn.Module) -> torch.Tensor:
@@ -192,38 +237,49 @@ def effective_weight(module: nn.Module) -> torch.Tensor:
 
 def current_masks(model: nn.Module) -> Masks:
     """The boolean mask of every prunable weight (all True where none is set)."""
+    return layer_masks(prunable_layers(model))
+
+
+def layer_masks(layers: dict[str, nn.Module]) -> Masks:
+    """:func:`current_masks` of the layers ``prunable_layers`` returned."""
     return {
         name: module.weight_mask.detach().bool().clone()
         if is_masked(module)
         else torch.ones_like(module.weight, dtype=torch.bool)
-        for name, module in prunable_layers(model).items()
+        for name, module in layers.items()
     }
+
+
+def check_masks(layers: dict[str, nn.Module], masks: Masks) -> None:
+    """Refuse masks that do not fit ``layers``, before anything changes: a key that names
+    no prunable weight (KeyError), a shape other than the weight's, values other than
+    0/1 (ValueError)."""
+    unknown = sorted(set(masks) - set(layers))
+    if unknown:
+        raise KeyError(f"no prunable weight named {unknown}; prunable: {sorted(layers)}")
+    for name, mask in masks.items():
+        shape = tuple(_weight_of(layers[name]).shape)
+        if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != shape:
+            got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+            raise ValueError(f"mask for {name} has shape {got}, weight has {shape}")
+        if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
+            raise ValueError(f"mask for {name} must be boolean or 0/1, got dtype {mask.dtype} "
+                             "with other values")
 
 
 def apply_masks(model: nn.Module, masks: Masks) -> None:
     """Install (or update) the masks on ``model`` in place.
 
-    Keys must name prunable weights; shapes must match. Layers not named keep
-    their current mask.
+    Keys must name prunable weights; shapes must match; values boolean or 0/1. Layers
+    not named keep their current mask. Everything is checked before any layer changes
+    (KeyError for an unknown name, ValueError otherwise); a masked layer's
+    ``weight_orig`` is the Parameter that was its ``weight``. Works inside
+    ``torch.no_grad()`` and ``torch.inference_mode()`` (the masks are ordinary tensors).
     """
     layers = prunable_layers(model)
     check_model(model, layers)
-    unknown = sorted(set(masks) - set(layers))
-    if unknown:
-        raise KeyError(f"no prunable weight named {unknown}; prunable: {sorted(layers)}")
-    for name, mask in masks.items():
-        module = layers[name]
-        if tuple(mask.shape) != tuple(module.weight.shape):
-            raise ValueError(
-                f"mask for {name} has shape {tuple(mask.shape)}, weight has {tuple(module.weight.shape)}"
-            )
-        if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
-            raise ValueError(f"mask for {name} must be boolean or 0/1, got dtype {mask.dtype} "
-                             "with other values")
-        with torch.no_grad():
-            _install_mask(module, mask)
-            module.weight_mask.copy_(mask)
-            module.weight_orig.mul_(module.weight_mask)
+    check_masks(layers, masks)
+    install(layers, masks)
 
 
 def inside_reader(model: nn.Module, name: str) -> bool:
@@ -235,48 +291,18 @@ def inside_reader(model: nn.Module, name: str) -> bool:
     )
 
 
+@torch.inference_mode(False)
 def remove_masks(model: nn.Module) -> None:
     """Make the pruning permanent, for export (like ``torch.nn.utils.prune.remove``).
 
     Every masked layer gets back a plain ``weight`` parameter holding
     ``weight_orig * weight_mask`` (pruned entries exactly 0) and its original class;
-    ``weight_orig`` and ``weight_mask`` are gone, so the state dict has the unpruned
-    model's keys and loads into a fresh model of the same architecture. The zeros are
-    no longer enforced: further training can make them non-zero.
+    that parameter is the same object as ``weight_orig`` (and as the layer's ``weight``
+    before pruning), so an optimizer built earlier keeps updating it. ``weight_orig``
+    and ``weight_mask`` are gone, so the state dict has the unpruned model's keys and
+    loads into a fresh model of the same architecture. The zeros are no longer
+    enforced: further training can make them non-zero.
     """
     for module in prunable_layers(model).values():
         if is_masked(module):
-            _remove_mask(module)
-
-
-def count_kept(masks: Masks) -> dict[str, tuple[int, int]]:
-    """``{name: (kept, total)}`` for every layer."""
-    return {name: (int(mask.sum()), mask.numel()) for name, mask in masks.items()}
-
-
-def empty_layers(masks: Masks) -> list[str]:
-    """Names of the layers whose every weight is pruned (layer-collapse)."""
-    return [name for name, mask in masks.items() if not bool(mask.any())]
-
-
-def compression_of(masks: Masks) -> float:
-    """Prunable weights in total / prunable weights kept (inf if none is kept)."""
-    total = sum(mask.numel() for mask in masks.values())
-    kept = sum(int(mask.sum()) for mask in masks.values())
-    return total / kept if kept else float("inf")
-
-
-def shuffle_masks(masks: Masks, seed: int = 0) -> Masks:
-    """Randomly permute the entries of each layer's mask (same density per layer).
-
-    The sanity check of Frankle et al. (2021): a layer-wise shuffled mask keeps
-    every layer's kept count but none of the positions.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    shuffled = {}
-    for name, mask in masks.items():
-        flat = mask.flatten().cpu()
-        permutation = torch.randperm(flat.numel(), generator=generator)
-        shuffled[name] = flat[permutation].reshape(mask.shape).to(mask.device)
-    return shuffled
-
+            remove_mask(module)

@@ -1,29 +1,12 @@
 """Pruning schedules: the densities the pruning loop steps through (Tanaka et al. 2020,
-Section 6: exponential, compression**(-k/n); linear as the authors' option), and the
-checks of ``iterations`` and ``compression``."""
+Section 6: exponential, compression**(-k/n); linear as the authors' option). Their
+arguments are checked by :mod:`synflow.core.checks` (one rule per argument)."""
 
 from __future__ import annotations
 
-import math
-import numbers
+from .checks import check_choice, check_compression, check_iterations, integer
 
 SCHEDULES = ("exponential", "linear")
-
-
-def check_iterations(iterations) -> int:
-    """``iterations`` as an int >= 1; a bool (True is not a count) or a float is refused.
-
-    Raises:
-        ValueError: naming the value and what is allowed.
-    """
-    if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral):
-        raise ValueError(  # noqa: TRY004 (the library raises ValueError for every bad argument)
-            f"iterations must be a plain integer >= 1, got {iterations!r} "
-            f"({type(iterations).__name__})"
-        )
-    if iterations < 1:
-        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
-    return int(iterations)
 
 
 def density_after(iteration: int, iterations: int, compression: float, schedule: str) -> float:
@@ -32,44 +15,41 @@ def density_after(iteration: int, iterations: int, compression: float, schedule:
     Raises:
         ValueError: for an unknown schedule, ``iterations`` not an int >= 1,
             ``iteration`` outside 0..iterations or a compression not a finite number >= 1.
+
+    >>> density_after(5, 10, 100, "exponential")
+    0.1
     """
     iterations = check_iterations(iterations)
-    if isinstance(iteration, bool) or not isinstance(iteration, numbers.Integral) or not (
-        0 <= iteration <= iterations
-    ):
-        raise ValueError(f"iteration must be an integer in [0, {iterations}], got {iteration!r}")
-    if isinstance(compression, bool) or not isinstance(compression, numbers.Real) or not (
-        math.isfinite(compression) and compression >= 1
-    ):
-        raise ValueError(f"compression must be a finite number >= 1, got {compression!r}")
+    what = f"an integer in [0, {iterations}]"
+    iteration = integer(iteration, "iteration", what)
+    if not 0 <= iteration <= iterations:
+        raise ValueError(f"iteration must be {what}, got {iteration!r}")
+    compression = check_compression(compression)
+    return _density_after(iteration, iterations, compression, check_choice(schedule, SCHEDULES, "schedule"))
+
+
+def _density_after(iteration: int, iterations: int, compression: float, schedule: str) -> float:
     if schedule == "exponential":
         return compression ** (-iteration / iterations)
-    if schedule == "linear":
-        return 1.0 - (1.0 - 1.0 / compression) * iteration / iterations
-    raise ValueError(f"unknown schedule {schedule!r}; choose one of: {', '.join(SCHEDULES)}")
-
-
-def _check_compression(compression, total: int) -> float:
-    if isinstance(compression, bool):
-        raise ValueError(f"compression must be a number >= 1, got {compression!r}")  # noqa: TRY004
-    try:
-        value = float(compression)
-    except (TypeError, ValueError):
-        raise ValueError(f"compression must be a number >= 1, got {compression!r}") from None
-    if not math.isfinite(value) or value < 1:
-        raise ValueError(f"compression must be a finite number >= 1, got {compression!r}")
-    if value > total:
-        raise ValueError(
-            f"compression {compression!r} leaves no weight: the model has {total} prunable "
-            f"weights, so compression must be at most {total}"
-        )
-    return value
+    return 1.0 - (1.0 - 1.0 / compression) * iteration / iterations
 
 
 def schedule_densities(compression: float, iterations: int, schedule: str) -> list[float]:
     """The densities ``prune`` steps through: ``density_after(k, ...)`` for
-    k = 1..iterations-1, then exactly ``1 / compression``."""
+    k = 1..iterations-1, then exactly ``1 / compression``.
+
+    Raises ValueError as :func:`density_after`.
+
+    >>> schedule_densities(100, 2, "exponential")
+    [0.1, 0.01]
+    """
+    return _schedule_densities(check_compression(compression), check_iterations(iterations),
+                               check_choice(schedule, SCHEDULES, "schedule"))
+
+
+def _schedule_densities(compression: float, iterations: int, schedule: str) -> list[float]:
+    """:func:`schedule_densities` on checked arguments."""
     return [
-        density_after(k, iterations, compression, schedule) if k < iterations else 1.0 / compression
+        _density_after(k, iterations, compression, schedule) if k < iterations else 1.0 / compression
         for k in range(1, iterations + 1)
     ]

@@ -1,18 +1,19 @@
-"""One scoring pass on a model (:func:`compute_scores`), and the checks of a method's
-name, options and inputs, made once at the public boundary."""
+"""One scoring pass on a model (:func:`compute_scores`), and the checks of a public
+call: the method's name and options (:func:`check_options`), the loop's other arguments
+(:func:`check_run`), the model (:func:`checked_model`) and the inputs
+(:func:`check_inputs`), each made once at the public boundary and then trusted."""
 
 from __future__ import annotations
 
-import math
-import numbers
+import contextlib
 from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
 
-from .checks import sample_shape
-from .diagnostics import check_synflow_network, warn_uninformative
-from .masks import check_model, current_masks, effective_weight, prunable_layers, unwrap
+from .checks import check_choice, check_seed, check_temperature, flag, sample_shape
+from .diagnostics import check_synflow_network, warn_dense, warn_uninformative
+from .masks import check_model, effective_weight, layer_masks, prunable_layers, unwrap
 from .scorers import (
     BN_MODE_METHODS,
     DATA_METHODS,
@@ -24,11 +25,11 @@ from .scorers import (
 from .scorers.functional import check_bn_mode
 from .scorers.gradient import GRASP_TEMPERATURE
 from .scorers.synflow import PRECISIONS, check_precision
+from .selection import SCOPES
 
 
 def check_method(method: str) -> None:
-    if method not in SCORERS:
-        raise ValueError(f"unknown pruning method {method!r}; choose one of: {', '.join(SCORERS)}")
+    check_choice(method, SCORERS, "pruning method")
 
 
 def check_options(method, bn_mode="eval", temperature=GRASP_TEMPERATURE,
@@ -48,9 +49,7 @@ def check_options(method, bn_mode="eval", temperature=GRASP_TEMPERATURE,
             f"bn_mode {bn_mode!r} is for the data-based scores ({', '.join(sorted(BN_MODE_METHODS))}); "
             f"{method!r} runs BatchNorm in eval mode only: use bn_mode='eval'"
         )
-    if (isinstance(temperature, bool) or not isinstance(temperature, numbers.Real)
-            or not (math.isfinite(temperature) and temperature > 0)):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    temperature = check_temperature(temperature)
     if temperature != GRASP_TEMPERATURE and method not in TEMPERATURE_METHODS:
         raise ValueError(
             f"temperature {temperature!r} is for grasp only; {method!r} takes no temperature "
@@ -63,7 +62,17 @@ def check_options(method, bn_mode="eval", temperature=GRASP_TEMPERATURE,
             f"{method!r} takes no precision option (its gradients are taken in the model's "
             f"dtype, float32 for float16/bfloat16 models): leave precision={PRECISIONS[0]!r}"
         )
-    return {"bn_mode": bn_mode, "temperature": float(temperature), "precision": precision}
+    return {"bn_mode": bn_mode, "temperature": temperature, "precision": precision}
+
+
+def _ordinary(batch):
+    """A batch whose tensors made under ``torch.inference_mode()`` are copied into
+    ordinary ones (an inference tensor cannot take part in a gradient)."""
+    if isinstance(batch, (tuple, list)):
+        with torch.inference_mode(False):
+            return type(batch)(t.clone() if isinstance(t, torch.Tensor) and t.is_inference()
+                               else t for t in batch)
+    return batch
 
 
 def check_inputs(method: str, data, input_shape):
@@ -73,13 +82,70 @@ def check_inputs(method: str, data, input_shape):
             raise ValueError(
                 f"{method} needs data: pass data=an iterable of (inputs, targets) batches"
             )
-        return list(data), None  # read once, reused by every iteration
+        return [_ordinary(batch) for batch in data], None  # read once, reused by every iteration
     if input_shape is None and data is not None:
         inputs, _ = next(iter(data))
         input_shape = inputs.shape[1:]
     if input_shape is None:
         return None, None
     return None, sample_shape(input_shape)
+
+
+@contextlib.contextmanager
+def scoring_context():
+    """Gradients on and ordinary tensors, whatever the caller's context: scoring works
+    inside ``torch.no_grad()`` and ``torch.inference_mode()``."""
+    with torch.inference_mode(False), torch.enable_grad():
+        yield
+
+
+def checked_model(model: nn.Module, method: str | None,
+                  stacklevel: int = 4) -> tuple[nn.Module, dict[str, nn.Module]]:
+    """``(unwrapped model, prunable layers)`` once the model is checked for ``method``
+    (a name of ``SCORERS``, or None for a scorer function): layers a mask cannot govern
+    and networks SynFlow cannot score refused, weights left dense warned about."""
+    model = unwrap(model)
+    layers = prunable_layers(model)
+    check_model(model, layers)
+    if method in SYNFLOW_METHODS:
+        check_synflow_network(model, stacklevel=stacklevel)
+    warn_dense(model, layers, stacklevel=stacklevel)
+    return model, layers
+
+
+def check_run(method, scope, invert, seed, callback, bn_mode, temperature, precision) -> dict:
+    """The arguments :func:`synflow.prune` and :func:`synflow.prune_through` share (the
+    model and the data aside), checked: the pruning loop's keyword arguments (the scorer,
+    its options, scope, invert, seed, callback)."""
+    named = isinstance(method, str)
+    if named:
+        check_method(method)
+        options = check_options(method, bn_mode, temperature, precision)
+    elif not callable(method):
+        raise ValueError(f"method must be a name in SCORERS or a scorer function, got {method!r}")
+    else:  # a scorer function gets the options only when they are set
+        defaults = {"bn_mode": "eval", "temperature": GRASP_TEMPERATURE, "precision": "float64"}
+        options = {key: value for key, value in (("bn_mode", check_bn_mode(bn_mode)),
+                                                  ("temperature", check_temperature(temperature)),
+                                                  ("precision", check_precision(precision)))
+                   if value != defaults[key]}
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback must be a function of an Iteration (or None), got {callback!r}")
+    return {"scorer": SCORERS[method] if named else method, "options": options,
+            "zero_when_pruned": named and method in ZERO_WHEN_PRUNED,
+            "scope": check_choice(scope, SCOPES, "scope"), "invert": flag(invert, "invert"),
+            "seed": check_seed(seed), "callback": callback}
+
+
+def check_data(method, data, input_shape):
+    """``(data, input_shape)`` for a named method (:func:`check_inputs`) or a scorer
+    function (data as a list; input_shape from the first batch when not given)."""
+    if isinstance(method, str):
+        return check_inputs(method, data, input_shape)
+    data = [_ordinary(batch) for batch in data] if data is not None else None
+    if input_shape is None and data:
+        input_shape = data[0][0].shape[1:]
+    return data, sample_shape(input_shape) if input_shape is not None else None
 
 
 def compute_scores(
@@ -107,32 +173,30 @@ def compute_scores(
     ``SCORERS``); higher = keep. Masked weights score as their masked value (SynFlow,
     SNIP, GraSP and magnitude give 0 to pruned weights). The model runs in eval mode
     (BatchNorm with running statistics; ``bn_mode="train"``: batch statistics) and is
-    left exactly as it was.
+    left exactly as it was, whatever its structure (a submodule under two names
+    included); works inside ``torch.no_grad()`` and ``torch.inference_mode()``.
 
     Raises ValueError for an unknown method, missing data or input shape, a model
     whose layers a mask cannot govern (:func:`synflow.core.masks.check_model`) or that
-    SynFlow cannot score; warns :class:`ScoreWarning` like :func:`synflow.prune`.
+    SynFlow cannot score; warns :class:`ScoreWarning` and :class:`CompressionWarning`
+    like :func:`synflow.prune`.
+
+    >>> from torch import nn
+    >>> scores = compute_scores(nn.Sequential(nn.Linear(2, 1)), "magnitude")
+    >>> list(scores), tuple(scores["0.weight"].shape)
+    (['0.weight'], (1, 2))
     """
     check_method(method)
     options = check_options(method, bn_mode, temperature, precision)
-    model = unwrap(model)  # nn.DataParallel / DDP: score the module they run
+    generator = torch.Generator().manual_seed(check_seed(seed))
+    model, layers = checked_model(model, method)
     data, input_shape = check_inputs(method, data, input_shape)
-    layers = prunable_layers(model)
-    check_model(model, layers)
-    if method in SYNFLOW_METHODS:
-        check_synflow_network(model)
-    weights = {name: effective_weight(module) for name, module in layers.items()}
-    result = SCORERS[method](
-        model,
-        layers,
-        weights,
-        data=data,
-        input_shape=input_shape,
-        generator=torch.Generator().manual_seed(seed),
-        **options,
-    )
+    with scoring_context():
+        weights = {name: effective_weight(module) for name, module in layers.items()}
+        result = SCORERS[method](model, layers, weights, data=data, input_shape=input_shape,
+                                 generator=generator, **options)
     if method in ZERO_WHEN_PRUNED:
         flat = torch.cat([s.detach().flatten() for s in result.values()])
-        alive = torch.cat([m.flatten() for m in current_masks(model).values()])
+        alive = torch.cat([m.flatten() for m in layer_masks(layers).values()])
         warn_uninformative(flat, alive, list(result), [s.numel() for s in result.values()])
     return result

@@ -8,10 +8,10 @@ together. Used by :func:`synflow.prune`'s loop and by :func:`select`.
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 
+from .checks import check_choice, check_density, flag
 from .masks import Masks
 
 SCOPES = ("global", "local")
@@ -63,21 +63,6 @@ def _choose(chosen, positions, candidates, k):
     return chosen, threshold
 
 
-def check_density(density) -> float:
-    """``density`` (fraction of weights kept) as a float in (0, 1].
-
-    Raises:
-        ValueError: naming the value and the allowed range.
-    """
-    if isinstance(density, bool) or not isinstance(density, numbers.Real):
-        raise ValueError(f"density must be a number in (0, 1], got {density!r}")  # noqa: TRY004
-    if not 0 < float(density) <= 1:  # NaN fails too
-        raise ValueError(
-            f"density must be in (0, 1] (kept fraction = 1 / compression), got {density!r}"
-        )
-    return float(density)
-
-
 def check_finite(values: torch.Tensor) -> None:
     """Raise ``ValueError`` if ``values`` holds a NaN or an infinity, counting them.
 
@@ -98,6 +83,20 @@ def check_finite(values: torch.Tensor) -> None:
         )
 
 
+def ranking_dtype(dtypes) -> torch.dtype:
+    """The dtype scores of ``dtypes`` are ranked in: their promoted floating dtype, float64
+    for integer and boolean scores (exact for integers up to 2**53).
+
+    Raises ValueError for complex scores (they have no order)."""
+    dtypes = list(dtypes)
+    dtype = dtypes[0]
+    for other in dtypes[1:]:
+        dtype = torch.promote_types(dtype, other)
+    if dtype.is_complex:
+        raise ValueError(f"scores must be real numbers to be ranked, got {dtype}")
+    return dtype if dtype.is_floating_point else torch.float64
+
+
 def _keep_best(values, alive, target, *, invert, zero_when_pruned, scratch=None):
     """Boolean mask of the ``target`` best alive entries. ``values`` is overwritten."""
     check_finite(values)
@@ -115,20 +114,30 @@ def _keep_best(values, alive, target, *, invert, zero_when_pruned, scratch=None)
 
 
 def _scope_slices(sizes: list[int], scope: str) -> list[slice]:
+    """One slice of the flat scores per ranking group: all of them ("global") or one per
+    layer ("local"); ``scope`` is checked by the public functions."""
     if scope == "global":
         return [slice(0, sum(sizes))]
-    if scope == "local":
-        ends = torch.tensor(sizes).cumsum(0).tolist()
-        return [slice(end - size, end) for size, end in zip(sizes, ends)]
-    raise ValueError(f"unknown scope {scope!r}; choose one of: {', '.join(SCOPES)}")
+    ends = torch.tensor(sizes).cumsum(0).tolist()
+    return [slice(end - size, end) for size, end in zip(sizes, ends)]
+
+
+def scope_targets(sizes: list[int], density: float, scope: str) -> list[int]:
+    """How many weights each ranking group keeps at ``density``: ``round(N * density)``
+    in global scope; ``max(1, round(n_l * density))`` per layer in local scope (a layer
+    is never emptied by rounding, so the total can exceed ``round(N * density)`` by one
+    weight per layer at most, beyond the layers' own rounding). Never more than are alive
+    (the selection caps it)."""
+    if scope == "global":
+        return [round(sum(sizes) * density)]
+    return [max(1, round(size * density)) for size in sizes]
 
 
 def _select_flat(flat, alive, sizes, density, *, scope, invert, zero_when_pruned=False, out=None):
-    """New flat alive mask: per scope group, the best ``round(size * density)`` alive
-    entries. ``flat`` (the scores) is overwritten; ``out`` may be a boolean buffer."""
+    """New flat alive mask: per scope group, its :func:`scope_targets` best alive entries.
+    ``flat`` (the scores, floating) is overwritten; ``out`` may be a boolean buffer."""
     kept = torch.empty_like(alive) if out is None else out
-    for part in _scope_slices(sizes, scope):
-        target = round((part.stop - part.start) * density)
+    for part, target in zip(_scope_slices(sizes, scope), scope_targets(sizes, density, scope)):
         kept[part] = _keep_best(
             flat[part],
             alive[part],
@@ -138,6 +147,23 @@ def _select_flat(flat, alive, sizes, density, *, scope, invert, zero_when_pruned
             scratch=kept[part],
         )
     return kept
+
+
+def _check_scores(scores, masks) -> None:
+    """ValueError naming the first key of ``masks`` without a score tensor of its shape,
+    or a mask that is not boolean (or 0/1)."""
+    if not isinstance(scores, dict) or not scores:
+        raise ValueError(f"scores must be a non-empty dict of tensors, got {type(scores).__name__}")
+    for name, mask in masks.items():
+        score = scores.get(name)
+        if not isinstance(score, torch.Tensor):
+            raise ValueError(  # noqa: TRY004 (the library raises ValueError for every bad argument)
+                f"no score tensor for {name!r}: scores has {sorted(scores)}")
+        if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != tuple(score.shape):
+            shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+            raise ValueError(f"mask for {name!r} is {shape}, its scores have shape {tuple(score.shape)}")
+        if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
+            raise ValueError(f"mask for {name!r} must be boolean or 0/1, got {mask.dtype} with other values")
 
 
 def select(
@@ -151,28 +177,39 @@ def select(
     """Masks keeping the best-scored weights at ``density``, among ``masks``' alive ones.
 
     Args:
-        scores: ``{"<layer>.weight": scores}``, any real dtype, each of its weight's
-            shape (e.g. from :func:`synflow.compute_scores`); higher = keep.
-        density: fraction of weights kept, in (0, 1] (1 / compression).
+        scores: ``{"<layer>.weight": scores}``, each of its weight's shape (e.g. from
+            :func:`synflow.compute_scores`), any real dtype (integer and boolean scores
+            are ranked as float64); higher = keep.
+        density: fraction of weights kept, in (0, 1] (1 / compression); a number under
+            the rule of :mod:`synflow.core.checks`.
         masks: boolean masks of the same keys and shapes; only their True entries
             compete, and False entries stay False (default: everything alive).
         scope: "global" keeps ``round(N * density)`` weights in total (the paper's
-            global masking, Section 7), "local" ``round(N_l * density)`` per layer;
-            never more than are alive.
+            global masking, Section 7); "local" ``max(1, round(N_l * density))`` in each
+            layer (at least one, so no layer is emptied by rounding); never more than
+            are alive.
         invert: keep the lowest scores instead.
 
     Ties at the threshold go to the lowest index (layers in ``masks`` order, then
     row-major), so the result is deterministic. Cheap for sweeping many compressions
     over one scoring pass. Returns boolean masks of the same keys and shapes.
 
-    Raises ValueError for a density outside (0, 1], an unknown scope, or scores with NaN
-    or inf.
+    Raises ValueError for a density outside (0, 1], an unknown scope, a mask without
+    scores of its shape, complex scores, or scores with NaN or inf.
+
+    >>> scores = {"w": torch.tensor([[3, 1], [0, 2]])}
+    >>> select(scores, 0.5)["w"].tolist()
+    [[True, False], [False, True]]
     """
     density = check_density(density)
+    check_choice(scope, SCOPES, "scope")
+    invert = flag(invert, "invert")
     if masks is None:
         masks = {name: torch.ones_like(s, dtype=torch.bool) for name, s in scores.items()}
-    flat = torch.cat([scores[name].flatten() for name in masks])
-    alive = torch.cat([mask.flatten() for mask in masks.values()])
+    _check_scores(scores, masks)
+    dtype = ranking_dtype(scores[name].dtype for name in masks)
+    flat = torch.cat([scores[name].flatten().to(dtype) for name in masks])
+    alive = torch.cat([mask.flatten().bool() for mask in masks.values()])
     sizes = [mask.numel() for mask in masks.values()]
     kept = _select_flat(flat, alive, sizes, density, scope=scope, invert=invert)
     return {

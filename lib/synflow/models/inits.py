@@ -29,6 +29,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..core.checks import check_seed
 from ..core.masks import is_masked, prunable_layers
 
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -134,8 +135,9 @@ WEIGHT_LAWS: dict[str, dict[str, Callable]] = {
 def redraw_weight(init: str, module: nn.Module, weight: torch.Tensor,
                   generator: torch.Generator | None = None) -> None:
     """Fill ``weight`` (a tensor of ``module``'s weight shape, any float dtype, on the
-    CPU) in place with a fresh draw from ``init``'s law for that layer (Conv1d/2d/3d:
-    its "conv" law, Linear: its "linear" law, see :data:`WEIGHT_LAWS`).
+    CPU) in place with a fresh draw from ``init``'s law for that layer (Conv1d/2d/3d and
+    ConvTranspose1d/2d/3d: its "conv" law, Linear: its "linear" law, see
+    :data:`WEIGHT_LAWS`).
 
     Raises ValueError for an init that is not a key of ``INITS`` (naming the allowed
     ones), TypeError for a module that is neither a convolution nor Linear."""
@@ -143,8 +145,9 @@ def redraw_weight(init: str, module: nn.Module, weight: torch.Tensor,
         raise ValueError(f"init {init!r} is not allowed; choose one of: {', '.join(WEIGHT_LAWS)}")
     if isinstance(module, nn.Linear):
         kind = "linear"
-    elif isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-        kind = "conv"
+    elif isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d,
+                             nn.ConvTranspose2d, nn.ConvTranspose3d)):
+        kind = "conv"  # fans as torch computes them for the weight's own layout
     else:
         raise TypeError(f"{type(module).__name__} has no init law; a Conv or Linear layer is needed")
     WEIGHT_LAWS[init][kind](weight, generator)
@@ -175,7 +178,7 @@ def reinitialize_kept(model: nn.Module, seed: int = 0, init: str = "kaiming_fan_
     draw (one CPU stream through the layers in order). Raises ValueError for an
     unknown ``init``.
     """
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(check_seed(seed))
     with torch.no_grad():
         for module in prunable_layers(model).values():
             target = module.weight_orig if is_masked(module) else module.weight

@@ -30,6 +30,7 @@ import math
 import torch
 from torch import nn
 
+from ..checks import check_compression
 from ..masks import Masks, current_masks
 
 
@@ -53,8 +54,7 @@ def erk_densities(model_or_masks: nn.Module | Masks, compression: float) -> dict
     sizes = {name: mask.numel() for name, mask in masks.items()}
     coefficients = {name: erk_coefficient(mask.shape) for name, mask in masks.items()}
     total = sum(sizes.values())
-    if not 1 <= compression <= total:
-        raise ValueError(f"compression must be in [1, {total}], got {compression!r}")
+    compression = check_compression(compression, total)
     target = total / compression
     dense: set[str] = set()
     eps = math.inf

@@ -42,6 +42,10 @@ def scoring_view(model: nn.Module, bn_mode: str = "eval"):
     running statistics are never updated."""
     check_bn_mode(bn_mode)
     modes = [(module, module.training) for module in model.modules()]
+    # every module's parameter and buffer slots: functional_call leaves its substitute in a
+    # module registered under two names (self.features = self.backbone.features); they
+    # are put back whatever happens
+    slots = [(m, dict(m._parameters), dict(m._buffers)) for m in model.modules()]
     # layers masked by torch.nn.utils.prune's hook cache ``weight`` on the module (ours
     # compute it on access, nothing to restore)
     cached = [(m, m.__dict__["weight"]) for m in model.modules() if "weight" in m.__dict__]
@@ -55,6 +59,9 @@ def scoring_view(model: nn.Module, bn_mode: str = "eval"):
     finally:
         for module, training in modes:
             module.training = training
+        for module, parameters, buffers in slots:
+            module._parameters.update(parameters)
+            module._buffers.update(buffers)
         for module, weight in cached:
             module.weight = weight
 
@@ -74,7 +81,7 @@ def expected_input(layers: dict[str, nn.Module]) -> str:
     if isinstance(module, nn.Linear):
         return (f"{name} (Linear) expects {module.in_features} input features: an input_shape "
                 f"whose last dimension (or flattened size) is {module.in_features}")
-    spatial = ", ".join("HWD"[: len(module.kernel_size)])
+    spatial = {1: "L", 2: "H, W", 3: "D, H, W"}[len(module.kernel_size)]
     return (f"{name} ({type(module).__name__}) expects {module.in_channels} input channels: "
             f"input_shape=({module.in_channels}, {spatial}), channels first, no batch dimension")
 

@@ -1,0 +1,43 @@
+"""Counting and permuting mask dicts (``{"<layer>.weight": BoolTensor}``): kept weights,
+layer-collapse, compression, the layer-wise shuffle of Frankle et al. (2021)."""
+
+from __future__ import annotations
+
+import torch
+
+from .checks import check_seed
+
+Masks = dict[str, torch.Tensor]
+
+
+def count_kept(masks: Masks) -> dict[str, tuple[int, int]]:
+    """``{name: (kept, total)}`` for every layer."""
+    return {name: (int(mask.sum()), mask.numel()) for name, mask in masks.items()}
+
+
+def empty_layers(masks: Masks) -> list[str]:
+    """Names of the layers whose every weight is pruned (layer-collapse)."""
+    return [name for name, mask in masks.items() if not bool(mask.any())]
+
+
+def compression_of(masks: Masks) -> float:
+    """Prunable weights in total / prunable weights kept (inf if none is kept)."""
+    total = sum(mask.numel() for mask in masks.values())
+    kept = sum(int(mask.sum()) for mask in masks.values())
+    return total / kept if kept else float("inf")
+
+
+def shuffle_masks(masks: Masks, seed: int = 0) -> Masks:
+    """Randomly permute the entries of each layer's mask (same density per layer).
+
+    The sanity check of Frankle et al. (2021): a layer-wise shuffled mask keeps
+    every layer's kept count but none of the positions.
+    """
+    generator = torch.Generator().manual_seed(check_seed(seed))
+    shuffled = {}
+    for name, mask in masks.items():
+        flat = mask.flatten().cpu()
+        permutation = torch.randperm(flat.numel(), generator=generator)
+        shuffled[name] = flat[permutation].reshape(mask.shape).to(mask.device)
+    return shuffled
+

@@ -122,9 +122,22 @@ def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
     unwrapped first.
 
     Raises:
-        ValueError: if the model has none.
+        ValueError: if the model has none, or holds TorchScript modules (named).
     """
     model = unwrap(model)
+    scripted: list[str] = []  # the outermost TorchScript modules
+    for name, m in model.named_modules():
+        inside = any(not s or name.startswith(s + ".") for s in scripted)
+        if isinstance(m, torch.jit.ScriptModule) and not inside:
+            scripted.append(name)
+    if scripted:
+        names = ", ".join(name or type(model).__name__ for name in scripted)
+        raise ValueError(
+            f"cannot prune TorchScript modules ({names}, from torch.jit.script or "
+            "torch.jit.trace): their layers are compiled code, not nn.Linear/nn.Conv modules, "
+            "so no mask can be installed in them or scored. Prune the eager model, then script "
+            "it (after remove_masks, to make the pruning permanent)"
+        )
     layers = {
         f"{path}.weight" if path else "weight": module
         for path, module in model.named_modules()

@@ -108,3 +108,49 @@ def test_parameter_scores_errors_and_leaves_the_model_alone():
         parameter_scores(model, "synflow")
     parameter_scores(model, "grasp", data=data())
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+
+
+# ------------------------------------------- issue 16: one implementation of each formula
+
+
+def test_the_analyses_are_the_scorers_own_formulas():
+    """parameter_scores, loss_saliency and synflow_saliency run the scorers' code: the
+    weights' entries are bit-equal to the scorers' on a float64 copy, and SNIP is the
+    absolute value of the loss saliency."""
+    from synflow import analysis
+
+    model, batches = mlp(), data()
+    model64 = copy.deepcopy(model).double()
+    for method in ("magnitude", "snip", "synflow", "synflow_l2"):
+        everything = parameter_scores(model, method, data=batches, input_shape=(3, 2, 2))
+        weights = synflow.compute_scores(model64, method, data=batches, input_shape=(3, 2, 2))
+        assert all(torch.equal(everything[name], s) for name, s in weights.items()), method
+    L, signed = analysis.loss_saliency(model, batches)
+    snip = parameter_scores(model, "snip", data=batches)
+    assert signed.keys() == snip.keys()
+    assert all(torch.equal(signed[name].abs(), snip[name]) for name in snip)
+    assert (torch.stack([s.flatten().min() for s in signed.values()]) < 0).any()  # signed
+    with torch.no_grad():
+        expected = sum(float(F.cross_entropy(model64(x.double()), y)) for x, y in batches)
+    assert L == pytest.approx(expected, rel=1e-12)
+    R, synflow_saliency = analysis.synflow_saliency(model, (3, 2, 2))
+    sf = parameter_scores(model, "synflow", input_shape=(3, 2, 2))
+    assert all(torch.equal(synflow_saliency[name], sf[name]) for name in sf)
+    assert R == pytest.approx(float(sf["5.weight"].sum() + sf["5.bias"].sum()), rel=1e-12)
+
+
+def test_no_score_formula_is_written_twice():
+    """Derivatives and model runs are taken in one module (core/scorers/functional.py);
+    the analyses call the scorers instead of computing scores themselves."""
+    import ast
+    from pathlib import Path
+
+    lib = Path(synflow.__file__).parent
+    machinery = {"grad", "functional_call", "cross_entropy", "hessian", "jacobian", "backward"}
+    for path in [lib / "analysis" / "saliency.py", *(lib / "core" / "scorers").glob("*.py")]:
+        names = {node.attr if isinstance(node, ast.Attribute) else node.id
+                 for node in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(node, (ast.Attribute, ast.Name))}
+        allowed = {"functional.py": {"grad", "functional_call"},
+                   "gradient.py": {"cross_entropy"}}.get(path.name, set())
+        assert not (names & machinery) - allowed, (path.name, (names & machinery) - allowed)

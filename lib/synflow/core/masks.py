@@ -127,20 +127,25 @@ def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
     under two names is listed once, under its first name.
 
     Raises:
-        ValueError: if the model has none, or holds a torch.jit ScriptModule.
+        ValueError: if the model has none, or holds TorchScript modules (named).
 
     >>> from torch import nn
     >>> list(prunable_layers(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))))
     ['0.weight', '2.weight']
     """
     model = unwrap(model)
-    scripted = [name or type(model).__name__ for name, module in model.named_modules()
-                if isinstance(module, torch.jit.ScriptModule)]
+    scripted: list[str] = []  # the outermost TorchScript modules
+    for name, m in model.named_modules():
+        inside = any(not s or name.startswith(s + ".") for s in scripted)
+        if isinstance(m, torch.jit.ScriptModule) and not inside:
+            scripted.append(name)
     if scripted:
+        names = ", ".join(name or type(model).__name__ for name in scripted)
         raise ValueError(
-            f"cannot prune torch.jit modules ({', '.join(scripted[:5])}): a scripted or "
-            "traced forward reads the weights directly, where no mask can apply. Prune (and "
-            "train) the Python module; script it afterwards, after synflow.remove_masks"
+            f"cannot prune TorchScript modules ({names}, from torch.jit.script or "
+            "torch.jit.trace): their layers are compiled code, not nn.Linear/nn.Conv modules, "
+            "so no mask can be installed in them or scored. Prune the eager model, then script "
+            "it (after remove_masks, to make the pruning permanent)"
         )
     layers = {
         f"{path}.weight" if path else "weight": module

@@ -24,6 +24,7 @@ from .scorers import (
 )
 from .scorers.functional import check_bn_mode
 from .scorers.gradient import GRASP_TEMPERATURE
+from .scorers.inputs import first_inputs
 from .scorers.synflow import PRECISIONS, check_precision
 from .selection import SCOPES
 
@@ -84,8 +85,7 @@ def check_inputs(method: str, data, input_shape):
             )
         return [_ordinary(batch) for batch in data], None  # read once, reused by every iteration
     if input_shape is None and data is not None:
-        inputs, _ = next(iter(data))
-        input_shape = inputs.shape[1:]
+        input_shape = first_inputs(data).shape[1:]
     if input_shape is None:
         return None, None
     return None, sample_shape(input_shape)

@@ -32,6 +32,7 @@ from torch import nn
 
 from ..checks import check_compression
 from ..masks import Masks, current_masks
+from .functional import check_materialized
 
 
 def erk_coefficient(shape) -> float:
@@ -81,6 +82,7 @@ def random_erk_scores(model, layers, weights, *, generator, **_):
     higher = keep, as every scorer. Needs no data and no forward pass (BatchNorm is not
     involved); pruned weights do not score 0 (only alive weights compete in the loop).
     """
+    check_materialized(weights)
     result = {}
     for name, weight in weights.items():
         n = weight.numel()

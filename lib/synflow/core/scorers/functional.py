@@ -1,11 +1,18 @@
-"""Running a model for scoring without touching it.
+"""Running a model for scoring without touching it, and the gradients every score is
+made of.
 
 Scorers never touch the live model's state: the forward passes run through
 ``torch.func.functional_call`` on detached copies of the parameters, so the
 model's weights, buffers, ``.grad`` fields and train/eval flags are the same
 afterwards, even when scoring raises (see :func:`scoring_view`). Every prunable
-layer must be called by the forward pass (:func:`check_layers_called`) and every
-weight must reach the output (:func:`gradients`): otherwise a mask would not apply.
+layer must be called by the forward pass, with gradients enabled
+(:func:`call_with_weights`), every weight must reach the output, and no part of
+the forward may be recomputed during the backward pass (:func:`gradients`):
+otherwise a mask would not apply or the scores would belong to other weights.
+
+A score is taken for any set of named parameters (``weights``: the prunable
+weights for pruning, every parameter for the analyses of Figures 3 and 4, see
+:func:`all_parameters`), keyed by their names in the unpruned model.
 """
 
 from __future__ import annotations
@@ -16,8 +23,10 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 from torch.func import functional_call
+from torch.nn.modules.module import register_module_forward_pre_hook
 
-from ..masks import inside_reader, is_masked
+from ..masks import inside_reader
+from .inputs import check_logits, embedding_guard, explained_errors
 
 BN_MODES = ("eval", "train")
 
@@ -66,43 +75,40 @@ def scoring_view(model: nn.Module, bn_mode: str = "eval"):
             module.weight = weight
 
 
-class InputShapeError(ValueError, RuntimeError):
-    """The model cannot take inputs of the given shape (a ValueError; also a RuntimeError,
-    what torch raised before this check existed)."""
-
-
-_SHAPE_WORDS = ("shape", "size", "channel", "dimension", "Expected", "expected")
-
-
-def expected_input(layers: dict[str, nn.Module]) -> str:
-    """What the first prunable layer expects, in words, e.g. "features.0.weight (Conv2d)
-    expects 3 input channels: input_shape=(3, H, W)"."""
-    name, module = next(iter(layers.items()))
-    if isinstance(module, nn.Linear):
-        return (f"{name} (Linear) expects {module.in_features} input features: an input_shape "
-                f"whose last dimension (or flattened size) is {module.in_features}")
-    spatial = {1: "L", 2: "H, W", 3: "D, H, W"}[len(module.kernel_size)]
-    return (f"{name} ({type(module).__name__}) expects {module.in_channels} input channels: "
-            f"input_shape=({module.in_channels}, {spatial}), channels first, no batch dimension")
-
-
 @contextlib.contextmanager
-def explained_shape_errors(layers: dict[str, nn.Module], inputs: torch.Tensor):
-    """Re-raise torch's shape errors from a forward pass as :class:`InputShapeError`
-    naming the input shape given and the shape the model expects."""
-    try:
+def differentiable():
+    """Gradients on for the duration, also inside ``torch.no_grad()`` or
+    ``torch.inference_mode()`` (scores are derivatives; the model is never changed)."""
+    with torch.inference_mode(False), torch.enable_grad():
         yield
-    except RuntimeError as error:
-        if isinstance(error, InputShapeError) or not any(w in str(error) for w in _SHAPE_WORDS):
-            raise
-        sample = tuple(inputs.shape[1:])
-        hint = ""
-        if len(sample) == 3 and sample[-1] in (1, 3, 4) and sample[0] > sample[-1]:
-            hint = f" {sample} looks channels-last (H, W, C): try {(sample[-1], *sample[:-1])}."
-        raise InputShapeError(
-            f"the model cannot take inputs of shape {sample} (one sample, from input_shape or "
-            f"data): {expected_input(layers)}.{hint} torch said: {error}"
-        ) from error
+
+
+def all_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Every parameter, detached, keyed by its name in the unpruned model: a masked
+    layer's ``x.weight_orig`` is given as ``"x.weight"`` holding ``weight_orig *
+    weight_mask`` (the weight it computes with)."""
+    found = {}
+    for name, p in model.named_parameters():
+        module_name, _, kind = name.rpartition(".")
+        mask = getattr(model.get_submodule(module_name), kind.removesuffix("_orig") + "_mask", None)
+        if kind.endswith("_orig") and isinstance(mask, torch.Tensor):
+            found[name.removesuffix("_orig")] = (p * mask).detach()
+        else:
+            found[name] = p.detach()
+    return found
+
+
+def check_materialized(weights: dict[str, torch.Tensor]) -> None:
+    """ValueError naming the weights on the meta device (shapes without values: nothing
+    to score, and a mask there would hold no values either)."""
+    meta = [name for name, w in weights.items() if w.is_meta]
+    if meta:
+        raise ValueError(
+            f"the weights {meta[:5]}{' ...' if len(meta) > 5 else ''} are on the meta device: "
+            "they have shapes but no values, so they cannot be scored or masked. Materialise "
+            "the model first (model.to_empty(device='cpu') and initialise it, or load its "
+            "weights)"
+        )
 
 
 def call_with_weights(
@@ -112,17 +118,22 @@ def call_with_weights(
     inputs: torch.Tensor,
     parameter: Callable[[torch.Tensor], torch.Tensor] | None = None,
     dtype: torch.dtype | None = None,
+    source: str = "data",
 ) -> torch.Tensor:
-    """Run ``model(inputs)`` with the prunable weights replaced by ``weights``
-    (the effective, already-masked weights) and every other parameter replaced
-    by ``parameter(p)`` (a detached copy); floating buffers are cast to ``dtype``."""
-    # A masked layer computes weight_orig * weight_mask; its weight_orig is replaced
-    # by the (already masked) weight, so the product is that weight again.
-    tensors = {
-        name + "_orig" if is_masked(layers[name]) else name: weight
-        for name, weight in weights.items()
-    }
-    for name, p in model.named_parameters():
+    """Run ``model(inputs)`` with the parameters named in ``weights`` (see
+    :func:`all_parameters` for the names; values already masked) replaced by them and
+    every other parameter by ``parameter(p)`` (a detached copy); floating buffers are
+    cast to ``dtype``. Returns the logits tensor.
+
+    Raises ValueError when the model returns no tensor (:func:`check_logits`), a
+    prunable layer is not called or is called with gradients off (reentrant activation
+    checkpointing), an embedding is fed float values (``source`` names the input), or
+    torch fails on the input's shape or on mixed dtypes (:func:`explained_errors`)."""
+    own = dict(model.named_parameters())
+    # a masked layer computes weight_orig * weight_mask: its weight_orig is replaced by
+    # the (already masked) weight, so the product is that weight again
+    tensors = {name if name in own else name + "_orig": w for name, w in weights.items()}
+    for name, p in own.items():
         if name not in tensors:
             p = p.detach().to(dtype) if dtype else p.detach()
             tensors[name] = parameter(p) if parameter else p
@@ -134,18 +145,37 @@ def call_with_weights(
         buffer = buffer.to(dtype) if cast else buffer
         tensors[name] = buffer.clone() if copy else buffer
     called: set[int] = set()
-    handles = [
-        m.register_forward_pre_hook(lambda module, args: called.add(id(module)))
-        for m in layers.values()
-    ]
+    without_grad: set[int] = set()
+
+    def seen(module, args):
+        called.add(id(module))
+        if not torch.is_grad_enabled():
+            without_grad.add(id(module))
+
+    handles = [m.register_forward_pre_hook(seen) for m in layers.values()]
     try:
-        with explained_shape_errors(layers, inputs):
+        with explained_errors(model, layers, inputs, dtype), embedding_guard(model, source):
             output = functional_call(model, tensors, (inputs,))
     finally:
         for handle in handles:
             handle.remove()
+    check_gradients_on(layers, without_grad)
     check_layers_called(model, layers, called)
-    return output
+    return check_logits(model, output)
+
+
+def check_gradients_on(layers: dict[str, nn.Module], without_grad: set[int]) -> None:
+    """ValueError naming the prunable layers the forward ran with gradients off."""
+    names = [name for name, m in layers.items() if id(m) in without_grad]
+    if names:
+        raise ValueError(
+            f"the forward pass ran the prunable layer(s) {names} with gradients disabled, so "
+            "their scores (derivatives of the loss or of R) cannot be taken. "
+            "torch.utils.checkpoint(..., use_reentrant=True) runs its function under "
+            "torch.no_grad() (activation checkpointing), as does a torch.no_grad() block "
+            "inside forward: turn activation checkpointing off while pruning (it only saves "
+            "memory in training)"
+        )
 
 
 def check_layers_called(model: nn.Module, layers: dict[str, nn.Module], called: set[int]):
@@ -171,18 +201,48 @@ def check_layers_called(model: nn.Module, layers: dict[str, nn.Module], called: 
 def fresh_leaves(weights, transform=None, dtype=None):
     """Fresh autograd leaves holding ``transform(w)`` for every weight (detached from it)."""
     leaves = {}
-    for name, weight in weights.items():
-        weight = weight.detach().to(dtype) if dtype else weight.detach()
-        leaves[name] = (transform(weight) if transform else weight).requires_grad_(True)
+    with torch.inference_mode(False):
+        for name, weight in weights.items():
+            weight = weight.detach().to(dtype) if dtype else weight.detach()
+            weight = weight.clone() if weight.is_inference() else weight  # made in inference_mode
+            leaves[name] = (transform(weight) if transform else weight).requires_grad_(True)
     return leaves
 
 
-def gradients(output: torch.Tensor, leaves: dict[str, torch.Tensor], **kwargs):
-    """``torch.autograd.grad(output, leaves)``; a weight the forward pass never used is
-    an error naming it (a module read it without calling its layer, where the mask
-    applies, e.g. ``F.linear(x, child.weight)``, or the layer is not in the forward)."""
-    grads = torch.autograd.grad(output, list(leaves.values()), allow_unused=True, **kwargs)
-    unused = [name for name, g in zip(leaves, grads) if g is None]
+@contextlib.contextmanager
+def no_recomputation(model: nn.Module):
+    """Refuse any module of ``model`` running during the backward pass: activation
+    checkpointing (``torch.utils.checkpoint``) recomputes part of the forward there,
+    with the model's own parameters instead of the weights being scored."""
+
+    def refuse(module, args):
+        if not any(m is module for m in model.modules()):  # another model's (another thread)
+            return
+        raise ValueError(
+            f"the backward pass re-ran {type(module).__name__} modules of the model: "
+            "activation checkpointing (torch.utils.checkpoint) recomputes part of the forward "
+            "during the backward pass with the model's own parameters, not the (masked, or "
+            "|w|) weights being scored, so the scores would silently be those of other "
+            "weights. Turn activation checkpointing off while pruning (it only saves memory "
+            "in training)"
+        )
+
+    handle = register_module_forward_pre_hook(refuse)  # one global hook: cheap to add
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def gradients(model, layers, output: torch.Tensor, leaves: dict[str, torch.Tensor], **kwargs):
+    """``torch.autograd.grad(output, leaves)``, zeros for a leaf the output does not
+    depend on (a bias or BatchNorm parameter off the path). A prunable weight (a key of ``layers``) the forward pass never used is an
+    error naming it (a module read it without calling its layer, where the mask
+    applies, e.g. ``F.linear(x, child.weight)``, or the layer is not in the forward);
+    so is a forward recomputed during the backward (:func:`no_recomputation`)."""
+    with no_recomputation(model):
+        grads = torch.autograd.grad(output, list(leaves.values()), allow_unused=True, **kwargs)
+    unused = [name for name, g in zip(leaves, grads) if g is None and name in layers]
     if unused:
         raise ValueError(
             f"the forward pass never used the prunable weight(s) {unused}: a module reads "
@@ -191,16 +251,36 @@ def gradients(output: torch.Tensor, leaves: dict[str, torch.Tensor], **kwargs):
             "on them would not be applied. Call the layer instead, or wrap the model so "
             "that unused layers are not in it"
         )
-    return grads
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(leaves.values(), grads)]
 
 
-def device_of(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
+def masked(leaves: dict[str, torch.Tensor], alive: dict[str, torch.Tensor] | None):
+    """``leaf * alive`` inside the graph for the leaves ``alive`` names (pruned weights
+    are then no parameters of the net: zero gradient, no share in a Hessian)."""
+    if alive is None:
+        return leaves
+    return {name: leaf * alive[name].to(leaf.dtype) if name in alive else leaf
+            for name, leaf in leaves.items()}
 
 
-def model_dtype(model: nn.Module) -> torch.dtype | None:
-    """The dtype of the model's first floating parameter (None if it has none)."""
-    return next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+def summed_gradient(model, layers, leaves, batches: Iterable[tuple], objective, *,
+                    dtype=None, alive=None, source: str = "data"):
+    """``(R, dR/dleaves)``: R = sum over ``batches`` ``(x, *rest)`` of
+    ``objective(model(x), *rest)``, the model running with ``leaves`` (masked by
+    ``alive``) in ``dtype``; R a detached 0-d tensor, gradients summed batch by batch
+    (one batch's graph alive at a time)."""
+    R = None
+    with differentiable():
+        totals = [torch.zeros_like(p) for p in leaves.values()]
+        for inputs, *rest in batches:
+            logits = call_with_weights(model, layers, masked(leaves, alive), inputs,
+                                       dtype=dtype, source=source)
+            value = objective(logits, *rest)
+            for total, g in zip(totals, gradients(model, layers, value, leaves)):
+                total += g
+            R = torch.zeros_like(value.detach()) if R is None else R
+            R += value.detach()
+    return R, totals
 
 
 def buffer_copies(model: nn.Module, dtype: torch.dtype) -> dict[str, torch.Tensor]:
@@ -208,28 +288,3 @@ def buffer_copies(model: nn.Module, dtype: torch.dtype) -> dict[str, torch.Tenso
     ``functional_call`` that must not touch the model's own buffers)."""
     return {name: b.detach().to(dtype).clone() if b.is_floating_point() else b.clone()
             for name, b in model.named_buffers()}
-
-
-LOW_PRECISION = (torch.float16, torch.bfloat16)
-
-
-def gradient_dtype(model: nn.Module) -> torch.dtype | None:
-    """The dtype the data-based scores (SNIP, GraSP) are computed in, ``None`` for the
-    model's own: float32 for a float16 or bfloat16 model (their gradients, sums and
-    Hessian-vector products under- and overflow), else the model's dtype."""
-    return torch.float32 if model_dtype(model) in LOW_PRECISION else None
-
-
-def batches_of(model, data: Iterable, dtype=None) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-    """The batches on the model's device, floating inputs in ``dtype`` (else the model's).
-
-    Raises ValueError if ``data`` gives no batch."""
-    device = device_of(model)
-    dtype = dtype or model_dtype(model)
-    count = 0
-    for inputs, targets in data:
-        count += 1
-        cast = dtype if inputs.is_floating_point() else None
-        yield inputs.to(device=device, dtype=cast), targets.to(device)
-    if count == 0:
-        raise ValueError("data gave no batches")

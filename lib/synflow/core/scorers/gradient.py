@@ -1,85 +1,134 @@
-"""The data-based scores: SNIP (Lee et al. 2019) and GraSP (Wang et al. 2020)."""
+"""The data-based scores: SNIP (Lee et al. 2019) and GraSP (Wang et al. 2020), and the
+signed loss saliency dL/dw * w they are made of (Tanaka et al. 2020, Section 4).
+
+Each formula is written once, here, for any set of named parameters in any dtype:
+the pruning loop scores the prunable weights in the model's dtype,
+:mod:`synflow.analysis.saliency` every parameter (biases included) in float64.
+"""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .functional import (
-    batches_of,
     call_with_weights,
+    check_materialized,
+    differentiable,
     fresh_leaves,
-    gradient_dtype,
     gradients,
+    masked,
     scoring_view,
+    summed_gradient,
 )
+from .inputs import batches_of, gradient_dtype
 
 GRASP_TEMPERATURE = 200.0  # the default of grasp_scores' temperature (authors' code)
 
 
-def snip_scores(model, layers, weights, *, data, bn_mode="eval", **_):
-    """SNIP (Lee et al. 2019, eq. 3 unnormalised): |w * sum over batches of dL/dw|.
+def loss_saliencies(model, layers, weights, *, data, dtype=None, bn_mode="eval"):
+    """The signed loss saliency dL/dw * w of every tensor in ``weights``, and L.
 
     L is the mean cross-entropy of each batch of ``data`` ((inputs, int64 targets)
-    pairs), summed over batches; ``bn_mode="eval"`` (default) runs BatchNorm with its
-    running statistics, ``"train"`` with each batch's own statistics (the model's
-    running statistics are not updated). Same shape, dtype and device as the weight;
-    >= 0; pruned weights score 0.
+    pairs), summed over batches; the gradient is taken in ``dtype`` (default: the
+    model's, float32 for float16/bfloat16 models), with BatchNorm in ``bn_mode``
+    ("eval": running statistics; "train": each batch's own, the model's running
+    statistics untouched). ``weights``: ``{parameter name: value}`` (the prunable weights,
+    or :func:`synflow.core.scorers.functional.all_parameters`). Returns ``(L, {name:
+    saliency})``: L a 0-d tensor, saliencies of the weights' shapes, in ``dtype``.
     """
-    dtype = gradient_dtype(model)
+    dtype = dtype or gradient_dtype(model)
     leaves = fresh_leaves(weights, dtype=dtype)
-    params = list(leaves.values())
-    gradient = [torch.zeros_like(w) for w in params]
     with scoring_view(model, bn_mode):
-        for inputs, targets in batches_of(model, data, dtype):
-            logits = call_with_weights(model, layers, leaves, inputs, dtype=dtype)
-            loss = F.cross_entropy(logits, targets)
-            for total, g in zip(gradient, gradients(loss, leaves)):
-                total += g
-    return {name: g.mul_(w.detach()).abs_() for (name, w), g in zip(leaves.items(), gradient)}
+        L, gradient = summed_gradient(model, layers, leaves, batches_of(model, data, dtype),
+                                      F.cross_entropy, dtype=dtype)
+    return L, {name: g.mul_(w.detach()) for (name, w), g in zip(leaves.items(), gradient)}
+
+
+def snip_scores(model, layers, weights, *, data, bn_mode="eval", dtype=None, **_):
+    """SNIP (Lee et al. 2019, eq. 3 unnormalised): |w * sum over batches of dL/dw|.
+
+    The absolute value of :func:`loss_saliencies` (L the mean cross-entropy of each
+    batch of ``data``, summed over batches; ``bn_mode``, ``dtype`` as there). Same
+    shape and device as the weight; >= 0; pruned weights score 0.
+
+    >>> from torch import nn; from synflow.core.masks import prunable_layers
+    >>> net = nn.Sequential(nn.Linear(4, 3))
+    >>> data = [(torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1]))]
+    >>> layers = prunable_layers(net)
+    >>> snip_scores(net, layers, {"0.weight": net[0].weight}, data=data)["0.weight"].shape
+    torch.Size([3, 4])
+    """
+    check_materialized(weights)
+    _, saliencies = loss_saliencies(model, layers, weights, data=data, dtype=dtype,
+                                    bn_mode=bn_mode)
+    return {name: s.abs_() for name, s in saliencies.items()}
+
+
+def hessian_gradient(model, layers, leaves, batches, objective, direction, *, dtype=None,
+                     alive=None):
+    """Sum over ``batches`` of H_b @ ``direction``, H_b the Hessian of batch b's
+    ``objective`` w.r.t. ``leaves`` (a double backward pass of <dL_b/dleaves,
+    direction>, one batch's graph alive at a time)."""
+    with differentiable():
+        totals = [torch.zeros_like(p) for p in leaves.values()]
+        for inputs, targets in batches:
+            logits = call_with_weights(model, layers, masked(leaves, alive), inputs, dtype=dtype)
+            grads = gradients(model, layers, objective(logits, targets), leaves,
+                              create_graph=True)
+            inner = sum((g * fixed).sum() for g, fixed in zip(grads, direction))
+            try:
+                products = gradients(model, layers, inner, leaves)
+            except RuntimeError as error:
+                if "not implemented" not in str(error):
+                    raise
+                raise ValueError(
+                    "GraSP needs second derivatives (the Hessian-gradient product of Wang et "
+                    "al. 2020, eq. 8), and an operation of this model has none in torch: "
+                    f"{error}. Use another method (snip, synflow) for this model"
+                ) from error
+            for total, hg in zip(totals, products):
+                total += hg
+    return totals
 
 
 def grasp_scores(model, layers, weights, *, data, alive=None, bn_mode="eval",
-                 temperature=GRASP_TEMPERATURE, **_):
+                 temperature=GRASP_TEMPERATURE, dtype=None, **_):
     """GraSP (Wang et al. 2020, eq. 8): S = w * (H g), signed; keep the highest.
 
     L is the cross-entropy of logits / ``temperature`` (default 200, the authors'
     code since 2020-06-23; 1 = no temperature, their code before), g = dL/dw summed
-    over the batches of ``data``, H g from a double backward pass of <g, dL/dw>. Sign
-    convention: as the authors' code and Wang et al.'s ranking, the highest w * H g
-    are kept (``select`` needs no sign flip; ``invert=True`` keeps the lowest).
-    ``bn_mode="eval"`` (default, the SynFlow authors' figures): BatchNorm with its
-    running statistics; ``"train"`` (Wang et al.'s own code): each batch's statistics,
-    the model's running statistics untouched. Same shape, dtype and device as the
-    weight; pruned weights score 0.
+    over the batches of ``data``, H g from a double backward pass of <g, dL/dw>, with
+    g and H over the tensors in ``weights`` (the prunable weights; every parameter for
+    :func:`synflow.analysis.saliency.parameter_scores`). Sign convention: as the
+    authors' code and Wang et al.'s ranking, the highest w * H g are kept (``select``
+    needs no sign flip; ``invert=True`` keeps the lowest). ``bn_mode="eval"``
+    (default, the SynFlow authors' figures): BatchNorm with its running statistics;
+    ``"train"`` (Wang et al.'s own code): each batch's statistics, the model's
+    running statistics untouched. Computed in ``dtype`` (default: the model's, float32
+    for float16/bfloat16 models); attention runs torch's math kernel
+    (``scaled_dot_product_attention``'s fused CPU and GPU kernels have no second
+    derivative). Same shape and device as the weight; pruned weights score 0.
 
     ``alive`` (the boolean masks, from the pruning loop) multiplies the weights inside
     the graph, as a masked layer does: pruned weights are no parameters of the pruned
     net, so their gradients enter neither g nor H g (as in the authors' masked layers).
+    Raises ValueError naming an operation without a second derivative.
     """
-    dtype = gradient_dtype(model)
+    check_materialized(weights)
+    dtype = dtype or gradient_dtype(model)
     batches = list(batches_of(model, data, dtype))
     leaves = fresh_leaves(weights, dtype=dtype)
-    params = list(leaves.values())
 
-    def loss_of(inputs, targets):
-        used = leaves if alive is None else {
-            name: leaf * alive[name].to(leaf.dtype) for name, leaf in leaves.items()
-        }
-        logits = call_with_weights(model, layers, used, inputs, dtype=dtype) / temperature
-        return F.cross_entropy(logits, targets)
+    def loss(logits, targets):
+        return F.cross_entropy(logits / temperature, targets)
 
-    with scoring_view(model, bn_mode):
-        gradient = [torch.zeros_like(p) for p in params]
-        for inputs, targets in batches:
-            for total, g in zip(gradient, gradients(loss_of(inputs, targets), leaves)):
-                total += g
-        hessian_gradient = [torch.zeros_like(p) for p in params]
-        for inputs, targets in batches:
-            grads = gradients(loss_of(inputs, targets), leaves, create_graph=True)
-            inner = sum((g * fixed).sum() for g, fixed in zip(grads, gradient))
-            for total, hg in zip(hessian_gradient, torch.autograd.grad(inner, params)):
-                total += hg
+    with scoring_view(model, bn_mode), sdpa_kernel(SDPBackend.MATH):
+        _, gradient = summed_gradient(model, layers, leaves, batches, loss, dtype=dtype,
+                                      alive=alive)
+        hessian_gradients = hessian_gradient(model, layers, leaves, batches, loss, gradient,
+                                             dtype=dtype, alive=alive)
     return {
-        name: hg.mul_(w.detach()) for (name, w), hg in zip(leaves.items(), hessian_gradient)
+        name: hg.mul_(w.detach()) for (name, w), hg in zip(leaves.items(), hessian_gradients)
     }

@@ -13,7 +13,15 @@ import math
 
 import torch
 
-from .functional import call_with_weights, device_of, fresh_leaves, gradients, scoring_view
+from .functional import (
+    call_with_weights,
+    check_materialized,
+    differentiable,
+    fresh_leaves,
+    gradients,
+    scoring_view,
+)
+from .inputs import SYNFLOW_INPUT, device_of
 
 # precision="float32": outside this range of R (or with a non-finite score) the pass is
 # redone in float64. Every score lies in [0, R], so R up to 1e36 leaves a 300x margin below
@@ -28,15 +36,19 @@ def synflow_pass(model, layers, weights, input_shape, dtype, power=1):
     Every parameter as |p|**power (biases and BatchNorm's affine parameters
     included), BatchNorm with its running statistics (eval mode: a fixed affine map),
     an all-ones input of shape (1, *input_shape), R = sum of the outputs, score =
-    dR/dw * w with w the transformed weight. Returns ``(R, scores)``: R a 0-d tensor,
-    scores >= 0 of the weights' shapes, both in ``dtype``.
+    dR/dw * w with w the transformed weight, for every tensor of ``weights`` (the
+    prunable weights, or every parameter: the synaptic saliency of Figures 3 and 4).
+    Returns ``(R, scores)``: R a 0-d tensor, scores >= 0 of the weights' shapes, both
+    in ``dtype``. The one implementation of SynFlow's pass (the scorers, the
+    iteration records and :mod:`synflow.analysis.saliency` call it).
     """
+    check_materialized(weights)
     transform = (lambda p: p.abs()) if power == 1 else (lambda p: p.abs() ** power)
     leaves = fresh_leaves(weights, transform, dtype)
-    ones = torch.ones((1, *input_shape), dtype=dtype, device=device_of(model))
-    with scoring_view(model):
-        R = call_with_weights(model, layers, leaves, ones, transform, dtype).sum()
-        grads = gradients(R, leaves)
+    with scoring_view(model), differentiable():
+        ones = torch.ones((1, *input_shape), dtype=dtype, device=device_of(model))
+        R = call_with_weights(model, layers, leaves, ones, transform, dtype, SYNFLOW_INPUT).sum()
+        grads = gradients(model, layers, R, leaves)
     return R.detach(), {name: g.mul_(w.detach()) for (name, w), g in zip(leaves.items(), grads)}
 
 
@@ -79,21 +91,29 @@ def checked_pass(model, layers, weights, input_shape, precision="float64", power
         if _safe_in_float32(R, scores):
             return R, scores
     R, scores = synflow_pass(model, layers, weights, input_shape, torch.float64, power)
+    return check_finite(R, scores, len(layers), power)
+
+
+def check_finite(R, scores, layer_count, power=1):
+    """``(R, scores)`` if R and every score are finite, else :class:`SynFlowOverflowError`."""
     total = sum(float(s.sum(dtype=torch.float64)) for s in scores.values())
     if not (math.isfinite(float(R)) and math.isfinite(total)):
         raise SynFlowOverflowError(
-            f"SynFlow overflows float64: R_SF (the sum over every input-output path of the "
-            f"product of |weights|{'^2' if power == 2 else ''}) is {float(R)} in float64 "
-            f"(at most 1.8e308) for this network of {len(layers)} prunable layers, so its "
-            "scores cannot be ranked. Each layer multiplies R_SF by about fan-in x mean "
-            "|weight|; scale every layer's weights down by a constant before pruning "
-            "(for a bias-free ReLU network this rescales every score alike and leaves the "
-            "mask unchanged), prune fewer layers, or use another method."
+            f"SynFlow overflows {str(R.dtype).removeprefix('torch.')}: R_SF (the sum over every "
+            f"input-output path of the product of |weights|{'^2' if power == 2 else ''}) is "
+            f"{float(R)} in {str(R.dtype).removeprefix('torch.')} (at most "
+            f"{torch.finfo(R.dtype).max:.1e}) for this network of "
+            f"{layer_count} prunable layers, so its scores cannot be ranked. Each layer "
+            "multiplies R_SF by about fan-in x mean |weight|; scale every layer's weights down "
+            "by a constant before pruning (for a bias-free ReLU network this rescales every "
+            "score alike and leaves the mask unchanged), prune fewer layers, or use another "
+            "method."
         )
     return R, scores
 
 
-def synflow_scores(model, layers, weights, *, input_shape, power=1, precision="float64", **_):
+def synflow_scores(model, layers, weights, *, input_shape, power=1, precision="float64",
+                   dtype=None, **_):
     """SynFlow (Tanaka et al. 2020, Algorithm 1, eq. 2): S = dR/d|w| * |w|, data-free.
 
     R = 1^T (prod_l |W_l|) 1: the summed output of the net with every parameter
@@ -111,26 +131,49 @@ def synflow_scores(model, layers, weights, *, input_shape, power=1, precision="f
     and near-ties are ranked by float64's rounding, the same on every run of a
     device. "float32" is about 4x faster on a CPU (VGG-19 at 224x224: 0.7 s vs 2.6 s
     a pass on 2 cores) and redoes a pass in float64 when R leaves ``FLOAT32_SAFE_RANGE``
-    or a score is not finite (R of ResNet-110 or ResNet-50 at init); its masks can differ
-    from float64's among near-tied scores (at rho_max/2 on CIFAR VGG-16 in 20-48 of
-    the few dozen kept weights; ``benchmarks/synflow_precision.py``), because no cheap
-    check can certify a float32 ranking at the threshold of millions of scores.
+    or a score is not finite (R of ResNet-110 or ResNet-50 at init). What it changes
+    (measured on a CPU, ``benchmarks/synflow_precision_range.py``: width-1/4 VGG-16-BN
+    and ResNet-20 on CIFAR, seeds 0 and 1, compression 10, 100 and 1000): single-shot
+    masks were float64's in all 12 settings; over 100 iterations float32's roundings of
+    near-tied scores compound, and it kept other weights than float64 for 0-22.5 % of
+    the kept weights (0-4.5 % at compression 10, 0-20.6 % at 100, 0-22.5 % at 1000, e.g.
+    199 of VGG-16-BN's 921 at 1000); at rho_max/2 on width-1 VGG-16-BN, 20-48 of the few
+    dozen kept weights (``benchmarks/synflow_precision.py``). No cheap check can
+    certify a float32 ranking at the threshold of millions of scores: use float32 to
+    explore, float64 for results.
+
+    ``dtype`` (e.g. ``torch.float64``) runs one pass in that dtype instead, without
+    the float32 fallback (:func:`synflow.analysis.saliency.parameter_scores`).
 
     Raises ValueError without ``input_shape`` or for a ``precision`` not in
     ``PRECISIONS``, and :class:`SynFlowOverflowError` (an ``OverflowError`` and
     ``ValueError``) naming the overflow when R is not finite in float64 (e.g. a
-    400-layer MLP).
+    400-layer MLP). A model whose forward casts tensors to a dtype of its own
+    (``x.half()``: a mixed-precision model) or feeds its input to an ``nn.Embedding``
+    (token ids) is refused naming the cause (see :mod:`synflow.core.scorers.inputs`).
+
+    >>> from torch import nn; from synflow.core.masks import prunable_layers
+    >>> net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    >>> layers = prunable_layers(net)
+    >>> weights = {name: m.weight for name, m in layers.items()}
+    >>> scores = synflow_scores(net, layers, weights, input_shape=(4,))
+    >>> scores["0.weight"].dtype, scores["0.weight"].shape
+    (torch.float64, torch.Size([3, 4]))
     """
     if input_shape is None:
         raise ValueError("synflow needs input_shape (one sample's shape, e.g. (3, 32, 32)) or data")
+    if dtype is not None:
+        R, scores = synflow_pass(model, layers, weights, input_shape, dtype, power)
+        return check_finite(R, scores, len(layers), power)[1]
     return checked_pass(model, layers, weights, input_shape, precision, power)[1]
 
 
-def synflow_l2_scores(model, layers, weights, *, input_shape, precision="float64", **_):
+def synflow_l2_scores(model, layers, weights, *, input_shape, precision="float64", dtype=None,
+                      **_):
     """SynFlow-L2 (Patil & Dovrolis 2021, PHEW's data-free variant): SynFlow with every
     parameter replaced by theta**2 instead of |theta|; S = dR/d(theta^2) * theta^2.
 
     Same shapes, dtypes, mode and conditions as :func:`synflow_scores`.
     """
     return synflow_scores(model, layers, weights, input_shape=input_shape, power=2,
-                          precision=precision)
+                          precision=precision, dtype=dtype)

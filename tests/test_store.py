@@ -73,6 +73,21 @@ def test_bn_mode_keeps_the_identity_of_earlier_runs_at_its_default():
         ({"pruner": "grasp", "bn_mode": "batch"}, r"bn_mode 'batch'.*eval, train"),
         ({"bn_mode": "train"}, r"bn_mode 'train' is for the pruners grasp, snip, not 'magnitude'"),
         ({"init": "he"}, r"init 'he' is not allowed.*'authors'.*kaiming_fan_in, "),
+        # 0 never means "the preset's" or "the full set": that is None
+        ({"epochs": 0}, r"epochs 0 is not allowed; choose None or an integer >= 1"),
+        ({"subset": 0}, r"subset 0 is not allowed; choose None or an integer >= 1"),
+        ({"lr": 0}, r"lr 0 is not allowed; choose None \(the preset's\) or a finite number > 0"),
+        ({"batch_size": 0}, r"batch_size 0 .*None or an integer >= 1"),
+        ({"test_subset": 0}, r"test_subset 0 .*None or an integer >= 1"),
+        ({"prune_per_class": 0}, r"prune_per_class 0 .*an integer >= 1"),
+        ({"seed": -1}, r"seed -1 .*an integer >= 0"),
+        ({"seed": 1.5}, r"seed 1.5 .*an integer >= 0"),
+        ({"epochs": "3"}, r"epochs '3' .*an integer >= 1"),
+        ({"compression": "10"}, r"compression '10' .*a finite number >= 1"),
+        ({"compression": float("inf")}, r"compression inf .*a finite number >= 1"),
+        ({"width": 0}, r"width 0 .*a finite number > 0"),
+        ({"cycles": True}, r"cycles True .*\(not a bool: True is not 1\)"),
+        ({"invert": 1}, r"invert 1 .*True or False"),
     ],
 )
 def test_bad_config_values_are_named(changes, message):

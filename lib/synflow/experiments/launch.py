@@ -28,6 +28,7 @@ from pathlib import Path
 import submitit
 
 from . import claims, store, sweeps
+from .parameters import check_runs
 from .results import RESULT_FILE, DamagedResult, RunResult
 from .runconfig import RunConfig, config_from_dict
 
@@ -37,12 +38,20 @@ EXECUTORS = ("inline", "local", "slurm")
 def planned_runs(notebooks: list[str], profile: str, overrides: dict | None = None
                  ) -> list[tuple[str, RunConfig]]:
     """``(experiment, config)`` of every run of ``notebooks`` at ``profile`` (with the
-    parameter ``overrides`` of ``--set``, see :func:`synflow.experiments.sweeps.profile_params`)."""
+    parameter ``overrides`` of ``--set``, see :func:`synflow.experiments.sweeps.profile_params`).
+
+    Raises ValueError naming the notebook and the parameter when a value has the wrong
+    type or range (:func:`synflow.experiments.parameters.check_parameters`) or makes
+    runs that cannot work (:func:`synflow.experiments.parameters.check_runs`: an unknown
+    dataset, a compression above the model's weight count), so ``launch`` and ``status``
+    refuse it before anything is submitted or stored."""
     runs = []
     for notebook in notebooks:
         params = sweeps.profile_params(notebook, profile, overrides)
         experiment = sweeps.experiment(notebook, params)
-        runs += [(experiment, config) for config in sweeps.configs(notebook, params)]
+        configs = sweeps.configs(notebook, params)
+        check_runs(notebook, params, configs)
+        runs += [(experiment, config) for config in configs]
     return runs
 
 

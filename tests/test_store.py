@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -311,3 +312,22 @@ def test_results_argument_overrides_environment(env):
     store.run_or_load(config(), "exp", results=elsewhere)
     assert len(store.frame("exp", results=elsewhere)) == 1
     assert not (env / "results").exists()
+
+
+FIXTURE = min((Path(__file__).parent / "fixtures" / "stored_runs").glob("*/run.json"))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"format": 99}, "has format 99; this synflow reads format 1 only"),
+    ({"format": True}, "has format True"),
+    ({"history": None}, r"has the wrong kind of history \(not a list\)"),
+    ({"history": [1, 2]}, r"has the wrong kind of history \(not a list of objects\)"),
+    ({"metrics": []}, r"has the wrong kind of metrics \(not an object\)"),
+    ({"environment": "gpu"}, r"has the wrong kind of environment \(not an object\)"),
+    ({"config": {"model": "vgg17", "dataset": "cifar10"}}, "holds no valid config: model"),
+])
+def test_a_result_of_the_wrong_shape_is_refused_by_name(change, message):
+    payload = {**json.loads(FIXTURE.read_text()), **change}
+    with pytest.raises(store.DamagedResult, match=rf"^stored.json {message}"):
+        RunResult.from_json(payload, where="stored.json")
+    assert RunResult.from_json(json.loads(FIXTURE.read_text()), where="stored.json").metrics

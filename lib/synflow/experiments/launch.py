@@ -29,7 +29,7 @@ import submitit
 
 from . import claims, store, sweeps
 from .parameters import check_runs
-from .results import RESULT_FILE, DamagedResult, RunResult
+from .results import DamagedResult, RunResult
 from .runconfig import RunConfig, config_from_dict
 
 EXECUTORS = ("inline", "local", "slurm")
@@ -57,20 +57,22 @@ def planned_runs(notebooks: list[str], profile: str, overrides: dict | None = No
 
 def state_of(config: RunConfig, experiment: str, results=None, *,
              stale_after: float | None = None, resuming: bool = False) -> str:
-    """"done", "running" (fresh claim), "failed" (failure record) or "missing".
+    """"done", "damaged", "running" (fresh claim), "failed" (failure record) or "missing".
 
-    ``resuming=True`` moves a damaged ``run.json`` aside (it then reads as missing);
-    otherwise a damaged file is only reported as missing."""
+    Done is :func:`synflow.experiments.store.read_stored`'s answer, for ``status`` and
+    ``launch`` alike. A damaged ``run.json`` (or one holding another config) is
+    "damaged" (read only: ``status``); ``resuming=True`` (``launch``) moves it aside,
+    named in a warning, and the run reads as missing."""
     folder = store.run_dir(config, experiment, results)
     if resuming:
         if store.stored_result(config, experiment, results) is not None:
             return "done"
-    elif (folder / RESULT_FILE).is_file():
+    else:
         try:
-            RunResult.read(folder / RESULT_FILE)
-            return "done"
+            if store.read_stored(config, experiment, results) is not None:
+                return "done"
         except DamagedResult:
-            pass
+            return "damaged"
     holder = claims.read_claim(folder / claims.CLAIM_FILE)
     stale = claims.stale_after_default() if stale_after is None else stale_after
     if holder is not None and not claims.is_stale(holder, stale):

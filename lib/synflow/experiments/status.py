@@ -1,7 +1,9 @@
 """``python -m synflow status``: how far a sweep is, from the results store alone.
 
 Per notebook: done / running (claimed, heartbeat fresh) / failed (the error's
-last line and the log path) / missing, the throughput of finished runs and an ETA.
+last line and the log path) / damaged (a ``run.json`` that is not a complete result of
+this format, named with the reason; read only: ``launch`` sets it aside) / missing, the
+throughput of finished runs and an ETA.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from . import claims, launch, store
-from .results import RESULT_FILE, RunResult
+from .results import RESULT_FILE, DamagedResult, RunResult
 
 
 def duration_of(result: RunResult) -> float:
@@ -24,7 +26,7 @@ def duration_of(result: RunResult) -> float:
 def summarize(notebook: str, profile: str, results=None, stale_after=None,
               overrides=None) -> dict:
     """Counts, failures and timing of ``notebook``'s runs at ``profile``."""
-    states = {"done": [], "running": [], "failed": [], "missing": []}
+    states = {"done": [], "running": [], "failed": [], "damaged": [], "missing": []}
     durations, finished = [], []
     for experiment, config in launch.planned_runs([notebook], profile, overrides):
         state = launch.state_of(config, experiment, results, stale_after=stale_after)
@@ -35,7 +37,7 @@ def summarize(notebook: str, profile: str, results=None, stale_after=None,
             stamp = result.environment.get("finished")
             if stamp:
                 finished.append(datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z").timestamp())
-    left = len(states["missing"]) + len(states["running"]) + len(states["failed"])
+    left = sum(len(runs) for state, runs in states.items() if state != "done")
     span = max(finished) - min(finished) if len(finished) >= 2 else 0.0
     if span > 0:
         rate = (len(finished) - 1) / span * 3600  # runs per hour, all workers together
@@ -60,6 +62,14 @@ def show(notebooks: list[str], profile: str, results=None, stale_after=None,
                 store.run_dir(config, experiment, results) / claims.CLAIM_FILE) or {}
             print(f"  running {config.name()} on {holder.get('host')} (job {holder.get('job')}, "
                   f"heartbeat {holder.get('age', float('nan')):.0f} s ago)")
+        for experiment, config in states["damaged"]:
+            try:
+                store.read_stored(config, experiment, results)
+                problem = "read fine now"  # replaced since it was counted
+            except DamagedResult as error:
+                problem = str(error)
+            print(f"  DAMAGED {problem}; not done: `launch` moves it aside (never deletes it) "
+                  "and runs it again")
         for experiment, config in states["failed"]:
             record = store.failure(config, experiment, results) or {}
             print(f"  FAILED {config.name()}: {record.get('error')} (log: {record.get('log')}; "

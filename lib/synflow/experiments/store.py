@@ -198,7 +198,7 @@ def run_or_load(
         raise RunBusy(
             f"{config.name()} is being run by another worker (host {holder.get('host')}, "
             f"pid {holder.get('pid')}, job {holder.get('job')}, last heartbeat "
-            f"{holder.get('age', float('nan')):.0f} s ago): {folder / claims.CLAIM_FILE}"
+            f"{claims.heartbeat(holder)}): {folder / claims.CLAIM_FILE}"
         )
     with claim:
         stored = stored_result(config, experiment, results)  # finished while we waited

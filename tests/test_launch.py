@@ -215,6 +215,20 @@ def test_bad_arguments_are_named(args, message, capsys):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["status", "launch"])
+@pytest.mark.parametrize("under", [False, True])
+def test_results_naming_a_file_is_one_line_naming_it(tmp_path, capsys, command, under):
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("not a folder")
+    results = a_file / "sub" if under else a_file
+    code = main(command, NOTEBOOK, "--profile", "smoke", "--results", str(results))
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith(f"synflow {command}: the results folder {results} is ")
+    assert f"{a_file} is a file" in err or "is a file, not a folder" in err
+    assert a_file.read_text() == "not a folder"
+
+
 def test_bad_slurm_param_is_named(tiny, capsys, monkeypatch):
     monkeypatch.setenv("PATH", str(tiny))  # named before anything else, sbatch or not
     code = main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "slurm",

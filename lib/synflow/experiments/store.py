@@ -52,12 +52,15 @@ CHECKPOINT_FILE = "checkpoint.pt"
 
 def results_root(results=None) -> Path:
     """``results`` as an absolute path, or the default results folder
-    (:func:`synflow.utils.paths.results_dir`). Raises NotADirectoryError naming it when it
-    exists and is not a folder."""
+    (:func:`synflow.utils.paths.results_dir`). Raises NotADirectoryError naming it when it,
+    or the nearest of its parents that exists, is not a folder."""
     path = Path(results).expanduser().resolve() if results is not None else results_dir()
-    if path.exists() and not path.is_dir():
-        raise NotADirectoryError(f"the results folder {path} is a file, not a folder; "
-                                 "give --results (or SYNFLOW_RESULTS) a folder")
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "" if existing == path else f" ({existing} is a file)"
+        raise NotADirectoryError(f"the results folder {path} is {'a file, ' if not where else ''}"
+                                 f"not a folder{where}; give --results (or SYNFLOW_RESULTS) a "
+                                 "folder")
     return path
 
 

@@ -105,3 +105,13 @@ def test_the_profiles_use_null_not_0_for_the_papers_values():
     paper = sweeps.profile_params("04_accuracy_vs_compression", "paper")
     assert all(paper[name] is None for name in ("subset", "epochs", "batch_size", "lr",
                                                   "test_subset"))
+
+
+def test_a_run_no_single_rule_refuses_is_still_named_by_notebook(monkeypatch):
+    from synflow.experiments import parameters
+
+    monkeypatch.setitem(parameters.RULES, "bn_mode_methods", (lambda value: True, "anything"))
+    params = sweeps.profile_params("06_sanity_checks", "smoke", {"bn_mode_methods": ["random"]})
+    with pytest.raises(ValueError, match=r"^06_sanity_checks: these parameters make an invalid "
+                       r"run: bn_mode 'train' is for the pruners grasp, snip, not 'random'"):
+        sweeps.configs("06_sanity_checks", params)

@@ -148,7 +148,11 @@ def groups(notebook: str, params: dict) -> dict[str, list[RunConfig] | dict]:
         raise ValueError(f"parameters {missing} of {notebook} are missing; it needs: {names}")
     chosen = {name: params[name] for name in names}
     check_parameters(notebook.removesuffix(".ipynb"), chosen)
-    return builder(**chosen)
+    try:
+        return builder(**chosen)
+    except ValueError as error:  # a combination no single rule refuses
+        raise ValueError(f"{notebook.removesuffix('.ipynb')}: these parameters make an "
+                         f"invalid run: {error}") from None
 
 
 def configs(notebook: str, params: dict) -> list[RunConfig]:

@@ -115,3 +115,10 @@ def test_a_run_no_single_rule_refuses_is_still_named_by_notebook(monkeypatch):
     with pytest.raises(ValueError, match=r"^06_sanity_checks: these parameters make an invalid "
                        r"run: bn_mode 'train' is for the pruners grasp, snip, not 'random'"):
         sweeps.configs("06_sanity_checks", params)
+
+
+def test_every_parameter_of_every_training_notebook_has_a_rule():
+    from synflow.experiments import parameters
+
+    for notebook in sweeps.BUILDERS:
+        assert set(sweeps.parameter_names(notebook)) <= set(parameters.RULES), notebook

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import os
 import pickle
+import shutil
 import urllib.error
 from pathlib import Path
 
@@ -450,3 +451,127 @@ def test_pruning_batches_on_shared_cifar10(cache):
     assert torch.bincount(targets).tolist() == [3] * 10
     assert batches[0][0].shape[1:] == (3, 32, 32)
     assert not cache.exists() or not os.listdir(cache)  # the subset decodes only its files
+
+
+def half_download(name, base):
+    """What torchvision leaves when its MNIST download fails offline: MNIST/raw/, a part."""
+    (base / "MNIST" / "raw").mkdir(parents=True)
+    (base / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b partial")
+    raise urllib.error.URLError("Name or service not known")
+
+
+def test_a_failed_download_leaves_nothing_behind(tmp_path, cache, monkeypatch):
+    monkeypatch.setattr(datasets, "_download", half_download)
+    root = tmp_path / "no" / "such" / "data"  # a mistyped data root
+    messages = []
+    for _ in range(2):  # the second try says the same: nothing half-made misleads it
+        with pytest.raises(data.DatasetNotFoundError, match="URLError") as error:
+            data.load("mnist", root=root)
+        messages.append(str(error.value))
+    assert messages[0] == messages[1] and "is there but incomplete" not in messages[0]
+    assert list(tmp_path.iterdir()) == [cache] or not list(tmp_path.iterdir())
+
+
+def test_a_failed_download_keeps_what_was_there(tmp_path, cache, monkeypatch):
+    monkeypatch.setattr(datasets, "_download", half_download)
+    (tmp_path / "cifar10-notes.txt").write_text("mine")
+    with pytest.raises(data.DatasetNotFoundError):
+        data.load("mnist", root=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir() if p != cache) == ["cifar10-notes.txt"]
+    (tmp_path / "MNIST").mkdir()  # the user's own (incomplete) copy stays
+    (tmp_path / "MNIST" / "readme").write_text("mine")
+    with pytest.raises(data.DatasetNotFoundError, match="is there but incomplete"):
+        data.load("mnist", root=tmp_path)
+    assert (tmp_path / "MNIST" / "readme").read_text() == "mine"
+
+
+# -------------------------------------------------- damaged or mismatched folders
+
+
+def test_test_classes_that_differ_from_train_are_refused_by_name(tmp_path, cache, offline):
+    # ImageFolder style: test/cat renamed test/Cat, test/dog removed, test/unicorn added;
+    # before, the test split loaded 24 of 30 files without a word
+    folder = write_image_folder(tmp_path / "pets", ["bird", "cat", "dog"], train=10, test=10)
+    (folder / "test" / "cat").rename(folder / "test" / "Cat")
+    shutil.rmtree(folder / "test" / "dog")
+    write_image_folder(tmp_path / "extra", ["unicorn"], train=1, test=10)
+    shutil.move(tmp_path / "extra" / "test" / "unicorn", folder / "test" / "unicorn")
+    message = (rf"class folders of {folder / 'test'} and {folder / 'train'} differ: only in "
+               r"train/: \['cat', 'dog'\]; only in test/: \['Cat', 'unicorn'\] \(3 and 3 classes\)")
+    for split in ("test", "train"):
+        with pytest.raises(ValueError, match=message):
+            data.load("pets", split, root=tmp_path)
+    with pytest.raises(ValueError, match=message):
+        data.load("pets", root=tmp_path, per_class=2)
+
+
+def test_val_classes_that_differ_from_train_are_refused(tmp_path, cache, offline):
+    folder = write_image_folder(tmp_path / "pets", ["a", "b"], train=2, test=2, test_name="val")
+    (folder / "val" / "b").rename(folder / "val" / "c")
+    with pytest.raises(ValueError, match=r"only in train/: \['b'\]; only in val/: \['c'\]"):
+        data.load("pets", "test", root=tmp_path)
+
+
+@pytest.mark.parametrize("per_class", [None, 4])
+@pytest.mark.parametrize("how", ["truncated", "not an image"])
+def test_an_image_that_cannot_be_decoded_is_named(tmp_path, cache, offline, per_class, how):
+    folder = write_image_folder(tmp_path / "jp", ["a", "b"], shape=(3, 32, 32), train=4, test=2,
+                                suffix=".jpg")
+    broken = folder / "train" / "b" / "002.jpg"
+    broken.write_bytes(broken.read_bytes()[:200] if how == "truncated" else b"garbage")
+    with pytest.raises(images.ImageDecodeError, match=rf"cannot decode the image {broken}: "):
+        data.load("jp", root=tmp_path, per_class=per_class)
+    first = folder / "train" / "a" / "000.jpg"  # the file that tells the channel count
+    first.write_bytes(first.read_bytes()[:100])
+    with pytest.raises(images.ImageDecodeError, match=rf"cannot decode the image {first}: "):
+        data.load("jp", root=tmp_path, per_class=per_class)
+
+
+# ------------------------------------------- a cache folder that cannot be used
+
+
+def cache_folders(tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    return {"a file": a_file, "under a file": a_file / "cache",
+            "in /proc": Path("/proc/synflow-no-such-cache")}
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file", "in /proc"])
+def test_an_unusable_cache_folder_costs_speed_not_the_load(tmp_path, offline, where):
+    write_image_folder(tmp_path / "blobs", ["a", "b"], train=3, test=2)
+    folder = cache_folders(tmp_path)[where]
+    with pytest.warns(UserWarning, match=rf"could not write the image cache {folder}/blobs-"
+                      rf"train-.*in the folder {folder} .*decoded again next time"):
+        loaded = data.load("blobs", root=tmp_path, cache=folder)
+    assert len(loaded) == 6 and torch.equal(
+        loaded.images, data.load("blobs", root=tmp_path, cache=tmp_path / "ok").images)
+
+
+def test_a_cache_that_torch_cannot_write_costs_speed_not_the_load(tmp_path, cache, offline,
+                                                                 monkeypatch):
+    write_image_folder(tmp_path / "blobs", ["a", "b"], train=3, test=2)
+
+    def full_disk(*args, **kwargs):  # what torch.save raises when its writer fails
+        raise RuntimeError("[enforce fail at inline_container.cc:595] . unexpected pos 64")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.warns(UserWarning, match=rf"could not write the image cache .*in the folder "
+                      rf"{cache} \(RuntimeError"):
+        assert len(data.load("blobs", root=tmp_path)) == 6
+    assert not cache.exists() or not list(cache.iterdir())  # no half-written file
+
+
+def test_an_unreadable_cache_folder_costs_speed_not_the_load(tmp_path, cache, offline,
+                                                            monkeypatch):
+    write_image_folder(tmp_path / "blobs", ["a", "b"], train=3, test=2)
+    real = Path.is_file
+
+    def no_permission(path):  # a cache folder without read/search permission (not root)
+        if str(path).startswith(str(cache)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(Path, "is_file", no_permission)
+    with pytest.warns(UserWarning, match=rf"image cache folder {cache} cannot be read"):
+        assert len(data.load("blobs", root=tmp_path)) == 6

@@ -50,6 +50,30 @@ def test_run_names_and_hashes_are_pinned(label):
     assert config.key() == name.rsplit("-", 1)[1]
 
 
+@pytest.mark.parametrize("label", sorted(NAMES))
+def test_numpy_numbers_give_the_same_run_identity(label):
+    # a config written with numpy numbers (e.g. from np.arange or a DataFrame row) is the
+    # same run as with plain ones: same fields, same name and hash as the pinned literal
+    import dataclasses
+
+    import numpy as np
+
+    config, name = NAMES[label]
+    numbers = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if isinstance(value, bool):
+            numbers[field.name] = np.bool_(value)
+        elif isinstance(value, int):
+            numbers[field.name] = np.int64(value)
+        elif isinstance(value, float):
+            numbers[field.name] = np.float64(value)
+    assert len(numbers) >= 8
+    made = R(**{**dataclasses.asdict(config), **numbers})
+    assert made == config and made.name() == name and made.key() == name.rsplit("-", 1)[1]
+    assert all(type(getattr(made, key)) is type(getattr(config, key)) for key in numbers)
+
+
 @pytest.mark.parametrize(("notebook", "profile"), sorted(PLANS))
 def test_every_training_notebooks_planned_runs_are_pinned(notebook, profile):
     runs = launch.planned_runs([notebook], profile)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -41,18 +42,70 @@ def test_launch_inline_then_nothing_to_submit(tiny, capsys):
     assert "5 done" in out and "nothing to submit" in out and "submitted" not in out
 
 
-def test_a_damaged_result_is_moved_aside_and_run_again_by_launch(tiny, capsys):
+def truncate(payload, text):
+    return text[:100]
+
+
+def reformat(payload, text):
+    return json.dumps({**payload, "format": 99})
+
+
+def without(key, metric=False):
+    def damage(payload, text):
+        if metric:
+            payload["metrics"].pop(key)
+        else:
+            payload.pop(key)
+        return json.dumps(payload)
+
+    return damage
+
+
+def other_config(payload, text):
+    payload["config"]["seed"] = 7
+    return json.dumps(payload)
+
+
+@pytest.mark.parametrize(("damage", "reason"), [
+    (truncate, "is damaged and cannot be read as a run"),
+    (reformat, "has format 99; this synflow reads format 1 only"),
+    (without("history"), r"lacks the keys \['history'\]"),
+    (without("best_top1", metric=True), r"lacks the metrics \['best_top1'\]"),
+    (other_config, "holds a different config"),
+], ids=["truncated", "format_99", "no_history", "no_best_top1", "another_config"])
+def test_status_frame_and_launch_agree_that_a_damaged_result_is_not_done(tiny, capsys, damage,
+                                                                         reason):
     assert main("launch", NOTEBOOK, "--profile", "smoke") == 0
     path = store.run_dir(RUNS[2], "tiny") / store.RESULT_FILE
-    path.write_text(path.read_text()[:100])
-    assert main("status", NOTEBOOK, "--profile", "smoke") == 0  # status only reads
-    assert "4 done, 0 running, 0 failed, 1 missing" in capsys.readouterr().out
-    assert path.is_file()
-    with pytest.warns(UserWarning, match="is damaged"):
+    text = path.read_text()
+    damaged = damage(json.loads(text), text)
+    path.write_text(damaged)
+    capsys.readouterr()
+    # status only reads: the file is reported as damaged, by name and reason, and stays
+    assert main("status", NOTEBOOK, "--profile", "smoke") == 0
+    out = capsys.readouterr().out
+    assert "5 runs: 4 done, 0 running, 0 failed, 1 damaged, 0 missing" in out
+    assert re.search(rf"DAMAGED {re.escape(str(path))}.*{reason}", out), out
+    assert path.read_text() == damaged
+    # frame: not a done run either: named in a warning, left out of the table (a file
+    # holding another config is a complete run of that config to frame, which reads
+    # every run.json of an experiment without knowing which runs are planned)
+    if damage is not other_config:
+        with pytest.warns(UserWarning, match=rf"{re.escape(str(path))}.*{reason}.*left out"):
+            table = store.frame("tiny")
+        assert len(table) == 4 and RUNS[2].key() not in set(table["key"])
+        with pytest.warns(UserWarning, match=reason):
+            assert len(store.frame("tiny", history=True)) == 4 * BASE.epochs
+    # launch moves it aside (never deletes it) and runs it again
+    with pytest.warns(UserWarning, match=rf"{re.escape(str(path))}.*{reason}.*moved it to"):
         assert main("launch", NOTEBOOK, "--profile", "smoke") == 0
-    assert "finished: 1 ran" in capsys.readouterr().out
-    assert len(list(path.parent.glob("run.json.damaged-*"))) == 1
+    out = capsys.readouterr().out
+    assert "4 done, 1 missing" in out and "finished: 1 ran" in out
+    aside = list(path.parent.glob("run.json.damaged-*"))
+    assert len(aside) == 1 and aside[0].read_text() == damaged
     assert len(store.frame("tiny")) == 5
+    assert main("status", NOTEBOOK, "--profile", "smoke") == 0
+    assert "5 runs: 5 done" in capsys.readouterr().out
 
 
 def test_local_executor_two_workers_store_every_run_once(tiny, capsys):
@@ -100,7 +153,7 @@ def test_failed_runs_are_not_resubmitted_unless_asked(tiny, capsys, monkeypatch)
     assert "4 ran" in out and "FAILED mlp-w0.2-blobs-magnitude-c8" in out
     assert main("status", NOTEBOOK, "--profile", "smoke") == 0
     out = capsys.readouterr().out
-    assert "5 runs: 4 done, 0 running, 1 failed, 0 missing" in out
+    assert "5 runs: 4 done, 0 running, 1 failed, 0 damaged, 0 missing" in out
     assert "ValueError: diverged: loss is nan" in out and "failed.json" in out
     assert "runs/h" in out and "ETA for 1 runs" in out
     assert main("launch", NOTEBOOK, "--profile", "smoke") == 0
@@ -116,10 +169,29 @@ def test_status_counts_running_and_missing(tiny, capsys):
     claims.claim_run(store.run_dir(RUNS[1], "tiny"), stale_after=600)
     assert main("status", NOTEBOOK, "--profile", "smoke") == 0
     out = capsys.readouterr().out
-    assert "5 runs: 1 done, 1 running, 0 failed, 3 missing" in out
+    assert "5 runs: 1 done, 1 running, 0 failed, 0 damaged, 3 missing" in out
     assert f"running {RUNS[1].name()}" in out
     assert main("launch", NOTEBOOK, "--profile", "smoke") == 0  # the claimed run is skipped
     assert "finished: 3 ran" in capsys.readouterr().out
+
+
+def test_status_flags_a_heartbeat_in_the_future_and_bounds_its_block(tiny, capsys):
+    import time
+
+    for run, ahead in ((RUNS[1], 300), (RUNS[2], 3600)):  # its writer's clock was ahead
+        claims.claim_run(store.run_dir(run, "tiny"), stale_after=600)
+        path = store.run_dir(run, "tiny") / claims.CLAIM_FILE
+        os.utime(path, (time.time() + ahead, time.time() + ahead))
+    assert main("status", NOTEBOOK, "--profile", "smoke", "--stale-after", "600") == 0
+    out = capsys.readouterr().out
+    # 300 s ahead: within stale_after, still running; an hour ahead: stale (not 70 minutes)
+    assert "5 runs: 0 done, 1 running, 0 failed, 0 damaged, 4 missing" in out
+    assert re.search(rf"running {RUNS[1].name()} .*heartbeat 30\d s in the future \(clock "
+                     "skew", out), out
+    for run in RUNS[1:3]:
+        assert re.search(rf"CLOCK SKEW {store.run_dir(run, 'tiny')}/claim.json: heartbeat "
+                         r"\d+ s in the future .*counts as stale", out), out
+    assert not re.search(r"heartbeat -\d", out)  # no negative "s ago"
 
 
 def test_stored_results_keep_their_duration(tiny):
@@ -141,6 +213,20 @@ def test_bad_arguments_are_named(args, message, capsys):
     with pytest.raises(SystemExit):
         main(*args)
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["status", "launch"])
+@pytest.mark.parametrize("under", [False, True])
+def test_results_naming_a_file_is_one_line_naming_it(tmp_path, capsys, command, under):
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("not a folder")
+    results = a_file / "sub" if under else a_file
+    code = main(command, NOTEBOOK, "--profile", "smoke", "--results", str(results))
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith(f"synflow {command}: the results folder {results} is ")
+    assert f"{a_file} is a file" in err or "is a file, not a folder" in err
+    assert a_file.read_text() == "not a folder"
 
 
 def test_bad_slurm_param_is_named(tiny, capsys, monkeypatch):
@@ -262,7 +348,10 @@ def test_process_age_counts_from_the_process_start():
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     wall = time.perf_counter() - start
-    assert 1.5 <= float(done.stdout) <= wall
+    # the start time is read in clock ticks (10 ms), rounded down: the age may exceed the
+    # wall time measured around the process by up to one tick, however loaded the machine
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    assert 1.5 <= float(done.stdout) <= wall + tick
 
 
 def test_phases_split_a_runs_duration():

@@ -44,7 +44,8 @@ def parameters_cell(path: Path) -> dict:
 
 def declared_parameters(path: Path) -> dict[str, tuple[type, ...]]:
     """``{name: types a profile may set}`` of the parameters cell, which must hold only
-    ``name = literal`` or ``name: type = literal`` lines."""
+    ``name = literal`` or ``name: type = literal`` lines (``name: "Optional[type]" =
+    literal``: None too; papermill reads no ``type | None``)."""
     declared = {}
     for node in ast.parse("".join(parameters_cell(path)["source"])).body:
         target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
@@ -58,6 +59,9 @@ def declared_parameters(path: Path) -> dict[str, tuple[type, ...]]:
             pytest.fail(f"{path.name}: {target.id} is not a plain literal: {ast.unparse(node)!r}")
         assert type(default) in ACCEPTED, f"{path.name}: {target.id} has a {type(default)} default"
         declared[target.id] = ACCEPTED[type(default)]
+        annotation = getattr(node, "annotation", None)
+        if annotation is not None and "Optional[" in ast.unparse(annotation):
+            declared[target.id] += (type(None),)  # `name: "Optional[int]" = 3`: None allowed
     return declared
 
 

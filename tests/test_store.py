@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -73,6 +74,21 @@ def test_bn_mode_keeps_the_identity_of_earlier_runs_at_its_default():
         ({"pruner": "grasp", "bn_mode": "batch"}, r"bn_mode 'batch'.*eval, train"),
         ({"bn_mode": "train"}, r"bn_mode 'train' is for the pruners grasp, snip, not 'magnitude'"),
         ({"init": "he"}, r"init 'he' is not allowed.*'authors'.*kaiming_fan_in, "),
+        # 0 never means "the preset's" or "the full set": that is None
+        ({"epochs": 0}, r"epochs 0 is not allowed; choose None or an integer >= 1"),
+        ({"subset": 0}, r"subset 0 is not allowed; choose None or an integer >= 1"),
+        ({"lr": 0}, r"lr 0 is not allowed; choose None \(the preset's\) or a finite number > 0"),
+        ({"batch_size": 0}, r"batch_size 0 .*None or an integer >= 1"),
+        ({"test_subset": 0}, r"test_subset 0 .*None or an integer >= 1"),
+        ({"prune_per_class": 0}, r"prune_per_class 0 .*an integer >= 1"),
+        ({"seed": -1}, r"seed -1 .*an integer >= 0"),
+        ({"seed": 1.5}, r"seed 1.5 .*an integer >= 0"),
+        ({"epochs": "3"}, r"epochs '3' .*an integer >= 1"),
+        ({"compression": "10"}, r"compression '10' .*a finite number >= 1"),
+        ({"compression": float("inf")}, r"compression inf .*a finite number >= 1"),
+        ({"width": 0}, r"width 0 .*a finite number > 0"),
+        ({"cycles": True}, r"cycles True .*\(not a bool: True is not 1\)"),
+        ({"invert": 1}, r"invert 1 .*True or False"),
     ],
 )
 def test_bad_config_values_are_named(changes, message):
@@ -296,3 +312,22 @@ def test_results_argument_overrides_environment(env):
     store.run_or_load(config(), "exp", results=elsewhere)
     assert len(store.frame("exp", results=elsewhere)) == 1
     assert not (env / "results").exists()
+
+
+FIXTURE = min((Path(__file__).parent / "fixtures" / "stored_runs").glob("*/run.json"))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"format": 99}, "has format 99; this synflow reads format 1 only"),
+    ({"format": True}, "has format True"),
+    ({"history": None}, r"has the wrong kind of history \(not a list\)"),
+    ({"history": [1, 2]}, r"has the wrong kind of history \(not a list of objects\)"),
+    ({"metrics": []}, r"has the wrong kind of metrics \(not an object\)"),
+    ({"environment": "gpu"}, r"has the wrong kind of environment \(not an object\)"),
+    ({"config": {"model": "vgg17", "dataset": "cifar10"}}, "holds no valid config: model"),
+])
+def test_a_result_of_the_wrong_shape_is_refused_by_name(change, message):
+    payload = {**json.loads(FIXTURE.read_text()), **change}
+    with pytest.raises(store.DamagedResult, match=rf"^stored.json {message}"):
+        RunResult.from_json(payload, where="stored.json")
+    assert RunResult.from_json(json.loads(FIXTURE.read_text()), where="stored.json").metrics

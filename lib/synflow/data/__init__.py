@@ -3,7 +3,8 @@
 | module    | concern                                                                    |
 |-----------|----------------------------------------------------------------------------|
 | datasets  | the registry (``DATASETS``) and where a dataset is found or downloaded      |
-| images    | one split as uint8 tensors: listing, decoding, the decoded-image cache       |
+| images    | one split as uint8 tensors: listing, decoding                                |
+| cache     | the decoded-image cache (costs speed only when its folder is unusable)       |
 | batches   | normalised, augmented batches on a device; SNIP/GraSP's pruning batches      |
 | imagenet  | pruning data of ImageNet shape (or its CIFAR-10 stand-in)                    |
 """

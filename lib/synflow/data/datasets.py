@@ -19,6 +19,7 @@ names every place looked and what to put there.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,7 +173,7 @@ def locate(dataset: str, root: str | os.PathLike | None = None, *, download: boo
     reason = "download=False"
     if download:
         try:
-            _download(dataset, base)
+            _download_or_leave_nothing(dataset, base)
         except (OSError, RuntimeError, ValueError) as error:  # offline, read-only, bad md5
             reason = f"download failed: {type(error).__name__}: {error}"
         else:
@@ -197,6 +198,40 @@ def _find(name: str, base: Path) -> Source | None:
         if split_dirs(folder) is not None:
             return Source(name, "folder", folder)
     return None
+
+
+# what a download of each dataset creates in the data root (torchvision's names)
+DOWNLOADED = {
+    "mnist": ("MNIST",),
+    "cifar10": ("cifar-10-python.tar.gz", "cifar-10-batches-py"),
+    "cifar100": ("cifar-100-python.tar.gz", "cifar-100-python"),
+    "tinyimagenet": ("tiny-imagenet-200.zip", TINYIMAGENET_DIR),
+}
+
+
+def _download_or_leave_nothing(name: str, base: Path) -> None:
+    """:func:`_download`, and when it fails, remove what it created: the dataset's files
+    and folders that were not there before (``DOWNLOADED``) and the data root's folders
+    it made (when empty), so a mistyped root leaves no empty ``no/such/data/MNIST/raw``."""
+    made = [folder for folder in (base, *base.parents) if not folder.exists()]  # deepest first
+    there = {entry for entry in DOWNLOADED[name] if (base / entry).exists()}
+    try:
+        _download(name, base)
+    except BaseException:
+        for entry in DOWNLOADED[name]:
+            path = base / entry
+            if entry not in there and path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            elif entry not in there:
+                path.unlink(missing_ok=True)
+        for folder in made:
+            try:
+                folder.rmdir()
+            except FileNotFoundError:
+                continue
+            except OSError:  # not empty: someone else's files are in it
+                break
+        raise
 
 
 def _download(name: str, base: Path) -> None:

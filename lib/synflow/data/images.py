@@ -1,19 +1,18 @@
-"""Loading a split as uint8 tensors: listing image folders, decoding, the decoded-image cache.
+"""Loading a split as uint8 tensors: listing image folders, decoding.
 
-Image files are decoded once into a uint8 ``(N, C, H, W)`` tensor and cached in
-:func:`synflow.utils.paths.cache_dir` (never in the data root, which may be read-only),
-keyed by the source folder and its file listing; a missing or corrupt cache is
-rebuilt. torchvision layouts are already uint8 arrays and are read directly.
+Image files are decoded once into a uint8 ``(N, C, H, W)`` tensor and cached
+(:mod:`synflow.data.cache`: outside the data root, keyed by the source folder and its
+file listing; a missing or corrupt cache is rebuilt, an unusable cache folder costs only
+speed). An image-folder dataset's test/ (or val/) must hold the same class folders as
+train/; a file that cannot be decoded is named in the error. torchvision layouts are already uint8 arrays and are read directly.
 Class-balanced subsets of an image folder decode only the chosen files, so the
 pruning subset is quick even without a cache.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import pickle
+import struct
 import warnings
 import zlib
 from collections.abc import Sequence
@@ -23,9 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..core.files import atomic_write
-from ..utils.paths import cache_dir
 from ..utils.progress import progress, quiet
+from .cache import cache_key, cache_path, read_cache, write_cache
 from .datasets import (
     DATASETS,
     SPLITS,
@@ -38,7 +36,6 @@ from .datasets import (
     split_dirs,
 )
 
-CACHE_VERSION = 1
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
@@ -74,7 +71,7 @@ def _listing(source: Source, split: str):
         val_dir = source.path / "val"
         annotations = val_dir / "val_annotations.txt"
         if not annotations.is_file():  # already regrouped into class folders
-            return (val_dir, *list_folder(val_dir, classes))
+            return (val_dir, *list_folder(val_dir, _check_classes(train_dir, val_dir)))
         # the official val split is one flat folder: regroup it into classes by its annotations
         index = {name: label for label, name in enumerate(classes)}
         pairs = []
@@ -86,9 +83,42 @@ def _listing(source: Source, split: str):
                 pairs.append((str(Path("images") / file), index[wnid]))
         pairs.sort(key=lambda pair: (pair[1], pair[0]))
         return val_dir, [p[0] for p in pairs], [p[1] for p in pairs], classes
-    split_dir = split_dirs(source.path)[split]
-    train_classes = sorted(p.name for p in split_dirs(source.path)["train"].iterdir() if p.is_dir())
-    return (split_dir, *list_folder(split_dir, train_classes))
+    dirs = split_dirs(source.path)
+    train_classes = _check_classes(dirs["train"], dirs["test"])
+    return (dirs[split], *list_folder(dirs[split], train_classes))
+
+
+def _check_classes(train_dir: Path, test_dir: Path) -> list[str]:
+    """The class folders of ``train_dir``; raises ValueError naming the classes on each
+    side when ``test_dir``'s class folders are not the same (spelling included): a test
+    class missing or extra would drop or mislabel its images without a word."""
+    train = sorted(p.name for p in train_dir.iterdir() if p.is_dir())
+    test = sorted(p.name for p in test_dir.iterdir() if p.is_dir())
+    if train != test:
+        only_train = sorted(set(train) - set(test))
+        only_test = sorted(set(test) - set(train))
+        raise ValueError(
+            f"the class folders of {test_dir} and {train_dir} differ: only in "
+            f"{train_dir.name}/: {only_train or 'none'}; only in {test_dir.name}/: "
+            f"{only_test or 'none'} ({len(train)} and {len(test)} classes); an image-folder "
+            "dataset needs the same class folders, spelled the same, in both")
+    return train
+
+
+class ImageDecodeError(ValueError):
+    """An image file that cannot be decoded (truncated, not an image); names the file."""
+
+
+# what PIL and torchvision raise for a damaged file: OSError ("Truncated File Read", "image
+# file is truncated", UnidentifiedImageError), ValueError, SyntaxError (bad headers), ...
+DECODE_ERRORS = (OSError, RuntimeError, ValueError, SyntaxError, EOFError, IndexError,
+                 TypeError, struct.error, zlib.error)
+
+
+def _decode_error(path: Path, error: BaseException) -> ImageDecodeError:
+    first = (str(error).strip().splitlines() or [""])[0]
+    return ImageDecodeError(f"cannot decode the image {path}: {type(error).__name__}: {first} "
+                            "(a truncated or damaged file? replace or remove it)")
 
 
 def _channels(source: Source, split_dir: Path, files: Sequence[str]) -> int:
@@ -96,8 +126,13 @@ def _channels(source: Source, split_dir: Path, files: Sequence[str]) -> int:
         return DATASETS[source.name].input_shape[0]
     from PIL import Image
 
-    with Image.open(split_dir / files[0]) as image:
-        return 1 if image.mode in ("1", "L", "I", "I;16", "F") else 3
+    try:
+        with Image.open(split_dir / files[0]) as image:
+            return 1 if image.mode in ("1", "L", "I", "I;16", "F") else 3
+    except FileNotFoundError:
+        raise
+    except DECODE_ERRORS as error:
+        raise _decode_error(split_dir / files[0], error) from error
 
 
 def _decode_pil(path: Path, channels: int) -> Tensor:
@@ -128,11 +163,19 @@ def torchvision_decoder(channels: int):
 
 def decode_file(path: Path, channels: int, decoder=None) -> Tensor:
     """One image file as uint8 ``(channels, H, W)``: torchvision's ``decoder`` (from
-    :func:`torchvision_decoder`) when given, PIL for what it cannot decode."""
+    :func:`torchvision_decoder`) when given, PIL for what it cannot decode.
+
+    Raises :class:`ImageDecodeError` (a ValueError) naming the file when neither can
+    decode it (truncated, damaged, not an image), FileNotFoundError when it is gone."""
     try:
-        return decoder(path) if decoder is not None else _decode_pil(path, channels)
-    except RuntimeError:  # a format torchvision cannot decode: let PIL do it
-        return _decode_pil(path, channels)
+        try:
+            return decoder(path) if decoder is not None else _decode_pil(path, channels)
+        except RuntimeError:  # a format torchvision cannot decode: let PIL do it
+            return _decode_pil(path, channels)
+    except FileNotFoundError:
+        raise
+    except DECODE_ERRORS as error:
+        raise _decode_error(path, error) from error
 
 
 def _decode(split_dir: Path, files: Sequence[str], channels: int, shape=None) -> Tensor:
@@ -152,68 +195,6 @@ def _decode(split_dir: Path, files: Sequence[str], channels: int, shape=None) ->
             )
         out[i] = image
     return out
-
-
-def _cache_key(source: Source, split: str, split_dir: Path, files, classes) -> str:
-    top = os.path.join(split_dir, "")
-    sizes = [os.stat(top + f).st_size for f in files]
-    description = {
-        "version": CACHE_VERSION,
-        "dataset": source.name,
-        "split": split,
-        "path": str(split_dir.resolve()),
-        "classes": list(classes),
-        "files": list(files),
-        "sizes": sizes,
-    }
-    return hashlib.sha256(json.dumps(description).encode()).hexdigest()
-
-
-def _checksum(images: Tensor, labels: Tensor) -> int:
-    """CRC-32 of the image and label bytes (catches a damaged cache cheaply)."""
-    crc = zlib.crc32(images.contiguous().numpy().data)
-    return zlib.crc32(labels.contiguous().numpy().data, crc)
-
-
-def cache_path(source: Source, split: str, key: str, cache: str | os.PathLike | None = None) -> Path:
-    folder = Path(cache).expanduser().resolve() if cache is not None else cache_dir()
-    return folder / f"{source.name}-{split}-{key[:16]}.pt"
-
-
-def _read_cache(path: Path, key: str, count: int) -> Images | None:
-    if not path.is_file():
-        return None
-    try:
-        stored = torch.load(path, map_location="cpu", weights_only=True)
-        images, labels = stored["images"], stored["labels"]
-        valid = (
-            stored["key"] == key
-            and images.dtype == torch.uint8
-            and images.shape[0] == labels.shape[0] == count
-            and stored["checksum"] == _checksum(images, labels)
-        )
-    except (OSError, RuntimeError, EOFError, KeyError, TypeError, ValueError, AttributeError,
-            pickle.UnpicklingError) as error:  # truncated, garbage, wrong structure
-        warnings.warn(f"image cache {path} is unreadable ({error!r}); rebuilding it", stacklevel=3)
-        return None
-    if not valid:
-        warnings.warn(f"image cache {path} does not match its source; rebuilding it", stacklevel=3)
-        return None
-    return Images(images, labels, tuple(stored["classes"]))
-
-
-def _write_cache(path: Path, key: str, data: Images) -> None:
-    payload = {
-        "key": key,
-        "images": data.images,
-        "labels": data.labels,
-        "classes": list(data.classes),
-        "checksum": _checksum(data.images, data.labels),
-    }
-    try:
-        atomic_write(path, lambda file: torch.save(payload, file))
-    except OSError as error:  # a read-only cache folder costs speed, not correctness
-        warnings.warn(f"could not write the image cache {path}: {error}", stacklevel=3)
 
 
 def _load_torchvision(source: Source, split: str) -> Images:
@@ -277,13 +258,13 @@ def load(
         chosen = balanced_indices(labels, per_class, seed)
         images = _decode(split_dir, [files[i] for i in chosen.tolist()], channels, shape)
         return Images(images, labels[chosen], classes)
-    key = _cache_key(source, split, split_dir, files, classes)
+    key = cache_key(source, split, split_dir, files, classes)
     path = cache_path(source, split, key, cache)
-    cached = _read_cache(path, key, len(files))
+    cached = read_cache(path, key, len(files))
     if cached is not None:
         return cached
     data = Images(_decode(split_dir, files, channels, shape), labels, classes)
-    _write_cache(path, key, data)
+    write_cache(path, key, data)
     return data
 
 

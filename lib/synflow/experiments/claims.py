@@ -11,6 +11,16 @@ again and a new claim is renamed over the old one, so of two workers that find t
 same stale claim exactly one wins. A requeued Slurm task (same job id) may take
 back its own claim at once.
 
+Clocks. A claim's age is "now" minus its file's mtime. A worker deciding whether to take
+a claim over reads "now" from the file system itself (:func:`fs_now`: the mtime of a
+file it creates beside the claim), so on a shared file system that stamps times itself
+(NFS) a live claim is never taken over because the nodes' clocks differ. Where the
+writers' clocks stamp the files (a local disk; Lustre), a dead worker's clock may have
+been ahead: a heartbeat more than ``stale_after`` in the future counts as stale (no live
+heartbeat explains it), so whatever the clocks, a dead worker's claim blocks its run for
+at most ``2 * stale_after`` in all. ``status`` (read only, this machine's clock) flags a
+heartbeat in the future as clock skew.
+
     claim = claim_run(folder, stale_after=600)   # a Claim, or None if someone works on it
     with claim:                                  # heartbeat on; released at the end
         ...
@@ -24,6 +34,7 @@ import platform
 import secrets
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -74,12 +85,30 @@ def log_path() -> str | None:
     return os.environ.get("SLURM_STDOUT") or None
 
 
-def read_claim(path: Path) -> dict | None:
-    """The claim's content plus ``age`` (seconds since its last heartbeat), or None."""
+SKEW_TOLERANCE = 2.0  # seconds a heartbeat may lie in the future before it is called skew
+
+
+def fs_now(folder: Path) -> float:
+    """The file system's clock at ``folder``: the mtime of a file created there (and
+    removed at once); this machine's clock where nothing can be created there."""
+    try:
+        handle, name = tempfile.mkstemp(dir=folder, prefix=".clock-")
+    except OSError:
+        return time.time()
+    try:
+        return os.fstat(handle).st_mtime
+    finally:
+        os.close(handle)
+        Path(name).unlink(missing_ok=True)
+
+
+def read_claim(path: Path, now: float | None = None) -> dict | None:
+    """The claim's content plus ``age`` (seconds from its last heartbeat to ``now``,
+    default this machine's clock; negative: a heartbeat in the future), or None."""
     try:
         with open(path) as handle:
             content = handle.read()
-        age = time.time() - os.stat(path).st_mtime
+        age = (time.time() if now is None else now) - os.stat(path).st_mtime
     except FileNotFoundError:
         return None
     try:
@@ -164,8 +193,7 @@ def claim_run(folder: Path, *, stale_after: float | None = None) -> Claim | None
             descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             break
         except FileExistsError:
-            holder = read_claim(path)
-            if holder is not None:  # else: released just now; try to create it again
+            if path.exists():  # else: released just now; try to create it again
                 return claim if _take_over(path, token, stale_after) else None
     else:
         return None
@@ -208,31 +236,43 @@ def holder_gone(holder: dict) -> bool:
 
 def is_stale(holder: dict | None, stale_after: float) -> bool:
     """Whether a claim (from :func:`read_claim`) may be taken over: no heartbeat for
-    ``stale_after`` seconds, its worker is gone (:func:`holder_gone`), or it is this
-    Slurm task's own claim from before a requeue. None (released) is not stale."""
+    ``stale_after`` seconds, a heartbeat more than ``stale_after`` in the future (clock
+    skew: see the module docstring), its worker is gone (:func:`holder_gone`), or it is
+    this Slurm task's own claim from before a requeue. None (released) is not stale."""
     if holder is None:  # released: claim it by creating it, not by taking it over
         return False
     mine = job_id() is not None and holder.get("job") == job_id()  # a requeued task
-    return holder["age"] > stale_after or mine or holder_gone(holder)
+    return abs(holder["age"]) > stale_after or mine or holder_gone(holder)
+
+
+def heartbeat(holder: dict) -> str:
+    """The claim's last heartbeat in words: "12 s ago", or "3598 s in the future (clock
+    skew ...)" for one more than ``SKEW_TOLERANCE`` ahead of this machine's clock."""
+    age = holder.get("age", float("nan"))
+    if age < -SKEW_TOLERANCE:
+        return (f"{-age:.0f} s in the future (clock skew: this machine's clock is behind the "
+                "claim writer's or the file server's)")
+    return f"{max(age, 0.0):.0f} s ago"
 
 
 def _take_over(path: Path, token: str, stale_after: float) -> bool:
-    """Replace a stale claim by ours; exactly one of several workers trying succeeds."""
-    if not is_stale(read_claim(path), stale_after):
+    """Replace a stale claim by ours; exactly one of several workers trying succeeds.
+    Ages are read on the file system's clock (:func:`fs_now`)."""
+    if not is_stale(read_claim(path, fs_now(path.parent)), stale_after):
         return False
     lock = path.with_name(f".{path.name}.takeover")
     try:
         descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         try:  # a taker that died inside the lock leaves it; it is tiny and short-lived
-            if time.time() - os.stat(lock).st_mtime > stale_after:
+            if abs(fs_now(path.parent) - os.stat(lock).st_mtime) > stale_after:
                 lock.unlink(missing_ok=True)
         except FileNotFoundError:
             pass
         return False
     os.close(descriptor)
     try:
-        if not is_stale(read_claim(path), stale_after):  # someone was faster
+        if not is_stale(read_claim(path, fs_now(path.parent)), stale_after):  # someone was faster
             return False
         atomic_write(path, lambda file: file.write(_claim_content(token)))
         return True

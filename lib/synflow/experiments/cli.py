@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 import yaml
@@ -33,13 +34,24 @@ def positive_float(text: str) -> float:
     return value
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML as ``yaml.safe_load`` reads it, and ``1e9`` a number (YAML 1.1 needs ``1.0e+9``)."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                              re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"),
+                              list("-+0123456789."))
+
+
 def parameter(text: str) -> tuple[str, object]:
-    """``KEY=VALUE`` of ``--set``, the value parsed as YAML."""
+    """``KEY=VALUE`` of ``--set``, the value parsed as YAML (``null``: None; ``1e9`` is a
+    number); its type and range are checked with the rest of the notebook's parameters
+    (:mod:`synflow.experiments.parameters`)."""
     key, separator, value = text.partition("=")
     if not separator or not key.strip():
         raise argparse.ArgumentTypeError(f"{text!r} is not allowed; give KEY=VALUE")
     try:
-        return key.strip(), yaml.safe_load(value)
+        return key.strip(), yaml.load(value, Loader=_Loader)  # a SafeLoader
     except yaml.YAMLError as error:
         raise argparse.ArgumentTypeError(f"{text!r}: the value is not YAML ({error})") from None
 

@@ -28,7 +28,8 @@ from pathlib import Path
 import submitit
 
 from . import claims, store, sweeps
-from .results import RESULT_FILE, DamagedResult, RunResult
+from .parameters import check_runs
+from .results import DamagedResult, RunResult
 from .runconfig import RunConfig, config_from_dict
 
 EXECUTORS = ("inline", "local", "slurm")
@@ -37,31 +38,41 @@ EXECUTORS = ("inline", "local", "slurm")
 def planned_runs(notebooks: list[str], profile: str, overrides: dict | None = None
                  ) -> list[tuple[str, RunConfig]]:
     """``(experiment, config)`` of every run of ``notebooks`` at ``profile`` (with the
-    parameter ``overrides`` of ``--set``, see :func:`synflow.experiments.sweeps.profile_params`)."""
+    parameter ``overrides`` of ``--set``, see :func:`synflow.experiments.sweeps.profile_params`).
+
+    Raises ValueError naming the notebook and the parameter when a value has the wrong
+    type or range (:func:`synflow.experiments.parameters.check_parameters`) or makes
+    runs that cannot work (:func:`synflow.experiments.parameters.check_runs`: an unknown
+    dataset, a compression above the model's weight count), so ``launch`` and ``status``
+    refuse it before anything is submitted or stored."""
     runs = []
     for notebook in notebooks:
         params = sweeps.profile_params(notebook, profile, overrides)
         experiment = sweeps.experiment(notebook, params)
-        runs += [(experiment, config) for config in sweeps.configs(notebook, params)]
+        configs = sweeps.configs(notebook, params)
+        check_runs(notebook, params, configs)
+        runs += [(experiment, config) for config in configs]
     return runs
 
 
 def state_of(config: RunConfig, experiment: str, results=None, *,
              stale_after: float | None = None, resuming: bool = False) -> str:
-    """"done", "running" (fresh claim), "failed" (failure record) or "missing".
+    """"done", "damaged", "running" (fresh claim), "failed" (failure record) or "missing".
 
-    ``resuming=True`` moves a damaged ``run.json`` aside (it then reads as missing);
-    otherwise a damaged file is only reported as missing."""
+    Done is :func:`synflow.experiments.store.read_stored`'s answer, for ``status`` and
+    ``launch`` alike. A damaged ``run.json`` (or one holding another config) is
+    "damaged" (read only: ``status``); ``resuming=True`` (``launch``) moves it aside,
+    named in a warning, and the run reads as missing."""
     folder = store.run_dir(config, experiment, results)
     if resuming:
         if store.stored_result(config, experiment, results) is not None:
             return "done"
-    elif (folder / RESULT_FILE).is_file():
+    else:
         try:
-            RunResult.read(folder / RESULT_FILE)
-            return "done"
+            if store.read_stored(config, experiment, results) is not None:
+                return "done"
         except DamagedResult:
-            pass
+            return "damaged"
     holder = claims.read_claim(folder / claims.CLAIM_FILE)
     stale = claims.stale_after_default() if stale_after is None else stale_after
     if holder is not None and not claims.is_stale(holder, stale):

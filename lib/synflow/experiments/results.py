@@ -16,8 +16,10 @@ A run's folder in the results store (:mod:`synflow.experiments.store`) holds its
 
 Accuracies are in percent, times in seconds. :meth:`RunResult.read` refuses (with
 :class:`DamagedResult`, naming the file) a file that is not JSON, has another format
-version or lacks a required key; ``status``, ``frame`` and ``launch`` all read through it,
-so they agree on which runs are done.
+version, lacks a required key or metric or holds the wrong kind of value under one;
+``status`` (reports it as damaged), ``frame`` (leaves it out, with a warning) and
+``launch`` (moves it aside, never deletes it, and runs it again) all read through it, so
+they agree on which runs are done.
 
 >>> from synflow.experiments.results import RunResult
 >>> sorted(RunResult.REQUIRED)[:3]
@@ -30,6 +32,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import ClassVar
 
 from ..core.files import atomic_write
 from .runconfig import RunConfig, config_from_dict
@@ -60,6 +63,9 @@ class RunResult:
     REQUIRED_METRICS = frozenset({"best_top1", "best_top5", "best_epoch", "final_top1",
                                   "final_top5", "final_test_loss", "compression_actual",
                                   "kept", "prunable", "empty_layers"})
+    KINDS: ClassVar[dict[str, type]] = {
+        "config": dict, "training": dict, "metrics": dict, "history": list, "layers": list,
+        "empty_layers": list, "environment": dict}
 
     config: RunConfig
     training: dict
@@ -104,17 +110,21 @@ class RunResult:
         missing = sorted(cls.REQUIRED - set(payload))
         if missing:
             raise DamagedResult(f"{where} lacks the keys {missing} of a run result")
-        if payload["format"] != FORMAT_VERSION:
+        if payload["format"] != FORMAT_VERSION or isinstance(payload["format"], bool):
             raise DamagedResult(f"{where} has format {payload['format']!r}; this synflow "
                                 f"reads format {FORMAT_VERSION} only")
+        wrong = [f"{key} (not {'an object' if kind is dict else 'a list'})"
+                 for key, kind in cls.KINDS.items() if not isinstance(payload[key], kind)]
+        if isinstance(payload["history"], list) and not all(
+                isinstance(row, dict) for row in payload["history"]):
+            wrong.append("history (not a list of objects)")
+        if wrong:
+            raise DamagedResult(f"{where} has the wrong kind of {', '.join(wrong)}")
         metrics = payload["metrics"]
-        missing = sorted(cls.REQUIRED_METRICS - set(metrics)) if isinstance(metrics, dict) else [
-            "(metrics is not an object)"]
+        missing = sorted(cls.REQUIRED_METRICS - set(metrics))
         if missing:
             raise DamagedResult(f"{where} lacks the metrics {missing}")
         stored = payload["config"]
-        if not isinstance(stored, dict):
-            raise DamagedResult(f"{where}: its config is not an object")
         try:
             config = config_from_dict(stored, where=where)
         except (TypeError, ValueError) as error:

@@ -12,9 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import re
 import warnings
 from dataclasses import asdict, dataclass, fields
+
+import numpy as np
 
 from ..core.schedules import SCHEDULES
 from ..core.scorers import BN_MODE_METHODS, SCORERS
@@ -42,6 +45,26 @@ LATER_FIELDS = {
 # since each model got its family's init (issue 10) shares a key with an earlier one.
 # A stored config without it was made with Kaiming fan-in for every model, and reads so.
 INIT_BEFORE_THE_FIELD = "kaiming_fan_in"
+# the numeric fields: integer fields with their lowest value and whether None is allowed
+# (None: the preset's value / the full set; 0 never means "the default"), real fields
+# (``lr`` may be None: the preset's), and the flags
+INTEGER_FIELDS = {"iterations": (1, False), "seed": (0, False), "subset": (1, True),
+                  "prune_per_class": (1, False), "epochs": (1, True), "batch_size": (1, True),
+                  "cycles": (0, False), "test_subset": (1, True)}
+REAL_FIELDS = {"compression": (1.0, True, "a finite number >= 1"),
+               "width": (0.0, False, "a finite number > 0"),
+               "lr": (0.0, False, "None (the preset's) or a finite number > 0")}
+BOOL_FIELDS = ("invert", "rewind", "record_layers")
+
+
+def is_integer(value) -> bool:
+    """Whether ``value`` is an integer number: a Python or numpy integer, not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value) -> bool:
+    """Whether ``value`` is a real number: a Python or numpy int or float, not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -56,6 +79,13 @@ class RunConfig:
     for this model and dataset); ``epochs``, ``lr`` and ``batch_size`` override
     it when not ``None``. ``seed`` fixes the initial weights, the data order and
     augmentation, the subsets and the random scores.
+
+    Numbers may be Python or numpy numbers; they are stored as ``int`` (the integer
+    fields: ``iterations``, ``seed``, ``subset``, ``prune_per_class``, ``epochs``,
+    ``batch_size``, ``cycles``, ``test_subset``; a bool is not an integer) or ``float``
+    (``compression``, ``width``, ``lr``), so ``seed=numpy.int64(1)`` is the same run as
+    ``seed=1``. ``None``, never 0, means "the preset's value" or "the full set"; a value
+    out of range (``epochs=0``, ``seed=-1``, ``lr=0``) raises ValueError naming it.
 
     Later fields (defaults = pruning at initialization, as before):
 
@@ -113,6 +143,30 @@ class RunConfig:
         def bad(name, allowed):
             return ValueError(f"{name} {getattr(self, name)!r} is not allowed; choose {allowed}")
 
+        # numbers first, one spelling per value, so equal configs hash alike (1 and 1.0,
+        # numpy.int64(1) and 1): integers as int, reals as float
+        for name, (low, optional) in INTEGER_FIELDS.items():
+            value = getattr(self, name)
+            if value is None and optional:
+                continue
+            if not (is_integer(value) and value >= low):
+                raise bad(name, f"{'None or ' if optional else ''}an integer >= {low}"
+                          + (" (not a bool: True is not 1)" if isinstance(value, bool) else ""))
+            object.__setattr__(self, name, int(value))
+        for name, (low, inclusive, allowed) in REAL_FIELDS.items():
+            value = getattr(self, name)
+            if value is None and name == "lr":
+                continue
+            if not (is_real(value) and math.isfinite(value)
+                    and (value >= low if inclusive else value > low)):
+                raise bad(name, allowed)
+            object.__setattr__(self, name, float(value))
+        for name in BOOL_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, np.bool_):
+                object.__setattr__(self, name, bool(value))
+            elif not isinstance(value, bool):
+                raise bad(name, "True or False")
         if self.model not in MODELS:
             raise bad("model", f"one of: {', '.join(sorted(MODELS))}")
         if self.pruner != DENSE and self.pruner not in SCORERS:
@@ -121,29 +175,14 @@ class RunConfig:
             raise bad("schedule", f"one of: {', '.join(SCHEDULES)}")
         if self.scope not in SCOPES:
             raise bad("scope", f"one of: {', '.join(SCOPES)}")
-        if not (isinstance(self.iterations, int) and not isinstance(self.iterations, bool)
-                and self.iterations >= 1):
-            raise bad("iterations", "an integer >= 1 (not a bool: True is not 1)")
         if self.preset is not None and self.preset not in presets.PRESETS:
             raise bad("preset", f"None or one of: {', '.join(presets.PRESETS)}")
         if not isinstance(self.dataset, str) or not self.dataset:
             raise bad("dataset", f"a dataset name such as {', '.join(DATASETS)}")
-        # one spelling per value, so equal configs hash alike (1 and 1.0)
-        for name in ("compression", "width", "lr"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, float(value))
-        if not (math.isfinite(self.compression) and self.compression >= 1):
-            raise bad("compression", "a finite number >= 1")
-        if not self.width > 0:
-            raise bad("width", "a number > 0")
         if self.pruner == DENSE and self.compression != 1:
             raise ValueError(f"pruner 'dense' needs compression 1, got {self.compression!r}")
         if self.mask not in MASK_VARIANTS:
             raise bad("mask", f"one of: {', '.join(MASK_VARIANTS)}")
-        if not (isinstance(self.cycles, int) and not isinstance(self.cycles, bool)
-                and self.cycles >= 0):
-            raise bad("cycles", "an integer >= 0 (0: prune at initialization)")
         if self.cycles and self.mask != "as_found":
             raise ValueError(f"mask {self.mask!r} is for pruning at initialization (cycles=0)")
         if self.bn_mode not in BN_MODES:
@@ -155,10 +194,6 @@ class RunConfig:
             check_init(self.init)
         except ValueError as error:
             raise ValueError(f"RunConfig: {error}") from None
-        if self.test_subset is not None and not (
-            isinstance(self.test_subset, int) and self.test_subset >= 1
-        ):
-            raise bad("test_subset", "None or an integer >= 1")
 
     @property
     def pruned(self) -> bool:

@@ -1,7 +1,10 @@
 """``python -m synflow status``: how far a sweep is, from the results store alone.
 
 Per notebook: done / running (claimed, heartbeat fresh) / failed (the error's
-last line and the log path) / missing, the throughput of finished runs and an ETA.
+last line and the log path) / damaged (a ``run.json`` that is not a complete result of
+this format, named with the reason; read only: ``launch`` sets it aside) / missing, the
+throughput of finished runs and an ETA. A claim whose heartbeat lies in the future is
+flagged as clock skew (see :mod:`synflow.experiments.claims` for how long it can block).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from . import claims, launch, store
-from .results import RESULT_FILE, RunResult
+from .results import RESULT_FILE, DamagedResult, RunResult
 
 
 def duration_of(result: RunResult) -> float:
@@ -24,18 +27,23 @@ def duration_of(result: RunResult) -> float:
 def summarize(notebook: str, profile: str, results=None, stale_after=None,
               overrides=None) -> dict:
     """Counts, failures and timing of ``notebook``'s runs at ``profile``."""
-    states = {"done": [], "running": [], "failed": [], "missing": []}
-    durations, finished = [], []
+    states = {"done": [], "running": [], "failed": [], "damaged": [], "missing": []}
+    durations, finished, skewed = [], [], []
     for experiment, config in launch.planned_runs([notebook], profile, overrides):
         state = launch.state_of(config, experiment, results, stale_after=stale_after)
         states[state].append((experiment, config))
+        if state != "done":
+            path = store.run_dir(config, experiment, results) / claims.CLAIM_FILE
+            holder = claims.read_claim(path)
+            if holder is not None and holder["age"] < -claims.SKEW_TOLERANCE:
+                skewed.append((path, holder))
         if state == "done":
             result = RunResult.read(store.run_dir(config, experiment, results) / RESULT_FILE)
             durations.append(duration_of(result))
             stamp = result.environment.get("finished")
             if stamp:
                 finished.append(datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z").timestamp())
-    left = len(states["missing"]) + len(states["running"]) + len(states["failed"])
+    left = sum(len(runs) for state, runs in states.items() if state != "done")
     span = max(finished) - min(finished) if len(finished) >= 2 else 0.0
     if span > 0:
         rate = (len(finished) - 1) / span * 3600  # runs per hour, all workers together
@@ -44,7 +52,8 @@ def summarize(notebook: str, profile: str, results=None, stale_after=None,
     else:
         rate = None
     return {"states": states, "durations": durations, "rate": rate,
-            "eta_hours": left / rate if rate else None, "left": left}
+            "eta_hours": left / rate if rate else None, "left": left, "skewed": skewed,
+            "stale_after": claims.stale_after_default() if stale_after is None else stale_after}
 
 
 def show(notebooks: list[str], profile: str, results=None, stale_after=None,
@@ -59,7 +68,19 @@ def show(notebooks: list[str], profile: str, results=None, stale_after=None,
             holder = claims.read_claim(
                 store.run_dir(config, experiment, results) / claims.CLAIM_FILE) or {}
             print(f"  running {config.name()} on {holder.get('host')} (job {holder.get('job')}, "
-                  f"heartbeat {holder.get('age', float('nan')):.0f} s ago)")
+                  f"heartbeat {claims.heartbeat(holder)})")
+        for path, holder in summary["skewed"]:
+            print(f"  CLOCK SKEW {path}: heartbeat {claims.heartbeat(holder)}; a heartbeat "
+                  f"more than stale_after ({summary['stale_after']:.0f} s) in the future counts "
+                  "as stale, so a dead worker's claim blocks its run for at most twice that")
+        for experiment, config in states["damaged"]:
+            try:
+                store.read_stored(config, experiment, results)
+                problem = "read fine now"  # replaced since it was counted
+            except DamagedResult as error:
+                problem = str(error)
+            print(f"  DAMAGED {problem}; not done: `launch` moves it aside (never deletes it) "
+                  "and runs it again")
         for experiment, config in states["failed"]:
             record = store.failure(config, experiment, results) or {}
             print(f"  FAILED {config.name()}: {record.get('error')} (log: {record.get('log')}; "

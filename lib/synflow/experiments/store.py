@@ -52,12 +52,15 @@ CHECKPOINT_FILE = "checkpoint.pt"
 
 def results_root(results=None) -> Path:
     """``results`` as an absolute path, or the default results folder
-    (:func:`synflow.utils.paths.results_dir`). Raises NotADirectoryError naming it when it
-    exists and is not a folder."""
+    (:func:`synflow.utils.paths.results_dir`). Raises NotADirectoryError naming it when it,
+    or the nearest of its parents that exists, is not a folder."""
     path = Path(results).expanduser().resolve() if results is not None else results_dir()
-    if path.exists() and not path.is_dir():
-        raise NotADirectoryError(f"the results folder {path} is a file, not a folder; "
-                                 "give --results (or SYNFLOW_RESULTS) a folder")
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "" if existing == path else f" ({existing} is a file)"
+        raise NotADirectoryError(f"the results folder {path} is {'a file, ' if not where else ''}"
+                                 f"not a folder{where}; give --results (or SYNFLOW_RESULTS) a "
+                                 "folder")
     return path
 
 
@@ -94,21 +97,31 @@ def move_aside(path: Path, why: str) -> Path | None:
     return target
 
 
-def stored_result(config: RunConfig, experiment: str, results=None) -> RunResult | None:
-    """``config``'s stored result, or None when it has none. A damaged ``run.json``, or
-    one holding another config, is moved aside (:func:`move_aside`) and reads as none."""
+def read_stored(config: RunConfig, experiment: str, results=None) -> RunResult | None:
+    """``config``'s stored result, or None when it has none; read only. Raises
+    :class:`DamagedResult` naming the file when its ``run.json`` is damaged (not JSON,
+    another format, a required key missing: :meth:`RunResult.read`) or holds another
+    run's config. The one test of "done" that ``status``, ``launch`` and
+    :func:`run_or_load` share."""
     path = run_dir(config, experiment, results) / RESULT_FILE
     if not path.is_file():
         return None
-    try:
-        stored = RunResult.read(path)
-    except DamagedResult as error:
-        move_aside(path, str(error))
-        return None
+    stored = RunResult.read(path)
     if stored.config != config:
-        move_aside(path, f"{path} holds a different config")
-        return None
+        raise DamagedResult(f"{path} holds a different config ({stored.config.name()}, not "
+                            f"{config.name()})")
     return stored
+
+
+def stored_result(config: RunConfig, experiment: str, results=None) -> RunResult | None:
+    """``config``'s stored result, or None when it has none. A damaged ``run.json``, or
+    one holding another config (:func:`read_stored`), is moved aside (:func:`move_aside`:
+    renamed, never deleted, named in a warning) and reads as none."""
+    try:
+        return read_stored(config, experiment, results)
+    except DamagedResult as error:
+        move_aside(run_dir(config, experiment, results) / RESULT_FILE, str(error))
+        return None
 
 
 # ------------------------------------------------------------------ failures
@@ -188,7 +201,7 @@ def run_or_load(
         raise RunBusy(
             f"{config.name()} is being run by another worker (host {holder.get('host')}, "
             f"pid {holder.get('pid')}, job {holder.get('job')}, last heartbeat "
-            f"{holder.get('age', float('nan')):.0f} s ago): {folder / claims.CLAIM_FILE}"
+            f"{claims.heartbeat(holder)}): {folder / claims.CLAIM_FILE}"
         )
     with claim:
         stored = stored_result(config, experiment, results)  # finished while we waited
@@ -244,7 +257,8 @@ def frame(experiment: str, *, results=None, history: bool = False) -> pd.DataFra
     best-epoch, ``final_top1`` the final-epoch accuracy), ``key`` and ``path``.
     With ``history=True``, one row per (run, epoch) instead, with the epoch's
     ``train_loss``, ``test_loss``, ``top1``, ``top5``. Config keys unknown to
-    RunConfig are reported and kept as columns.
+    RunConfig are reported and kept as columns. A damaged ``run.json`` (see
+    :meth:`RunResult.read`) is not a done run: it is named in a warning and left out.
     """
     import pandas as pd  # here, not at the top: a worker that only runs runs never needs it
 
@@ -257,7 +271,13 @@ def frame(experiment: str, *, results=None, history: bool = False) -> pd.DataFra
         )
     rows = []
     for path in sorted(folder.glob(f"*/{RESULT_FILE}")):
-        result = RunResult.read(path)  # a damaged file raises DamagedResult naming it
+        try:
+            result = RunResult.read(path)
+        except DamagedResult as error:  # not done, as status and launch see it
+            warnings.warn(f"{error}; it is left out of the table (`status` reports it as "
+                          "damaged; `launch` or run_or_load moves it aside and runs it again)",
+                          stacklevel=2)
+            continue
         # missing fields as they were meant (an old run's init: kaiming_fan_in)
         base = {**asdict(result.config), **result.extra_config, "key": result.key,
                 "path": str(path.parent)}

@@ -21,6 +21,7 @@ import inspect
 from collections.abc import Callable, Iterable
 
 from ..core.scorers import ITERATIVE_METHODS
+from .parameters import check_parameters
 from .profiles import profile_path, section
 from .runconfig import DENSE, RunConfig
 
@@ -34,10 +35,8 @@ def _accuracy(*, datasets, models, methods, log10_compressions, seeds, synflow_i
               subset, epochs, batch_size, lr, prune_per_class, test_subset, fig1_dataset,
               fig1_model, fig1_width, fig1_log10_compressions):
     """04: Figure 6 on every (dataset, model), plus Figure 1's extra compressions."""
-    training = {
-        "subset": subset or None, "epochs": epochs or None, "batch_size": batch_size or None,
-        "lr": lr or None, "prune_per_class": prune_per_class, "test_subset": test_subset or None,
-    }
+    training = {"subset": subset, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+                "prune_per_class": prune_per_class, "test_subset": test_subset}
     runs = [
         config
         for dataset in datasets
@@ -138,14 +137,22 @@ def groups(notebook: str, params: dict) -> dict[str, list[RunConfig] | dict]:
 
     ``params`` maps the notebook's parameter names to values (the notebook passes
     ``globals()``; other keys are ignored). Raises ValueError naming a missing
-    parameter or an unknown notebook.
+    parameter, a value of the wrong type or out of range
+    (:func:`synflow.experiments.parameters.check_parameters`; ``None`` is "the paper's
+    value / the full set", 0 is never a default), or an unknown notebook.
     """
     builder = _builder(notebook)
     names = list(inspect.signature(builder).parameters)
     missing = [name for name in names if name not in params]
     if missing:
         raise ValueError(f"parameters {missing} of {notebook} are missing; it needs: {names}")
-    return builder(**{name: params[name] for name in names})
+    chosen = {name: params[name] for name in names}
+    check_parameters(notebook.removesuffix(".ipynb"), chosen)
+    try:
+        return builder(**chosen)
+    except ValueError as error:  # a combination no single rule refuses
+        raise ValueError(f"{notebook.removesuffix('.ipynb')}: these parameters make an "
+                         f"invalid run: {error}") from None
 
 
 def configs(notebook: str, params: dict) -> list[RunConfig]:
@@ -159,6 +166,7 @@ def configs(notebook: str, params: dict) -> list[RunConfig]:
 def experiment(notebook: str, params: dict) -> str:
     """The results-store folder the notebook writes (its ``experiment`` parameter)."""
     _builder(notebook)
+    check_parameters(notebook.removesuffix(".ipynb"), {"experiment": params["experiment"]})
     return params["experiment"]
 
 

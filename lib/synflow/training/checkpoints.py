@@ -4,13 +4,19 @@
 training needs to continue bit-identically (on CPU): weights, masks and buffers,
 optimizer and scheduler, the data order and torch's RNG states.
 :func:`save_checkpoint` / :func:`load_checkpoint` write such a state (plus a run's
-progress) atomically and read it back, checked to belong to the run. Files are
-``torch.save`` archives read with ``weights_only=True`` (no arbitrary pickles).
+progress) atomically and read it back, checked to belong to the run; a damaged one is
+set aside (named in a warning) and the run starts again. Files are ``torch.save``
+archives read with ``weights_only=True`` (no arbitrary pickles).
 """
 
 from __future__ import annotations
 
 import collections
+import os
+import pickle
+import time
+import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -59,17 +65,68 @@ def save_checkpoint(path: Path, config, stage: int, train_state: dict,
     atomic_write(path, lambda file: torch.save(payload, file))
 
 
+# what a checkpoint holds (save_checkpoint), its training state (training_state) and the
+# run's progress (synflow.experiments.execution)
+CHECKPOINT_KEYS = frozenset({"format", "key", "stage", "train", "progress"})
+TRAIN_KEYS = frozenset({"model", "optimizer", "scheduler", "data_epoch", "rng_cpu", "rng_cuda",
+                        "history", "seconds"})
+# what torch.load raises for a truncated or garbled open file (RuntimeError "failed finding
+# central directory", OSError "Invalid argument" on a seek, UnpicklingError, ...), and a
+# wrong structure when checked
+UNREADABLE = (OSError, RuntimeError, EOFError, ValueError, TypeError, KeyError, AttributeError,
+              IndexError, pickle.UnpicklingError, zipfile.BadZipFile)
+
+
+class DamagedCheckpoint(ValueError):
+    """A training checkpoint that cannot be read or is not one of this format."""
+
+
+def _read(handle) -> dict:
+    # MultiStepLR keeps its milestones in a Counter
+    with torch.serialization.safe_globals([collections.Counter]):
+        saved = torch.load(handle, map_location="cpu", weights_only=True)
+    if not (isinstance(saved, dict) and CHECKPOINT_KEYS <= set(saved)
+            and isinstance(saved["train"], dict) and TRAIN_KEYS <= set(saved["train"])
+            and isinstance(saved["progress"], dict)):
+        raise DamagedCheckpoint("not a training checkpoint: keys missing")
+    if saved["format"] != CHECKPOINT_FORMAT:
+        raise DamagedCheckpoint(f"format {saved['format']!r}; this synflow resumes format "
+                                f"{CHECKPOINT_FORMAT} only")
+    return saved
+
+
+def set_aside(path: Path) -> Path:
+    """Rename ``path`` to ``<name>.damaged-<time>-<pid>`` beside it (never deleted)."""
+    target = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    os.replace(path, target)
+    return target
+
+
 def load_checkpoint(path: Path, config) -> dict | None:
-    """The checkpoint at ``path`` (None if there is none), checked to be ``config``'s."""
+    """The checkpoint at ``path`` (None if there is none), checked to be ``config``'s.
+
+    A damaged checkpoint (truncated, garbled, not a training checkpoint, another format
+    version) is set aside (:func:`set_aside`: renamed, never deleted) with a warning naming
+    both paths, and None is returned: the run starts again from its beginning instead of
+    failing on every retry. Raises ValueError naming the file when it is a valid
+    checkpoint of another run (another config's key)."""
     path = Path(path)
     if not path.is_file():
         return None
-    # MultiStepLR keeps its milestones in a Counter
-    with torch.serialization.safe_globals([collections.Counter]):
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    if saved.get("key") != config.key() or saved.get("format") != CHECKPOINT_FORMAT:
+    with open(path, "rb") as handle:  # a file that cannot be opened is not damaged: raised
+        try:
+            saved = _read(handle)
+        except UNREADABLE as error:
+            saved = None
+            reason = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
+    if saved is None:
+        aside = set_aside(path)
+        warnings.warn(f"training checkpoint {path} is damaged ({reason}); moved it to {aside}; "
+                      "the run starts again from its beginning", stacklevel=2)
+        return None
+    if saved["key"] != config.key():
         raise ValueError(
-            f"checkpoint {path} is for run {saved.get('key')!r} (format {saved.get('format')}), "
-            f"not {config.key()!r} (format {CHECKPOINT_FORMAT}); move it away to start afresh"
+            f"checkpoint {path} is for run {saved['key']!r}, not {config.key()!r}; move it away "
+            "to start afresh"
         )
     return saved

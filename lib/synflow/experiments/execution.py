@@ -2,7 +2,7 @@
 
 :func:`execute` turns a :class:`synflow.experiments.runconfig.RunConfig` into its
 :class:`synflow.experiments.results.RunResult`, in steps that are each a small function:
-:func:`prune_at_init` (with the mask variants of the sanity checks,
+:func:`prune_to` (pruning at init, with the mask variants of the sanity checks,
 :func:`mask_variant`), :func:`imp_cycles` (iterative magnitude pruning),
 :func:`record_layers` (Figure 5b's layer records) and :func:`assemble` (the result).
 With ``checkpoint=<path>`` it saves the training state there
@@ -101,7 +101,7 @@ def execute(
     elif config.pruned and config.cycles:
         masks = imp_cycles(model, setting, fit, progress, resume_stage)
     elif config.pruned:
-        model, masks = mask_variant(prune_at_init(model, setting, config.compression), model,
+        model, masks = mask_variant(prune_to(model, setting, config.compression), model,
                                     setting)
     if progress["prune_seconds"] is None:
         progress["prune_seconds"] = time.perf_counter() - start
@@ -142,11 +142,11 @@ def trainer(setting: Setting, training, data, saved: dict | None, checkpoint: Pa
     return fit
 
 
-def prune_at_init(model: torch.nn.Module, setting: Setting, compression: float) -> dict:
+def prune_to(model: torch.nn.Module, setting: Setting, compression: float) -> dict:
     """Prune ``model`` in place to ``compression`` with the run's pruner; returns the masks.
 
-    Pruning at init is deterministic in the fields remembered here: the masks of an
-    earlier run of this process (e.g. the "as found" run of a "shuffled" one) are
+    At initialization pruning is deterministic in the fields remembered here: the masks
+    of an earlier run of this process (e.g. the "as found" run of a "shuffled" one) are
     reused. IMP's cycles (``config.cycles``) prune trained weights and are never reused.
     """
     config, device = setting.config, setting.device
@@ -177,7 +177,7 @@ def prune_at_init(model: torch.nn.Module, setting: Setting, compression: float) 
     return masks
 
 
-# masks of recent prunings at initialization in this process (see prune_at_init)
+# masks of recent prunings at initialization in this process (see prune_to)
 _MASKS: dict[tuple, dict] = {}
 
 
@@ -211,7 +211,7 @@ def imp_cycles(model: torch.nn.Module, setting: Setting, fit: Callable, progress
     for cycle in range(max(1, resume_stage), config.cycles + 1):
         metrics = fit(model, cycle, f"{config.name()} cycle {cycle}/{config.cycles}")
         before = current_masks(model)
-        masks = prune_at_init(model, setting, config.compression ** (cycle / config.cycles))
+        masks = prune_to(model, setting, config.compression ** (cycle / config.cycles))
         if config.rewind:
             rewind(model, initial)
         progress["cycles"].append({

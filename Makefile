@@ -4,7 +4,14 @@
 #                    laptop profile, in place (PROFILE=smoke|laptop|paper: other profiles write
 #                    notebooks/<profile>/ and figures/<profile>/; NOTEBOOKS="00_quickstart ...")
 #   make test        create .venv if missing, install, run pytest on tests/, then every notebook
-#                    at the smoke profile under nbval (cells marked NBVAL_CHECK_OUTPUT compared)
+#                    at the smoke profile under nbval (cells marked NBVAL_CHECK_OUTPUT compared),
+#                    then `make test-install`'s check of the package as a user installs it
+#   make test-install  build a wheel from a copy of the sources, install it (not editable) into
+#                    a fresh virtual environment outside the checkout and run
+#                    tools/installed_smoke.py there from an empty folder: synflow imported from
+#                    that environment, default results/figures outside the package, a model
+#                    pruned, saved and loaded, `python -m synflow status` for every training
+#                    notebook at every profile (tools/test_install.sh; about a minute)
 #   make test-cluster  create .venv if missing, install, bring up a private single-node Slurm
 #                    (tools/slurm/with_slurm.sh: as root; installs slurm-wlm and munge with
 #                    apt-get when missing), run tests/cluster (a sweep as a Slurm job array),
@@ -30,7 +37,7 @@ NOTEBOOKS ?=
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .ONESHELL:
-.PHONY: install test test-cluster reproduce lint docs claims
+.PHONY: install test test-install test-cluster reproduce lint docs claims
 
 install: $(STAMP)
 
@@ -62,9 +69,20 @@ test: $(STAMP)
 		"$(BIN)/python" -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider \
 			--rootdir "$$tmp/notebooks" "$$tmp/notebooks" || notebooks=$$?
 	fi
+	echo "== installed package: a wheel in a fresh environment (tools/test_install.sh)"
+	installed=0
+	"$(ROOT)/tools/test_install.sh" "$(BIN)/python" || installed=$$?
 	verdict() { if [ "$$1" -eq 0 ]; then echo passed; else echo "FAILED (exit $$1)"; fi; }
-	echo "== summary: unit tests $$(verdict $$unit); notebooks (smoke, nbval) $$(verdict $$notebooks)"
-	[ $$unit -eq 0 ] && [ $$notebooks -eq 0 ]
+	echo "== summary: unit tests $$(verdict $$unit); notebooks (smoke, nbval) $$(verdict $$notebooks);" \
+		"installed package (wheel, fresh environment) $$(verdict $$installed)"
+	[ $$unit -eq 0 ] && [ $$notebooks -eq 0 ] && [ $$installed -eq 0 ]
+
+# The package as a user gets it (also the last step of `make test`): tools/test_install.sh
+# builds a wheel from a copy of the sources, installs it into a fresh virtual environment in
+# a temporary folder (reusing this environment's dependencies through a .pth path line, so
+# torch is not installed again) and runs tools/installed_smoke.py from an empty folder.
+test-install: $(STAMP)
+	@"$(ROOT)/tools/test_install.sh" "$(BIN)/python"
 
 # Not part of `make test`: it needs root and a few minutes, and under $CI it must fail
 # (not skip) without Slurm. Results and submitit logs go to pytest's temporary folders.

@@ -8,9 +8,10 @@ accuracy tables and the figures. Nothing in synflow imports this layer.
 | collapse      | empty layers, rho_max, input-output paths (Section 4)                 |
 | critical      | critical compression by search or in closed form (Figure 1's arrows)   |
 | iteration     | the SynFlow loop traced: prune size / cut size (Theorem 3, Figure 7)   |
-| tables        | stored runs and the paper's numbers as tidy tables (Figures 1, 6)      |
+| tables        | stored runs and the paper's numbers as tidy tables (Figures 1, 5, 6)   |
 | reference     | the paper's reference data, shipped in the package                    |
 | plots         | the style, byte-stable saving, Figures 1 and 6                        |
+| report        | each notebook's claims, saved beside its figures as a CSV             |
 
 The measurement functions are importable from here, as ``synflow.analysis.<name>``:
 
@@ -22,6 +23,7 @@ The measurement functions are importable from here, as ``synflow.analysis.<name>
 from .collapse import (
     empty_layer_counts,
     exact_critical_compression,
+    first_collapse,
     input_output_paths,
     kept_weight_signs,
     layer_fractions,
@@ -39,7 +41,14 @@ from .conservation import (
     total_spread,
     with_activation,
 )
-from .critical import Critical, critical_compression, find_critical, measured_critical
+from .critical import (
+    Critical,
+    critical_compression,
+    critical_table,
+    find_critical,
+    iterations_table,
+    measured_critical,
+)
 from .iteration import (
     Step,
     iterative_masks,
@@ -62,12 +71,15 @@ __all__ = [
     "chain_layers",
     "conservation_summary",
     "critical_compression",
+    "critical_table",
     "empty_layer_counts",
     "exact_critical_compression",
     "fill_biases",
     "find_critical",
+    "first_collapse",
     "fit_slope",
     "input_output_paths",
+    "iterations_table",
     "iterative_masks",
     "kept_weight_signs",
     "layer_averages",

@@ -31,6 +31,21 @@ def layer_fractions(masks: Masks) -> dict[str, float]:
     return {name: float(m.sum()) / m.numel() for name, m in masks.items()}
 
 
+def first_collapse(fractions: pd.DataFrame) -> tuple[float | None, list[str]]:
+    """The first compression of ``fractions`` (rows: compressions in increasing order,
+    columns: layers, values: fraction kept, as :func:`layer_fractions` per compression) at
+    which some layer keeps nothing, and the layers empty there; ``(None, [])`` if none.
+
+    >>> first_collapse(pd.DataFrame({"a": [1.0, 0.5, 0.0], "b": [1.0, 0.0, 0.0]}, index=[1, 4, 16]))
+    (4, ['b'])
+    """
+    empty = fractions.eq(0)
+    for compression, row in empty.iterrows():
+        if row.any():
+            return compression, list(empty.columns[row])
+    return None, []
+
+
 def kept_weight_signs(model: nn.Module) -> pd.DataFrame:
     """Per prunable layer of a (pruned) model, the signs of the kept weights.
 

@@ -4,18 +4,18 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
 from torch import nn
 
-from ..core.masks import empty_layers
+from ..core.masks import current_masks, empty_layers
 from ..core.schedules import schedule_densities
 from ..core.scorers import ITERATIVE_METHODS, PAPER_METHODS
 from ..core.scoring import compute_scores
 from ..core.selection import select
-from .collapse import data_for, max_compression
+from .collapse import data_for, exact_critical_compression, max_compression
 from .iteration import iterative_masks
 
 
@@ -169,13 +169,132 @@ def measured_critical(
             seed=seed,
             bisection_steps=bisection_steps,
         )
-        rows.append(
-            {
-                "method": method,
-                "log10_critical": math.log10(found.compression),
-                "log10_collapse": math.log10(found.collapse_at) if found.collapse_at else None,
-                "log10_rho_max": math.log10(found.max_compression),
-                "first_empty": ", ".join(found.first_empty),
-            }
-        )
+        rows.append({"method": method, **_critical_columns(found, found.max_compression)})
     return pd.DataFrame(rows)
+
+
+def critical_table(
+    models: Mapping[str, Callable[[], nn.Module]],
+    methods: Sequence[str] = PAPER_METHODS,
+    *,
+    data=None,
+    input_shape: Sequence[int] = (3, 32, 32),
+    seed: int = 0,
+    random_seeds: Sequence[int] = (0,),
+    grid_step: float = 0.25,
+    bisection_steps: int = 6,
+    iterative_models: Collection[str] = (),
+    synflow_iterations: int = 100,
+    iterative_bisection_steps: int = 0,
+    iterative_search: str = "binary",
+) -> pd.DataFrame:
+    """Critical compressions of every model and method, single-shot search checked
+    against the closed form, plus iterative SynFlow (notebook 02; Figure 1's arrows).
+
+    ``models``: name -> a factory building the same initialized network every call.
+    Each method scores the model once (``data`` for SNIP/GraSP; random once per seed
+    of ``random_seeds``, the others with ``seed``); :func:`find_critical` searches the
+    nested single-shot masks, and :func:`synflow.analysis.exact_critical_compression`
+    cross-checks it. Models in ``iterative_models`` add a row for SynFlow pruned
+    ``synflow_iterations`` times per compression (:func:`critical_compression`).
+
+    Returns one row per (model, method, iterations, seed) with columns model, method,
+    iterations, seed, log10_critical, log10_collapse (None when rho_max is reached),
+    log10_rho_max, first_empty (comma-separated layer names), and for single-shot rows
+    log10_closed_form and search_matches_closed_form (the search's bracket holds the
+    closed form's kept count and its first empty layer is the closed form's).
+
+    >>> import torch
+    >>> net = lambda: torch.nn.Sequential(torch.nn.Linear(4, 3, bias=False), torch.nn.ReLU(),
+    ...                                   torch.nn.Linear(3, 2, bias=False))
+    >>> table = critical_table({"toy": net}, ["magnitude"], input_shape=(4,))
+    >>> table[["model", "method", "iterations", "search_matches_closed_form"]].to_dict("records")
+    [{'model': 'toy', 'method': 'magnitude', 'iterations': 1, 'search_matches_closed_form': True}]
+    """
+    rows = []
+    for name, factory in models.items():
+        net = factory()
+        rho_max = max_compression(net)
+        total = sum(m.numel() for m in current_masks(net).values())
+        for method in methods:
+            for method_seed in random_seeds if method == "random" else [seed]:
+                scores = compute_scores(net, method, data=data, input_shape=input_shape,
+                                        seed=method_seed)
+                found = find_critical(
+                    lambda c, s=scores: empty_layers(select(s, 1 / c)), rho_max,
+                    grid_step=grid_step, bisection_steps=bisection_steps)
+                closed, closed_layer = exact_critical_compression(scores)
+                rows.append({
+                    "model": name, "method": method, "iterations": 1, "seed": method_seed,
+                    **_critical_columns(found, rho_max),
+                    "log10_closed_form": math.log10(closed),
+                    "search_matches_closed_form": _brackets(found, total, closed, closed_layer),
+                })
+        if name in iterative_models:
+            found = critical_compression(
+                factory, "synflow", iterations=synflow_iterations, input_shape=input_shape,
+                grid_step=grid_step, bisection_steps=iterative_bisection_steps,
+                search=iterative_search)
+            rows.append({"model": name, "method": "synflow", "iterations": synflow_iterations,
+                         "seed": seed, **_critical_columns(found, rho_max)})
+    return pd.DataFrame(rows)
+
+
+def _critical_columns(found: Critical, rho_max: float) -> dict:
+    return {
+        "log10_critical": math.log10(found.compression),
+        "log10_collapse": math.log10(found.collapse_at) if found.collapse_at else None,
+        "log10_rho_max": math.log10(rho_max),
+        "first_empty": ", ".join(found.first_empty),
+    }
+
+
+def _brackets(found: Critical, total: int, closed: float, closed_layer: str) -> bool:
+    """Whether the search agrees with the closed form N / k*: k* kept weights lie in the
+    search's bracket (at least the safe point's count, more than the collapse point's)
+    and the closed form's first empty layer is among the search's."""
+    k_star = round(total / closed)
+    if found.collapse_at is None:  # rho_max is safe: the closed form must say so too
+        return k_star <= round(total / found.compression)
+    return (round(total / found.compression) >= k_star > round(total / found.collapse_at)
+            and closed_layer in found.first_empty)
+
+
+def iterations_table(
+    model_factory: Callable[[], nn.Module],
+    methods: Sequence[str],
+    iterations: Sequence[int],
+    *,
+    max_iterations: Mapping[str, int] | None = None,
+    data=None,
+    input_shape: Sequence[int] | None = None,
+    seed: int = 0,
+    grid_step: float = 0.25,
+    bisection_steps: int = 2,
+    search: str = "downward",
+) -> pd.DataFrame:
+    """Critical compression against the number of pruning iterations (notebook 03, the
+    reviewers' ablation of Theorem 3): every method pruned with the exponential schedule
+    in each ``n`` of ``iterations`` (up to ``max_iterations[method]`` where given) by
+    :func:`critical_compression`. Columns: method, iterations, log10_critical,
+    reaches_rho_max, first_empty.
+
+    >>> import torch
+    >>> net = lambda: torch.nn.Sequential(torch.nn.Linear(4, 3, bias=False), torch.nn.ReLU(),
+    ...                                   torch.nn.Linear(3, 2, bias=False))
+    >>> iterations_table(net, ["magnitude"], [1, 2], input_shape=(4,))["iterations"].tolist()
+    [1, 2]
+    """
+    limits = dict(max_iterations or {})
+    rows = []
+    for method in methods:
+        for n in [n for n in iterations if n <= limits.get(method, n)]:
+            found = critical_compression(
+                model_factory, method, iterations=n, data=data, input_shape=input_shape,
+                seed=seed, grid_step=grid_step, bisection_steps=bisection_steps, search=search)
+            rows.append({"method": method, "iterations": n,
+                         "log10_critical": math.log10(found.compression),
+                         "reaches_rho_max": found.reaches_max,
+                         "first_empty": ", ".join(found.first_empty)})
+    return pd.DataFrame(rows)
+

@@ -73,3 +73,16 @@ def load_fig1_reference(path=None) -> pd.DataFrame:
         }
     )
     return table.assign(dataset="cifar100", model="vgg16_bn", width=1.0)
+
+
+def authors_critical(fig1: pd.DataFrame | None = None) -> pd.Series:
+    """The authors' data-free collapse points: per method, the largest log10 compression
+    of their Figure 1 runs (``fig1``, default :func:`load_fig1_reference`: VGG-16 on
+    CIFAR-100) at which none of their runs has an empty layer. Used by notebooks 02, 04.
+
+    >>> float(authors_critical()["synflow"])
+    5.75
+    """
+    fig1 = load_fig1_reference() if fig1 is None else fig1
+    worst = fig1.groupby(["method", "log10_compression"])["empty_layers"].max()
+    return worst[worst == 0].reset_index().groupby("method")["log10_compression"].max()

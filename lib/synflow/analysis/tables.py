@@ -1,15 +1,19 @@
-"""The accuracy-vs-compression tables (Figures 1 and 6): stored runs and the authors'
-numbers in one tidy shape, bands over seeds and our-minus-theirs differences."""
+"""Stored runs as tidy tables: the accuracy-vs-compression tables (Figures 1 and 6: our
+runs and the authors' numbers in one shape, bands over seeds, our-minus-theirs
+differences) and the per-run, per-layer and per-cycle tables of notebooks 05 and 06."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
 
 from ..core.scorers import PAPER_METHODS
-from ..experiments.runconfig import DENSE
+from ..experiments.results import RunResult
+from ..experiments.runconfig import DENSE, RunConfig
+from .conservation import fit_slope, total_spread
 
 KEYS = ["dataset", "model", "width", "method", "log10_compression"]
 
@@ -84,3 +88,147 @@ def differences(
     table["ours - theirs"] = table["ours"] - table["theirs"]
     columns = [*on, "width", "our_seeds", "ours", "ours_min", "ours_max", "theirs", "ours - theirs"]
     return table[columns].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- stored runs as tables
+# RunResult (synflow.experiments.results) owns run.json; these turn results into the
+# tidy tables the training notebooks (05, 06) draw and check, so no notebook reads a
+# result's dicts itself.
+
+
+def run_row(result: RunResult) -> dict:
+    """One run as a flat dict: its config fields (those unknown to RunConfig too), ``key``
+    and its ``metrics`` (``best_top1``: best-epoch top-1 %, ``kept``, ``prunable``, ...)."""
+    return {**asdict(result.config), **result.extra_config, "key": result.key, **result.metrics}
+
+
+def _keyed(results, keys: Sequence[str]) -> list[tuple[dict, RunResult]]:
+    """``(key columns, result)`` pairs of a list of results or a ``{tuple: result}`` dict."""
+    if not isinstance(results, Mapping):
+        if keys:
+            raise ValueError(f"keys {tuple(keys)} name the parts of a dict's tuple keys; "
+                             "got no dict but a list of results")
+        return [({}, result) for result in results]
+    pairs = []
+    for key, result in results.items():
+        if not isinstance(key, tuple) or len(key) != len(keys):
+            raise ValueError(f"the key {key!r} does not fit the key names {tuple(keys)}: "
+                             "give one name per part of the dict's tuple keys")
+        pairs.append((dict(zip(keys, key)), result))
+    return pairs
+
+
+def runs_table(results: Iterable[RunResult] | Mapping[tuple, RunResult],
+               keys: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per run: :func:`run_row` of each result, after the ``keys`` columns when
+    ``results`` is a dict keyed by tuples (``keys`` names their parts, e.g. notebook 06's
+    ``("method", "compression", "seed", "variant")``; a key column wins over a config
+    field of the same name). Raises ValueError when ``keys`` do not fit.
+
+    >>> from synflow.experiments.results import RunResult
+    >>> from synflow.experiments.runconfig import RunConfig
+    >>> run = RunResult(RunConfig("mlp", "cifar10", "magnitude", 10.0), {}, {"best_top1": 42.0},
+    ...                 [], [], [], {})
+    >>> runs_table({("magnitude", 10.0): run}, ("method", "compression"))[
+    ...     ["method", "compression", "pruner", "best_top1"]].to_dict("records")
+    [{'method': 'magnitude', 'compression': 10.0, 'pruner': 'magnitude', 'best_top1': 42.0}]
+    """
+    rows = []
+    for key, result in _keyed(results, keys):
+        rows.append({**key, **{k: v for k, v in run_row(result).items() if k not in key}})
+    return pd.DataFrame(rows)
+
+
+def layers_table(results: Iterable[RunResult] | Mapping[tuple, RunResult],
+                 keys: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per (run, prunable layer): the ``keys`` columns (see :func:`runs_table`),
+    ``pruner``, ``compression``, ``seed``, then ``layer_index`` (1 = the input layer),
+    ``layer`` (its weight's name), ``kept``, ``total`` and ``fraction_kept``."""
+    rows = []
+    for key, result in _keyed(results, keys):
+        config = {"pruner": result.config.pruner, "compression": result.config.compression,
+                  "seed": result.config.seed}
+        for index, layer in enumerate(result.layers, start=1):
+            rows.append({**key, **{k: v for k, v in config.items() if k not in key},
+                         "layer_index": index, "layer": layer["layer"], "kept": layer["kept"],
+                         "total": layer["total"], "fraction_kept": layer["kept"] / layer["total"]})
+    return pd.DataFrame(rows)
+
+
+def keeps_target(result: RunResult) -> bool:
+    """Whether the run kept exactly round(N / compression) of its N prunable weights."""
+    metrics = result.metrics
+    return metrics["kept"] == round(metrics["prunable"] / result.config.compression)
+
+
+def same_layer_counts(a: RunResult, b: RunResult) -> bool:
+    """Whether two runs kept the same number of weights in every layer."""
+    return [layer["kept"] for layer in a.layers] == [layer["kept"] for layer in b.layers]
+
+
+def imp_variant(config: RunConfig) -> str:
+    """Notebook 05's label of a run: "dense", "magnitude at init" (``cycles=0``) or
+    "IMP <k> cycle(s), rewind" / "..., no rewind"."""
+    if config.pruner == DENSE:
+        return "dense"
+    if config.cycles == 0:
+        return "magnitude at init"
+    return f"IMP {config.cycles} cycle(s), " + ("rewind" if config.rewind else "no rewind")
+
+
+def cycles_table(results: Iterable[RunResult]) -> pd.DataFrame:
+    """One row per (IMP run, cycle): compression, cycles, rewind, seed of the run, the
+    cycle's record (``cycle``, ``best_top1``, ``final_top1``, ``compression_reached``,
+    ``kept``, ``masks_only_shrank``, ``kept_at_initial_values``) and ``target``, the
+    exact count cycle j of k must keep: round(N / compression ** (j / k))."""
+    rows = []
+    for result in results:
+        config, prunable = result.config, result.metrics["prunable"]
+        for cycle in result.cycles or []:
+            record = {("compression_reached" if k == "compression" else k): v
+                      for k, v in cycle.items()}
+            rows.append({"compression": config.compression, "cycles": config.cycles,
+                         "rewind": config.rewind, "seed": config.seed, **record,
+                         "target": round(prunable / config.compression
+                                         ** (cycle["cycle"] / config.cycles))})
+    return pd.DataFrame(rows)
+
+
+def imp_keeps_targets(result: RunResult) -> bool:
+    """Whether every one of the run's ``cycles`` IMP cycles was recorded and kept exactly
+    its target count (see :func:`cycles_table`)."""
+    config, prunable = result.config, result.metrics["prunable"]
+    return [cycle["kept"] for cycle in result.cycles or []] == [
+        round(prunable / config.compression ** (j / config.cycles))
+        for j in range(1, config.cycles + 1)]
+
+
+def layer_history(result: RunResult) -> pd.DataFrame:
+    """A ``record_layers`` run's layer records, one row per (epoch, layer): epoch (0 =
+    initialization), layer, size, kept, total_sq, mean_sq (Figure 5b). Raises ValueError
+    for a run recorded without them."""
+    if result.layer_history is None:
+        raise ValueError(f"run {result.config.name()} has no layer records; "
+                         "run it with record_layers=True")
+    return pd.DataFrame(result.layer_history)
+
+
+def squared_weight_drift(history: pd.DataFrame) -> pd.DataFrame:
+    """Figure 5b's drift towards layer-wise conservation, per epoch of ``history``
+    (:func:`layer_history`): ``slope`` (log-log fit of mean_sq against 1/size, 1 =
+    equal layer totals), ``total spread`` of the layer totals, ``increment spread`` of
+    their growth since epoch 0 (0 = every layer gained the same, as under gradient
+    flow; NaN at epoch 0) and ``total max/min``. Indexed by epoch."""
+    initial = history[history["epoch"] == 0].set_index("layer")["total_sq"]
+    rows = []
+    for epoch, part in history.groupby("epoch"):
+        part = part.set_index("layer")
+        rows.append({
+            "epoch": epoch,
+            "slope": fit_slope(part["size"], part["mean_sq"]),
+            "total spread": total_spread(part["total_sq"]),
+            "increment spread": (total_spread(part["total_sq"] - initial) if epoch
+                                 else np.nan),
+            "total max/min": part["total_sq"].max() / part["total_sq"].min(),
+        })
+    return pd.DataFrame(rows).set_index("epoch")

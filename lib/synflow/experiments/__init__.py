@@ -6,6 +6,7 @@ cluster.
 | runconfig  | :class:`RunConfig`: everything that determines a run, its name and hash      |
 | results    | :class:`RunResult`: the one owner of ``run.json``                            |
 | execution  | build, prune, train, measure one run, resumable                              |
+| weights    | rewinding to init, kept weights at init, Figure 5b's layer records           |
 | store      | the results store: run once, load afterwards; failures, frames               |
 | claims     | one worker per run, on one machine or many                                   |
 | profiles   | the notebooks' parameter profiles (smoke, laptop, paper), shipped here       |

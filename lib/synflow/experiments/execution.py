@@ -1,9 +1,11 @@
 """Executing one run: build, prune, train, measure -- resumable from a training checkpoint.
 
 :func:`execute` turns a :class:`synflow.experiments.runconfig.RunConfig` into its
-:class:`synflow.experiments.results.RunResult`
-(pruning at initialization, IMP cycles, the mask variants of the sanity checks,
-layer records). With ``checkpoint=<path>`` it saves the training state there
+:class:`synflow.experiments.results.RunResult`, in steps that are each a small function:
+:func:`prune_to` (pruning at init, with the mask variants of the sanity checks,
+:func:`mask_variant`), :func:`imp_cycles` (iterative magnitude pruning),
+:func:`record_layers` (Figure 5b's layer records) and :func:`assemble` (the result).
+With ``checkpoint=<path>`` it saves the training state there
 atomically every ``checkpoint_every`` epochs (:func:`synflow.training.checkpoints.training_state`:
 weights, masks, optimizer, scheduler, data order, RNG states) together with the
 run's progress (IMP cycle, initial weights for rewinding, records so far); a run
@@ -18,7 +20,8 @@ import functools
 import os
 import platform
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -29,9 +32,7 @@ from ..core.masks import (
     compression_of,
     count_kept,
     current_masks,
-    effective_weight,
     empty_layers,
-    prunable_layers,
     shuffle_masks,
 )
 from ..core.scorers import DATA_METHODS
@@ -43,6 +44,25 @@ from ..training import loop as training_loop
 from ..training.checkpoints import load_checkpoint, save_checkpoint
 from .results import RunResult
 from .runconfig import RunConfig
+from .weights import at_initial_values, layer_weight_statistics, rewind
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What every step of one execution shares: the run, its dataset and where it runs."""
+
+    config: RunConfig
+    info: data_images.DatasetInfo
+    device: torch.device
+    root: object = None
+    cache: object = None
+
+    def build(self) -> torch.nn.Module:
+        """The run's network at initialization (the same weights on every call)."""
+        config, info = self.config, self.info
+        return build_model(config.model, num_classes=info.num_classes,
+                           input_shape=info.input_shape, width=config.width, seed=config.seed,
+                           init=config.init).to(self.device)
 
 
 def execute(
@@ -60,69 +80,52 @@ def execute(
     wall_start = time.time()
     device = torch.device(device) if device is not None else training_loop.default_device()
     saved = load_checkpoint(checkpoint, config) if checkpoint is not None else None
-    info = data_images.dataset_info(config.dataset, root=root, cache=cache)
-
-    def build():
-        return build_model(
-            config.model,
-            num_classes=info.num_classes,
-            input_shape=info.input_shape,
-            width=config.width,
-            seed=config.seed,
-            init=config.init,
-        ).to(device)
-
-    model = build()
+    setting = Setting(config, data_images.dataset_info(config.dataset, root=root, cache=cache),
+                      device, root, cache)
+    model = setting.build()
     training = config.training()
-    data = _training_data(config, training, info, device, root, cache)
-
-    def prune_to(compression):
-        # pruning at init is deterministic in these fields: the masks of an earlier run of
-        # this process (e.g. the "as_found" run of a "shuffled" one) are reused
-        remembered = (config.model, config.init, config.dataset, config.width, config.seed,
-                      config.pruner, compression, config.iterations, config.schedule,
-                      config.scope, config.invert, config.prune_per_class, config.bn_mode,
-                      str(root), os.environ.get("SYNFLOW_DATA"))
-        if not config.cycles and remembered in _MASKS:
-            masks = {name: mask.to(device) for name, mask in _MASKS[remembered].items()}
-            apply_masks(model, masks)
-            return masks
-        batches = None
-        if config.pruner in DATA_METHODS:
-            batches = data_batches.pruning_batches(
-                config.dataset,
-                root=root,
-                cache=cache,
-                per_class=config.prune_per_class,
-                seed=config.seed,
-                device=device,
-            )
-        masks = prune(
-            model,
-            config.pruner,
-            compression,
-            iterations=config.iterations,
-            schedule=config.schedule,
-            scope=config.scope,
-            data=batches,
-            input_shape=info.input_shape,
-            invert=config.invert,
-            seed=config.seed,
-            bn_mode=config.bn_mode,
-        )
-        if not config.cycles:
-            _MASKS[remembered] = {name: mask.cpu().clone() for name, mask in masks.items()}
-            while len(_MASKS) > 16:
-                _MASKS.pop(next(iter(_MASKS)))
-        return masks
-
+    data = _training_data(config, training, setting.info, device, root, cache)
     # the run's progress besides the training state: stage 1..cycles are IMP's trainings,
     # stage cycles + 1 the final one
     progress = saved["progress"] if saved else {
         "cycles": [], "prune_seconds": None, "layer_history": [], "initial": None}
     resume_stage = saved["stage"] if saved else 0
+    fit = trainer(setting, training, data, saved, checkpoint, progress, on_checkpoint,
+                  checkpoint_every)
 
-    def fit(stage, desc, on_epoch=None):
+    start = time.perf_counter()
+    masks = None
+    final_stage = config.cycles + 1
+    if resume_stage == final_stage:
+        pass  # pruned (and rewound) before the checkpoint: the state holds the masks
+    elif config.pruned and config.cycles:
+        masks = imp_cycles(model, setting, fit, progress, resume_stage)
+    elif config.pruned:
+        model, masks = mask_variant(prune_to(model, setting, config.compression), model,
+                                    setting)
+    if progress["prune_seconds"] is None:
+        progress["prune_seconds"] = time.perf_counter() - start
+    progress["initial"] = None  # no longer needed by the final training's checkpoints
+
+    on_epoch = None
+    if config.record_layers:
+        on_epoch = functools.partial(record_layers, progress["layer_history"])
+        if resume_stage != final_stage:
+            on_epoch(0, model)
+    metrics = fit(model, final_stage, config.name(), on_epoch=on_epoch)
+    if masks is None:
+        masks = current_masks(model)
+    return assemble(config, training, metrics, masks, progress, device=device,
+                    wall_start=wall_start, resume_stage=resume_stage)
+
+
+def trainer(setting: Setting, training, data, saved: dict | None, checkpoint: Path | None,
+            progress: dict, on_checkpoint, checkpoint_every: int) -> Callable:
+    """``fit(model, stage, desc, on_epoch=None) -> metrics``: one training of the run,
+    checkpointed with ``stage`` and ``progress`` (resumed from ``saved`` at its stage)."""
+    config, resume_stage = setting.config, saved["stage"] if saved else 0
+
+    def fit(model, stage, desc, on_epoch=None):
         def save(state):
             if checkpoint is not None:
                 save_checkpoint(checkpoint, config, stage, state, progress)
@@ -131,67 +134,109 @@ def execute(
 
         resume = saved["train"] if stage == resume_stage else None
         return training_loop.train(
-            model, data, training, device=device, seed=config.seed, root=root, cache=cache,
-            desc=desc, on_epoch=on_epoch, resume=resume, on_checkpoint=save,
-            checkpoint_every=checkpoint_every,
+            model, data, training, device=setting.device, seed=config.seed, root=setting.root,
+            cache=setting.cache, desc=desc, on_epoch=on_epoch, resume=resume,
+            on_checkpoint=save, checkpoint_every=checkpoint_every,
         )
 
-    start = time.perf_counter()
-    masks = None
-    cycles = progress["cycles"]
-    final_stage = config.cycles + 1
-    if resume_stage == final_stage:
-        pass  # pruned (and rewound) before the checkpoint: the state holds the masks
-    elif config.pruned and config.cycles:
-        # iterative magnitude pruning: train, prune, rewind (or not), ... then train again
-        if progress["initial"] is None:
-            progress["initial"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        initial = progress["initial"]
-        for cycle in range(max(1, resume_stage), config.cycles + 1):
-            metrics = fit(cycle, f"{config.name()} cycle {cycle}/{config.cycles}")
-            before = current_masks(model)
-            masks = prune_to(config.compression ** (cycle / config.cycles))
-            if config.rewind:
-                rewind(model, initial)
-            cycles.append(
-                {
-                    "cycle": cycle,
-                    "best_top1": metrics["best_top1"],
-                    "final_top1": metrics["final_top1"],
-                    "compression": compression_of(masks),
-                    "kept": sum(k for k, _ in count_kept(masks).values()),
-                    # self-checks: the mask only shrank; where the kept weights stand
-                    "masks_only_shrank": all(
-                        bool((masks[n] <= before[n]).all()) for n in masks
-                    ),
-                    "kept_at_initial_values": _at_initial_values(model, initial),
-                }
-            )
-    elif config.pruned:
-        masks = prune_to(config.compression)
-        if config.mask == "shuffled":
-            masks = shuffle_masks(masks, seed=config.seed)
-            model = build()  # the same initial weights, unmasked
-            apply_masks(model, masks)
-        elif config.mask == "reinit":
-            init = model_init(config.model, config.init)  # redraw from the net's own law
-            reinitialize_kept(model, seed=config.seed, init=init)
-    if progress["prune_seconds"] is None:
-        progress["prune_seconds"] = time.perf_counter() - start
-    prune_seconds = progress["prune_seconds"]
-    progress["initial"] = None  # no longer needed by the final training's checkpoints
-    layer_history = progress["layer_history"]
+    return fit
 
-    def record(epoch, trained):
-        layer_history.extend(
-            {"epoch": epoch, **row} for row in layer_weight_statistics(trained)
+
+def prune_to(model: torch.nn.Module, setting: Setting, compression: float) -> dict:
+    """Prune ``model`` in place to ``compression`` with the run's pruner; returns the masks.
+
+    At initialization pruning is deterministic in the fields remembered here: the masks
+    of an earlier run of this process (e.g. the "as found" run of a "shuffled" one) are
+    reused. IMP's cycles (``config.cycles``) prune trained weights and are never reused.
+    """
+    config, device = setting.config, setting.device
+    remembered = (config.model, config.init, config.dataset, config.width, config.seed,
+                  config.pruner, compression, config.iterations, config.schedule,
+                  config.scope, config.invert, config.prune_per_class, config.bn_mode,
+                  str(setting.root), os.environ.get("SYNFLOW_DATA"))
+    if not config.cycles and remembered in _MASKS:
+        masks = {name: mask.to(device) for name, mask in _MASKS[remembered].items()}
+        apply_masks(model, masks)
+        return masks
+    batches = None
+    if config.pruner in DATA_METHODS:
+        batches = data_batches.pruning_batches(
+            config.dataset, root=setting.root, cache=setting.cache,
+            per_class=config.prune_per_class, seed=config.seed, device=device,
         )
+    masks = prune(
+        model, config.pruner, compression, iterations=config.iterations,
+        schedule=config.schedule, scope=config.scope, data=batches,
+        input_shape=setting.info.input_shape, invert=config.invert, seed=config.seed,
+        bn_mode=config.bn_mode,
+    )
+    if not config.cycles:
+        _MASKS[remembered] = {name: mask.cpu().clone() for name, mask in masks.items()}
+        while len(_MASKS) > 16:
+            _MASKS.pop(next(iter(_MASKS)))
+    return masks
 
-    if config.record_layers and resume_stage != final_stage:
-        record(0, model)
-    metrics = fit(final_stage, config.name(), on_epoch=record if config.record_layers else None)
-    if masks is None:
-        masks = current_masks(model)
+
+# masks of recent prunings at initialization in this process (see prune_to)
+_MASKS: dict[tuple, dict] = {}
+
+
+def mask_variant(masks: dict, model: torch.nn.Module,
+                 setting: Setting) -> tuple[torch.nn.Module, dict]:
+    """The sanity checks' variant of a mask found at init (``config.mask``): "shuffled"
+    permutes each layer's mask on a fresh copy of the initial weights, "reinit" redraws
+    the kept weights from the net's own init law; "as_found" keeps both. Returns the
+    (model, masks) to train."""
+    config = setting.config
+    if config.mask == "shuffled":
+        masks = shuffle_masks(masks, seed=config.seed)
+        model = setting.build()  # the same initial weights, unmasked
+        apply_masks(model, masks)
+    elif config.mask == "reinit":
+        init = model_init(config.model, config.init)  # redraw from the net's own law
+        reinitialize_kept(model, seed=config.seed, init=init)
+    return model, masks
+
+
+def imp_cycles(model: torch.nn.Module, setting: Setting, fit: Callable, progress: dict,
+               resume_stage: int) -> dict:
+    """Iterative magnitude pruning: ``config.cycles`` times train, prune to density
+    compression**(-j / cycles), rewind the kept weights to init (or not); each cycle's
+    record goes to ``progress["cycles"]``. Continues after the stage of a resumed run;
+    returns the last masks."""
+    config = setting.config
+    if progress["initial"] is None:
+        progress["initial"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    initial, masks = progress["initial"], None
+    for cycle in range(max(1, resume_stage), config.cycles + 1):
+        metrics = fit(model, cycle, f"{config.name()} cycle {cycle}/{config.cycles}")
+        before = current_masks(model)
+        masks = prune_to(model, setting, config.compression ** (cycle / config.cycles))
+        if config.rewind:
+            rewind(model, initial)
+        progress["cycles"].append({
+            "cycle": cycle,
+            "best_top1": metrics["best_top1"],
+            "final_top1": metrics["final_top1"],
+            "compression": compression_of(masks),
+            "kept": sum(k for k, _ in count_kept(masks).values()),
+            # self-checks: the mask only shrank; where the kept weights stand
+            "masks_only_shrank": all(bool((masks[n] <= before[n]).all()) for n in masks),
+            "kept_at_initial_values": at_initial_values(model, initial),
+        })
+    return masks
+
+
+def record_layers(history: list, epoch: int, model: torch.nn.Module) -> None:
+    """Append ``model``'s :func:`layer_weight_statistics` at ``epoch`` to ``history``."""
+    history.extend({"epoch": epoch, **row} for row in layer_weight_statistics(model))
+
+
+def assemble(config: RunConfig, training, metrics: dict, masks: dict, progress: dict, *,
+             device: torch.device, wall_start: float, resume_stage: int) -> RunResult:
+    """The run's :class:`RunResult` from the final training's ``metrics``, the final
+    ``masks`` and the ``progress`` (IMP cycles, layer records, pruning time);
+    ``wall_start`` is the ``time.time()`` the execution (or its resume) began."""
     kept = count_kept(masks)
     history = metrics.pop("history")
     metrics.update(
@@ -199,7 +244,7 @@ def execute(
         kept=sum(k for k, _ in kept.values()),
         prunable=sum(n for _, n in kept.values()),
         empty_layers=len(empty_layers(masks)),
-        prune_seconds=prune_seconds,
+        prune_seconds=progress["prune_seconds"],
     )
     return RunResult(
         config=config,
@@ -218,13 +263,9 @@ def execute(
             "duration": time.time() - wall_start,
             "resumed_from_stage": resume_stage or None,
         },
-        cycles=cycles or None,
-        layer_history=layer_history if config.record_layers else None,
+        cycles=progress["cycles"] or None,
+        layer_history=progress["layer_history"] if config.record_layers else None,
     )
-
-
-# masks of recent prunings at initialization in this process (see execute's prune_to)
-_MASKS: dict[tuple, dict] = {}
 
 
 def _training_data(config, training, info, device, root, cache):
@@ -255,49 +296,3 @@ def _subset_images(dataset, root, cache, split, per_class, seed):
         dataset, split, root=None if root == "None" else root,
         cache=None if cache == "None" else cache, per_class=per_class, seed=seed,
     )
-
-
-def rewind(model: torch.nn.Module, initial: dict) -> None:
-    """Set every parameter and buffer of ``model`` back to ``initial`` (a state dict of
-    the unmasked model at initialization), keeping the current masks: a masked
-    layer's ``weight_orig`` gets the initial weight times its mask."""
-    layers = prunable_layers(model)
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if name.endswith("weight_mask"):
-                continue
-            source = initial[name.removesuffix("_orig")] if name.endswith("weight_orig") else (
-                initial[name])
-            tensor.copy_(source)
-        masks = current_masks(model)
-    apply_masks(model, {name: masks[name] for name in layers})
-
-
-def _at_initial_values(model: torch.nn.Module, initial: dict) -> bool:
-    """Whether every kept weight of ``model`` equals its value in ``initial``."""
-    for name, module in prunable_layers(model).items():
-        mask = current_masks_of(module).bool()
-        if not torch.equal(effective_weight(module)[mask], initial[name].to(mask.device)[mask]):
-            return False
-    return True
-
-
-def layer_weight_statistics(model: torch.nn.Module) -> list[dict]:
-    """Per prunable layer: ``size`` (all weights), ``kept`` (unpruned), ``mean_sq`` (mean
-    squared effective weight over the kept weights) and ``total_sq`` (their sum), in
-    float64 -- the quantities of the paper's Figure 5b."""
-    rows = []
-    for name, module in prunable_layers(model).items():
-        weight = effective_weight(module).double()
-        kept = int(torch.count_nonzero(current_masks_of(module)))
-        total = float(weight.pow(2).sum())
-        rows.append(
-            {"layer": name, "size": weight.numel(), "kept": kept, "total_sq": total,
-             "mean_sq": total / max(kept, 1)}
-        )
-    return rows
-
-
-def current_masks_of(module: torch.nn.Module) -> torch.Tensor:
-    mask = getattr(module, "weight_mask", None)
-    return mask if mask is not None else torch.ones_like(module.weight, dtype=torch.bool)

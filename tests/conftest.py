@@ -1,4 +1,11 @@
-"""Shared fixtures."""
+"""Shared fixtures.
+
+The tests do not depend on the machine: "auto" training precision means float32 here
+(tests of bfloat16 ask for it), and a sweep runs its runs in this process (tests of
+side-by-side workers ask for them).
+"""
+
+import os
 
 import pytest
 
@@ -7,6 +14,9 @@ from test_data import write_image_folder
 # tests/cluster needs a Slurm: `make test-cluster` brings one up and runs it (where it must
 # fail, not skip, under $CI); `pytest tests` does not collect it.
 collect_ignore = ["cluster"]
+
+os.environ["SYNFLOW_TRAIN_PRECISION"] = "float32"
+os.environ["SYNFLOW_WORKERS"] = "1"
 
 
 @pytest.fixture

@@ -2,7 +2,9 @@
 #
 #   make reproduce   create .venv if missing, install, run every notebooks/NN_*.ipynb at the
 #                    laptop profile, in place (PROFILE=smoke|laptop|paper: other profiles write
-#                    notebooks/<profile>/ and figures/<profile>/; NOTEBOOKS="00_quickstart ...")
+#                    notebooks/<profile>/ and figures/<profile>/; NOTEBOOKS="00_quickstart ...");
+#                    notebooks and training runs side by side, JOBS at once (default: the
+#                    CPUs), one thread each, so the outputs do not depend on JOBS
 #   make test        create .venv if missing, install, run pytest on tests/, then every notebook
 #                    at the smoke profile under nbval (cells marked NBVAL_CHECK_OUTPUT compared)
 #   make test-cluster  create .venv if missing, install, bring up a private single-node Slurm
@@ -22,6 +24,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.synflow-installed
 PROFILE ?= laptop
 NOTEBOOKS ?=
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -40,7 +43,7 @@ $(STAMP): $(ROOT)/pyproject.toml | $(BIN)/python
 	touch "$@"
 
 reproduce: $(STAMP)
-	"$(BIN)/python" "$(ROOT)/tools/run_notebooks.py" --profile "$(PROFILE)" $(NOTEBOOKS)
+	"$(BIN)/python" "$(ROOT)/tools/run_notebooks.py" --profile "$(PROFILE)" --jobs "$(JOBS)" $(NOTEBOOKS)
 
 # Tests write figures and results to a temporary folder, never into the repository.
 test: $(STAMP)

@@ -6,7 +6,9 @@
 #                    notebooks and training runs side by side, JOBS at once (default: the
 #                    CPUs), one thread each, so the outputs do not depend on JOBS
 #   make test        create .venv if missing, install, run pytest on tests/, then every notebook
-#                    at the smoke profile under nbval (cells marked NBVAL_CHECK_OUTPUT compared)
+#                    at the smoke profile under nbval (cells marked NBVAL_CHECK_OUTPUT compared),
+#                    then the GPU check's code on the CPU (benchmarks/gpu_check.py --device cpu
+#                    --quick; on a GPU machine run it without options)
 #   make test-cluster  create .venv if missing, install, bring up a private single-node Slurm
 #                    (tools/slurm/with_slurm.sh: as root; installs slurm-wlm and munge with
 #                    apt-get when missing), run tests/cluster (a sweep as a Slurm job array),
@@ -61,9 +63,13 @@ test: $(STAMP)
 		"$(BIN)/python" -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider \
 			--rootdir "$$tmp/notebooks" "$$tmp/notebooks" || notebooks=$$?
 	fi
+	echo "== the GPU check's code on the CPU: benchmarks/gpu_check.py --device cpu --quick"
+	gpu=0
+	"$(BIN)/python" "$(ROOT)/benchmarks/gpu_check.py" --device cpu --quick \
+		--output "$$tmp/gpu_check.json" || gpu=$$?
 	verdict() { if [ "$$1" -eq 0 ]; then echo passed; else echo "FAILED (exit $$1)"; fi; }
-	echo "== summary: unit tests $$(verdict $$unit); notebooks (smoke, nbval) $$(verdict $$notebooks)"
-	[ $$unit -eq 0 ] && [ $$notebooks -eq 0 ]
+	echo "== summary: unit tests $$(verdict $$unit); notebooks (smoke, nbval) $$(verdict $$notebooks); gpu check (cpu, quick) $$(verdict $$gpu)"
+	[ $$unit -eq 0 ] && [ $$notebooks -eq 0 ] && [ $$gpu -eq 0 ]
 
 # Not part of `make test`: it needs root and a few minutes, and under $CI it must fail
 # (not skip) without Slurm. Results and submitit logs go to pytest's temporary folders.

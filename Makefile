@@ -2,10 +2,14 @@
 #
 #   make reproduce   create .venv if missing, install, run every notebooks/NN_*.ipynb at the
 #                    laptop profile, in place (PROFILE=smoke|laptop|paper: other profiles write
-#                    notebooks/<profile>/ and figures/<profile>/; NOTEBOOKS="00_quickstart ...")
+#                    notebooks/<profile>/ and figures/<profile>/; NOTEBOOKS="00_quickstart ...");
+#                    notebooks and training runs side by side, JOBS at once (default: the
+#                    CPUs), one thread each, so the outputs do not depend on JOBS
 #   make test        create .venv if missing, install, run pytest on tests/, then every notebook
 #                    at the smoke profile under nbval (cells marked NBVAL_CHECK_OUTPUT compared),
-#                    then `make test-install`'s check of the package as a user installs it
+#                    then the GPU check's code on the CPU (benchmarks/gpu_check.py --device cpu
+#                    --quick; on a GPU machine run it without options), then
+#                    `make test-install`'s check of the package as a user installs it
 #   make test-install  build a wheel from a copy of the sources, install it (not editable) into
 #                    a fresh virtual environment outside the checkout and run
 #                    tools/installed_smoke.py there from an empty folder: synflow imported from
@@ -33,6 +37,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.synflow-installed
 PROFILE ?= laptop
 NOTEBOOKS ?=
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -51,7 +56,7 @@ $(STAMP): $(ROOT)/pyproject.toml | $(BIN)/python
 	touch "$@"
 
 reproduce: $(STAMP)
-	"$(BIN)/python" "$(ROOT)/tools/run_notebooks.py" --profile "$(PROFILE)" $(NOTEBOOKS)
+	"$(BIN)/python" "$(ROOT)/tools/run_notebooks.py" --profile "$(PROFILE)" --jobs "$(JOBS)" $(NOTEBOOKS)
 
 # Tests write figures and results to a temporary folder, never into the repository.
 test: $(STAMP)
@@ -69,13 +74,17 @@ test: $(STAMP)
 		"$(BIN)/python" -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider \
 			--rootdir "$$tmp/notebooks" "$$tmp/notebooks" || notebooks=$$?
 	fi
+	echo "== the GPU check's code on the CPU: benchmarks/gpu_check.py --device cpu --quick"
+	gpu=0
+	"$(BIN)/python" "$(ROOT)/benchmarks/gpu_check.py" --device cpu --quick \
+		--output "$$tmp/gpu_check.json" || gpu=$$?
 	echo "== installed package: a wheel in a fresh environment (tools/test_install.sh)"
 	installed=0
 	"$(ROOT)/tools/test_install.sh" "$(BIN)/python" || installed=$$?
 	verdict() { if [ "$$1" -eq 0 ]; then echo passed; else echo "FAILED (exit $$1)"; fi; }
 	echo "== summary: unit tests $$(verdict $$unit); notebooks (smoke, nbval) $$(verdict $$notebooks);" \
-		"installed package (wheel, fresh environment) $$(verdict $$installed)"
-	[ $$unit -eq 0 ] && [ $$notebooks -eq 0 ] && [ $$installed -eq 0 ]
+		"gpu check (cpu, quick) $$(verdict $$gpu); installed package (wheel, fresh environment) $$(verdict $$installed)"
+	[ $$unit -eq 0 ] && [ $$notebooks -eq 0 ] && [ $$gpu -eq 0 ] && [ $$installed -eq 0 ]
 
 # The package as a user gets it (also the last step of `make test`): tools/test_install.sh
 # builds a wheel from a copy of the sources, installs it into a fresh virtual environment in

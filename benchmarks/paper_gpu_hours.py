@@ -21,7 +21,7 @@ import functools
 import torch
 
 from synflow.data import DATASETS
-from synflow.experiments import sweeps
+from synflow.experiments import profiles, sweeps
 from synflow.models import build_model
 
 # training and test images of the standard splits (Tiny ImageNet: its labelled val split)
@@ -71,7 +71,7 @@ def run_flop(config) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="paper", choices=sweeps.PROFILES)
+    parser.add_argument("--profile", default="paper", choices=profiles.PROFILES)
     parser.add_argument("--tflops", type=float, nargs=2, default=(30.0, 60.0),
                         metavar=("LOW", "HIGH"), help="effective TFLOP/s of one GPU (range)")
     args = parser.parse_args()

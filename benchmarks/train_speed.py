@@ -1,36 +1,38 @@
-"""Training speed: our masked training step and data pipeline against plain PyTorch.
+"""Training speed: the project's training epoch against a plain float32 NCHW PyTorch loop.
 
-For CIFAR VGG-16 (BN) at width 1/4 and ResNet-20, on the CPU (and on CUDA when
-available), prints
+For CIFAR VGG-16 (BN) at width 1/8 and 1/2 and ResNet-20, in ONE run with the variants
+interleaved (best of ``--repeats`` rounds, so a busy machine slows every side alike),
+prints on the CPU (and on CUDA when available):
 
-1. images/s of ``synflow.training``'s training step on a pruned (masked) model
-   against a plain dense PyTorch loop (same model, same batch, same SGD; on
-   CUDA both channels-last under bf16 autocast). Goal: masked/dense time <= 1.05.
-2. the time of an epoch fed by ``synflow.data.Batches`` (shuffle, batched crop +
-   flip, normalisation on the training device) against the same epoch fed by
-   pre-loaded, pre-normalised tensors. Goal: pipeline/pre-loaded <= 1.1.
+1. ``ours/plain``: the project's epoch (``synflow.training.loop.train_epoch`` in the
+   precision "auto" resolves to here, fed by ``synflow.data.Batches``: shuffle, batched
+   crop + flip and normalisation included) on a pruned model, over a plain float32 NCHW
+   PyTorch loop (dense model, same SGD) over the same batches, pre-made.
+   Goal on a CPU with native bf16: <= 0.6.
+2. ``masked/dense``: the project's epoch on the pruned model over the same on the dense
+   model (the cost of the masks). Goal: <= 1.05.
 
-Timings are the best of ``--repeats`` alternating runs. The epoch uses
-``--images`` CIFAR-10 training images (a class-balanced subset read from the
-data root; random images if CIFAR-10 is absent).
+One thread by default: the project's CPU runs train with one thread each, side by side.
 
-    SYNFLOW_DATA=../shared/data python benchmarks/train_speed.py [--threads 2]
+    SYNFLOW_DATA=... python benchmarks/train_speed.py [--quick] [--threads 1] [--precision auto]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import time
 
 import torch
 import torch.nn.functional as F
 
-import synflow
 from synflow import data
-from synflow.training import loop as train_loop
-from synflow.training import presets
+from synflow.core.loop import prune
+from synflow.models.registry import build_model
+from synflow.training import loop, precision, presets
 
-MODELS = (("vgg16_bn", 0.25), ("resnet20", 1.0))
+MODELS = (("vgg16_bn", 0.125), ("vgg16_bn", 0.5), ("resnet20", 1.0))
 
 
 def sync(device):
@@ -38,63 +40,52 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def timed(fn, device) -> float:
-    sync(device)
-    start = time.perf_counter()
-    fn()
-    sync(device)
-    return time.perf_counter() - start
-
-
-def build(name, width, device, pruned):
-    model = synflow.build_model(name, width=width, seed=0)
+def build(name, width, device, pruned, memory_format=torch.contiguous_format):
+    model = build_model(name, width=width, seed=0)
     if pruned:
-        synflow.prune(model, "magnitude", 10)
-    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+        prune(model, "magnitude", 10)
     return model.to(device=device, memory_format=memory_format)
 
 
-def dense_loop(model, batches, config, device):
-    """A plain PyTorch training loop: the reference."""
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=0.9, nesterov=True,
-        weight_decay=config.weight_decay,
-    )
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
+def plain_epoch(model, batches, config):
+    """A plain float32 NCHW PyTorch loop: the reference."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, nesterov=True,
+                                weight_decay=config.weight_decay)
 
     def run():
         model.train()
         for inputs, targets in batches:
             optimizer.zero_grad(set_to_none=True)
-            if autocast is not None:
-                with autocast:
-                    loss = F.cross_entropy(model(inputs), targets)
-            else:
-                loss = F.cross_entropy(model(inputs), targets)
-            loss.backward()
+            F.cross_entropy(model(inputs), targets).backward()
             optimizer.step()
 
     return run
 
 
-def ours(model, batches, config, device):
-    optimizer, _ = train_loop.optimizer_for(model, config)
-    return lambda: train_loop.train_epoch(model, batches, optimizer, device)
+def our_epoch(model, batches, config, device, name):
+    optimizer, _ = loop.optimizer_for(model, config)
+    return lambda: loop.train_epoch(model, batches, optimizer, device, name)
 
 
-def best_of(functions: dict, device, repeats: int) -> dict:
+def interleaved(functions: dict, device, repeats: int) -> dict:
+    """Best time of each function over ``repeats`` rounds, one call of each per round."""
     best = dict.fromkeys(functions, float("inf"))
     for fn in functions.values():
-        fn()  # warm-up (cudnn autotuning, allocator)
+        fn()  # warm-up (allocator, oneDNN primitives, cudnn autotuning)
     for _ in range(repeats):
         for key, fn in functions.items():
-            best[key] = min(best[key], timed(fn, device))
+            sync(device)
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            best[key] = min(best[key], time.perf_counter() - start)
     return best
 
 
 def epoch_images(count: int) -> data.Images:
     try:
-        return data.load("cifar10", "train", per_class=count // 10, seed=0, download=False)
+        return data.load("cifar10", "train", per_class=max(1, count // 10), seed=0,
+                         download=False)
     except (FileNotFoundError, ValueError) as error:
         print(f"  (CIFAR-10 not found: {error.__class__.__name__}; using random images)")
         generator = torch.Generator().manual_seed(0)
@@ -102,68 +93,55 @@ def epoch_images(count: int) -> data.Images:
         return data.Images(images, torch.arange(count) % 10, tuple(map(str, range(10))))
 
 
+def verdict(value: float, goal: float) -> str:
+    return f"goal <= {goal}: {'met' if value <= goal else 'MISSED'}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=10, help="training steps per timed run")
-    parser.add_argument("--images", type=int, default=1280, help="images in the timed epoch")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--model", action="append", help="name:width (default: both)")
+    parser.add_argument("--threads", type=int, default=precision.RUN_THREADS)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--images", type=int, default=640, help="images per timed epoch")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--precision", default="auto", choices=(*precision.PRECISIONS, "auto"),
+                        help="the project's precision (default: what auto means on the device)")
+    parser.add_argument("--model", action="append", help="name:width (default: the three)")
     parser.add_argument("--device", action="append", help="cpu and/or cuda (default: all)")
+    parser.add_argument("--quick", action="store_true", help="fewer images and rounds")
     args = parser.parse_args()
+    if args.quick:
+        args.images, args.repeats = min(args.images, 256), 1
     torch.set_num_threads(args.threads)
     devices = args.device or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     info = data.DATASETS["cifar10"]
     split = epoch_images(args.images)
-    print(f"torch {torch.__version__}, {args.threads} CPU threads, batch {args.batch}")
+    print(f"torch {torch.__version__}, {platform.machine()}, native CPU bf16 "
+          f"{precision.native_bf16()}, {args.threads} thread(s), batch {args.batch}, "
+          f"{len(split)} images per epoch, best of {args.repeats}; load average "
+          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    models = [(m.split(":")[0], float(m.split(":")[1])) for m in args.model or []] or MODELS
     for device in map(torch.device, devices):
-        memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-        models = [(m.split(":")[0], float(m.split(":")[1])) for m in args.model or []]
-        for name, width in models or MODELS:
-            config = presets.preset(name, "cifar10")
-            label = f"{name} width {width:g} on {device.type}"
-
-            # 1. one fixed batch, many steps: our masked step vs a plain dense loop
-            inputs, targets = next(iter(data.Batches(
-                split, info, batch_size=args.batch, augment=True, device=device,
-                memory_format=memory_format,
-            )))
-            steps = [(inputs, targets)] * args.steps
-            masked = build(name, width, device, pruned=True)
-            dense = build(name, width, device, pruned=False)
-            times = best_of(
-                {"dense": dense_loop(dense, steps, config, device),
-                 "masked": ours(masked, steps, config, device)},
-                device, args.repeats,
-            )
-            images = args.steps * args.batch
-            ratio = times["masked"] / times["dense"]
-            print(
-                f"{label}: step  dense {images / times['dense']:8.0f} img/s, "
-                f"ours (masked, compression 10) {images / times['masked']:8.0f} img/s, "
-                f"masked/dense time {ratio:.3f} (goal <= 1.05: {'met' if ratio <= 1.05 else 'MISSED'})"
-            )
-
-            # 2. one epoch: our data pipeline vs pre-loaded, pre-normalised tensors
-            pipeline = data.Batches(
-                split, info, batch_size=args.batch, shuffle=True, augment=True, seed=0,
-                device=device, memory_format=memory_format,
-            )
-            preloaded = [(x.clone(), y.clone()) for x, y in pipeline]
-            times = best_of(
-                {"preloaded": ours(masked, preloaded, config, device),
-                 "pipeline": ours(masked, pipeline, config, device)},
-                device, args.repeats,
-            )
-            ratio = times["pipeline"] / times["preloaded"]
-            alone = best_of({"alone": lambda batches=pipeline: list(batches)}, device, args.repeats)
-            print(
-                f"{label}: epoch of {len(split)} images  pre-loaded {times['preloaded']:.2f} s, "
-                f"our pipeline {times['pipeline']:.2f} s, pipeline/pre-loaded {ratio:.3f} "
-                f"(goal <= 1.1: {'met' if ratio <= 1.1 else 'MISSED'}); "
-                f"the pipeline alone {alone['alone']:.3f} s"
-            )
+        ours = precision.resolve(args.precision, device)
+        layout = precision.memory_format(ours)
+        config = presets.TrainConfig(1, 0.05, (), 0.1, 5e-4, precision=ours)
+        batches = data.Batches(split, info, batch_size=args.batch, shuffle=True, augment=True,
+                               seed=0, device=device, memory_format=layout)
+        premade = [(x.contiguous(), y) for x, y in batches]  # the same batches, NCHW float32
+        for name, width in models:
+            times = interleaved({
+                "plain": plain_epoch(build(name, width, device, False), premade, config),
+                "masked": our_epoch(build(name, width, device, True, layout), batches, config,
+                                    device, ours),
+                "dense": our_epoch(build(name, width, device, False, layout), batches, config,
+                                   device, ours),
+            }, device, args.repeats)
+            speed, masks = times["masked"] / times["plain"], times["masked"] / times["dense"]
+            print(f"{name} width {width:g} on {device.type}: plain fp32 NCHW "
+                  f"{len(split) / times['plain']:7.0f} img/s, ours ({ours}, masked) "
+                  f"{len(split) / times['masked']:7.0f} img/s; ours/plain {speed:.3f} "
+                  f"({verdict(speed, 0.6)}); masked/dense {masks:.3f} ({verdict(masks, 1.05)})",
+                  flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,25 @@ PLANS = {
     ('06_sanity_checks', 'paper'): (219, '10de71e5e57c13d8'),
 }
 
+# Since the training precision became part of a run's identity (issue 18), every
+# notebook's runs train in what "auto" means on the machine that plans them: float32 (the
+# names above, unchanged: LATER_FIELDS leaves train_precision "float32" out of the hash),
+# or bfloat16 with a CUDA GPU or a CPU with native bf16, where every planned run gets a
+# "-bf16" name and a new hash -- pinned here. The tests run with "auto" forced to
+# float32 (tests/conftest.py), so the pins above hold on every machine.
+PLANS_BF16 = {
+    ('04_accuracy_vs_compression', 'smoke'): (6, '5c6db5c4e980fac6'),
+    ('04_accuracy_vs_compression', 'laptop'): (78, 'fab75d240b222b35'),
+    ('04_accuracy_vs_compression', 'paper'): (2376, '3157cba869367e57'),
+    ('05_iterative_magnitude_pruning', 'smoke'): (9, '330d3fb18bd44f1a'),
+    ('05_iterative_magnitude_pruning', 'laptop'): (16, 'a7c77e4415d36062'),
+    ('05_iterative_magnitude_pruning', 'paper'): (67, '694e109fb1d946fe'),
+    ('06_sanity_checks', 'smoke'): (24, '6adc076f4faf6e05'),
+    ('06_sanity_checks', 'laptop'): (94, 'bf01f3a886961b5b'),
+    ('06_sanity_checks', 'paper'): (219, '91eda89b957f64af'),
+}
+BF16_NAME = (R(model='vgg16_bn', dataset='cifar10', pruner='synflow', compression=100.0, width=0.125, iterations=100, schedule='exponential', scope='global', invert=False, seed=0, subset=250, prune_per_class=10, preset=None, epochs=10, lr=0.05, batch_size=64, mask='as_found', cycles=0, rewind=True, test_subset=100, record_layers=False, bn_mode='eval', init='authors', train_precision='bfloat16'), 'vgg16_bn-w0.125-cifar10-synflow-c100-bf16-s0-8e77c33088')
+
 
 @pytest.mark.parametrize("label", sorted(NAMES))
 def test_run_names_and_hashes_are_pinned(label):
@@ -84,6 +103,29 @@ def test_every_training_notebooks_planned_runs_are_pinned(notebook, profile):
 
 def test_the_pins_cover_every_training_notebook_and_profile():
     assert set(PLANS) == {(n, p) for n in sweeps.BUILDERS for p in profiles.PROFILES}
+    assert set(PLANS_BF16) == set(PLANS)
+
+
+def test_float32_is_what_the_pins_above_were_made_with():
+    for config, name in NAMES.values():
+        assert config.train_precision == "float32"
+        assert store.RunConfig(**{**config.__dict__, "train_precision": "float32"}).name() == name
+
+
+def test_a_bfloat16_run_name_is_pinned():
+    config, name = BF16_NAME
+    assert config.name() == name
+
+
+@pytest.mark.parametrize(("notebook", "profile"), sorted(PLANS_BF16))
+def test_every_training_notebooks_planned_runs_in_bfloat16_are_pinned(notebook, profile,
+                                                                      monkeypatch):
+    monkeypatch.setenv("SYNFLOW_TRAIN_PRECISION", "bfloat16")  # "auto" on a bf16 machine
+    runs = launch.planned_runs([notebook], profile)
+    names = sorted(f"{experiment}/{config.name()}" for experiment, config in runs)
+    assert all("-bf16-" in name for name in names)
+    digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+    assert (len(runs), digest) == PLANS_BF16[(notebook, profile)]
 
 
 STORED = sorted(p.parent.name for p in FIXTURES.glob("*/run.json"))

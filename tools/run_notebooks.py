@@ -1,6 +1,7 @@
 """Execute the project's notebooks with papermill at one parameter profile.
 
-    python tools/run_notebooks.py [--profile laptop] [--output-dir DIR] [--prepare-only] [NAME ...]
+    python tools/run_notebooks.py [--profile laptop] [--output-dir DIR] [--prepare-only]
+                                  [--jobs N] [NAME ...]
 
 Every ``notebooks/NN_*.ipynb`` (or only the NAMEs given, e.g. ``00_quickstart``)
 gets its section of the profile (``synflow/experiments/profiles/<profile>.yaml``, shipped in
@@ -19,6 +20,9 @@ execution counts, and papermill's paths and timings are removed, so a rerun
 with the same results gives the same file. SYNFLOW_QUIET defaults to 1 (no
 progress bars in the saved outputs); instead, every run a notebook's results
 store finishes is printed here as it happens (via $SYNFLOW_PROGRESS_LOG).
+``--jobs N`` (``make reproduce`` passes the number of CPUs) runs the notebooks and the
+training notebooks' runs side by side, N jobs of one thread each, within the available
+memory (``tools/notebook_jobs.py``); their outputs do not depend on N.
 """
 
 from __future__ import annotations
@@ -207,7 +211,12 @@ def main(argv: list[str] | None = None) -> int:
                              "profile, notebooks/<profile>/ at the others)")
     parser.add_argument("--prepare-only", action="store_true",
                         help="inject the parameters without executing (keeps committed outputs)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="notebooks and training runs side by side, one thread each "
+                             "(default 1: one notebook after the other, torch's threads)")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be an integer >= 1, got {args.jobs}")
 
     try:
         notebooks = find_notebooks(args.notebooks)
@@ -229,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("SYNFLOW_FIGURES", str(ROOT / "figures" / args.profile))
     if output_dir:
         output_dir.mkdir(parents=True, exist_ok=True)
+    if args.jobs > 1 and not args.prepare_only:
+        return side_by_side(args, [notebook for notebook, _ in jobs], output_dir)
     verb, past = ("preparing", "prepared") if args.prepare_only else ("running", "run")
     failures = []
     for notebook, parameters in jobs:
@@ -257,6 +268,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"run_notebooks: {done} of {len(jobs)} notebook(s) {past} "
           f"at profile {args.profile}" + (f"; FAILED: {', '.join(failures)}" if failures else ""))
     return 1 if failures else 0
+
+
+def side_by_side(args, notebooks: list[Path], output_dir: Path | None) -> int:
+    """``--jobs N``: see ``tools/notebook_jobs.py``."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import notebook_jobs
+
+    def child_argv(notebook: Path) -> list[str]:
+        where = ["--output-dir", str(output_dir)] if output_dir else []
+        return [sys.executable, str(Path(__file__).resolve()), "--profile", args.profile,
+                *where, notebook.stem]
+
+    start = time.perf_counter()
+    failed = notebook_jobs.main(notebooks, args.profile, args.jobs, child_argv)
+    done = len(notebooks) - len(failed)
+    print(f"run_notebooks: {done} of {len(notebooks)} notebook(s) run at profile "
+          f"{args.profile} with {args.jobs} jobs in {time.perf_counter() - start:.1f} s"
+          + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -87,6 +87,9 @@ def parser() -> argparse.ArgumentParser:
                      help="save the training state every EPOCHS epochs (default 1); a "
                      "restarted run resumes from it")
     run.add_argument("--logs", help="submitit's folder (default: <results>/_submitit)")
+    run.add_argument("--runs-per-gpu", type=positive_int, default=1, metavar="N",
+                     help="inline and slurm: N worker processes per task, sharing its GPU "
+                     "and CPUs (default 1; pays when one run leaves the GPU mostly idle)")
     slurm = run.add_argument_group("slurm")
     slurm.add_argument("--partition", help="Slurm partition (default: the cluster's)")
     slurm.add_argument("--gpus-per-task", type=positive_int, help="GPUs per array task")

@@ -41,6 +41,7 @@ from ..data import images as data_images
 from ..models.inits import reinitialize_kept
 from ..models.registry import build_model, model_init
 from ..training import loop as training_loop
+from ..training import precision as precisions
 from ..training.checkpoints import load_checkpoint, save_checkpoint
 from .results import RunResult
 from .runconfig import RunConfig
@@ -65,6 +66,18 @@ class Setting:
                            init=config.init).to(self.device)
 
 
+def _one_thread_on_cpu(function):
+    """Run ``function(config, device=...)`` with :data:`precisions.RUN_THREADS` CPU
+    threads when the device is the CPU, so its numbers do not depend on the caller's."""
+    @functools.wraps(function)
+    def pinned(config, *, device=None, **kwargs):
+        device = torch.device(device) if device is not None else training_loop.default_device()
+        with precisions.cpu_threads(precisions.RUN_THREADS if device.type == "cpu" else None):
+            return function(config, device=device, **kwargs)
+    return pinned
+
+
+@_one_thread_on_cpu
 def execute(
     config: RunConfig, *, device=None, root=None, cache=None, checkpoint: Path | None = None,
     checkpoint_every: int = 1, on_checkpoint=None,
@@ -75,7 +88,10 @@ def execute(
     ``checkpoint_every`` epochs of every training, IMP cycles included; resumed
     from when it exists; left in place: the caller removes it once the result is
     stored). ``on_checkpoint()`` is called after each save (e.g. to check a claim).
-    Raises ValueError if the checkpoint belongs to another config.
+    Raises ValueError if the checkpoint belongs to another config. On the CPU it runs
+    with one thread (:data:`synflow.training.precision.RUN_THREADS`), whatever the
+    caller's thread count: its numbers are those of any run of its config on a CPU of
+    the same kind (run several side by side: ``store.sweep``'s workers).
     """
     wall_start = time.time()
     device = torch.device(device) if device is not None else training_loop.default_device()
@@ -275,7 +291,7 @@ def _training_data(config, training, info, device, root, cache):
     process (:func:`_subset_images`)."""
     if config.test_subset is None:
         return config.dataset
-    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    memory_format = precisions.memory_format(training.precision)
     key = (config.dataset, str(root), str(cache))
     train_images = _subset_images(*key, "train", training.subset, config.seed)
     test_images = _subset_images(*key, "test", config.test_subset, 0)

@@ -22,12 +22,12 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import submitit
 
-from . import claims, store, sweeps
+from . import claims, parallel, store, sweeps
 from .parameters import check_runs
 from .results import DamagedResult, RunResult
 from .runconfig import RunConfig, config_from_dict
@@ -93,8 +93,11 @@ class Worker(submitit.helpers.Checkpointable):
     checkpoint_every: int = 1
     stale_after: float | None = None
     threads: int | None = None
+    processes: int = 1  # --runs-per-gpu: worker processes side by side in this task
 
     def __call__(self, runs: list[tuple[str, dict]]) -> dict:
+        if self.processes > 1:
+            return self.packed(runs)
         startup = process_age()
         if startup is not None:
             print(f"task start-up: {startup:.1f} s from process start to the first run "
@@ -130,6 +133,22 @@ class Worker(submitit.helpers.Checkpointable):
                 outcome = f"FAILED: {type(error).__name__}: {error}"
             print(f"{experiment}: run {number}/{len(runs)} {config.name()} {outcome}", flush=True)
         return summary
+
+
+    def packed(self, runs: list[tuple[str, dict]]) -> dict:
+        """``processes`` workers side by side (spawned; they share the task's GPU and
+        split its CPUs), each walking the whole list from its own offset, so claims share
+        the work as between local workers; their summaries added up."""
+        cpus = self.threads or parallel.available_cpus()
+        single = replace(self, processes=1, threads=max(1, cpus // self.processes))
+        step = max(1, len(runs) // self.processes)
+        lists = [runs[i * step:] + runs[:i * step] for i in range(self.processes)]
+        summaries = parallel.side_by_side(single, lists, self.processes)
+        total = {key: sum(s[key] for s in summaries)
+                 for key in ("ran", "stored", "busy", "failed before")}
+        startups = [s["startup"] for s in summaries if s["startup"] is not None]
+        return {**total, "failed": [line for s in summaries for line in s["failed"]],
+                "startup": max(startups) if startups else None}
 
 
 def process_age() -> float | None:
@@ -193,7 +212,7 @@ def launch(args) -> int:
               "(--retry-failed retries failed ones)")
         return 0
     worker = Worker(results, args.retry_failed, args.checkpoint_every, args.stale_after,
-                    threads=None)
+                    threads=None, processes=getattr(args, "runs_per_gpu", 1))
     if args.executor == "inline":
         print(f"running {len(todo)} runs in this process")
         return _report([worker(todo)], tasks=False)
@@ -202,6 +221,7 @@ def launch(args) -> int:
         executor = submitit.LocalExecutor(folder=logs / "%j")
         executor.update_parameters(timeout_min=args.time_min)
         worker.threads = max(1, (os.cpu_count() or 1) // args.workers)
+        worker.processes = 1  # --workers already sets the processes here
         # every worker walks the whole list from its own offset; claims share the work
         step = max(1, len(todo) // args.workers)
         lists = [todo[i * step:] + todo[:i * step] for i in range(args.workers)]

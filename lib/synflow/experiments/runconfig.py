@@ -26,6 +26,7 @@ from ..core.selection import SCOPES
 from ..data.datasets import DATASETS
 from ..models.inits import AUTHORS, check_init
 from ..models.registry import MODELS
+from ..training import precision as precisions
 from ..training import presets
 
 DENSE = "dense"  # the pruner name of an unpruned run
@@ -40,6 +41,7 @@ LATER_FIELDS = {
     "test_subset": None,
     "record_layers": False,
     "bn_mode": "eval",
+    "train_precision": "float32",
 }
 # ``init`` is NOT a later field: it is part of every run's identity, so no config made
 # since each model got its family's init (issue 10) shares a key with an earlier one.
@@ -113,6 +115,13 @@ class RunConfig:
     the authors' runs) or a key of ``synflow.models.inits.INITS`` forced on the model (e.g.
     "kaiming_fan_in", the single init of every run stored before this field existed);
     see :func:`synflow.build_model`.
+
+    ``train_precision`` (a later field): "float32" (every run stored before the field) or
+    "bfloat16" (autocast, channels-last); the default "auto" is resolved when the config
+    is made, by this machine (:func:`synflow.training.precision.default_precision`:
+    bfloat16 with a CUDA GPU or a CPU with native bf16, else float32;
+    ``$SYNFLOW_TRAIN_PRECISION`` forces one), so a config always holds the precision its
+    run trains in and a float32 run is never loaded as a bfloat16 one.
     """
 
     model: str
@@ -138,6 +147,7 @@ class RunConfig:
     record_layers: bool = False
     bn_mode: str = "eval"
     init: str = AUTHORS
+    train_precision: str = precisions.AUTO
 
     def __post_init__(self):
         def bad(name, allowed):
@@ -194,6 +204,9 @@ class RunConfig:
             check_init(self.init)
         except ValueError as error:
             raise ValueError(f"RunConfig: {error}") from None
+        if self.train_precision not in (*precisions.PRECISIONS, precisions.AUTO):
+            raise bad("train_precision", f"one of: {', '.join(precisions.PRECISIONS)} or auto")
+        object.__setattr__(self, "train_precision", precisions.resolve(self.train_precision))
 
     @property
     def pruned(self) -> bool:
@@ -228,6 +241,8 @@ class RunConfig:
             parts.append(f"bn{self.bn_mode}")
         if self.init != AUTHORS:
             parts.append(f"init_{self.init}")
+        if self.train_precision != "float32":
+            parts.append("bf16")
         parts.append(f"s{self.seed}")
         readable = "-".join(re.sub(r"[^A-Za-z0-9_.+=]+", "_", part) for part in parts)
         return f"{readable}-{self.key()}"
@@ -242,6 +257,7 @@ class RunConfig:
             lr=self.lr,
             batch_size=self.batch_size,
             subset=self.subset,
+            precision=self.train_precision,
         )
 
 

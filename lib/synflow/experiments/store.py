@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from ..core.files import atomic_write
 from ..utils.paths import results_dir
 from ..utils.progress import progress
-from . import claims, execution
+from . import claims, execution, parallel
 from .results import RESULT_FILE, DamagedResult, RunResult
 from .runconfig import RunConfig
 
@@ -228,25 +228,55 @@ def run_or_load(
 PROGRESS_LOG_VARIABLE = "SYNFLOW_PROGRESS_LOG"
 
 
-def sweep(configs, experiment: str, **kwargs) -> list[RunResult]:
+def sweep(configs, experiment: str, *, workers: int | None = None, **kwargs
+          ) -> list[RunResult]:
     """``run_or_load`` every config in turn, with a progress bar; stored runs are
     loaded, so an interrupted sweep restarts where it stopped.
 
+    ``workers`` (default $SYNFLOW_WORKERS, else the CPUs when the runs train on the CPU,
+    else 1; :func:`synflow.experiments.parallel.count_workers`): with more than one, the
+    runs without a result first run side by side in that many worker processes (one
+    thread each, as in this process: :func:`synflow.experiments.execution.execute`); a
+    run that failed there runs again here, so its error shows here.
     When $SYNFLOW_PROGRESS_LOG names a file, one line per run is appended to it
     (``tools/run_notebooks.py`` prints these while a notebook runs headless).
     """
     configs = list(configs)
-    log = os.environ.get(PROGRESS_LOG_VARIABLE)
+    device = kwargs.get("device") or execution.training_loop.default_device()
+    workers = parallel.count_workers(workers, device)
+    todo = [(number, len(configs), config, experiment, kwargs)
+            for number, config in enumerate(configs, start=1)
+            if stored_result(config, experiment, kwargs.get("results")) is None]
+    done = set()
+    if workers > 1 and len(todo) > 1:
+        done = set(parallel.side_by_side(_worker_run, todo, workers)) - {None}
     results = []
     for number, config in enumerate(progress(configs, desc=experiment, unit="run"), start=1):
         start = time.perf_counter()
         results.append(run_or_load(config, experiment, **kwargs))
-        if log:
-            seconds = time.perf_counter() - start
-            with open(log, "a", encoding="utf-8") as file:
-                file.write(f"{experiment}: run {number}/{len(configs)} {config.name()} "
-                           f"({seconds:.1f} s)\n")
+        if number not in done:
+            _log_run(experiment, number, len(configs), config, time.perf_counter() - start)
     return results
+
+
+def _log_run(experiment, number, count, config, seconds) -> None:
+    log = os.environ.get(PROGRESS_LOG_VARIABLE)
+    if log:
+        with open(log, "a", encoding="utf-8") as file:
+            file.write(f"{experiment}: run {number}/{count} {config.name()} ({seconds:.1f} s)\n")
+
+
+def _worker_run(job) -> int | None:
+    """One run of a sweep in a worker process: its number, or None if it did not end
+    stored (it failed: recorded; or another worker holds it)."""
+    number, count, config, experiment, kwargs = job
+    start = time.perf_counter()
+    try:
+        run_or_load(config, experiment, **kwargs)
+    except Exception:  # noqa: BLE001  (recorded in failed.json; the sweep runs it again)
+        return None
+    _log_run(experiment, number, count, config, time.perf_counter() - start)
+    return number
 
 
 def frame(experiment: str, *, results=None, history: bool = False) -> pd.DataFrame:

@@ -14,7 +14,6 @@ Pruned weights stay exactly zero: a masked layer's weight is
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterable
 
@@ -26,6 +25,8 @@ from ..core.saving import load_pruned_state_dict
 from ..data import batches as data_batches
 from ..utils.progress import progress
 from .checkpoints import restore_training_state, training_state
+from .precision import autocast, resolve
+from .precision import memory_format as memory_format_of
 from .presets import TrainConfig
 
 
@@ -45,22 +46,19 @@ def optimizer_for(model: nn.Module, config: TrainConfig):
     return optimizer, scheduler
 
 
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def train_epoch(model, batches: Iterable, optimizer, device: torch.device) -> float:
-    """One pass over ``batches``; returns the mean training loss."""
+def train_epoch(model, batches: Iterable, optimizer, device: torch.device,
+                precision: str = "float32") -> float:
+    """One pass over ``batches`` in ``precision`` (:mod:`synflow.training.precision`;
+    the loss in float32); returns the mean training loss. No host sync per step."""
     model.train()
     total = torch.zeros((), device=device)
     count = 0
     for inputs, targets in batches:
         inputs = inputs.to(device, non_blocking=True)
         targets = targets.to(device, non_blocking=True)
-        with _autocast(device):
-            loss = F.cross_entropy(model(inputs), targets)
+        with autocast(precision, device):
+            logits = model(inputs)
+        loss = F.cross_entropy(logits.float(), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -70,8 +68,10 @@ def train_epoch(model, batches: Iterable, optimizer, device: torch.device) -> fl
 
 
 @torch.no_grad()
-def evaluate(model, batches: Iterable, device: torch.device) -> dict[str, float]:
-    """Test loss, top-1 and top-5 accuracy (in %) of ``model`` on ``batches``."""
+def evaluate(model, batches: Iterable, device: torch.device,
+             precision: str = "float32") -> dict[str, float]:
+    """Test loss, top-1 and top-5 accuracy (in %) of ``model`` on ``batches``, its forward
+    pass in ``precision`` (the loss and accuracy in float32/float64)."""
     model.eval()
     loss = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros(2, device=device, dtype=torch.int64)
@@ -79,7 +79,7 @@ def evaluate(model, batches: Iterable, device: torch.device) -> dict[str, float]
     for inputs, targets in batches:
         inputs = inputs.to(device, non_blocking=True)
         targets = targets.to(device, non_blocking=True)
-        with _autocast(device):
+        with autocast(precision, device):
             logits = model(inputs)
         logits = logits.float()
         loss += F.cross_entropy(logits, targets, reduction="sum")
@@ -112,6 +112,7 @@ def train(
     resume: dict | None = None,
     on_checkpoint: Callable[[dict], None] | None = None,
     checkpoint_every: int = 1,
+    compile: bool = False,
 ) -> dict:
     """Train ``model`` in place and return its metrics.
 
@@ -120,8 +121,11 @@ def train(
             ``device`` with the config's batch size and subset, shuffled and
             augmented by ``seed``) or a ``(train, test)`` pair of iterables of
             ``(inputs, targets)``.
-        device: default CUDA when available, else CPU. On CUDA the model runs
-            channels-last under bf16 autocast with the data resident on the GPU.
+        device: default CUDA when available, else CPU. The data (uint8) stays on the
+            device; batches are shuffled, augmented and normalised there.
+            ``config.precision`` says how the model runs (:mod:`synflow.training.precision`:
+            "float32" NCHW, or "bfloat16" autocast and channels-last; "auto" is
+            resolved for ``device``).
         root, cache: the data root and image cache (see ``synflow.data.load``).
         on_epoch: if given, called as ``on_epoch(epoch, model)`` after every
             epoch's evaluation (e.g. to record weight statistics); it must not
@@ -132,6 +136,9 @@ def train(
             same weights and metrics as an uninterrupted run (bit-identical on CPU).
         on_checkpoint: called as ``on_checkpoint(state)`` after every
             ``checkpoint_every``-th epoch but the last (e.g. to save it).
+        compile: run the model through ``torch.compile`` (an option for long GPU
+            runs: the first epoch pays the compilation; numerics differ slightly from
+            eager mode, so stored runs never use it).
 
     Returns a dict with ``history`` (one dict per epoch: epoch, lr, train_loss,
     test_loss, top1, top5, seconds) and the summaries ``final_top1``,
@@ -141,7 +148,8 @@ def train(
     Accuracies are in percent.
     """
     device = torch.device(device) if device is not None else default_device()
-    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    precision = resolve(config.precision, device)
+    memory_format = memory_format_of(precision)
     if isinstance(data, str):
         train_batches, test_batches = data_batches.loaders(
             data,
@@ -165,6 +173,7 @@ def train(
     if resume is not None:
         history, done_seconds = list(resume["history"]), resume["seconds"]
         restore_training_state(resume, model, optimizer, scheduler, train_batches)
+    step_model = torch.compile(model) if compile else model
     start = time.perf_counter()
     cudnn = torch.backends.cudnn.flags(enabled=True, benchmark=True, deterministic=False)
     with cudnn:
@@ -172,10 +181,10 @@ def train(
         for epoch in bar:
             epoch_start = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
-            train_loss = train_epoch(model, train_batches, optimizer, device)
+            train_loss = train_epoch(step_model, train_batches, optimizer, device, precision)
             scheduler.step()
             row = {"epoch": epoch, "lr": lr, "train_loss": train_loss}
-            row.update(evaluate(model, test_batches, device))
+            row.update(evaluate(step_model, test_batches, device, precision))
             row["seconds"] = time.perf_counter() - epoch_start
             history.append(row)
             if on_epoch is not None:

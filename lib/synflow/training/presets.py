@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 
 from ..models import MODELS
+from .precision import AUTO, check_precision
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class TrainConfig:
     ``milestones`` are the epochs after which the learning rate is multiplied
     by ``gamma``; ``subset`` trains on that many images per class
     (class-balanced, drawn by the run's seed), ``None`` on the full set.
+    ``precision`` is "float32", "bfloat16" or "auto" (:mod:`synflow.training.precision`).
     """
 
     epochs: int
@@ -29,8 +31,10 @@ class TrainConfig:
     nesterov: bool = True
     batch_size: int = 128
     subset: int | None = None
+    precision: str = AUTO
 
     def __post_init__(self):
+        check_precision(self.precision)
         if not (isinstance(self.epochs, int) and self.epochs >= 1):
             raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
         if not (isinstance(self.batch_size, int) and self.batch_size >= 1):

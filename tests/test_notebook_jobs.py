@@ -1,0 +1,69 @@
+"""tools/notebook_jobs.py (``run_notebooks.py --jobs N``): what runs first, and that
+jobs share the slots and the memory as promised. No notebook is executed here."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("notebook_jobs", ROOT / "tools" / "notebook_jobs.py")
+jobs_module = importlib.util.module_from_spec(spec)
+sys.modules["notebook_jobs"] = jobs_module  # its dataclass looks itself up there
+spec.loader.exec_module(jobs_module)
+
+
+def notebook(stem: str) -> Path:
+    return ROOT / "notebooks" / f"{stem}.ipynb"
+
+
+def test_big_notebooks_first_then_the_runs_then_the_training_notebooks():
+    names = ["00_quickstart", "01_conservation", "02_layer_collapse",
+             "05_iterative_magnitude_pruning"]
+    jobs = jobs_module.plan([notebook(n) for n in names], "laptop", lambda nb: [nb.stem])
+    order = [job.name for job in jobs]
+    assert order[:3] == ["01_conservation", "02_layer_collapse", "00_quickstart"]
+    assert order[-1] == "05_iterative_magnitude_pruning"
+    runs = jobs[3:-1]
+    assert len(runs) == 16 and all(job.run is not None for job in runs)
+    assert jobs[-1].after == {job.name for job in runs}  # it starts once they are stored
+    assert jobs[0].memory_gb == 14.0 and jobs[2].memory_gb == jobs_module.DEFAULT_NOTEBOOK_GB
+    assert all(job.argv == [job.name] for job in jobs if job.run is None)
+
+
+def timed_job(name: str, memory: float, log: Path, seconds: float = 1.0, after=()):
+    code = (f"import json, sys, time; start = time.time(); time.sleep({seconds!r}); "
+            f"open({str(log)!r}, 'a').write(json.dumps([{name!r}, start, time.time()]) + '\\n')")
+    return jobs_module.Job(name, memory, argv=[sys.executable, "-c", code], after=set(after))
+
+
+def spans(log: Path) -> dict:
+    return {name: (start, end) for name, start, end in map(json.loads, log.read_text().splitlines())}
+
+
+def overlap(a, b) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def test_jobs_keep_to_the_slots_the_memory_and_their_order(tmp_path):
+    log = tmp_path / "spans.jsonl"
+    jobs = [timed_job("big1", 14, log), timed_job("big2", 14, log),
+            timed_job("small", 3, log), timed_job("small2", 3, log),
+            timed_job("last", 3, log, 0.2, after=["big2"])]
+    failed = jobs_module.execute(jobs, slots=2, memory_gb=20)
+    assert failed == []
+    ran = spans(log)
+    assert not overlap(ran["big1"], ran["big2"])  # 28 GB > 20 GB: never together
+    assert overlap(ran["big1"], ran["small"])  # the second slot is used meanwhile
+    assert ran["last"][0] >= ran["big2"][1]  # after its dependency
+    for start, _ in ran.values():  # never more than two at once
+        assert sum(begin <= start < end for begin, end in ran.values()) <= 2
+
+
+def test_a_failed_notebook_is_reported_and_the_others_run(tmp_path):
+    log = tmp_path / "spans.jsonl"
+    bad = jobs_module.Job("bad", 1, argv=[sys.executable, "-c", "raise SystemExit(3)"])
+    failed = jobs_module.execute([bad, timed_job("good", 1, log, 0.1)], slots=1, memory_gb=8)
+    assert failed == ["bad"] and set(spans(log)) == {"good"}

@@ -1,0 +1,192 @@
+"""Notebooks and training runs side by side: ``tools/run_notebooks.py --jobs N``.
+
+The work of a notebook run is split into jobs, each with ONE thread, at most N at once
+and only while the machine's available memory holds their estimated peaks:
+
+* every training notebook's runs (``synflow.experiments.launch.planned_runs``: exactly
+  what the notebook's ``store.sweep`` trains), one job per run, in spawned one-thread
+  workers that store each result;
+* every notebook, executed by a child ``run_notebooks.py`` (its kernel with one thread
+  and ``SYNFLOW_WORKERS=1``); a training notebook starts once all its runs are stored, so
+  it only loads them.
+
+Jobs start in this order: the notebooks with the largest memory (the longest), the other
+notebooks without runs, the runs, then the training notebooks. With one thread per job
+a notebook's outputs do not depend on N or on what ran beside it. A run that fails in a
+worker is run again by its notebook, whose output then shows the error.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+              "SYNFLOW_WORKERS": "1"}
+# estimated peak memory (GB) of a notebook's kernel per profile (README: 01 and 02 need
+# 12-14 GB at the laptop profile; 01 peaks at 17.6 GB at the paper profile)
+NOTEBOOK_GB = {
+    "laptop": {"01_conservation": 14.0, "02_layer_collapse": 14.0},
+    "paper": {"01_conservation": 18.0, "02_layer_collapse": 18.0},
+}
+DEFAULT_NOTEBOOK_GB = 3.0
+RUN_GB = 1.5  # a one-thread training worker (torch, the data subsets, the model)
+
+
+def available_gb() -> float:
+    """MemAvailable of /proc/meminfo in GB (inf where it cannot be read)."""
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 2**20
+    except (OSError, ValueError, IndexError):
+        pass
+    return float("inf")
+
+
+@dataclass(eq=False)  # jobs are told apart by identity
+class Job:
+    """A notebook (``argv``: the child command line) or a training run (``run``: the job
+    of ``store._worker_run``)."""
+
+    name: str
+    memory_gb: float
+    argv: list | None = None
+    run: tuple | None = None
+    after: set = field(default_factory=set)  # names of jobs that must end first
+
+
+class Notebook:
+    """A child ``run_notebooks.py`` for one notebook, its output prefixed by its name."""
+
+    def __init__(self, argv: list[str], label: str):
+        env = {**os.environ, **ONE_THREAD}
+        self.process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True)
+        self.reader = threading.Thread(target=self._echo, args=(label,), daemon=True)
+        self.reader.start()
+
+    def _echo(self, label: str) -> None:
+        for line in self.process.stdout:
+            print(f"[{label}] {line.rstrip()}", flush=True)
+
+    def poll(self):
+        code = self.process.poll()
+        if code is not None:
+            self.reader.join()
+        return code
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+
+
+class Run:
+    """A training run in the worker pool; ends 0 when its result is stored."""
+
+    def __init__(self, pool, job: tuple):
+        from synflow.experiments import store
+
+        self.job, self.begun = job, time.perf_counter()
+        self.future = pool.submit(store._worker_run, job)
+
+    def poll(self):
+        if not self.future.done():
+            return None
+        number, count, config, experiment, _ = self.job
+        stored = self.future.exception() is None and self.future.result() is not None
+        outcome = f"({time.perf_counter() - self.begun:.1f} s)" if stored else \
+            "FAILED (its notebook runs it again and shows the error)"
+        print(f"    {experiment}: run {number}/{count} {config.name()} {outcome}", flush=True)
+        return 0  # a failed run fails its notebook, not the schedule
+
+    def stop(self) -> None:
+        self.future.cancel()
+
+
+def plan(notebooks: list[Path], profile: str, child_argv) -> list[Job]:
+    """The jobs of ``notebooks`` at ``profile`` in the order they start;
+    ``child_argv(notebook)`` is the command line that executes one notebook alone."""
+    from synflow.experiments import launch, sweeps
+
+    sizes = NOTEBOOK_GB.get(profile, {})
+    first, runs, last = [], [], []
+    for notebook in notebooks:
+        stem = notebook.stem
+        gb = sizes.get(stem, DEFAULT_NOTEBOOK_GB)
+        job = Job(stem, gb, argv=child_argv(notebook))
+        if stem not in sweeps.BUILDERS:
+            first.append(job)
+            continue
+        planned = launch.planned_runs([stem], profile)
+        names = []
+        for number, (experiment, config) in enumerate(planned, start=1):
+            name = f"{experiment}/{config.name()}"
+            names.append(name)
+            payload = (number, len(planned), config, experiment, {})
+            runs.append(Job(name, RUN_GB, run=payload))
+        job.after = set(names)
+        last.append(job)
+    first.sort(key=lambda job: -job.memory_gb)  # stable: the largest first
+    return first + runs + last
+
+
+def execute(jobs: list[Job], slots: int, memory_gb: float | None = None) -> list[str]:
+    """Run ``jobs`` at most ``slots`` at once within ``memory_gb`` (default: the memory
+    available now; a job that alone exceeds it still runs, alone); the names of those
+    that failed."""
+    import multiprocessing
+
+    from synflow.experiments import store
+
+    budget = available_gb() if memory_gb is None else memory_gb
+    pending, running, ended, failed = list(jobs), {}, set(), []
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(slots, mp_context=context) as pool:
+        try:
+            while pending or running:
+                used = sum(job.memory_gb for job in running)
+                for job in list(pending):
+                    if len(running) >= slots:
+                        break
+                    fits = used + job.memory_gb <= budget or not running
+                    if not fits or not job.after <= ended:
+                        continue
+                    pending.remove(job)
+                    if job.run is not None and store.stored_result(job.run[2], job.run[3]) is not None:
+                        ended.add(job.name)  # stored before: nothing to do
+                        continue
+                    running[job] = Run(pool, job.run) if job.run is not None else \
+                        Notebook(job.argv, job.name)
+                    used += job.memory_gb
+                time.sleep(0.5)
+                for job, handle in list(running.items()):
+                    code = handle.poll()
+                    if code is not None:
+                        del running[job]
+                        ended.add(job.name)  # a failed run still lets its notebook start
+                        if code:
+                            failed.append(job.name)
+        except BaseException:
+            for handle in running.values():
+                handle.stop()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return failed
+
+
+def main(notebooks: list[Path], profile: str, slots: int, child_argv) -> list[str]:
+    """Plan and execute; prints what runs where. The names of failed jobs."""
+    jobs = plan(notebooks, profile, child_argv)
+    runs = sum(job.run is not None for job in jobs)
+    print(f"{len(notebooks)} notebook(s) and {runs} training run(s) at profile {profile}, "
+          f"{slots} at once with one thread each, within {available_gb():.1f} GB", flush=True)
+    sys.stdout.flush()
+    return execute(jobs, slots)

@@ -29,6 +29,7 @@ import pytest
 
 from synflow.experiments import claims, store
 from synflow.experiments.launch import planned_runs, state_of
+from synflow.experiments.results import RunResult
 
 NOTEBOOK = "05_iterative_magnitude_pruning"
 PROFILE = "smoke"
@@ -79,6 +80,11 @@ def cli(*args: str, results: Path, timeout: float = TIMEOUT) -> subprocess.Compl
     return done
 
 
+def load_result(path: Path) -> dict:
+    """A stored run.json as a dict, read by its owner (RunResult)."""
+    return RunResult.read(path).to_json()
+
+
 def runs(results: Path) -> list[tuple[str, store.RunConfig, Path]]:
     overrides = {key: json.loads(value) for key, value in SETTINGS.items()}
     return [(experiment, config, store.run_dir(config, experiment, results))
@@ -91,12 +97,19 @@ def squeue(job: str) -> list[str]:
     return listed.stdout.split("\n") if listed.stdout.strip() else []
 
 
-def wait_for(condition, what: str, timeout: float = TIMEOUT, every: float = 0.2):
+def wait_for(condition, what: str, timeout: float = TIMEOUT, every: float = 0.2,
+             launcher: subprocess.Popen | None = None):
+    """Poll ``condition`` until true; fail at ``timeout``, or at once with the launcher's
+    output when the ``launcher`` process ends first (e.g. every run failed)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
+        if launcher is not None and launcher.poll() is not None:
+            output = launcher.stdout.read() if launcher.stdout else ""
+            raise AssertionError(f"the launcher ended (exit {launcher.returncode}) before "
+                                 f"{what}:\n{output[-3000:]}")
         time.sleep(every)
     queue = subprocess.run(["squeue"], capture_output=True, text=True, check=False).stdout
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; squeue:\n{queue}")
@@ -133,7 +146,7 @@ def sweep(slurm, tmp_path_factory):
         # 2. cancel the IMP run's task once its first checkpoint is written
         checkpoint, result = target / store.CHECKPOINT_FILE, target / store.RESULT_FILE
         wait_for(lambda: checkpoint.exists() or result.exists(),
-                 f"the first checkpoint of {target.name}", every=0.05)
+                 f"the first checkpoint of {target.name}", every=0.05, launcher=first)
         holder = claims.read_claim(target / claims.CLAIM_FILE) or {}
         task = holder.get("job")
         assert not result.exists() and task, (
@@ -198,7 +211,7 @@ def test_relaunch_submits_only_the_cancelled_run_and_it_resumes(sweep):
     assert "4 done, 1 missing" in second.stdout, second.stdout
     assert re.search(r"submitted 1 runs as 1 slurm task", second.stdout), second.stdout
     assert "finished: 1 ran" in second.stdout, second.stdout
-    result = store.load_result(sweep["target"] / store.RESULT_FILE)
+    result = load_result(sweep["target"] / store.RESULT_FILE)
     resumed = result["environment"]["resumed_from_stage"]
     assert resumed is not None and resumed >= 1, result["environment"]
     assert result["environment"].get("host"), result["environment"]
@@ -212,7 +225,7 @@ def test_every_run_stored_exactly_once(sweep):
     for _, config, folder in planned:
         files = sorted(p.name for p in folder.iterdir())
         assert files == [store.RESULT_FILE], (folder.name, files)  # no claim, checkpoint, temp
-        assert store.load_result(folder / store.RESULT_FILE)["key"] == config.key()
+        assert load_result(folder / store.RESULT_FILE)["key"] == config.key()
 
 
 def test_second_launch_submits_nothing(sweep):
@@ -228,8 +241,8 @@ def test_slurm_results_equal_inline_results(sweep):
     assert inline.returncode == 0, inline.stdout + inline.stderr
     assert "finished: 5 ran" in inline.stdout, inline.stdout
     for experiment, config, folder in sweep["planned"]:
-        on_slurm = store.load_result(folder / store.RESULT_FILE)
-        here = store.load_result(store.run_dir(config, experiment, sweep["inline_results"])
+        on_slurm = load_result(folder / store.RESULT_FILE)
+        here = load_result(store.run_dir(config, experiment, sweep["inline_results"])
                                  / store.RESULT_FILE)
         assert on_slurm["environment"]["device"] == here["environment"]["device"] == "cpu"
         assert without_timing(on_slurm) == without_timing(here), folder.name

@@ -17,6 +17,7 @@ from synflow.experiments.results import RunResult
 from synflow.experiments.runconfig import RunConfig, config_from_dict
 from synflow.models.registry import build_model
 from synflow.training import loop, precision, presets
+from synflow.utils import progress
 from test_data import write_image_folder
 
 # ------------------------------------------------------------ resolving "auto"
@@ -197,7 +198,7 @@ def test_a_run_trained_the_notebooks_way_does_not_depend_on_the_callers_threads(
 def test_runs_side_by_side_in_workers_equal_runs_in_this_process(rgb, env, monkeypatch):
     runs = [rgb, dataclasses.replace(rgb, seed=1)]
     log = env / "runs.log"
-    monkeypatch.setenv(store.PROGRESS_LOG_VARIABLE, str(log))
+    monkeypatch.setenv(progress.PROGRESS_LOG_VARIABLE, str(log))
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)

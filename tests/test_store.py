@@ -12,7 +12,7 @@ import pytest
 from synflow.core.files import atomic_write
 from synflow.experiments import execution, runconfig, store
 from synflow.experiments.results import RunResult
-from synflow.utils import paths
+from synflow.utils import paths, progress
 
 
 def config(**changes) -> store.RunConfig:
@@ -242,7 +242,7 @@ def test_interrupted_sweep_redoes_only_unfinished_runs(env, counted, monkeypatch
 def test_sweep_appends_one_line_per_run_to_the_progress_log(env, monkeypatch, tmp_path):
     runs = [config(compression=c) for c in (2, 4)]
     log = tmp_path / "runs.log"
-    monkeypatch.setenv(store.PROGRESS_LOG_VARIABLE, str(log))
+    monkeypatch.setenv(progress.PROGRESS_LOG_VARIABLE, str(log))
     store.sweep(runs, "logged")
     store.sweep(runs[:1], "logged")  # loaded, still reported
     lines = log.read_text().splitlines()

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from ..core.files import atomic_write
 from ..utils.paths import results_dir
-from ..utils.progress import progress
+from ..utils.progress import log_line, progress
 from . import claims, execution, parallel
 from .results import RESULT_FILE, DamagedResult, RunResult
 from .runconfig import RunConfig
@@ -225,9 +225,6 @@ def run_or_load(
     return result
 
 
-PROGRESS_LOG_VARIABLE = "SYNFLOW_PROGRESS_LOG"
-
-
 def sweep(configs, experiment: str, *, workers: int | None = None, **kwargs
           ) -> list[RunResult]:
     """``run_or_load`` every config in turn, with a progress bar; stored runs are
@@ -260,10 +257,7 @@ def sweep(configs, experiment: str, *, workers: int | None = None, **kwargs
 
 
 def _log_run(experiment, number, count, config, seconds) -> None:
-    log = os.environ.get(PROGRESS_LOG_VARIABLE)
-    if log:
-        with open(log, "a", encoding="utf-8") as file:
-            file.write(f"{experiment}: run {number}/{count} {config.name()} ({seconds:.1f} s)\n")
+    log_line(f"{experiment}: run {number}/{count} {config.name()} ({seconds:.1f} s)")
 
 
 def _worker_run(job) -> int | None:

@@ -17,3 +17,15 @@ def progress(iterable=None, **kwargs):
     kwargs.setdefault("disable", quiet())
     kwargs.setdefault("leave", False)
     return tqdm(iterable, **kwargs)
+
+
+PROGRESS_LOG_VARIABLE = "SYNFLOW_PROGRESS_LOG"
+
+
+def log_line(line: str) -> None:
+    """Append ``line`` to the file $SYNFLOW_PROGRESS_LOG names; nothing when it is unset
+    (``tools/run_notebooks.py`` shows these lines while a notebook runs headless)."""
+    log = os.environ.get(PROGRESS_LOG_VARIABLE)
+    if log:
+        with open(log, "a", encoding="utf-8") as file:
+            file.write(line + "\n")

@@ -125,7 +125,7 @@ def test_synflow_scores_a_mixed_model_whose_forward_follows_its_weights():
 def test_a_meta_device_model_is_refused_by_name(method):
     with torch.device("meta"):
         model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
-    with pytest.raises(ValueError, match=r"\['0.weight', '2.weight'\] are on the meta device"):
+    with pytest.raises(ValueError, match=r"0.weight is on the meta device .*; 2.weight is on"):
         synflow.prune(model, method, 5, data=data(), input_shape=(8,))
     assert not any(synflow.core.masks.is_masked(m) for m in model)
 

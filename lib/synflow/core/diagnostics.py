@@ -70,8 +70,7 @@ class CompressionWarning(UserWarning):
 def check_synflow_network(model: nn.Module, stacklevel: int = 3) -> None:
     """Refuse or warn about modules SynFlow's all-ones, |p| evaluation cannot score.
 
-    Raises ValueError for a model whose floating parameters mix dtypes (a float32 stem
-    feeding a float16 head: SynFlow's pass runs in one dtype), and naming every
+    Raises ValueError naming every
     BatchNorm or InstanceNorm layer without running
     statistics (``track_running_stats=False``): SynFlow evaluates the net in eval
     mode, where such a layer normalises the single all-ones sample by its own
@@ -85,20 +84,6 @@ def check_synflow_network(model: nn.Module, stacklevel: int = 3) -> None:
     Activations called as functions inside ``forward`` (``F.relu6``) cannot be seen;
     :func:`warn_uninformative` catches their zero scores.
     """
-    dtypes: dict[torch.dtype, list[str]] = {}
-    for name, p in model.named_parameters():
-        if p.is_floating_point():
-            dtypes.setdefault(p.dtype, []).append(name)
-    if len(dtypes) > 1:
-        mix = "; ".join(f"{str(d).removeprefix('torch.')}: {', '.join(n[:3])}"
-                        + (f" and {len(n) - 3} more" if len(n) > 3 else "")
-                        for d, n in dtypes.items())
-        raise ValueError(
-            f"SynFlow cannot score a model whose parameters mix dtypes ({mix}): its pass "
-            "runs the whole network in one dtype (precision, float64 by default), which a "
-            "forward that casts between its parts does not follow. Prune a copy in one dtype "
-            "(model.float()), or convert, prune and convert back: masks survive .to(dtype)"
-        )
     no_stats = [
         f"{name or type(model).__name__} ({type(m).__name__})"
         for name, m in model.named_modules()

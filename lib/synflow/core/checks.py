@@ -48,7 +48,7 @@ def _refuse(value, name: str, what: str):
     raise ValueError(f"{name} must be {what}, got {value!r} ({type(value).__name__})")
 
 
-def real_number(value, name: str, what: str = "a real number") -> float:
+def _real_number(value, name: str, what: str = "a real number") -> float:
     """``value`` as a float under the rule for numbers above (NaN and inf pass: the
     caller checks the range). ``what`` describes the allowed values in the error."""
     number = _plain(value, name, what)
@@ -88,7 +88,7 @@ def check_compression(compression, total: int | None = None) -> float:
     Raises:
         ValueError: naming the value and the allowed range.
     """
-    value = real_number(compression, "compression", "a finite number >= 1")
+    value = _real_number(compression, "compression", "a finite number >= 1")
     if total is None:
         if not (math.isfinite(value) and value >= 1):
             raise ValueError(f"compression must be a finite number >= 1, got {compression!r}")
@@ -108,7 +108,7 @@ def check_density(density) -> float:
     Raises:
         ValueError: naming the value and the allowed range.
     """
-    value = real_number(density, "density", "a number in (0, 1]")
+    value = _real_number(density, "density", "a number in (0, 1]")
     if not 0 < value <= 1:  # NaN fails too
         raise ValueError(
             f"density must be in (0, 1] (kept fraction = 1 / compression), got {density!r}"
@@ -157,7 +157,7 @@ def check_seed(seed) -> int:
 
 def check_temperature(temperature) -> float:
     """GraSP's ``temperature`` as a float: a finite number > 0."""
-    value = real_number(temperature, "temperature", "a finite number > 0")
+    value = _real_number(temperature, "temperature", "a finite number > 0")
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
     return value

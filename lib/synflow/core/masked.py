@@ -60,7 +60,7 @@ def _rebuild_masked(base: type) -> nn.Module:
     return cls.__new__(cls)
 
 
-def install_mask(module: nn.Module, mask: torch.Tensor) -> None:
+def _install_mask(module: nn.Module, mask: torch.Tensor) -> None:
     """Turn ``module.weight`` into ``weight_orig`` (the same Parameter object) and a
     ``weight_mask`` buffer (or adopt torch.nn.utils.prune's masking of it), and swap in
     the masked class."""
@@ -81,7 +81,7 @@ def install_mask(module: nn.Module, mask: torch.Tensor) -> None:
 
 
 def remove_mask(module: nn.Module) -> None:
-    """Undo :func:`install_mask`: ``weight_orig``, the same Parameter object (an
+    """Undo :func:`_install_mask`: ``weight_orig``, the same Parameter object (an
     optimizer holding it keeps training it), becomes ``weight`` again with the masked
     values (as ``torch.nn.utils.prune.remove`` does)."""
     if not isinstance(module, _MaskedWeight):
@@ -102,6 +102,6 @@ def install(layers: dict[str, nn.Module], masks: dict[str, torch.Tensor]) -> Non
     with torch.no_grad():
         for name, mask in masks.items():
             module = layers[name]
-            install_mask(module, mask)
+            _install_mask(module, mask)
             module.weight_mask.copy_(mask)
             module.weight_orig.mul_(module.weight_mask)

@@ -42,7 +42,7 @@ def _batch_norm_one_zero(module: nn.Module) -> None:
 
 # The weight laws, as functions of (weight, generator) that draw in place: the init
 # functions below apply them with the global generator (generator=None), and
-# :func:`redraw_weight` with a caller's one (synflow.core.masks.reinitialize_kept, Frankle et
+# :func:`_redraw_weight` with a caller's one (synflow.core.masks.reinitialize_kept, Frankle et
 # al.'s "reinit" check). "_torch_default" is what a layer's reset_parameters draws.
 def _fan_in_normal(weight, generator=None):
     nn.init.kaiming_normal_(weight, generator=generator)  # mode fan_in, gain sqrt(2)
@@ -132,7 +132,7 @@ WEIGHT_LAWS: dict[str, dict[str, Callable]] = {
 }
 
 
-def redraw_weight(init: str, module: nn.Module, weight: torch.Tensor,
+def _redraw_weight(init: str, module: nn.Module, weight: torch.Tensor,
                   generator: torch.Generator | None = None) -> None:
     """Fill ``weight`` (a tensor of ``module``'s weight shape, any float dtype, on the
     CPU) in place with a fresh draw from ``init``'s law for that layer (Conv1d/2d/3d and
@@ -183,7 +183,7 @@ def reinitialize_kept(model: nn.Module, seed: int = 0, init: str = "kaiming_fan_
         for module in prunable_layers(model).values():
             target = module.weight_orig if is_masked(module) else module.weight
             fresh = torch.empty(target.shape, dtype=target.dtype)
-            redraw_weight(init, module, fresh, generator)
+            _redraw_weight(init, module, fresh, generator)
             target.copy_(fresh.to(target.device))
             if is_masked(module):
                 target.mul_(module.weight_mask)

@@ -27,7 +27,7 @@ VGG_CONFIGS = {
 }
 
 
-def vgg_features(config, in_channels, width=1.0, batch_norm=False) -> nn.Sequential:
+def _vgg_features(config, in_channels, width=1.0, batch_norm=False) -> nn.Sequential:
     """VGG's convolutional part: a 3x3 conv (padding 1) [+ BatchNorm] + ReLU per number
     in ``config``, a 2x2 max-pool per "M"; channel counts scaled by ``width``."""
     layers: list[nn.Module] = []
@@ -44,7 +44,7 @@ def vgg_features(config, in_channels, width=1.0, batch_norm=False) -> nn.Sequent
     return nn.Sequential(*layers)
 
 
-def vgg_classifier(in_features, hidden, num_classes) -> nn.Sequential:
+def _vgg_classifier(in_features, hidden, num_classes) -> nn.Sequential:
     """torchvision's VGG head: Linear, ReLU, Dropout(0.5), Linear, ReLU, Dropout(0.5), Linear."""
     return nn.Sequential(
         nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Dropout(),
@@ -60,7 +60,7 @@ class CifarVGG(nn.Module):
 
     def __init__(self, depth, input_shape, num_classes, width=1.0, batch_norm=True):
         super().__init__()
-        self.features = vgg_features(VGG_CONFIGS[depth], input_shape[0], width, batch_norm)
+        self.features = _vgg_features(VGG_CONFIGS[depth], input_shape[0], width, batch_norm)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(scaled(512, width), num_classes)
 
@@ -82,9 +82,9 @@ class TinyImageNetVGG(nn.Module):
         if not spatial:
             raise ValueError(f"the Tiny ImageNet VGG pools five times: input_shape must be at "
                              f"least (C, 32, 32), e.g. (3, 64, 64); got {tuple(input_shape)}")
-        self.features = vgg_features(VGG_CONFIGS[depth] + ["M"], input_shape[0], width,
+        self.features = _vgg_features(VGG_CONFIGS[depth] + ["M"], input_shape[0], width,
                                      batch_norm)
-        self.classifier = vgg_classifier(scaled(512, width) * spatial, scaled(1024, width),
+        self.classifier = _vgg_classifier(scaled(512, width) * spatial, scaled(1024, width),
                                          num_classes)
 
     def forward(self, x):
@@ -170,15 +170,15 @@ def resnet(depth, input_shape, num_classes, width=1.0, widen=1):
 class ImageNetVGG(nn.Module):
     """VGG at ImageNet shapes in torchvision's layout (``torchvision.models.vgg19``):
     ``features`` (3x3 convs [+ BN], five max-pools), ``avgpool`` (AdaptiveAvgPool2d((7, 7))),
-    ``classifier`` (:func:`vgg_classifier`, hidden 4096 scaled by ``width``). At width 1 its
+    ``classifier`` (:func:`_vgg_classifier`, hidden 4096 scaled by ``width``). At width 1 its
     state_dict keys and shapes are torchvision's. The network of the paper's Figures 2-4, 7."""
 
     def __init__(self, depth, input_shape, num_classes, width=1.0, batch_norm=False):
         super().__init__()
-        self.features = vgg_features(VGG_CONFIGS[depth] + ["M"], input_shape[0], width,
+        self.features = _vgg_features(VGG_CONFIGS[depth] + ["M"], input_shape[0], width,
                                      batch_norm)
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
-        self.classifier = vgg_classifier(scaled(512, width) * 49, scaled(4096, width),
+        self.classifier = _vgg_classifier(scaled(512, width) * 49, scaled(4096, width),
                                          num_classes)
 
     def forward(self, x):

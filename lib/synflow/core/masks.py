@@ -93,19 +93,37 @@ Masks = dict[str, torch.Tensor]
 
 
 def effective_weight(module: nn.Module) -> torch.Tensor:
-    """The weight the layer computes with (masked if it is masked), detached."""
+    """The weight the layer computes with (masked if it is masked), detached; same shape
+    and dtype as the layer's weight.
+
+    >>> model = nn.Sequential(nn.Linear(3, 2))
+    >>> apply_masks(model, {"0.weight": torch.tensor([[True, False, True], [False, True, True]])})
+    >>> int(effective_weight(model[0]).count_nonzero()), effective_weight(model[0]).requires_grad
+    (4, False)
+    """
     if is_masked(module):
         return (module.weight_orig * module.weight_mask).detach()
     return module.weight.detach()
 
 
 def current_masks(model: nn.Module) -> Masks:
-    """The boolean mask of every prunable weight (all True where none is set)."""
+    """The boolean mask of every prunable weight (all True where none is set), keyed like
+    :func:`prunable_layers`; each a copy, of the weight's shape and device.
+
+    >>> model = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))
+    >>> apply_masks(model, {"0.weight": torch.tensor([[True, False, True], [False, True, True]])})
+    >>> count_kept(current_masks(model))
+    {'0.weight': (4, 6), '2.weight': (2, 2)}
+    """
     return layer_masks(prunable_layers(model))
 
 
 def layer_masks(layers: dict[str, nn.Module]) -> Masks:
-    """:func:`current_masks` of the layers ``prunable_layers`` returned."""
+    """:func:`current_masks` of the layers ``prunable_layers`` returned.
+
+    >>> layer_masks({"0.weight": nn.Linear(3, 2)})["0.weight"].shape
+    torch.Size([2, 3])
+    """
     return {
         name: module.weight_mask.detach().bool().clone()
         if is_masked(module)
@@ -122,6 +140,14 @@ def apply_masks(model: nn.Module, masks: Masks) -> None:
     (KeyError for an unknown name, ValueError otherwise); a masked layer's
     ``weight_orig`` is the Parameter that was its ``weight``. Works inside
     ``torch.no_grad()`` and ``torch.inference_mode()`` (the masks are ordinary tensors).
+
+    >>> model = nn.Sequential(nn.Linear(3, 2))
+    >>> apply_masks(model, {"0.weight": torch.tensor([[1, 0, 1], [0, 1, 1]])})
+    >>> model[0].weight_mask.dtype, int(model[0].weight.count_nonzero())
+    (torch.float32, 4)
+    >>> apply_masks(model, {"fc.weight": torch.ones(2, 3)})
+    Traceback (most recent call last):
+    KeyError: "no prunable weight named ['fc.weight']; prunable: ['0.weight']"
     """
     layers = prunable_layers(model)
     check_model(model, layers)
@@ -140,6 +166,12 @@ def remove_masks(model: nn.Module) -> None:
     and ``weight_mask`` are gone, so the state dict has the unpruned model's keys and
     loads into a fresh model of the same architecture. The zeros are no longer
     enforced: further training can make them non-zero.
+
+    >>> model = nn.Sequential(nn.Linear(3, 2))
+    >>> apply_masks(model, {"0.weight": torch.tensor([[True, False, True], [False, True, True]])})
+    >>> remove_masks(model)
+    >>> list(model.state_dict()), int(model[0].weight.count_nonzero())
+    (['0.bias', '0.weight'], 4)
     """
     for module in prunable_layers(model).values():
         if is_masked(module):

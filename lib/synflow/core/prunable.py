@@ -42,7 +42,12 @@ def unwrap(model: nn.Module) -> nn.Module:
     the wrapped module prunes what the wrapper runs: the wrapper holds no parameters of
     its own.
 
-    Raises ValueError naming the type when ``model`` is not an ``nn.Module``."""
+    Raises ValueError naming the type when ``model`` is not an ``nn.Module``.
+
+    >>> inner = nn.Linear(2, 2)
+    >>> unwrap(nn.DataParallel(nn.DataParallel(inner))) is inner
+    True
+    """
     if not isinstance(model, nn.Module):
         raise ValueError(  # noqa: TRY004 (the library raises ValueError for every bad argument)
             f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -136,6 +141,13 @@ def check_model(model: nn.Module, layers: dict[str, nn.Module] | None = None) ->
     directly, such as ``nn.MultiheadAttention``, are handled by :func:`apply_masks`;
     a custom module doing ``F.linear(x, child.weight)`` is caught when a score's
     forward pass never uses that weight.)
+
+    >>> check_model(nn.Sequential(nn.Linear(2, 2)))  # nothing to refuse
+    >>> tied = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    >>> tied[1].weight = tied[0].weight
+    >>> check_model(tied)
+    Traceback (most recent call last):
+    ValueError: cannot prune this model: 0.weight is shared with another module (tied weights): ...
     """
     model = unwrap(model)
     layers = prunable_layers(model) if layers is None else layers
@@ -151,14 +163,22 @@ def check_model(model: nn.Module, layers: dict[str, nn.Module] | None = None) ->
 
 def weight_count(layers: dict[str, nn.Module]) -> int:
     """N, the number of weights of ``layers`` (as :func:`prunable_layers` returns them),
-    pruned ones included."""
+    pruned ones included.
+
+    >>> weight_count(prunable_layers(nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))))
+    18
+    """
     return sum(_weight_of(module).numel() for module in layers.values())
 
 
 def dense_weights(model: nn.Module, layers: dict[str, nn.Module] | None = None) -> dict[str, int]:
     """``{name: size}`` of the parameters of rank >= 2 that no mask governs (left dense:
     RNN and LSTM weights, embeddings, MultiheadAttention's ``in_proj_weight``, ...; see
-    the table above), in ``named_parameters()`` order."""
+    the table above), in ``named_parameters()`` order.
+
+    >>> dense_weights(nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 2)))
+    {'0.weight': 40}
+    """
     model = unwrap(model)
     layers = prunable_layers(model) if layers is None else layers
     governed = {id(_weight_of(module)) for module in layers.values()}
@@ -169,7 +189,14 @@ def dense_weights(model: nn.Module, layers: dict[str, nn.Module] | None = None) 
 def check_masks(layers: dict[str, nn.Module], masks: Masks) -> None:
     """Refuse masks that do not fit ``layers``, before anything changes: a key that names
     no prunable weight (KeyError), a shape other than the weight's, values other than
-    0/1 (ValueError)."""
+    0/1 (ValueError).
+
+    >>> layers = prunable_layers(nn.Sequential(nn.Linear(3, 2)))
+    >>> check_masks(layers, {"0.weight": torch.ones(2, 3)})  # 0/1 floats fit
+    >>> check_masks(layers, {"0.weight": torch.ones(3, 2)})
+    Traceback (most recent call last):
+    ValueError: mask for 0.weight has shape (3, 2), weight has (2, 3)
+    """
     unknown = sorted(set(masks) - set(layers))
     if unknown:
         raise KeyError(f"no prunable weight named {unknown}; prunable: {sorted(layers)}")
@@ -184,7 +211,13 @@ def check_masks(layers: dict[str, nn.Module], masks: Masks) -> None:
 
 
 def inside_reader(model: nn.Module, name: str) -> bool:
-    """Whether the weight ``name`` sits inside a ``READS_CHILD_WEIGHTS`` module."""
+    """Whether the weight ``name`` sits inside a ``READS_CHILD_WEIGHTS`` module (whose
+    forward reads it without calling its layer).
+
+    >>> model = nn.Sequential(nn.MultiheadAttention(4, 1), nn.Linear(4, 2))
+    >>> inside_reader(model, "0.out_proj.weight"), inside_reader(model, "1.weight")
+    (True, False)
+    """
     parts = name.split(".")[:-2]  # the layer's ancestors' paths
     return any(
         isinstance(model.get_submodule(".".join(parts[:i])), READS_CHILD_WEIGHTS)

@@ -48,7 +48,7 @@ def _refuse(value, name: str, what: str):
     raise ValueError(f"{name} must be {what}, got {value!r} ({type(value).__name__})")
 
 
-def real_number(value, name: str, what: str = "a real number") -> float:
+def _real_number(value, name: str, what: str = "a real number") -> float:
     """``value`` as a float under the rule for numbers above (NaN and inf pass: the
     caller checks the range). ``what`` describes the allowed values in the error."""
     number = _plain(value, name, what)
@@ -58,7 +58,16 @@ def real_number(value, name: str, what: str = "a real number") -> float:
 
 
 def integer(value, name: str, what: str = "an integer") -> int:
-    """``value`` as an int under the rule for numbers above (floats refused)."""
+    """``value`` as an int under the rule for numbers above (floats refused).
+
+    Raises ValueError naming ``name``, the value and ``what`` otherwise.
+
+    >>> integer(np.int64(3), "width"), integer(torch.tensor(2), "width")
+    (3, 2)
+    >>> integer(2.0, "width")
+    Traceback (most recent call last):
+    ValueError: width must be an integer, got 2.0 (float)
+    """
     number = _plain(value, name, what)
     if isinstance(number, (bool, np.bool_)) or not isinstance(number, numbers.Integral):
         _refuse(value, name, what)
@@ -66,7 +75,16 @@ def integer(value, name: str, what: str = "an integer") -> int:
 
 
 def flag(value, name: str) -> bool:
-    """``value`` as a bool: ``True``/``False`` (numpy's and 0-d boolean tensors too)."""
+    """``value`` as a bool: ``True``/``False`` (numpy's and 0-d boolean tensors too).
+
+    Raises ValueError naming ``name`` for anything else (``"no"``, ``1``).
+
+    >>> flag(np.bool_(True), "invert"), flag(torch.tensor(False), "invert")
+    (True, False)
+    >>> flag(1, "invert")
+    Traceback (most recent call last):
+    ValueError: invert must be True or False, got 1 (int)
+    """
     plain = _plain(value, name, "True or False")
     if not isinstance(plain, (bool, np.bool_)):
         _refuse(value, name, "True or False")
@@ -74,7 +92,14 @@ def flag(value, name: str) -> bool:
 
 
 def check_choice(value, choices: Iterable[str], what: str) -> str:
-    """``value`` if it is one of ``choices``, else ValueError naming it and them."""
+    """``value`` if it is one of ``choices``, else ValueError naming it and them.
+
+    >>> check_choice("global", ("global", "local"), "scope")
+    'global'
+    >>> check_choice("Global", ("global", "local"), "scope")
+    Traceback (most recent call last):
+    ValueError: unknown scope 'Global'; choose one of: global, local
+    """
     choices = tuple(choices)
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
@@ -87,8 +112,14 @@ def check_compression(compression, total: int | None = None) -> float:
 
     Raises:
         ValueError: naming the value and the allowed range.
+
+    >>> check_compression(10), check_compression(np.float32(4), total=100)
+    (10.0, 4.0)
+    >>> check_compression(200, total=100)
+    Traceback (most recent call last):
+    ValueError: compression 200 leaves no weight: compression must be in [1, 100] ...
     """
-    value = real_number(compression, "compression", "a finite number >= 1")
+    value = _real_number(compression, "compression", "a finite number >= 1")
     if total is None:
         if not (math.isfinite(value) and value >= 1):
             raise ValueError(f"compression must be a finite number >= 1, got {compression!r}")
@@ -107,8 +138,14 @@ def check_density(density) -> float:
 
     Raises:
         ValueError: naming the value and the allowed range.
+
+    >>> check_density(0.1), check_density(torch.tensor(1))
+    (0.1, 1.0)
+    >>> check_density(0)
+    Traceback (most recent call last):
+    ValueError: density must be in (0, 1] (kept fraction = 1 / compression), got 0
     """
-    value = real_number(density, "density", "a number in (0, 1]")
+    value = _real_number(density, "density", "a number in (0, 1]")
     if not 0 < value <= 1:  # NaN fails too
         raise ValueError(
             f"density must be in (0, 1] (kept fraction = 1 / compression), got {density!r}"
@@ -117,7 +154,17 @@ def check_density(density) -> float:
 
 
 def check_densities(densities) -> list[float]:
-    """``densities`` as a non-empty list of floats in (0, 1] (:func:`check_density`)."""
+    """``densities`` as a non-empty list of floats in (0, 1] (:func:`check_density`).
+
+    Raises ValueError naming the bad value (an empty sequence, a string, a density
+    outside (0, 1]).
+
+    >>> check_densities((1, np.float64(0.5)))
+    [1.0, 0.5]
+    >>> check_densities([])
+    Traceback (most recent call last):
+    ValueError: densities must be a non-empty sequence of numbers in (0, 1], got none
+    """
     if isinstance(densities, (str, bytes)) or not isinstance(densities, Iterable):
         raise ValueError(  # noqa: TRY004 (the library raises ValueError for every bad argument)
             f"densities must be a non-empty sequence of numbers in (0, 1], got {densities!r}")
@@ -135,6 +182,12 @@ def check_iterations(iterations) -> int:
 
     Raises:
         ValueError: naming the value and what is allowed.
+
+    >>> check_iterations(100)
+    100
+    >>> check_iterations(True)
+    Traceback (most recent call last):
+    ValueError: iterations must be a plain integer >= 1, got True (bool)
     """
     value = integer(iterations, "iterations", "a plain integer >= 1")
     if value < 1:
@@ -147,7 +200,15 @@ SEED_RANGE = (-(2**63), 2**64 - 1)
 
 
 def check_seed(seed) -> int:
-    """``seed`` as an int that ``torch.Generator.manual_seed`` takes."""
+    """``seed`` as an int that ``torch.Generator.manual_seed`` takes (in ``SEED_RANGE``);
+    ValueError naming the value otherwise.
+
+    >>> check_seed(np.int64(0)), check_seed(-1)
+    (0, -1)
+    >>> check_seed(2**64)
+    Traceback (most recent call last):
+    ValueError: seed must be an integer in [-9223372036854775808, 18446744073709551615], ...
+    """
     low, high = SEED_RANGE
     value = integer(seed, "seed", f"an integer in [{low}, {high}]")
     if not low <= value <= high:
@@ -156,8 +217,16 @@ def check_seed(seed) -> int:
 
 
 def check_temperature(temperature) -> float:
-    """GraSP's ``temperature`` as a float: a finite number > 0."""
-    value = real_number(temperature, "temperature", "a finite number > 0")
+    """GraSP's ``temperature`` as a float: a finite number > 0 (Wang et al. 2020 use
+    200); ValueError naming the value otherwise.
+
+    >>> check_temperature(200)
+    200.0
+    >>> check_temperature(float("inf"))
+    Traceback (most recent call last):
+    ValueError: temperature must be a finite number > 0, got inf
+    """
+    value = _real_number(temperature, "temperature", "a finite number > 0")
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
     return value
@@ -169,6 +238,12 @@ def sample_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
     Raises:
         ValueError: naming the value, unless it is a non-empty sequence of positive
             integers (bools and floats refused; numpy integers and 0-d tensors taken).
+
+    >>> sample_shape([3, np.int64(32), torch.tensor(32)])
+    (3, 32, 32)
+    >>> sample_shape((1, 3, 32, 0))
+    Traceback (most recent call last):
+    ValueError: input_shape must be one sample's shape: ... got (1, 3, 32, 0)
     """
     error = ValueError(
         f"input_shape must be one sample's shape: positive integers without the batch "

@@ -11,17 +11,31 @@ Masks = dict[str, torch.Tensor]
 
 
 def count_kept(masks: Masks) -> dict[str, tuple[int, int]]:
-    """``{name: (kept, total)}`` for every layer."""
+    """``{name: (kept, total)}`` for every layer (ints).
+
+    >>> count_kept({"fc.weight": torch.tensor([[True, False], [True, True]])})
+    {'fc.weight': (3, 4)}
+    """
     return {name: (int(mask.sum()), mask.numel()) for name, mask in masks.items()}
 
 
 def empty_layers(masks: Masks) -> list[str]:
-    """Names of the layers whose every weight is pruned (layer-collapse)."""
+    """Names of the layers whose every weight is pruned (layer-collapse, Section 4 of the
+    SynFlow paper), in the masks' order.
+
+    >>> empty_layers({"a.weight": torch.tensor([True, False]), "b.weight": torch.zeros(3, dtype=bool)})
+    ['b.weight']
+    """
     return [name for name, mask in masks.items() if not bool(mask.any())]
 
 
 def compression_of(masks: Masks) -> float:
-    """Prunable weights in total / prunable weights kept (inf if none is kept)."""
+    """The compression ratio rho: prunable weights in total / prunable weights kept, a
+    float (inf if none is kept).
+
+    >>> compression_of({"a.weight": torch.tensor([True, False]), "b.weight": torch.zeros(2, dtype=bool)})
+    4.0
+    """
     total = sum(mask.numel() for mask in masks.values())
     kept = sum(int(mask.sum()) for mask in masks.values())
     return total / kept if kept else float("inf")
@@ -31,7 +45,13 @@ def shuffle_masks(masks: Masks, seed: int = 0) -> Masks:
     """Randomly permute the entries of each layer's mask (same density per layer).
 
     The sanity check of Frankle et al. (2021): a layer-wise shuffled mask keeps
-    every layer's kept count but none of the positions.
+    every layer's kept count but none of the positions. ``seed`` fixes the permutation
+    (ValueError for a bad seed, see :func:`synflow.core.checks.check_seed`).
+
+    >>> masks = {"fc.weight": torch.tensor([True, True, False, False, False, False])}
+    >>> shuffled = shuffle_masks(masks, seed=0)
+    >>> count_kept(shuffled), torch.equal(shuffled["fc.weight"], masks["fc.weight"])
+    ({'fc.weight': (2, 6)}, False)
     """
     generator = torch.Generator().manual_seed(check_seed(seed))
     shuffled = {}

@@ -58,13 +58,27 @@ _INSTANCE_NORMS = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
 class ScoreWarning(UserWarning):
     """Scores that may carry no information (see :func:`warn_uninformative` and
     :func:`check_synflow_network`); ``warnings.simplefilter("error", ScoreWarning)``
-    turns them into errors."""
+    turns them into errors.
+
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     check_synflow_network(nn.Sequential(nn.Linear(2, 2), nn.Tanh()))
+    >>> [w.category.__name__ for w in caught]
+    ['ScoreWarning']
+    """
 
 
 class CompressionWarning(UserWarning):
     """The model's real compression is not the one asked: weights no mask can govern are
     left dense (:func:`warn_dense`), or the masks end far from the asked compression
-    (:func:`warn_far_from`)."""
+    (:func:`warn_far_from`).
+
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_far_from(10, 100, density=0.5, scope="global", layers=2)
+    >>> [w.category.__name__ for w in caught]
+    ['CompressionWarning']
+    """
 
 
 def check_synflow_network(model: nn.Module, stacklevel: int = 3) -> None:
@@ -83,6 +97,13 @@ def check_synflow_network(model: nn.Module, stacklevel: int = 3) -> None:
     SynFlow's theory does not cover them and its scores may carry no information.
     Activations called as functions inside ``forward`` (``F.relu6``) cannot be seen;
     :func:`warn_uninformative` catches their zero scores.
+
+    >>> check_synflow_network(nn.Sequential(nn.Linear(2, 2), nn.ReLU()))  # nothing to say
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error")
+    ...     check_synflow_network(nn.Sequential(nn.Linear(2, 2), nn.Sigmoid()))
+    Traceback (most recent call last):
+    synflow.core.diagnostics.ScoreWarning: SynFlow on modules that are not positively homogeneous: 1 (Sigmoid). ...
     """
     no_stats = [
         f"{name or type(model).__name__} ({type(m).__name__})"
@@ -123,7 +144,13 @@ def uninformative_layers(
     """Layers with alive weights that all score exactly 0: while another layer has a
     non-zero score, or, when no alive weight scores anything but 0, every layer with
     alive weights. ``flat``: every layer's scores concatenated (1-D), pruned weights
-    scoring 0; ``alive``: the boolean mask laid out the same way."""
+    scoring 0; ``alive``: the boolean mask laid out the same way; ``sizes``: the layers'
+    numbers of weights, in ``names``' order.
+
+    >>> scores, alive = torch.tensor([0.0, 0.0, 0.5]), torch.ones(3, dtype=torch.bool)
+    >>> uninformative_layers(scores, alive, ["a.weight", "b.weight"], [2, 1])
+    ['a.weight']
+    """
     nonzero = [int(torch.count_nonzero(part)) for part in flat.split(sizes)]
     if all(nonzero):
         return []
@@ -141,7 +168,16 @@ def warn_uninformative(
     """Warn :class:`ScoreWarning` naming the :func:`uninformative_layers`: their masks
     would be decided by the tie-break (lowest index), not by the score. When no alive
     weight scores anything but 0 the whole mask would be decided so, and the warning
-    says that."""
+    says that.
+
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error")
+    ...     warn_uninformative(torch.tensor([0.0, 0.0, 0.5]), torch.ones(3, dtype=torch.bool),
+    ...                        ["a.weight", "b.weight"], [2, 1])
+    Traceback (most recent call last):
+    synflow.core.diagnostics.ScoreWarning: every alive weight of a.weight scores exactly 0 while
+    other layers' do not: ...
+    """
     empty = uninformative_layers(flat, alive, names, sizes)
     if not empty:
         return
@@ -171,7 +207,16 @@ def warn_uninformative(
 def warn_dense(model: nn.Module, layers: dict[str, nn.Module], stacklevel=3) -> None:
     """Warn :class:`CompressionWarning` naming the weights of rank >= 2 that no mask
     governs (:func:`synflow.core.masks.dense_weights`: RNN/LSTM/GRU weights, embeddings,
-    MultiheadAttention's ``in_proj_weight``, ...) and their share of all such weights."""
+    MultiheadAttention's ``in_proj_weight``, ...) and their share of all such weights.
+
+    >>> model = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 2))
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error")
+    ...     warn_dense(model, {"1.weight": model[1]})
+    Traceback (most recent call last):
+    synflow.core.diagnostics.CompressionWarning: 0.weight (40 weights, 83.3 % of the model's 48
+    weights of rank >= 2) are left dense: ...
+    """
     dense = dense_weights(model, layers)
     if not dense:
         return
@@ -194,7 +239,16 @@ def warn_far_from(masks_kept: int, total: int, density: float, scope: str, layer
     """Warn :class:`CompressionWarning` when the masks keep ``masks_kept`` of ``total``
     weights and their compression is more than 10 % away from ``1 / density``, the
     asked one (existing masks sparser than asked, local scope's rounding and its one
-    weight kept per layer)."""
+    weight kept per layer).
+
+    >>> warn_far_from(52, 100, density=0.5, scope="global", layers=2)  # within 10 %: silent
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error")
+    ...     warn_far_from(10, 100, density=0.5, scope="global", layers=2)
+    Traceback (most recent call last):
+    synflow.core.diagnostics.CompressionWarning: compression 2 was asked, the masks have
+    compression 10 (10 of 100 weights kept, 50 asked): masks only shrink: ...
+    """
     asked, got = 1 / density, (total / masks_kept if masks_kept else math.inf)
     if abs(got / asked - 1) <= 0.1:
         return

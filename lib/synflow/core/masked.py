@@ -30,6 +30,13 @@ from torch.nn.utils import prune as torch_prune
 
 
 def is_masked(module: nn.Module) -> bool:
+    """Whether ``module`` carries a mask (``weight_orig`` and ``weight_mask``, ours or
+    ``torch.nn.utils.prune``'s).
+
+    >>> layer = nn.Linear(2, 2)
+    >>> is_masked(layer), is_masked(torch_prune.identity(layer, "weight"))
+    (False, True)
+    """
     return hasattr(module, "weight_mask") and hasattr(module, "weight_orig")
 
 
@@ -60,7 +67,7 @@ def _rebuild_masked(base: type) -> nn.Module:
     return cls.__new__(cls)
 
 
-def install_mask(module: nn.Module, mask: torch.Tensor) -> None:
+def _install_mask(module: nn.Module, mask: torch.Tensor) -> None:
     """Turn ``module.weight`` into ``weight_orig`` (the same Parameter object) and a
     ``weight_mask`` buffer (or adopt torch.nn.utils.prune's masking of it), and swap in
     the masked class."""
@@ -81,9 +88,16 @@ def install_mask(module: nn.Module, mask: torch.Tensor) -> None:
 
 
 def remove_mask(module: nn.Module) -> None:
-    """Undo :func:`install_mask`: ``weight_orig``, the same Parameter object (an
+    """Undo :func:`_install_mask`: ``weight_orig``, the same Parameter object (an
     optimizer holding it keeps training it), becomes ``weight`` again with the masked
-    values (as ``torch.nn.utils.prune.remove`` does)."""
+    values (as ``torch.nn.utils.prune.remove`` does).
+
+    >>> layer = nn.Linear(2, 2)
+    >>> install({"weight": layer}, {"weight": torch.tensor([[True, False], [True, True]])})
+    >>> remove_mask(layer)
+    >>> is_masked(layer), int(layer.weight.count_nonzero()), type(layer).__name__
+    (False, 3, 'Linear')
+    """
     if not isinstance(module, _MaskedWeight):
         torch_prune.remove(module, "weight")
         return
@@ -98,10 +112,16 @@ def remove_mask(module: nn.Module) -> None:
 @torch.inference_mode(False)  # masks made inside torch.inference_mode() must still train
 def install(layers: dict[str, nn.Module], masks: dict[str, torch.Tensor]) -> None:
     """Install checked ``masks`` on ``layers``: the trusting half of
-    :func:`synflow.core.masks.apply_masks`."""
+    :func:`synflow.core.masks.apply_masks` (no check of names, shapes or values).
+
+    >>> layer = nn.Linear(2, 2)
+    >>> install({"weight": layer}, {"weight": torch.tensor([[True, False], [True, True]])})
+    >>> type(layer).__name__, layer.weight_mask.tolist()
+    ('MaskedLinear', [[1.0, 0.0], [1.0, 1.0]])
+    """
     with torch.no_grad():
         for name, mask in masks.items():
             module = layers[name]
-            install_mask(module, mask)
+            _install_mask(module, mask)
             module.weight_mask.copy_(mask)
             module.weight_orig.mul_(module.weight_mask)

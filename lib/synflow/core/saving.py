@@ -37,7 +37,13 @@ WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # nn.DataParallel / DDP, torch.com
 
 class StateMismatchError(ValueError, RuntimeError):
     """A state dict that does not fit the model (a ValueError; also a RuntimeError, what
-    torch's ``load_state_dict`` raises for the same faults)."""
+    torch's ``load_state_dict`` raises for the same faults).
+
+    >>> load_pruned_state_dict(nn.Linear(3, 2), nn.Linear(2, 2).state_dict())
+    Traceback (most recent call last):
+    synflow.core.saving.StateMismatchError: the state dict does not fit the model (nothing was
+    loaded): weight has shape (2, 2) in the state, (2, 3) in the model
+    """
 
 
 def _strip_wrappers(state: dict) -> dict:
@@ -113,6 +119,13 @@ def load_pruned_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> 
 
     Returns the (unwrapped) model. Raises :class:`StateMismatchError` (a ValueError and
     RuntimeError) naming every key that does not fit.
+
+    >>> from synflow.core.masks import apply_masks
+    >>> pruned = nn.Sequential(nn.Linear(3, 2))
+    >>> apply_masks(pruned, {"0.weight": torch.tensor([[True, False, True], [False, True, True]])})
+    >>> fresh = load_pruned_state_dict(nn.Sequential(nn.Linear(3, 2)), pruned.state_dict())
+    >>> sorted(fresh.state_dict()), int(fresh[0].weight.count_nonzero())
+    (['0.bias', '0.weight_mask', '0.weight_orig'], 4)
     """
     model = unwrap(model)
     state = _strip_wrappers(dict(state))
@@ -145,6 +158,14 @@ def save_pruned(model: nn.Module, path: str | os.PathLike) -> Path:
     Atomic: written to a temporary file in the same folder, then renamed, so an
     interrupted save never leaves a half-written file. Returns the path. Wrappers
     (DataParallel, DDP, torch.compile) are unwrapped: the keys are the plain model's.
+    Returns ``path`` as a Path.
+
+    >>> import tempfile; from synflow.core.masks import apply_masks
+    >>> model = nn.Sequential(nn.Linear(3, 2))
+    >>> apply_masks(model, {"0.weight": torch.tensor([[True, False, True], [False, True, True]])})
+    >>> path = save_pruned(model, Path(tempfile.mkdtemp()) / "pruned.pt")
+    >>> path.name, sorted(torch.load(path))
+    ('pruned.pt', ['0.bias', '0.weight_mask', '0.weight_orig'])
     """
     state = unwrap(model).state_dict()
     return atomic_write(path, lambda file: torch.save(state, file))
@@ -160,6 +181,14 @@ def load_pruned(
     not a readable state dict (truncated, not written by ``torch.save``), and
     :class:`StateMismatchError` when it does not fit ``model``; the model is then
     unchanged.
+
+    >>> import tempfile; from synflow.core.masks import apply_masks
+    >>> model = nn.Sequential(nn.Linear(3, 2))
+    >>> apply_masks(model, {"0.weight": torch.tensor([[True, False, True], [False, True, True]])})
+    >>> path = save_pruned(model, Path(tempfile.mkdtemp()) / "pruned.pt")
+    >>> loaded = load_pruned(nn.Sequential(nn.Linear(3, 2)), path)
+    >>> torch.equal(loaded[0].weight, model[0].weight), int(loaded[0].weight_mask.sum())
+    (True, 4)
     """
     path = Path(path)
     try:

@@ -29,6 +29,11 @@ def top_k(
     only the few inside the bracket are sorted. If the sample misses (rare),
     the exact ``kthvalue`` path gives the same answer. ``scratch``, a boolean
     tensor like ``values``, saves two allocations (the result is written there).
+
+    >>> top_k(torch.tensor([0.5, 2.0, 1.0, 2.0]), 2)
+    (tensor([False,  True, False,  True]), 2.0)
+    >>> top_k(torch.tensor([1.0, 1.0, 1.0]), 2)[0]  # ties: lowest indices first
+    tensor([ True,  True, False])
     """
     n = values.numel()
     if not 0 < k < n:
@@ -69,6 +74,11 @@ def check_finite(values: torch.Tensor) -> None:
     One float64 sum decides (it cannot overflow where the values are finite, unlike a
     sum in float16: 65,536 scores of 1.0 make inf there); only when that sum is not
     finite is each value checked.
+
+    >>> check_finite(torch.ones(3, dtype=torch.float16))
+    >>> check_finite(torch.tensor([1.0, float("nan"), float("inf")]))
+    Traceback (most recent call last):
+    ValueError: the scores contain NaN or inf: 1 NaN and 1 infinite values (of 3, torch.float32); ...
     """
     if math.isfinite(float(values.sum(dtype=torch.float64))):
         return
@@ -87,7 +97,11 @@ def ranking_dtype(dtypes) -> torch.dtype:
     """The dtype scores of ``dtypes`` are ranked in: their promoted floating dtype, float64
     for integer and boolean scores (exact for integers up to 2**53).
 
-    Raises ValueError for complex scores (they have no order)."""
+    Raises ValueError for complex scores (they have no order).
+
+    >>> ranking_dtype([torch.float16, torch.bfloat16]), ranking_dtype([torch.int64])
+    (torch.float32, torch.float64)
+    """
     dtypes = list(dtypes)
     dtype = dtypes[0]
     for other in dtypes[1:]:
@@ -127,7 +141,11 @@ def scope_targets(sizes: list[int], density: float, scope: str) -> list[int]:
     in global scope; ``max(1, round(n_l * density))`` per layer in local scope (a layer
     is never emptied by rounding, so the total can exceed ``round(N * density)`` by one
     weight per layer at most, beyond the layers' own rounding). Never more than are alive
-    (the selection caps it)."""
+    (the selection caps it).
+
+    >>> scope_targets([10, 3], 0.1, "global"), scope_targets([10, 3], 0.1, "local")
+    ([1], [1, 1])
+    """
     if scope == "global":
         return [round(sum(sizes) * density)]
     return [max(1, round(size * density)) for size in sizes]

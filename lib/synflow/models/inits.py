@@ -42,7 +42,7 @@ def _batch_norm_one_zero(module: nn.Module) -> None:
 
 # The weight laws, as functions of (weight, generator) that draw in place: the init
 # functions below apply them with the global generator (generator=None), and
-# :func:`redraw_weight` with a caller's one (synflow.core.masks.reinitialize_kept, Frankle et
+# :func:`_redraw_weight` with a caller's one (synflow.core.masks.reinitialize_kept, Frankle et
 # al.'s "reinit" check). "_torch_default" is what a layer's reset_parameters draws.
 def _fan_in_normal(weight, generator=None):
     nn.init.kaiming_normal_(weight, generator=generator)  # mode fan_in, gain sqrt(2)
@@ -64,7 +64,13 @@ def kaiming_fan_in(model: nn.Module) -> nn.Module:
     """Kaiming normal, fan_in, ReLU gain, for every Conv2d and Linear weight: std
     sqrt(2 / fan_in); their biases 0; BatchNorm weight 1, bias 0. The authors' CIFAR
     "lottery" VGGs and ResNet-20..110 (their Models/lottery_vgg.py, lottery_resnet.py);
-    until the per-family inits, this project's init for every model."""
+    until the per-family inits, this project's init for every model. Returns ``model``,
+    changed in place (the global RNG draws).
+
+    >>> model = kaiming_fan_in(nn.Sequential(nn.Linear(200, 100)))  # std sqrt(2 / 200) = 0.1
+    >>> round(float(model[0].weight.detach().std()), 2), float(model[0].bias.abs().sum())
+    (0.1, 0.0)
+    """
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             _fan_in_normal(module.weight)
@@ -80,7 +86,12 @@ def resnet_fan_out(model: nn.Module) -> nn.Module:
     sqrt(2 / (out_channels * kh * kw)); BatchNorm weight 1, bias 0; Linear layers (and any
     conv bias) keep PyTorch's default. The authors' ResNet-18 and "WRN-18" (their
     Models/tinyimagenet_resnet.py, used for CIFAR and Tiny ImageNet in Figure 6); also
-    torchvision's ResNet init."""
+    torchvision's ResNet init. Returns ``model``, changed in place.
+
+    >>> conv = resnet_fan_out(nn.Sequential(nn.Conv2d(32, 50, 3)))[0]  # std sqrt(2 / 450)
+    >>> round(float(conv.weight.detach().std()), 2)
+    0.07
+    """
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             _fan_out_normal(module.weight)
@@ -93,7 +104,13 @@ def vgg_fan_out(model: nn.Module) -> nn.Module:
     """Kaiming normal, fan_out, ReLU gain, for every Conv2d weight, conv biases 0; Linear
     weights N(0, 0.01^2) (std 0.01), Linear biases 0; BatchNorm weight 1, bias 0. The
     authors' ImageNet VGG (Figures 2-4, 7; their Models/imagenet_vgg.py, torchvision's
-    VGG init) and Tiny ImageNet VGGs (Figure 6; their Models/tinyimagenet_vgg.py)."""
+    VGG init) and Tiny ImageNet VGGs (Figure 6; their Models/tinyimagenet_vgg.py).
+    Returns ``model``, changed in place.
+
+    >>> model = vgg_fan_out(nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten(), nn.Linear(200, 100)))
+    >>> round(float(model[2].weight.detach().std()), 3), float(model[0].bias.abs().sum())
+    (0.01, 0.0)
+    """
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             _fan_out_normal(module.weight)
@@ -111,7 +128,14 @@ def vgg_fan_out(model: nn.Module) -> nn.Module:
 def pytorch_default(model: nn.Module) -> nn.Module:
     """No re-initialisation: every layer keeps what its ``reset_parameters`` drew when it
     was built (Linear and Conv2d weight and bias U(+-1/sqrt(fan_in)), BatchNorm 1 / 0).
-    The authors' toy MLP and conv nets (their Models/mlp.py sets no init)."""
+    The authors' toy MLP and conv nets (their Models/mlp.py sets no init). Returns
+    ``model`` untouched.
+
+    >>> model = nn.Linear(2, 2)
+    >>> before = model.weight.clone()
+    >>> pytorch_default(model) is model, torch.equal(model.weight, before)
+    (True, True)
+    """
     return model
 
 
@@ -132,7 +156,7 @@ WEIGHT_LAWS: dict[str, dict[str, Callable]] = {
 }
 
 
-def redraw_weight(init: str, module: nn.Module, weight: torch.Tensor,
+def _redraw_weight(init: str, module: nn.Module, weight: torch.Tensor,
                   generator: torch.Generator | None = None) -> None:
     """Fill ``weight`` (a tensor of ``module``'s weight shape, any float dtype, on the
     CPU) in place with a fresh draw from ``init``'s law for that layer (Conv1d/2d/3d and
@@ -158,7 +182,14 @@ INIT_CHOICES = (AUTHORS, *INITS)
 
 
 def check_init(init) -> str:
-    """``init`` if it is "authors" or a key of ``INITS``, else ValueError naming it and them."""
+    """``init`` if it is "authors" or a key of ``INITS``, else ValueError naming it and them.
+
+    >>> check_init("authors"), check_init("vgg_fan_out")
+    ('authors', 'vgg_fan_out')
+    >>> check_init("xavier")
+    Traceback (most recent call last):
+    ValueError: init 'xavier' is not allowed; choose 'authors' (each model's family init, ...
+    """
     if not isinstance(init, str) or init not in INIT_CHOICES:
         raise ValueError(
             f"init {init!r} is not allowed; choose {AUTHORS!r} (each model's family init, as "
@@ -177,13 +208,21 @@ def reinitialize_kept(model: nn.Module, seed: int = 0, init: str = "kaiming_fan_
     ``INITS``, see :data:`WEIGHT_LAWS`). ``seed`` fixes the
     draw (one CPU stream through the layers in order). Raises ValueError for an
     unknown ``init``.
+
+    >>> from synflow.core.masks import apply_masks, current_masks
+    >>> model = nn.Sequential(nn.Linear(4, 3))
+    >>> apply_masks(model, {"0.weight": torch.eye(3, 4, dtype=torch.bool)})
+    >>> before = model[0].weight_orig.clone()
+    >>> reinitialize_kept(model, seed=0, init="kaiming_fan_in")
+    >>> int(model[0].weight.count_nonzero()), torch.equal(model[0].weight_orig, before)
+    (3, False)
     """
     generator = torch.Generator().manual_seed(check_seed(seed))
     with torch.no_grad():
         for module in prunable_layers(model).values():
             target = module.weight_orig if is_masked(module) else module.weight
             fresh = torch.empty(target.shape, dtype=target.dtype)
-            redraw_weight(init, module, fresh, generator)
+            _redraw_weight(init, module, fresh, generator)
             target.copy_(fresh.to(target.device))
             if is_masked(module):
                 target.mul_(module.weight_mask)

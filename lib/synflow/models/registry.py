@@ -39,7 +39,12 @@ def _flat_size(input_shape: Sequence[int]) -> int:
 
 
 def mlp(input_shape, num_classes, width=1.0, depth=6, hidden=100, batch_norm=False):
-    """The authors' fully connected toy net: ``depth`` Linear layers, ReLU between."""
+    """The authors' fully connected toy net: ``depth`` Linear layers, ReLU between (the
+    input flattened; ``hidden`` units scaled by ``width``).
+
+    >>> [m.out_features for m in mlp((1, 8, 8), 10, width=0.1) if isinstance(m, nn.Linear)]
+    [10, 10, 10, 10, 10, 10]
+    """
     size = scaled(hidden, width)
     layers: list[nn.Module] = [nn.Flatten()]
     fan_in = _flat_size(input_shape)
@@ -54,7 +59,12 @@ def mlp(input_shape, num_classes, width=1.0, depth=6, hidden=100, batch_norm=Fal
 
 
 def conv(input_shape, num_classes, width=1.0, depth=4, channels=32, batch_norm=False):
-    """The authors' convolutional toy net: ``depth - 1`` 3x3 convs, global pool, Linear."""
+    """The authors' convolutional toy net: ``depth - 1`` 3x3 convs, global pool, Linear.
+
+    >>> model = conv((3, 8, 8), 10, width=0.25)
+    >>> model(torch.zeros(2, 3, 8, 8)).shape
+    torch.Size([2, 10])
+    """
     size = scaled(channels, width)
     layers: list[nn.Module] = []
     in_channels = input_shape[0]
@@ -130,7 +140,11 @@ def model_init(name: str, init: str = AUTHORS) -> str:
     """The key of ``synflow.models.inits.INITS`` that ``build_model(name, init=init)`` applies:
     ``MODEL_INITS[name]`` for "authors", else ``init`` itself.
 
-    Raises ValueError naming an unknown model or init and the allowed ones."""
+    Raises ValueError naming an unknown model or init and the allowed ones.
+
+    >>> model_init("resnet18"), model_init("vgg16"), model_init("mlp", init="kaiming_fan_in")
+    ('resnet_fan_out', 'kaiming_fan_in', 'kaiming_fan_in')
+    """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}")
     return MODEL_INITS[name] if check_init(init) == AUTHORS else init
@@ -147,6 +161,12 @@ def check_input_shape(name: str, input_shape: Sequence[int]) -> None:
 
     Raises:
         ValueError: naming the value and the expected (C, H, W) form.
+
+    >>> check_input_shape("conv", (3, 32, 32))
+    >>> check_input_shape("conv", (32, 32, 3))
+    Traceback (most recent call last):
+    ValueError: input_shape (32, 32, 3) looks channels-last (H, W, C); models take channels
+    first, (C, H, W): here (3, 32, 32)
     """
     shape = sample_shape(input_shape)
     if name == "mlp":
@@ -198,6 +218,13 @@ def build_model(
 
     Raises ValueError naming the value and the allowed ones for an unknown name or init,
     a width that is not > 0 or a bad input_shape.
+
+    >>> model = build_model("mlp", input_shape=(1, 8, 8), width=0.1, seed=0)
+    >>> model(torch.zeros(2, 1, 8, 8)).shape, sum(p.numel() for p in model.parameters())
+    (torch.Size([2, 10]), 1200)
+    >>> build_model("vgg11", width=0)
+    Traceback (most recent call last):
+    ValueError: width must be > 0, got 0
     """
     initialise = INITS[model_init(name, init)]
     if not width > 0:

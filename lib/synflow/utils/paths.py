@@ -29,7 +29,12 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 def repo_root() -> Path | None:
     """The repository this package runs from (``<repo>/lib/synflow``, an editable
-    install), or None when it is installed elsewhere (a wheel, site-packages)."""
+    install), or None when it is installed elsewhere (a wheel, site-packages).
+
+    >>> root = repo_root()
+    >>> root is None or (root / "lib" / "synflow" / "__init__.py").is_file()
+    True
+    """
     candidate = PACKAGE_DIR.parents[1]
     pyproject = candidate / "pyproject.toml"
     if PACKAGE_DIR.parent.name == "lib" and pyproject.is_file() and (
@@ -54,22 +59,45 @@ def _from_env(variable: str, default: Path) -> Path:
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The data root: ``root`` if given, else $SYNFLOW_DATA, else the default (table above)."""
+    """The data root, an absolute Path: ``root`` if given, else $SYNFLOW_DATA, else the
+    default (table above).
+
+    >>> data_root("/srv/datasets/../data")
+    PosixPath('/srv/data')
+    """
     if root is not None:
         return Path(root).expanduser().resolve()
     return _from_env("SYNFLOW_DATA", _default("data"))
 
 
 def figures_dir() -> Path:
-    """Where notebooks save figures: $SYNFLOW_FIGURES, else the default (table above)."""
+    """Where notebooks save figures: $SYNFLOW_FIGURES, else the default (table above).
+
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"SYNFLOW_FIGURES": "/tmp/synflow-figures"}):
+    ...     print(figures_dir())
+    /tmp/synflow-figures
+    """
     return _from_env("SYNFLOW_FIGURES", _default("figures"))
 
 
 def results_dir() -> Path:
-    """Where the results store writes runs: $SYNFLOW_RESULTS, else the default (table above)."""
+    """Where the results store writes runs: $SYNFLOW_RESULTS, else the default (table above).
+
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"SYNFLOW_RESULTS": "/tmp/synflow-results"}):
+    ...     print(results_dir())
+    /tmp/synflow-results
+    """
     return _from_env("SYNFLOW_RESULTS", _default("results"))
 
 
 def cache_dir() -> Path:
-    """Decoded-image cache: $SYNFLOW_CACHE, else $XDG_CACHE_HOME/synflow or ~/.cache/synflow."""
+    """Decoded-image cache: $SYNFLOW_CACHE, else $XDG_CACHE_HOME/synflow or ~/.cache/synflow.
+
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"SYNFLOW_CACHE": "/tmp/synflow-cache"}):
+    ...     print(cache_dir())
+    /tmp/synflow-cache
+    """
     return _from_env("SYNFLOW_CACHE", _xdg("XDG_CACHE_HOME", ".cache") / "synflow")

@@ -6,12 +6,26 @@ import os
 
 
 def quiet() -> bool:
-    """True when $SYNFLOW_QUIET is set to anything but "" or "0" (CI, logs)."""
+    """True when $SYNFLOW_QUIET is set to anything but "" or "0" (CI, logs).
+
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"SYNFLOW_QUIET": "0"}):
+    ...     print(quiet())
+    False
+    """
     return os.environ.get("SYNFLOW_QUIET", "") not in ("", "0")
 
 
 def progress(iterable=None, **kwargs):
-    """A ``tqdm.auto`` progress bar, disabled when $SYNFLOW_QUIET=1."""
+    """A ``tqdm.auto`` progress bar over ``iterable`` (``kwargs`` go to tqdm), disabled
+    when $SYNFLOW_QUIET=1 and not left on screen once done.
+
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"SYNFLOW_QUIET": "1"}):
+    ...     bar = progress(range(3), desc="runs")
+    >>> bar.disable, sum(bar)
+    (True, 3)
+    """
     from tqdm.auto import tqdm
 
     kwargs.setdefault("disable", quiet())

@@ -37,7 +37,14 @@ from .functional import check_materialized
 
 def erk_coefficient(shape) -> float:
     """ERK's ``sum(dims) / prod(dims)`` of a weight shape (Linear: (out, in);
-    Conv: (c_out, c_in, k_h, k_w))."""
+    Conv: (c_out, c_in, k_h, k_w)), a float. Raises ValueError for a rank below 2.
+
+    >>> erk_coefficient((10, 20)), erk_coefficient((8, 4, 3, 3))
+    (0.15, 0.0625)
+    >>> erk_coefficient((5,))
+    Traceback (most recent call last):
+    ValueError: ERK needs a weight of rank >= 2, got shape (5,)
+    """
     shape = tuple(int(d) for d in shape)
     if len(shape) < 2:
         raise ValueError(f"ERK needs a weight of rank >= 2, got shape {shape}")
@@ -49,7 +56,13 @@ def erk_densities(model_or_masks: nn.Module | Masks, compression: float) -> dict
 
     Solved exactly: layers whose ``eps * c_l`` reaches 1 are fixed at density 1
     and ``eps`` is recomputed over the rest until no density exceeds 1; then
-    ``sum_l density_l * n_l == N / compression``.
+    ``sum_l density_l * n_l == N / compression``. ``model_or_masks``: a model (its
+    prunable layers) or a mask dict (only the shapes count). Raises ValueError for a
+    compression outside [1, N].
+
+    >>> masks = {"a.weight": torch.ones(4, 2, dtype=torch.bool), "b.weight": torch.ones(100, 100, dtype=torch.bool)}
+    >>> {name: round(d, 3) for name, d in erk_densities(masks, 10).items()}
+    {'a.weight': 1.0, 'b.weight': 0.099}
     """
     masks = model_or_masks if isinstance(model_or_masks, dict) else current_masks(model_or_masks)
     sizes = {name: mask.numel() for name, mask in masks.items()}
@@ -81,6 +94,11 @@ def random_erk_scores(model, layers, weights, *, generator, **_):
     them on any device): negative, float64, of the weight's shape, on its device;
     higher = keep, as every scorer. Needs no data and no forward pass (BatchNorm is not
     involved); pruned weights do not score 0 (only alive weights compete in the loop).
+
+    >>> generator = torch.Generator().manual_seed(0)
+    >>> scores = random_erk_scores(None, None, {"fc.weight": torch.ones(2, 3)}, generator=generator)
+    >>> scores["fc.weight"].shape, scores["fc.weight"].dtype, bool((scores["fc.weight"] < 0).all())
+    (torch.Size([2, 3]), torch.float64, True)
     """
     check_materialized(weights)
     result = {}

@@ -66,7 +66,7 @@ def snip_scores(model, layers, weights, *, data, bn_mode="eval", dtype=None, **_
     return {name: s.abs_() for name, s in saliencies.items()}
 
 
-def hessian_gradient(model, layers, leaves, batches, objective, direction, *, dtype=None,
+def _hessian_gradient(model, layers, leaves, batches, objective, direction, *, dtype=None,
                      alive=None):
     """Sum over ``batches`` of H_b @ ``direction``, H_b the Hessian of batch b's
     ``objective`` w.r.t. ``leaves`` (a double backward pass of <dL_b/dleaves,
@@ -127,7 +127,7 @@ def grasp_scores(model, layers, weights, *, data, alive=None, bn_mode="eval",
     with scoring_view(model, bn_mode), sdpa_kernel(SDPBackend.MATH):
         _, gradient = summed_gradient(model, layers, leaves, batches, loss, dtype=dtype,
                                       alive=alive)
-        hessian_gradients = hessian_gradient(model, layers, leaves, batches, loss, gradient,
+        hessian_gradients = _hessian_gradient(model, layers, leaves, batches, loss, gradient,
                                              dtype=dtype, alive=alive)
     return {
         name: hg.mul_(w.detach()) for (name, w), hg in zip(leaves.items(), hessian_gradients)

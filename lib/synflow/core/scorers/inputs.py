@@ -110,7 +110,7 @@ _DTYPE_ERROR = re.compile(r"dtype|scalar type|type \(|Tensor type|should be the 
 _SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}  # torch's layout after the channels
 
 
-def expected_input(layers: dict[str, nn.Module]) -> str:
+def _expected_input(layers: dict[str, nn.Module]) -> str:
     """What the first prunable layer expects, in words, e.g. "features.0.weight (Conv2d)
     expects 3 input channels: input_shape=(3, H, W)"."""
     name, module = next(iter(layers.items()))
@@ -165,7 +165,7 @@ def explained_errors(model: nn.Module, layers: dict[str, nn.Module], inputs: tor
             hint = f" {sample} looks channels-last (H, W, C): try {(sample[-1], *sample[:-1])}."
         raise InputShapeError(
             f"the model cannot take inputs of shape {sample} (one sample, from input_shape or "
-            f"data): {expected_input(layers)}.{hint} torch said: {error}"
+            f"data): {_expected_input(layers)}.{hint} torch said: {error}"
         ) from error
 
 
@@ -210,7 +210,7 @@ def device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def model_dtype(model: nn.Module) -> torch.dtype | None:
+def _model_dtype(model: nn.Module) -> torch.dtype | None:
     """The dtype of the model's first floating parameter (None if it has none)."""
     return next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
 
@@ -222,7 +222,7 @@ def gradient_dtype(model: nn.Module) -> torch.dtype | None:
     """The dtype the data-based scores (SNIP, GraSP) are computed in, ``None`` for the
     model's own: float32 for a float16 or bfloat16 model (their gradients, sums and
     Hessian-vector products under- and overflow), else the model's dtype."""
-    return torch.float32 if model_dtype(model) in LOW_PRECISION else None
+    return torch.float32 if _model_dtype(model) in LOW_PRECISION else None
 
 
 def batches_of(model, data: Iterable, dtype=None):
@@ -232,7 +232,7 @@ def batches_of(model, data: Iterable, dtype=None):
 
     Raises ValueError naming a malformed batch, or if ``data`` gives none."""
     device = device_of(model)
-    dtype = dtype or model_dtype(model)
+    dtype = dtype or _model_dtype(model)
     count = 0
     for count, batch in enumerate(data, start=1):
         inputs, targets = check_batch(batch, count - 1)

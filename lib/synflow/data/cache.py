@@ -44,7 +44,7 @@ def cache_key(source: Source, split: str, split_dir: Path, files, classes) -> st
     return hashlib.sha256(json.dumps(description).encode()).hexdigest()
 
 
-def checksum(images: Tensor, labels: Tensor) -> int:
+def _checksum(images: Tensor, labels: Tensor) -> int:
     """CRC-32 of the image and label bytes (catches a damaged cache cheaply)."""
     crc = zlib.crc32(images.contiguous().numpy().data)
     return zlib.crc32(labels.contiguous().numpy().data, crc)
@@ -70,7 +70,7 @@ def read_cache(path: Path, key: str, count: int) -> Images | None:
             stored["key"] == key
             and images.dtype == torch.uint8
             and images.shape[0] == labels.shape[0] == count
-            and stored["checksum"] == checksum(images, labels)
+            and stored["_checksum"] == _checksum(images, labels)
         )
     except (OSError, RuntimeError, EOFError, KeyError, TypeError, ValueError, AttributeError,
             pickle.UnpicklingError) as error:  # truncated, garbage, wrong structure
@@ -88,7 +88,7 @@ def write_cache(path: Path, key: str, data: Images) -> None:
         "images": data.images,
         "labels": data.labels,
         "classes": list(data.classes),
-        "checksum": checksum(data.images, data.labels),
+        "_checksum": _checksum(data.images, data.labels),
     }
     try:
         atomic_write(path, lambda file: torch.save(payload, file))

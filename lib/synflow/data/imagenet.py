@@ -47,7 +47,7 @@ def _positive_int(name: str, value) -> int:
     return value
 
 
-def imagenet_train_dir(root: str | os.PathLike | None = None) -> Path | None:
+def _imagenet_train_dir(root: str | os.PathLike | None = None) -> Path | None:
     """The ``train/`` folder of ImageNet under the data root (ImageFolder layout:
     ``<root>/imagenet/train/<wnid>/*.JPEG``), or None when there is none."""
     for folder in folder_candidates("imagenet", data_root(root)):
@@ -118,7 +118,7 @@ def imagenet_pruning_batches(
     _positive_int("image_size", image_size)
     _positive_int("batch_size", batch_size)
     _positive_int("num_classes", num_classes)
-    train = imagenet_train_dir(root) if source != "cifar10" else None
+    train = _imagenet_train_dir(root) if source != "cifar10" else None
     if source == "imagenet" and train is None:
         places = ", ".join(
             str(p / "train") for p in folder_candidates("imagenet", data_root(root))

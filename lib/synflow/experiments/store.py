@@ -85,7 +85,7 @@ class RunBusy(RuntimeError):
     """Another worker holds a fresh claim on the run."""
 
 
-def move_aside(path: Path, why: str) -> Path | None:
+def _move_aside(path: Path, why: str) -> Path | None:
     """Rename ``path`` to ``<name>.damaged-<time>`` (never deleted) and warn; None if
     another worker moved it first."""
     target = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
@@ -115,12 +115,12 @@ def read_stored(config: RunConfig, experiment: str, results=None) -> RunResult |
 
 def stored_result(config: RunConfig, experiment: str, results=None) -> RunResult | None:
     """``config``'s stored result, or None when it has none. A damaged ``run.json``, or
-    one holding another config (:func:`read_stored`), is moved aside (:func:`move_aside`:
+    one holding another config (:func:`read_stored`), is moved aside (:func:`_move_aside`:
     renamed, never deleted, named in a warning) and reads as none."""
     try:
         return read_stored(config, experiment, results)
     except DamagedResult as error:
-        move_aside(run_dir(config, experiment, results) / RESULT_FILE, str(error))
+        _move_aside(run_dir(config, experiment, results) / RESULT_FILE, str(error))
         return None
 
 
@@ -138,7 +138,7 @@ def failure(config: RunConfig, experiment: str, results=None) -> dict | None:
         return {"error": f"unreadable failure record {path}", "log": None}
 
 
-def record_failure(folder: Path, config: RunConfig, error: BaseException) -> Path:
+def _record_failure(folder: Path, config: RunConfig, error: BaseException) -> Path:
     """Write ``<run folder>/failed.json`` for ``error`` (atomically); its path."""
     text = "".join(traceback.format_exception(error)).rstrip()
     previous = {}
@@ -217,7 +217,7 @@ def run_or_load(
         except claims.ClaimLost:
             raise
         except Exception as error:
-            record_failure(folder, config, error)
+            _record_failure(folder, config, error)
             raise
         result.write(folder / RESULT_FILE, exclusive=True)
         (folder / FAILURE_FILE).unlink(missing_ok=True)

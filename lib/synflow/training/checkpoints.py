@@ -77,7 +77,7 @@ UNREADABLE = (OSError, RuntimeError, EOFError, ValueError, TypeError, KeyError, 
               IndexError, pickle.UnpicklingError, zipfile.BadZipFile)
 
 
-class DamagedCheckpoint(ValueError):
+class _DamagedCheckpoint(ValueError):
     """A training checkpoint that cannot be read or is not one of this format."""
 
 
@@ -88,14 +88,14 @@ def _read(handle) -> dict:
     if not (isinstance(saved, dict) and CHECKPOINT_KEYS <= set(saved)
             and isinstance(saved["train"], dict) and TRAIN_KEYS <= set(saved["train"])
             and isinstance(saved["progress"], dict)):
-        raise DamagedCheckpoint("not a training checkpoint: keys missing")
+        raise _DamagedCheckpoint("not a training checkpoint: keys missing")
     if saved["format"] != CHECKPOINT_FORMAT:
-        raise DamagedCheckpoint(f"format {saved['format']!r}; this synflow resumes format "
+        raise _DamagedCheckpoint(f"format {saved['format']!r}; this synflow resumes format "
                                 f"{CHECKPOINT_FORMAT} only")
     return saved
 
 
-def set_aside(path: Path) -> Path:
+def _set_aside(path: Path) -> Path:
     """Rename ``path`` to ``<name>.damaged-<time>-<pid>`` beside it (never deleted)."""
     target = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
     os.replace(path, target)
@@ -106,7 +106,7 @@ def load_checkpoint(path: Path, config) -> dict | None:
     """The checkpoint at ``path`` (None if there is none), checked to be ``config``'s.
 
     A damaged checkpoint (truncated, garbled, not a training checkpoint, another format
-    version) is set aside (:func:`set_aside`: renamed, never deleted) with a warning naming
+    version) is set aside (:func:`_set_aside`: renamed, never deleted) with a warning naming
     both paths, and None is returned: the run starts again from its beginning instead of
     failing on every retry. Raises ValueError naming the file when it is a valid
     checkpoint of another run (another config's key)."""
@@ -120,7 +120,7 @@ def load_checkpoint(path: Path, config) -> dict | None:
             saved = None
             reason = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
     if saved is None:
-        aside = set_aside(path)
+        aside = _set_aside(path)
         warnings.warn(f"training checkpoint {path} is damaged ({reason}); moved it to {aside}; "
                       "the run starts again from its beginning", stacklevel=2)
         return None

@@ -9,7 +9,7 @@ precision      what a training step does (on every device)
                autocast; weights, their masks, optimizer state, BatchNorm's parameters
                and statistics, the input normalisation and the loss stay float32
 ``auto``       resolved once, on the machine that makes the config
-               (:func:`default_precision`): ``bfloat16`` with a CUDA GPU or a CPU with
+               (:func:`_default_precision`): ``bfloat16`` with a CUDA GPU or a CPU with
                native bf16 (x86 ``avx512_bf16``/``amx_bf16``, ARM ``bf16``),
                ``float32`` elsewhere (emulated bf16 is several times slower than float32)
 =============  ==========================================================================
@@ -75,7 +75,7 @@ def native_bf16() -> bool:
         "x86_64", "amd64", "aarch64", "arm64")
 
 
-def device_precision(device: str | torch.device) -> str:
+def _device_precision(device: str | torch.device) -> str:
     """The faster precision on ``device``: bfloat16 on CUDA (when the GPU supports it)
     and on CPUs with native bf16, float32 elsewhere."""
     device = torch.device(device)
@@ -84,27 +84,27 @@ def device_precision(device: str | torch.device) -> str:
     return "bfloat16" if device.type == "cpu" and native_bf16() else "float32"
 
 
-def default_precision() -> str:
+def _default_precision() -> str:
     """What "auto" means here: ``$SYNFLOW_TRAIN_PRECISION`` when set, else
-    :func:`device_precision` of the default training device (CUDA when available)."""
+    :func:`_device_precision` of the default training device (CUDA when available)."""
     forced = os.environ.get(VARIABLE, "").strip()
     if forced and forced != AUTO:
         try:
             return check_precision(forced, auto=False)
         except ValueError as error:
             raise ValueError(f"${VARIABLE}: {error}") from None
-    return device_precision("cuda" if torch.cuda.is_available() else "cpu")
+    return _device_precision("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def resolve(precision: str, device: str | torch.device | None = None) -> str:
-    """``precision`` itself, or for "auto" :func:`default_precision` (``device`` given:
-    that device's, :func:`device_precision`, unless ``$SYNFLOW_TRAIN_PRECISION`` is set)."""
+    """``precision`` itself, or for "auto" :func:`_default_precision` (``device`` given:
+    that device's, :func:`_device_precision`, unless ``$SYNFLOW_TRAIN_PRECISION`` is set)."""
     check_precision(precision)
     if precision != AUTO:
         return precision
     if device is None or os.environ.get(VARIABLE, "").strip() not in ("", AUTO):
-        return default_precision()
-    return device_precision(device)
+        return _default_precision()
+    return _device_precision(device)
 
 
 def memory_format(precision: str) -> torch.memory_format:

@@ -67,7 +67,7 @@ def family(model: str) -> str:
     return "toy"
 
 
-def preset_name(model: str, dataset: str) -> str:
+def _preset_name(model: str, dataset: str) -> str:
     """The key of ``PRESETS`` the paper uses for ``model`` on ``dataset``."""
     kind = family(model)
     if kind == "toy" or dataset == "mnist":
@@ -85,7 +85,7 @@ def preset(model: str, dataset: str, *, name: str | None = None, **overrides) ->
     scaled to the same fractions of training (60/160 and 120/160 of 10 epochs
     give 4 and 8), so a short profile keeps the shape of the schedule.
     """
-    name = name if name is not None else preset_name(model, dataset)
+    name = name if name is not None else _preset_name(model, dataset)
     if name not in PRESETS:
         raise ValueError(f"unknown training preset {name!r}; choose one of: {', '.join(PRESETS)}")
     base = PRESETS[name]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import doctest
 import importlib
 from pathlib import Path
@@ -23,3 +24,66 @@ def test_the_examples_run(name, tmp_path, monkeypatch):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples of {name} failed"
+
+
+# Not done yet (task D2 ran out of time): exactly the names still without an example.
+# Remove a name when it gains one (the test fails on a stale entry); never add one.
+NOT_YET = {
+    "synflow/experiments/claims.py": {
+        "ClaimLost", "stale_after_default", "job_id", "log_path", "fs_now", "read_claim",
+        "Claim", "claim_run", "is_stale", "heartbeat"
+    },
+    "synflow/experiments/cli.py": {"parameter", "main"},
+    "synflow/experiments/execution.py": {"execute", "record_layers"},
+    "synflow/experiments/launch.py": {"planned_runs", "state_of", "Worker", "phases", "launch"},
+    "synflow/experiments/parallel.py": {"available_cpus", "count_workers", "side_by_side"},
+    "synflow/experiments/parameters.py": {"check_parameters", "check_runs"},
+    "synflow/experiments/profiles.py": {"profile_path", "load_profile", "section"},
+    "synflow/experiments/results.py": {"DamagedResult", "RunResult"},
+    "synflow/experiments/runconfig.py": {"is_integer", "is_real", "RunConfig", "config_from_dict"},
+    "synflow/experiments/status.py": {"show"},
+    "synflow/experiments/store.py": {
+        "results_root", "run_dir", "RunFailed", "RunBusy", "read_stored", "stored_result",
+        "failure", "run_or_load", "sweep", "frame"
+    },
+    "synflow/experiments/sweeps.py": {
+        "groups", "configs", "experiment", "parameter_names", "profile_params", "dataset_model",
+        "sweep_configs"
+    },
+    "synflow/experiments/weights.py": {"rewind", "at_initial_values", "layer_weight_statistics"},
+    "synflow/analysis/critical.py": {
+        "Critical", "find_critical", "critical_compression", "measured_critical"
+    },
+    "synflow/analysis/plots.py": {
+        "use_style", "save_figure", "plot_accuracy_vs_compression", "plot_layer_collapse"
+    },
+    "synflow/analysis/tables.py": {
+        "model_label", "accuracy_table", "band", "differences", "run_row", "layers_table",
+        "keeps_target", "same_layer_counts", "imp_variant", "cycles_table", "imp_keeps_targets",
+        "layer_history", "squared_weight_drift"
+    },
+}
+
+
+def test_every_public_function_has_an_example_in_upper_layers():
+    """Issue 16: every public (no leading underscore) module-level function and class of
+    the upper layers shows a ``>>>`` example in its docstring (``NOT_YET`` aside, which
+    must only shrink)."""
+    missing, stale, seen = [], [], set()
+    for layer in ("data", "training", "experiments", "analysis"):
+        for path in sorted((PACKAGE / layer).rglob("*.py")):
+            where = str(path.relative_to(PACKAGE.parent))
+            for node in ast.parse(path.read_text()).body:
+                if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    continue
+                seen.add((where, node.name))
+                public = not node.name.startswith("_")
+                shown = ">>>" in (ast.get_docstring(node) or "")
+                excused = node.name in NOT_YET.get(where, ())
+                if public and not shown and not excused:
+                    missing.append(f"{where}: {node.name}")
+                elif excused and (shown or not public):
+                    stale.append(f"{where}: {node.name}")
+    stale += [f"{w}: {n}" for w, names in NOT_YET.items() for n in names if (w, n) not in seen]
+    assert not missing, f"{len(missing)} public names lack a >>> example:\n" + "\n".join(missing)
+    assert not stale, "NOT_YET names that have an example now (remove them):\n" + "\n".join(stale)

@@ -47,8 +47,6 @@ FAILURE_FILE = "failed.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
-# ----------------------------------------------------------------- the files
-
 
 def results_root(results=None) -> Path:
     """``results`` as an absolute path, or the default results folder
@@ -124,8 +122,6 @@ def stored_result(config: RunConfig, experiment: str, results=None) -> RunResult
         return None
 
 
-# ------------------------------------------------------------------ failures
-
 
 def failure(config: RunConfig, experiment: str, results=None) -> dict | None:
     """The run's failure record (config, error, traceback, host, time, log), or None."""
@@ -158,8 +154,6 @@ def _record_failure(folder: Path, config: RunConfig, error: BaseException) -> Pa
     }
     return atomic_write(path, lambda file: json.dump(record, file, indent=1), text=True)
 
-
-# ------------------------------------------------------------------ running
 
 
 def run_or_load(
@@ -282,9 +276,10 @@ def _worker_run(job) -> int | None:
 def frame(experiment: str, *, results=None, history: bool = False) -> pd.DataFrame:
     """All stored runs of ``experiment`` as one DataFrame, ready for seaborn.
 
-    One row per run: the config fields (a field missing from an old run's config as it
-    was meant then, :func:`synflow.experiments.runconfig.stored_fields`: e.g. init "kaiming_fan_in"), the ``metrics`` (``best_top1`` is the
-    best-epoch, ``final_top1`` the final-epoch accuracy), ``key`` and ``path``.
+    One row per run: the config fields (one missing from an old run's config as it was
+    meant then, as :func:`synflow.experiments.runconfig.config_from_dict` reads it: e.g.
+    init "kaiming_fan_in"), the ``metrics`` (``best_top1``: best-epoch, ``final_top1``:
+    final-epoch accuracy), ``key`` and ``path``.
     With ``history=True``, one row per (run, epoch) instead, with the epoch's
     ``train_loss``, ``test_loss``, ``top1``, ``top5``. Config keys unknown to
     RunConfig are reported and kept as columns. A damaged ``run.json`` (see

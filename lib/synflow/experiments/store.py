@@ -47,7 +47,6 @@ FAILURE_FILE = "failed.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
-
 def results_root(results=None) -> Path:
     """``results`` as an absolute path, or the default results folder
     (:func:`synflow.utils.paths.results_dir`). Raises NotADirectoryError naming it when it,

@@ -35,7 +35,9 @@ NOT_YET = {
     },
     "synflow/experiments/cli.py": {"parameter", "main"},
     "synflow/experiments/execution.py": {"execute", "record_layers"},
-    "synflow/experiments/launch.py": {"planned_runs", "state_of", "Worker", "phases", "launch"},
+    "synflow/experiments/launch.py": {
+        "planned_runs", "state_of", "Worker", "process_age", "phases", "launch"
+    },
     "synflow/experiments/parallel.py": {"available_cpus", "count_workers", "side_by_side"},
     "synflow/experiments/parameters.py": {"check_parameters", "check_runs"},
     "synflow/experiments/profiles.py": {"profile_path", "load_profile", "section"},

@@ -98,7 +98,7 @@ class Worker(submitit.helpers.Checkpointable):
     def __call__(self, runs: list[tuple[str, dict]]) -> dict:
         if self.processes > 1:
             return self.packed(runs)
-        startup = _process_age()
+        startup = process_age()
         if startup is not None:
             print(f"task start-up: {startup:.1f} s from process start to the first run "
                   f"(interpreter, imports, unpickling)", flush=True)
@@ -151,7 +151,7 @@ class Worker(submitit.helpers.Checkpointable):
                 "startup": max(startups) if startups else None}
 
 
-def _process_age() -> float | None:
+def process_age() -> float | None:
     """Seconds since this process started (Linux: ``/proc/self/stat``, 10 ms ticks), or
     None where that cannot be read. In a task: interpreter start, imports, unpickling."""
     try:

@@ -1,5 +1,4 @@
-"""Every ``>>>`` example in the package's docstrings runs and prints what it shows, and
-every public function and class of the parts in ``DOCUMENTED`` has one."""
+"""Every ``>>>`` example in the package's docstrings runs and prints what it shows."""
 
 from __future__ import annotations
 
@@ -27,27 +26,81 @@ def test_the_examples_run(name, tmp_path, monkeypatch):
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples of {name} failed"
 
 
-# the parts of lib/synflow whose public functions and classes must each show a ``>>>``
-# example ("__init__" is the top-level lib/synflow/__init__.py). "core" joins once
-# core/scoring.py and core/scorers/{functional,gradient,inputs,synflow}.py have theirs.
-DOCUMENTED = ("__init__", "models", "utils")
+# Not done yet: exactly the public names still without an example.
+# Remove a name when it gains one (the test fails on a stale entry); never add one.
+NOT_YET = {
+    "synflow/core/scorers/functional.py": {
+        "check_bn_mode", "scoring_view", "differentiable", "all_parameters", "check_materialized", "call_with_weights", "check_gradients_on", "check_layers_called", "fresh_leaves", "no_recomputation", "gradients", "masked", "summed_gradient", "buffer_copies"
+    },
+    "synflow/core/scorers/gradient.py": {
+        "loss_saliencies", "grasp_scores"
+    },
+    "synflow/core/scorers/inputs.py": {
+        "first_inputs", "check_logits", "InputShapeError", "ForwardDtypeError", "explained_errors", "embedding_guard", "device_of", "gradient_dtype", "batches_of"
+    },
+    "synflow/core/scorers/synflow.py": {
+        "synflow_pass", "SynFlowOverflowError", "check_precision", "checked_pass", "check_finite", "synflow_l2_scores"
+    },
+    "synflow/core/scoring.py": {
+        "check_method", "check_options", "check_inputs", "scoring_context", "checked_model", "check_run", "check_data"
+    },
+    "synflow/experiments/claims.py": {
+        "ClaimLost", "stale_after_default", "job_id", "log_path", "fs_now", "read_claim",
+        "Claim", "claim_run", "is_stale", "heartbeat"
+    },
+    "synflow/experiments/cli.py": {"parameter", "main"},
+    "synflow/experiments/execution.py": {"execute", "record_layers"},
+    "synflow/experiments/launch.py": {
+        "planned_runs", "state_of", "Worker", "process_age", "phases", "launch"
+    },
+    "synflow/experiments/parallel.py": {"available_cpus", "count_workers", "side_by_side"},
+    "synflow/experiments/parameters.py": {"check_parameters", "check_runs"},
+    "synflow/experiments/profiles.py": {"profile_path", "load_profile", "section"},
+    "synflow/experiments/results.py": {"DamagedResult", "RunResult"},
+    "synflow/experiments/runconfig.py": {"is_integer", "is_real", "RunConfig", "config_from_dict"},
+    "synflow/experiments/status.py": {"show"},
+    "synflow/experiments/store.py": {
+        "results_root", "run_dir", "RunFailed", "RunBusy", "read_stored", "stored_result",
+        "failure", "run_or_load", "sweep", "frame"
+    },
+    "synflow/experiments/sweeps.py": {
+        "groups", "configs", "experiment", "parameter_names", "profile_params", "dataset_model",
+        "sweep_configs"
+    },
+    "synflow/experiments/weights.py": {"rewind", "at_initial_values", "layer_weight_statistics"},
+    "synflow/analysis/critical.py": {
+        "Critical", "find_critical", "critical_compression", "measured_critical"
+    },
+    "synflow/analysis/plots.py": {
+        "use_style", "save_figure", "plot_accuracy_vs_compression", "plot_layer_collapse"
+    },
+    "synflow/analysis/tables.py": {
+        "model_label", "accuracy_table", "band", "differences", "run_row", "layers_table",
+        "keeps_target", "same_layer_counts", "imp_variant", "cycles_table", "imp_keeps_targets",
+        "layer_history", "squared_weight_drift"
+    },
+}
 
 
-def missing_examples(part: str) -> list[str]:
-    """``"<file>:<line> <name>"`` of each public module-level function or class of ``part``
-    whose docstring has no ``>>>`` example."""
-    files = [PACKAGE / "__init__.py"] if part == "__init__" else sorted((PACKAGE / part).rglob("*.py"))
-    missing = []
-    for path in files:
-        for node in ast.parse(path.read_text()).body:
-            if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-                    and not node.name.startswith("_")
-                    and ">>>" not in (ast.get_docstring(node) or "")):
-                missing.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name}")
-    return missing
-
-
-@pytest.mark.parametrize("part", DOCUMENTED)
-def test_every_public_function_has_an_example(part):
-    missing = missing_examples(part)
-    assert not missing, f"public functions/classes without a >>> example: {', '.join(missing)}"
+def test_every_public_function_has_an_example():
+    """Issue 16: every public (no leading underscore) module-level function and class of
+    the package shows a ``>>>`` example in its docstring (``NOT_YET`` aside, which
+    must only shrink)."""
+    missing, stale, seen = [], [], set()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name not in ("__main__.py", "_deprecated.py"):
+            where = str(path.relative_to(PACKAGE.parent))
+            for node in ast.parse(path.read_text()).body:
+                if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    continue
+                seen.add((where, node.name))
+                public = not node.name.startswith("_")
+                shown = ">>>" in (ast.get_docstring(node) or "")
+                excused = node.name in NOT_YET.get(where, ())
+                if public and not shown and not excused:
+                    missing.append(f"{where}: {node.name}")
+                elif excused and (shown or not public):
+                    stale.append(f"{where}: {node.name}")
+    stale += [f"{w}: {n}" for w, names in NOT_YET.items() for n in names if (w, n) not in seen]
+    assert not missing, f"{len(missing)} public names lack a >>> example:\n" + "\n".join(missing)
+    assert not stale, "NOT_YET names that have an example now (remove them):\n" + "\n".join(stale)

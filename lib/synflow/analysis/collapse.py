@@ -21,13 +21,23 @@ from .saliency import parameter_name
 
 
 def max_compression(model_or_masks) -> float:
-    """rho_max = N / L: one weight left in every prunable layer."""
+    """rho_max = N / L: one weight left in every prunable layer.
+
+    >>> import torch
+    >>> max_compression({"a.weight": torch.ones(6, 4), "b.weight": torch.ones(2, 6)})
+    18.0
+    """
     masks = model_or_masks if isinstance(model_or_masks, dict) else current_masks(model_or_masks)
     return sum(m.numel() for m in masks.values()) / len(masks)
 
 
 def layer_fractions(masks: Masks) -> dict[str, float]:
-    """Fraction of weights kept in every layer."""
+    """Fraction of weights kept in every layer.
+
+    >>> import torch
+    >>> layer_fractions({"a.weight": torch.tensor([1.0, 0.0, 0.0, 1.0]), "b.weight": torch.zeros(2)})
+    {'a.weight': 0.5, 'b.weight': 0.0}
+    """
     return {name: float(m.sum()) / m.numel() for name, m in masks.items()}
 
 
@@ -54,6 +64,14 @@ def kept_weight_signs(model: nn.Module) -> pd.DataFrame:
     the output units with a kept weight, the mean of |2 p - 1| with p the
     fraction of that unit's kept weights that are > 0 (0: every unit keeps both
     signs equally; 1: every unit keeps weights of one sign only).
+
+    >>> import torch
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Linear(2, 2, bias=False))
+    >>> with torch.no_grad():
+    ...     _ = net[0].weight.copy_(torch.tensor([[1.0, -1.0], [2.0, 3.0]]))
+    >>> kept_weight_signs(net).to_dict("index")
+    {'0.weight': {'kept': 4, 'positive': 0.75, 'unit_bias': 0.5}}
     """
     masks = current_masks(model)
     rows = []
@@ -80,6 +98,10 @@ def exact_critical_compression(scores: dict[str, torch.Tensor]) -> tuple[float, 
     one: the worst layer's best weight's rank in the global order (ties to the
     lowest index, as ``select`` breaks them). ``layer`` is the one that
     empties first, the one that sets ``k*``.
+
+    >>> import torch
+    >>> exact_critical_compression({"a.weight": torch.tensor([4.0, 3.0, 2.0]), "b.weight": torch.tensor([1.0])})
+    (1.0, 'b.weight')
     """
     flat = torch.cat([s.flatten() for s in scores.values()])
     ranks, start = {}, 0
@@ -102,6 +124,14 @@ def input_output_paths(
     absolute value (BatchNorm at its running statistics). The result is > 0
     exactly when some path from input to output survives: 0 means the mask
     disconnects the net, whether or not a layer is empty.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+    >>> input_output_paths(net, {"0.weight": torch.ones(2, 2), "2.weight": torch.ones(1, 2)}, (2,))
+    4.0
+    >>> input_output_paths(net, {"0.weight": torch.ones(2, 2), "2.weight": torch.zeros(1, 2)}, (2,))
+    0.0
     """
     masks = current_masks(model) if masks is None else masks
     layers = prunable_layers(model)
@@ -125,7 +155,11 @@ def input_output_paths(
 
 
 def data_for(method: str, data):
-    """``data`` if ``method`` scores with data (SNIP, GraSP), else None."""
+    """``data`` if ``method`` scores with data (SNIP, GraSP), else None.
+
+    >>> data_for("snip", ["batches"]), data_for("synflow", ["batches"])
+    (['batches'], None)
+    """
     return data if method in DATA_METHODS else None
 
 
@@ -143,7 +177,21 @@ def empty_layer_counts(
     training). Single-shot methods score once and select per compression;
     SynFlow (``synflow_iterations`` > 1) prunes a fresh model iteratively per
     compression, which is costly. Compressions above N are clipped to N (one
-    weight left). Columns: method, log10_compression, empty_layers."""
+    weight left). Columns: method, log10_compression, empty_layers.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> _ = torch.manual_seed(0)
+    >>> factory = lambda: nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> counts = empty_layer_counts(factory, ["magnitude", "synflow"], [0.5, 1.0],
+    ...                             synflow_iterations=2, input_shape=(4,))
+    >>> counts
+          method  log10_compression  empty_layers
+    0  magnitude                0.5             0
+    1  magnitude                1.0             1
+    2    synflow                0.5             0
+    3    synflow                1.0             0
+    """
     model = model_factory()
     total = sum(m.numel() for m in current_masks(model).values())
     rows = []

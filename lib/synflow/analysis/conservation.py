@@ -17,7 +17,13 @@ from .saliency import weight_scores
 
 
 def with_activation(model: nn.Module, activation: Callable[[], nn.Module]) -> nn.Module:
-    """Replace every ReLU of ``model`` (in place) by ``activation()``; returns the model."""
+    """Replace every ReLU of ``model`` (in place) by ``activation()``; returns the model.
+
+    >>> from torch import nn
+    >>> net = with_activation(nn.Sequential(nn.Linear(2, 2), nn.ReLU()), nn.Tanh)
+    >>> type(net[1]).__name__
+    'Tanh'
+    """
     for parent in list(model.modules()):
         for child_name, child in parent.named_children():
             if isinstance(child, nn.ReLU):
@@ -26,7 +32,12 @@ def with_activation(model: nn.Module, activation: Callable[[], nn.Module]) -> nn
 
 
 def fill_biases(model: nn.Module, value: float) -> nn.Module:
-    """Set every Conv/Linear bias to ``value`` (in place); returns the model."""
+    """Set every Conv/Linear bias to ``value`` (in place); returns the model.
+
+    >>> from torch import nn
+    >>> fill_biases(nn.Sequential(nn.Linear(2, 3)), 0.5)[0].bias.tolist()
+    [0.5, 0.5, 0.5]
+    """
     with torch.no_grad():
         for module in prunable_layers(model).values():
             if module.bias is not None:
@@ -35,7 +46,15 @@ def fill_biases(model: nn.Module, value: float) -> nn.Module:
 
 
 def rescale_layer(model: nn.Module, name: str, factor: float) -> nn.Module:
-    """Multiply the prunable weight ``name`` by ``factor`` (in place); returns the model."""
+    """Multiply the prunable weight ``name`` by ``factor`` (in place); returns the model.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Linear(2, 1, bias=False))
+    >>> _ = nn.init.ones_(net[0].weight)
+    >>> rescale_layer(net, "0.weight", 3.0)[0].weight.tolist()
+    [[3.0, 3.0]]
+    """
     module = prunable_layers(model)[name]
     with torch.no_grad():
         target = module.weight_orig if hasattr(module, "weight_orig") else module.weight
@@ -57,6 +76,14 @@ def chain_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     Checks that each layer reads exactly the previous layer's units (a Linear
     after a flatten reads ``k`` features per channel); raises otherwise, e.g.
     for a ResNet, whose shortcuts make it no chain.
+
+    >>> from torch import nn
+    >>> [name for name, _ in chain_layers(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)))]
+    ['0.weight', '2.weight']
+    >>> chain_layers(nn.Sequential(nn.Linear(4, 3), nn.Linear(2, 2)))
+    Traceback (most recent call last):
+        ...
+    ValueError: 1.weight does not read 0.weight's 3 units: not a chain of layers
     """
     layers = list(prunable_layers(model).items())
     for (a, first), (b, second) in itertools.pairwise(layers):
@@ -76,6 +103,15 @@ def neuron_flows(model: nn.Module, scores: dict[str, torch.Tensor]) -> pd.DataFr
     weights that read it (all spatial positions; after a flatten, all the
     features the channel becomes). Pooling between layers keeps channels, so a
     channel is the unit. Returns one row per unit: layer, depth, unit, incoming, outgoing.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from synflow.analysis.saliency import synflow_saliency
+    >>> net = nn.Sequential(nn.Linear(4, 3, bias=False), nn.ReLU(), nn.Linear(3, 2, bias=False))
+    >>> _, scores = synflow_saliency(net, (4,))
+    >>> flows = neuron_flows(net, scores)
+    >>> list(flows.columns), len(flows), bool((flows.incoming - flows.outgoing).abs().max() < 1e-9)
+    (['layer', 'depth', 'unit', 'incoming', 'outgoing'], 3, True)
     """
     layers = chain_layers(model)
     rows = []
@@ -101,13 +137,25 @@ def neuron_flows(model: nn.Module, scores: dict[str, torch.Tensor]) -> pd.DataFr
 
 
 def neuronwise_residual(flows: pd.DataFrame) -> float:
-    """max |incoming - outgoing| over units, relative to the largest |flow| (0 = conserved)."""
+    """max |incoming - outgoing| over units, relative to the largest |flow| (0 = conserved).
+
+    >>> import pandas as pd
+    >>> neuronwise_residual(pd.DataFrame({"incoming": [1.0, 2.0], "outgoing": [1.0, 1.5]}))
+    0.25
+    """
     scale = max(flows["incoming"].abs().max(), flows["outgoing"].abs().max())
     return float((flows["incoming"] - flows["outgoing"]).abs().max() / scale)
 
 
 def layer_statistics(scores: dict[str, torch.Tensor]) -> pd.DataFrame:
-    """Per layer: size, total score (signed sum) and mean |score|, in float64."""
+    """Per layer: size, total score (signed sum) and mean |score|, in float64.
+
+    >>> import torch
+    >>> layer_statistics({"a.weight": torch.tensor([1.0, -3.0]), "b.weight": torch.ones(4)})
+          layer  size  total  mean_abs
+    0  a.weight     2   -2.0       2.0
+    1  b.weight     4    4.0       1.0
+    """
     return pd.DataFrame(
         [
             {
@@ -122,7 +170,11 @@ def layer_statistics(scores: dict[str, torch.Tensor]) -> pd.DataFrame:
 
 
 def total_spread(totals: Iterable[float]) -> float:
-    """(max - min) / max |total| of the layer totals (0 = every layer carries the same total)."""
+    """(max - min) / max |total| of the layer totals (0 = every layer carries the same total).
+
+    >>> total_spread([2.0, 2.0, 1.0])
+    0.5
+    """
     values = np.asarray(list(totals), dtype=float)
     return float((values.max() - values.min()) / np.abs(values).max())
 
@@ -132,6 +184,9 @@ def fit_slope(sizes: Iterable[float], averages: Iterable[float]) -> float:
 
     Slope 1: the average score is proportional to 1/size, i.e. every layer's
     total is the same (Theorem 2); slope 0: the average does not depend on size.
+
+    >>> round(fit_slope([10, 100, 1000], [0.1, 0.01, 0.001]), 6)
+    1.0
     """
     x = -np.log10(np.asarray(list(sizes), dtype=float))
     y = np.log10(np.asarray(list(averages), dtype=float))
@@ -141,7 +196,19 @@ def fit_slope(sizes: Iterable[float], averages: Iterable[float]) -> float:
 def conservation_summary(model: nn.Module, scores: dict[str, torch.Tensor]) -> dict[str, float]:
     """The Figure 3/4 numbers of one score: correlation and median relative
     difference of incoming vs outgoing unit flows, worst relative residual,
-    fitted slope of mean |score| vs 1/size and the spread of layer totals."""
+    fitted slope of mean |score| vs 1/size and the spread of layer totals.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from synflow.analysis.saliency import synflow_saliency
+    >>> _ = torch.manual_seed(0)
+    >>> net = nn.Sequential(nn.Linear(4, 3, bias=False), nn.ReLU(), nn.Linear(3, 2, bias=False))
+    >>> summary = conservation_summary(net, synflow_saliency(net, (4,))[1])
+    >>> sorted(summary)
+    ['correlation', 'layer_total_spread', 'median_relative_difference', 'neuronwise_residual', 'slope']
+    >>> round(summary["correlation"], 6), round(summary["layer_total_spread"], 6)
+    (1.0, 0.0)
+    """
     flows = neuron_flows(model, scores)
     inc, out = flows["incoming"].to_numpy(), flows["outgoing"].to_numpy()
     scale = (np.abs(inc) + np.abs(out)) / 2

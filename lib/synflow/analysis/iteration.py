@@ -19,7 +19,11 @@ from ..core.scorers.synflow import check_precision, checked_pass
 @dataclass
 class Step:
     """One SynFlow iteration: target density, R_SF before pruning, the SynFlow
-    score removed by this step, and the weights kept per layer afterwards."""
+    score removed by this step, and the weights kept per layer afterwards.
+
+    >>> Step(density=0.5, R=4.0, removed=1.0, kept={"0.weight": 2}).ratio
+    0.25
+    """
 
     density: float
     R: float
@@ -45,6 +49,14 @@ def synflow_iterations(
     :func:`synflow.core.scorers.synflow.checked_pass`), recording each step: the same masks as
     ``synflow.prune(model, "synflow", ..., precision=precision)``. Returns one Step
     per density. Raises ValueError for an unknown precision.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> _ = torch.manual_seed(0)
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> steps = synflow_iterations(net, [0.5, 0.25], (4,))
+    >>> [(step.density, step.kept) for step in steps]
+    [(0.5, {'0.weight': 12, '2.weight': 12}), (0.25, {'0.weight': 4, '2.weight': 8})]
     """
     check_synflow_network(model)
     shape = tuple(input_shape)
@@ -82,7 +94,16 @@ def prune_size_ratio(
     """Figure 7: the largest, over iterations, of the SynFlow score removed in
     one iteration divided by R_SF. Below 1 in every iteration, no step can
     remove a whole layer (each layer's total score is R_SF; Theorem 3).
-    ``precision`` as in :func:`synflow_iterations`."""
+    ``precision`` as in :func:`synflow_iterations`.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> _ = torch.manual_seed(0)
+    >>> factory = lambda: nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> ratio = prune_size_ratio(factory, 4.0, 2, input_shape=(4,))
+    >>> 0 < ratio < 1
+    True
+    """
     if compression == 1:
         return 0.0
     steps = synflow_iterations(
@@ -106,7 +127,16 @@ def iterative_masks(
     ``densities`` (global masking), pruning ``model`` in place: score the masked
     model, keep the best alive weights, repeat. With ``stop_on_collapse`` it stops
     once a layer is empty (masks only shrink, so the final mask would be collapsed
-    too: use it to ask *whether* a layer collapses, not how many) and returns that mask."""
+    too: use it to ask *whether* a layer collapses, not how many) and returns that mask.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> _ = torch.manual_seed(0)
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> masks = iterative_masks(net, "magnitude", [0.5, 0.25])
+    >>> {name: int(mask.sum()) for name, mask in masks.items()}
+    {'0.weight': 11, '2.weight': 1}
+    """
     return prune_through(
         model,
         method,
@@ -122,5 +152,9 @@ def single_removal_iterations(compression: float, layers: int) -> int:
     """Exponential-schedule iterations after which the last steps remove at most
     one weight each: ``ceil(ln(compression) / ln(1 + 1/L))``. Then a positive,
     conserved score (SynFlow) can never empty a layer: a layer's last weight
-    carries all of R_SF, more than any weight of a layer with two."""
+    carries all of R_SF, more than any weight of a layer with two.
+
+    >>> single_removal_iterations(100.0, 19)
+    90
+    """
     return math.ceil(math.log(compression) / math.log1p(1 / layers))

@@ -26,7 +26,11 @@ REFERENCE_MODELS = {"wide_resnet18": "wrn18_2"}
 
 
 def paper_dir() -> Path:
-    """The folder of the reference CSVs: $SYNFLOW_PAPER, else the package's copy."""
+    """The folder of the reference CSVs: $SYNFLOW_PAPER, else the package's copy.
+
+    >>> (paper_dir() / "fig6_reference.csv").is_file()
+    True
+    """
     value = os.environ.get("SYNFLOW_PAPER")
     return Path(value).expanduser().resolve() if value else REFERENCE_DIR
 
@@ -36,6 +40,13 @@ def paper_reference(name: str) -> Path:
 
     Raises:
         FileNotFoundError: naming the file and the folder looked in.
+
+    >>> paper_reference("fig1_reference.csv").name
+    'fig1_reference.csv'
+    >>> paper_reference("fig99.csv")
+    Traceback (most recent call last):
+        ...
+    FileNotFoundError: reference file 'fig99.csv' not found in ...
     """
     path = paper_dir() / name
     if not path.is_file():
@@ -52,7 +63,12 @@ def load_fig6_reference(path=None, models: dict[str, str] = REFERENCE_MODELS) ->
     log10_compression, best_top1 (their plotted best-epoch accuracy). Model
     names are translated by ``models`` (their "wide_resnet18" -> "wrn18_2"), then to
     the network they stand for on each dataset (:func:`dataset_model`: their Tiny
-    ImageNet "vgg16_bn" is "vgg16_bn_tiny")."""
+    ImageNet "vgg16_bn" is "vgg16_bn_tiny").
+
+    >>> table = load_fig6_reference()
+    >>> sorted(table["dataset"].unique())
+    ['cifar10', 'cifar100', 'tinyimagenet']
+    """
     table = pd.read_csv(path or paper_reference("fig6_reference.csv"))
     table["model"] = [dataset_model(model, dataset) for model, dataset in
                       zip(table["model"].replace(models), table["dataset"])]
@@ -63,7 +79,12 @@ def load_fig6_reference(path=None, models: dict[str, str] = REFERENCE_MODELS) ->
 
 def load_fig1_reference(path=None) -> pd.DataFrame:
     """The authors' Figure 1 numbers (VGG-16 on CIFAR-100): method, run,
-    log10_compression, best_top1, final_top1, empty_layers."""
+    log10_compression, best_top1, final_top1, empty_layers.
+
+    >>> table = load_fig1_reference()
+    >>> list(table.columns)
+    ['run', 'method', 'log10_compression', 'best_top1', 'final_top1', 'empty_layers', 'dataset', 'model', 'width']
+    """
     table = pd.read_csv(path or paper_reference("fig1_reference.csv"))
     table = table.rename(
         columns={

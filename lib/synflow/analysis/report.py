@@ -63,7 +63,12 @@ def number(value, digits: int = 2) -> str:
 
 
 def verdict(holds) -> str:
-    """"yes" if ``holds`` else "no" (``holds`` may be a numpy bool); "n/a" for None."""
+    """"yes" if ``holds`` else "no" (``holds`` may be a numpy bool); "n/a" for None.
+
+    >>> import numpy as np
+    >>> verdict(np.bool_(True)), verdict(0), verdict(None)
+    ('yes', 'no', 'n/a')
+    """
     return "n/a" if holds is None else ("yes" if bool(holds) else "no")
 
 
@@ -83,7 +88,11 @@ def claim(figure: str, text: str, ours, paper=None, match: str = "n/a", *,
           digits: int = 2) -> dict:
     """One claim row: ``ours`` and ``paper`` formatted by :func:`number` with ``digits``
     decimals (text is kept as it is; ``paper`` None gives ""). ``match`` must be one of
-    :data:`MATCHES` (checked by :func:`save_claims`)."""
+    :data:`MATCHES` (checked by :func:`save_claims`).
+
+    >>> claim("Fig. 1", "critical compression", 2.0 / 3, 0.7)
+    {'figure': 'Fig. 1', 'claim': 'critical compression', 'ours': '0.67', 'paper': '0.70', 'match': 'n/a'}
+    """
     return {"figure": figure, "claim": text, "ours": number(ours, digits),
             "paper": number(paper, digits), "match": match}
 
@@ -121,6 +130,15 @@ def save_claims(rows: Iterable[Mapping], notebook: str,
     "02_layer_collapse", a row without exactly the keys figure, claim, ours, paper,
     match, a match not in :data:`MATCHES`, no rows) and TypeError for a value that is
     not text; nothing is written then.
+
+    >>> import tempfile
+    >>> path = save_claims([claim("Fig. 1", "holds", True, match="n/a")], "02_layer_collapse", tempfile.mkdtemp())
+    >>> path.name, path.read_text().splitlines()[0]
+    ('02_layer_collapse_claims.csv', 'notebook,figure,claim,ours,paper,match')
+    >>> save_claims([], "layer collapse", tempfile.mkdtemp())
+    Traceback (most recent call last):
+        ...
+    ValueError: notebook 'layer collapse' is not a notebook stem like '02_layer_collapse'
     """
     checked = _checked(rows, notebook)
     path = Path(folder if folder is not None else figures_dir()) / f"{notebook}{SUFFIX}"
@@ -140,6 +158,12 @@ def load_claims(folder: str | os.PathLike | None = None) -> pd.DataFrame:
     Raises FileNotFoundError naming the folder when it holds no claims file, and
     ValueError naming a file whose columns or matches are not those of
     :func:`save_claims`.
+
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = save_claims([claim("Fig. 1", "holds", True)], "02_layer_collapse", folder)
+    >>> load_claims(folder).to_dict("records")
+    [{'notebook': '02_layer_collapse', 'figure': 'Fig. 1', 'claim': 'holds', 'ours': 'yes', 'paper': '', 'match': 'n/a'}]
     """
     folder = Path(folder if folder is not None else figures_dir())
     paths = sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []

@@ -97,6 +97,13 @@ def layer_averages(model: nn.Module, scores: dict[str, torch.Tensor]) -> pd.Data
     ``average`` = |sum of the layer's weight and bias scores| / size (the paper's,
     Figure 4), ``mean_abs`` = mean of |score| over the same parameters (labelled as
     ours), ``total`` = the signed sum; float64.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Linear(2, 1))
+    >>> layer_averages(net, {"0.weight": torch.tensor([[1.0, -3.0]]), "0.bias": torch.tensor([1.0])})
+          layer  size   average  mean_abs  total
+    0  0.weight     3  0.333333  1.666667   -1.0
     """
     rows = []
     for name, module in prunable_layers(model).items():
@@ -112,7 +119,11 @@ def layer_averages(model: nn.Module, scores: dict[str, torch.Tensor]) -> pd.Data
 
 
 def parameter_name(name: str) -> str:
-    """``x.weight_orig`` (a masked layer's dense weight) is reported as ``x.weight``."""
+    """``x.weight_orig`` (a masked layer's dense weight) is reported as ``x.weight``.
+
+    >>> parameter_name("features.0.weight_orig"), parameter_name("features.0.bias")
+    ('features.0.weight', 'features.0.bias')
+    """
     return name.removesuffix("_orig")
 
 
@@ -179,5 +190,12 @@ def loss_saliency(model, data, dtype=torch.float64, train: bool = False):
 
 
 def weight_scores(scores: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
-    """Only the prunable weights' entries of ``scores`` (drops biases and BatchNorm)."""
+    """Only the prunable weights' entries of ``scores`` (drops biases and BatchNorm).
+
+    >>> import torch
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Linear(2, 1))
+    >>> sorted(weight_scores({"0.weight": torch.ones(1, 2), "0.bias": torch.ones(1)}, net))
+    ['0.weight']
+    """
     return {name: scores[name] for name in prunable_layers(model)}

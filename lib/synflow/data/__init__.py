@@ -3,7 +3,8 @@
 | module    | concern                                                                    |
 |-----------|----------------------------------------------------------------------------|
 | datasets  | the registry (``DATASETS``) and where a dataset is found or downloaded      |
-| images    | one split as uint8 tensors: listing, decoding                                |
+| listing   | an image-folder split's files and labels (same classes in train and test)    |
+| images    | one split as uint8 tensors: decoding, torchvision layouts                    |
 | cache     | the decoded-image cache (costs speed only when its folder is unusable)       |
 | batches   | normalised, augmented batches on a device; SNIP/GraSP's pruning batches      |
 | imagenet  | pruning data of ImageNet shape (or its CIFAR-10 stand-in)                    |

@@ -24,14 +24,29 @@ def _affine(info: DatasetInfo, device) -> tuple[Tensor, Tensor]:
 
 
 def normalize(images: Tensor, info: DatasetInfo, affine=None) -> Tensor:
-    """uint8 images -> float32 ``(x / 255 - mean) / std`` per channel, on their device."""
+    """uint8 images -> float32 ``(x / 255 - mean) / std`` per channel, on their device.
+
+    >>> import torch
+    >>> from synflow.data import DATASETS
+    >>> x = normalize(torch.full((1, 1, 2, 2), 255, dtype=torch.uint8), DATASETS["mnist"])
+    >>> x.dtype, tuple(x.shape), round(x[0, 0, 0, 0].item(), 4)
+    (torch.float32, (1, 1, 2, 2), 2.8215)
+    """
     scale, shift = affine if affine is not None else _affine(info, images.device)
     return images.float().mul_(scale).sub_(shift)
 
 
 def random_crops(count: int, generator: torch.Generator, padding: int = 4):
     """The random numbers of :func:`augment` for ``count`` images: ``(offsets (2, count),
-    flips (count,))``, drawn on the CPU so that every device sees the same crops."""
+    flips (count,))``, drawn on the CPU so that every device sees the same crops.
+
+    >>> import torch
+    >>> offsets, flips = random_crops(3, torch.Generator().manual_seed(0))
+    >>> tuple(offsets.shape), tuple(flips.shape), flips.dtype
+    ((2, 3), (3,), torch.bool)
+    >>> bool(((offsets >= 0) & (offsets <= 8)).all())
+    True
+    """
     offsets = torch.randint(0, 2 * padding + 1, (2, count), generator=generator)
     flips = torch.randint(0, 2, (count,), generator=generator).bool()
     return offsets, flips
@@ -43,6 +58,14 @@ def augment(images: Tensor, offsets: Tensor, flips: Tensor, padding: int = 4) ->
     ``images`` is a uint8 ``(B, C, H, W)`` batch on any device; ``offsets`` (2, B)
     are the crops' top/left corners in the padded image, ``flips`` (B,) says which
     are mirrored (see :func:`random_crops`). The result is channels-last in memory.
+
+    >>> import torch
+    >>> images = torch.arange(9, dtype=torch.uint8).view(1, 1, 3, 3)
+    >>> out = augment(images, torch.tensor([[1], [1]]), torch.tensor([True]), padding=1)
+    >>> out[0, 0].tolist()
+    [[2, 1, 0], [5, 4, 3], [8, 7, 6]]
+    >>> out.is_contiguous(memory_format=torch.channels_last)
+    True
     """
     batch, _, height, width = images.shape
     device = images.device
@@ -67,6 +90,15 @@ class Batches:
     (if ``shuffle``) and augments (if ``augment``: random crop with padding 4 and
     horizontal flip) with random numbers fixed by ``(seed, epoch)``, so a fresh
     ``Batches`` always yields the same sequence, on any device.
+
+    >>> import torch
+    >>> from synflow.data import DATASETS, Images
+    >>> data = Images(torch.zeros(5, 1, 28, 28, dtype=torch.uint8), torch.arange(5), tuple("abcde"))
+    >>> batches = Batches(data, DATASETS["mnist"], batch_size=2, shuffle=True, seed=0)
+    >>> len(batches), [tuple(x.shape) for x, _ in batches]
+    (3, [(2, 1, 28, 28), (2, 1, 28, 28), (1, 1, 28, 28)])
+    >>> [y.tolist() for _, y in Batches(data, DATASETS["mnist"], batch_size=2, shuffle=True)]
+    [[2, 1], [0, 3], [4]]
     """
 
     def __init__(
@@ -137,6 +169,22 @@ def loaders(
     Training batches are shuffled and (where the dataset's info says so, or
     ``augment``) augmented; ``train_per_class`` trains on a class-balanced
     subset of that many images per class, drawn by ``seed``.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from PIL import Image
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for split in ("train", "test"):
+    ...     for label in ("cat", "dog"):
+    ...         (root / "toy" / split / label).mkdir(parents=True)
+    ...         for i in range(3):
+    ...             Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(root / "toy" / split / label / f"{i}.png")
+    >>> train, test = loaders("toy", root=root, cache=root / "cache", batch_size=4)
+    >>> len(train), len(test), train.shuffle, train.augment
+    (2, 1, True, True)
+    >>> x, y = next(iter(train))
+    >>> tuple(x.shape), x.dtype, y.dtype
+    ((4, 3, 8, 8), torch.float32, torch.int64)
     """
     info = dataset_info(dataset, root=root, cache=cache)
     train_data = load(dataset, "train", root=root, cache=cache, per_class=train_per_class, seed=seed)
@@ -162,7 +210,21 @@ def pruning_batches(
 ) -> list[tuple[Tensor, Tensor]]:
     """The data SNIP and GraSP score with: ``per_class`` training images of every
     class (drawn by ``seed``), normalised, not augmented, as a list of
-    ``(inputs float32, targets int64)`` batches of at most ``batch_size``."""
+    ``(inputs float32, targets int64)`` batches of at most ``batch_size``.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from PIL import Image
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for split in ("train", "test"):
+    ...     for label in ("cat", "dog"):
+    ...         (root / "toy" / split / label).mkdir(parents=True)
+    ...         for i in range(3):
+    ...             Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(root / "toy" / split / label / f"{i}.png")
+    >>> batches = pruning_batches("toy", root=root, cache=root / "cache", per_class=2, batch_size=3)
+    >>> [(tuple(x.shape), y.tolist()) for x, y in batches]
+    [((3, 3, 8, 8), [0, 0, 1]), ((1, 3, 8, 8), [1])]
+    """
     info = dataset_info(dataset, root=root, cache=cache)
     data = load(dataset, "train", root=root, cache=cache, per_class=per_class, seed=seed)
     batches = Batches(data, replace(info, augment=False), batch_size=batch_size, device=device)

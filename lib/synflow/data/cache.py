@@ -30,6 +30,19 @@ CACHE_VERSION = 1
 
 
 def cache_key(source: Source, split: str, split_dir: Path, files, classes) -> str:
+    """The cache key of one split: a sha256 hex digest (64 characters) of the source
+    folder, the split, the class names and the files' names and sizes (a renamed, added or
+    resized file changes it).
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from synflow.data.datasets import Source
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "a.png").write_bytes(b"1234")
+    >>> key = cache_key(Source("toy", "folder", folder), "train", folder, ["a.png"], ("a",))
+    >>> len(key), key == cache_key(Source("toy", "folder", folder), "test", folder, ["a.png"], ("a",))
+    (64, False)
+    """
     top = os.path.join(split_dir, "")
     sizes = [os.stat(top + f).st_size for f in files]
     description = {
@@ -44,18 +57,39 @@ def cache_key(source: Source, split: str, split_dir: Path, files, classes) -> st
     return hashlib.sha256(json.dumps(description).encode()).hexdigest()
 
 
-def checksum(images: Tensor, labels: Tensor) -> int:
+def _checksum(images: Tensor, labels: Tensor) -> int:
     """CRC-32 of the image and label bytes (catches a damaged cache cheaply)."""
     crc = zlib.crc32(images.contiguous().numpy().data)
     return zlib.crc32(labels.contiguous().numpy().data, crc)
 
 
 def cache_path(source: Source, split: str, key: str, cache: str | os.PathLike | None = None) -> Path:
+    """The cache file of a split: ``<cache or cache_dir()>/<dataset>-<split>-<key[:16]>.pt``.
+
+    >>> from pathlib import Path
+    >>> from synflow.data.datasets import Source
+    >>> cache_path(Source("toy", "folder", Path("toy")), "train", "0123456789abcdef0123", "/tmp/c")
+    PosixPath('/tmp/c/toy-train-0123456789abcdef.pt')
+    """
     folder = Path(cache).expanduser().resolve() if cache is not None else cache_dir()
     return folder / f"{source.name}-{split}-{key[:16]}.pt"
 
 
 def read_cache(path: Path, key: str, count: int) -> Images | None:
+    """The cached split at ``path``, or None when it is missing, unreadable, stale (another
+    ``key``, not ``count`` images) or damaged (its CRC-32 differs); a warning names a bad
+    file or an unreadable cache folder (decoding again costs speed only). Never raises.
+
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from synflow.data.datasets import Images
+    >>> path = Path(tempfile.mkdtemp()) / "toy-train.pt"
+    >>> read_cache(path, "key", 2) is None
+    True
+    >>> write_cache(path, "key", Images(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.tensor([0, 1]), ("a", "b")))
+    >>> read_cache(path, "key", 2).classes
+    ('a', 'b')
+    """
     try:
         if not path.is_file():
             return None
@@ -70,7 +104,7 @@ def read_cache(path: Path, key: str, count: int) -> Images | None:
             stored["key"] == key
             and images.dtype == torch.uint8
             and images.shape[0] == labels.shape[0] == count
-            and stored["checksum"] == checksum(images, labels)
+            and stored["_checksum"] == _checksum(images, labels)
         )
     except (OSError, RuntimeError, EOFError, KeyError, TypeError, ValueError, AttributeError,
             pickle.UnpicklingError) as error:  # truncated, garbage, wrong structure
@@ -83,12 +117,24 @@ def read_cache(path: Path, key: str, count: int) -> Images | None:
 
 
 def write_cache(path: Path, key: str, data: Images) -> None:
+    """Save ``data`` at ``path`` atomically (:func:`synflow.core.files.atomic_write`)
+    with ``key`` and a CRC-32; a folder that cannot be written is named in a warning, not
+    raised (the images are decoded again next time).
+
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from synflow.data.datasets import Images
+    >>> path = Path(tempfile.mkdtemp()) / "toy-train.pt"
+    >>> write_cache(path, "key", Images(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.tensor([0, 1]), ("a", "b")))
+    >>> path.is_file(), len(read_cache(path, "key", 2))
+    (True, 2)
+    """
     payload = {
         "key": key,
         "images": data.images,
         "labels": data.labels,
         "classes": list(data.classes),
-        "checksum": checksum(data.images, data.labels),
+        "_checksum": _checksum(data.images, data.labels),
     }
     try:
         atomic_write(path, lambda file: torch.save(payload, file))

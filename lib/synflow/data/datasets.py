@@ -37,6 +37,10 @@ class DatasetInfo:
     ``mean``/``std`` are the per-channel normalisation (of pixel values in
     [0, 1]); ``augment`` says whether training uses random crop (padding 4) and
     horizontal flip, as the paper does on CIFAR and Tiny ImageNet.
+
+    >>> info = DATASETS["cifar10"]
+    >>> info.input_shape, info.num_classes, info.augment
+    ((3, 32, 32), 10, True)
     """
 
     name: str
@@ -79,12 +83,26 @@ TINYIMAGENET_DIR = "tiny-imagenet-200"
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """A dataset is neither on disk nor downloadable."""
+    """A dataset is neither on disk nor downloadable.
+
+    >>> import tempfile
+    >>> try:
+    ...     locate("toy", tempfile.mkdtemp(), download=False)
+    ... except DatasetNotFoundError as error:
+    ...     print(str(error)[:30])
+    unknown dataset 'toy': not one
+    """
 
 
 @dataclass(frozen=True)
 class Images:
-    """A split in memory: ``images`` uint8 ``(N, C, H, W)``, ``labels`` int64 ``(N,)``."""
+    """A split in memory: ``images`` uint8 ``(N, C, H, W)``, ``labels`` int64 ``(N,)``.
+
+    >>> import torch
+    >>> data = Images(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 1, 0, 1]), ("a", "b"))
+    >>> len(data), data.subset(torch.tensor([1, 3])).labels.tolist()
+    (4, [1, 1])
+    """
 
     images: Tensor
     labels: Tensor
@@ -99,7 +117,17 @@ class Images:
 
 @dataclass(frozen=True)
 class Source:
-    """Where a dataset was found: ``kind`` is "torchvision", "folder" or "tinyimagenet"."""
+    """Where a dataset was found: ``kind`` is "torchvision", "folder" or "tinyimagenet".
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for split in ("train", "test"):
+    ...     (root / "toy" / split / "a").mkdir(parents=True)
+    >>> source = locate("toy", root, download=False)
+    >>> source.kind, source.path.name
+    ('folder', 'toy')
+    """
 
     name: str
     kind: str
@@ -107,11 +135,29 @@ class Source:
 
 
 def folder_candidates(name: str, root: Path) -> list[Path]:
+    """The image-folder places of dataset ``name`` under ``root``, in the order looked:
+    ``<name>/``, ``<name>-jpeg/``, ``<name>-png/``.
+
+    >>> from pathlib import Path
+    >>> [p.name for p in folder_candidates("cifar10", Path("data"))]
+    ['cifar10', 'cifar10-jpeg', 'cifar10-png']
+    """
     return [root / name, root / f"{name}-jpeg", root / f"{name}-png"]
 
 
 def split_dirs(folder: Path) -> dict[str, Path] | None:
-    """``{"train": ..., "test": ...}`` if ``folder`` holds train/ and test/ (or val/)."""
+    """``{"train": ..., "test": ...}`` if ``folder`` holds train/ and test/ (or val/).
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> split_dirs(folder) is None
+    True
+    >>> for split in ("train", "val"):
+    ...     (folder / split / "a").mkdir(parents=True)
+    >>> {split: path.name for split, path in split_dirs(folder).items()}
+    {'train': 'train', 'test': 'val'}
+    """
     if not (folder / "train").is_dir():
         return None
     for test_name in ("test", "val"):
@@ -159,7 +205,24 @@ def _places(name: str, root: Path) -> list[tuple[Path, str]]:
 
 
 def locate(dataset: str, root: str | os.PathLike | None = None, *, download: bool = True) -> Source:
-    """Find ``dataset`` under the data root, downloading it if allowed and possible."""
+    """Find ``dataset`` under the data root, downloading it if allowed and possible.
+
+    Returns a :class:`Source`; raises :class:`DatasetNotFoundError` naming every place
+    looked (and why a download failed) when it is nowhere.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for split in ("train", "test"):
+    ...     (root / "toy-png" / split / "a").mkdir(parents=True)
+    >>> source = locate("toy", root, download=False)
+    >>> source.kind, source.path.name
+    ('folder', 'toy-png')
+    >>> locate("nothing", root, download=False)
+    Traceback (most recent call last):
+        ...
+    synflow.data.datasets.DatasetNotFoundError: unknown dataset 'nothing': not one of mnist, ...
+    """
     base = data_root(root)
     found = _find(dataset, base)
     if found is not None:

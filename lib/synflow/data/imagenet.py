@@ -28,7 +28,8 @@ from torch import Tensor
 from ..utils.paths import data_root
 from .batches import Batches, pruning_batches
 from .datasets import DATASETS, DatasetInfo, DatasetNotFoundError, Images, folder_candidates
-from .images import balanced_indices, decode_file, list_folder, load, torchvision_decoder
+from .images import balanced_indices, decode_file, load, torchvision_decoder
+from .listing import list_folder
 
 IMAGENET = DatasetInfo(
     "imagenet", (3, 224, 224), 1000, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), augment=False
@@ -47,7 +48,7 @@ def _positive_int(name: str, value) -> int:
     return value
 
 
-def imagenet_train_dir(root: str | os.PathLike | None = None) -> Path | None:
+def _imagenet_train_dir(root: str | os.PathLike | None = None) -> Path | None:
     """The ``train/`` folder of ImageNet under the data root (ImageFolder layout:
     ``<root>/imagenet/train/<wnid>/*.JPEG``), or None when there is none."""
     for folder in folder_candidates("imagenet", data_root(root)):
@@ -111,6 +112,19 @@ def imagenet_pruning_batches(
     or ``num_classes`` (fewer than the data's classes), and
     :class:`synflow.data.datasets.DatasetNotFoundError` when ``source="imagenet"`` finds no
     ImageNet (naming the places looked).
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from PIL import Image
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for wnid in ("n01", "n02"):
+    ...     (root / "imagenet" / "train" / wnid).mkdir(parents=True)
+    ...     Image.new("RGB", (12, 10)).save(root / "imagenet" / "train" / wnid / "a.JPEG", "JPEG")
+    >>> batches, description = imagenet_pruning_batches(per_class=1, image_size=8, root=root)
+    >>> [(tuple(x.shape), y.tolist()) for x, y in batches]
+    [((2, 3, 8, 8), [0, 1])]
+    >>> description.startswith("ImageNet train")
+    True
     """
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; choose one of: {', '.join(SOURCES)}")
@@ -118,7 +132,7 @@ def imagenet_pruning_batches(
     _positive_int("image_size", image_size)
     _positive_int("batch_size", batch_size)
     _positive_int("num_classes", num_classes)
-    train = imagenet_train_dir(root) if source != "cifar10" else None
+    train = _imagenet_train_dir(root) if source != "cifar10" else None
     if source == "imagenet" and train is None:
         places = ", ".join(
             str(p / "train") for p in folder_candidates("imagenet", data_root(root))
@@ -175,6 +189,21 @@ def pruning_data(
     (ImageNet when present, else the CIFAR-10 stand-in; ``input_shape`` (3, S, S)).
 
     Raises ValueError naming the bad ``dataset`` or an ``input_shape`` the data cannot have.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from PIL import Image
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for wnid in ("n01", "n02"):
+    ...     (root / "imagenet" / "train" / wnid).mkdir(parents=True)
+    ...     Image.new("RGB", (12, 10)).save(root / "imagenet" / "train" / wnid / "a.JPEG", "JPEG")
+    >>> batches, description = pruning_data("imagenet", (3, 8, 8), per_class=1, root=root)
+    >>> len(batches), tuple(batches[0][0].shape)
+    (1, (2, 3, 8, 8))
+    >>> pruning_data("cifar10", (3, 8, 8))
+    Traceback (most recent call last):
+        ...
+    ValueError: pruning data 'cifar10' are 3x32x32 images, but input_shape=(3, 8, 8); ...
     """
     if dataset not in PRUNING_DATA:
         raise ValueError(

@@ -1,10 +1,11 @@
-"""Loading a split as uint8 tensors: listing image folders, decoding.
+"""Loading a split as uint8 tensors: decoding image folders (their listing:
+:mod:`synflow.data.listing`), reading torchvision's layouts.
 
 Image files are decoded once into a uint8 ``(N, C, H, W)`` tensor and cached
 (:mod:`synflow.data.cache`: outside the data root, keyed by the source folder and its
 file listing; a missing or corrupt cache is rebuilt, an unusable cache folder costs only
-speed). An image-folder dataset's test/ (or val/) must hold the same class folders as
-train/; a file that cannot be decoded is named in the error. torchvision layouts are already uint8 arrays and are read directly.
+speed). A file that cannot be decoded is named in the error. torchvision layouts are
+already uint8 arrays and are read directly.
 Class-balanced subsets of an image folder decode only the chosen files, so the
 pruning subset is quick even without a cache.
 """
@@ -33,80 +34,23 @@ from .datasets import (
     Images,
     Source,
     locate,
-    split_dirs,
 )
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-
-
-def list_folder(split_dir: Path, classes: Sequence[str] | None = None):
-    """``(files, labels, classes)`` of an image folder, sorted by class then path."""
-    if classes is None:
-        classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
-    if not classes:
-        raise DatasetNotFoundError(f"no class folders in {split_dir}")
-    files, labels = [], []
-    for label, name in enumerate(classes):
-        top = os.path.join(split_dir, "")
-        found = sorted(
-            os.path.join(dirpath, f)[len(top) :]  # relative to split_dir (plain strings: fast)
-            for dirpath, _, names in os.walk(os.path.join(top, name))
-            for f in names
-            if f.lower().endswith(IMAGE_EXTENSIONS)
-        )
-        files += found
-        labels += [label] * len(found)
-    return files, labels, tuple(classes)
-
-
-def _listing(source: Source, split: str):
-    """``(split folder, relative files, labels, classes)`` of one split of a folder source."""
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
-    if source.kind == "tinyimagenet":
-        train_dir = source.path / "train"
-        classes = tuple(sorted(p.name for p in train_dir.iterdir() if p.is_dir()))
-        if split == "train":
-            return (train_dir, *list_folder(train_dir, classes))
-        val_dir = source.path / "val"
-        annotations = val_dir / "val_annotations.txt"
-        if not annotations.is_file():  # already regrouped into class folders
-            return (val_dir, *list_folder(val_dir, _check_classes(train_dir, val_dir)))
-        # the official val split is one flat folder: regroup it into classes by its annotations
-        index = {name: label for label, name in enumerate(classes)}
-        pairs = []
-        for line in annotations.read_text().splitlines():
-            if line.strip():
-                file, wnid = line.split("\t")[:2]
-                if wnid not in index:
-                    raise ValueError(f"{annotations}: class {wnid!r} of {file} has no train folder")
-                pairs.append((str(Path("images") / file), index[wnid]))
-        pairs.sort(key=lambda pair: (pair[1], pair[0]))
-        return val_dir, [p[0] for p in pairs], [p[1] for p in pairs], classes
-    dirs = split_dirs(source.path)
-    train_classes = _check_classes(dirs["train"], dirs["test"])
-    return (dirs[split], *list_folder(dirs[split], train_classes))
-
-
-def _check_classes(train_dir: Path, test_dir: Path) -> list[str]:
-    """The class folders of ``train_dir``; raises ValueError naming the classes on each
-    side when ``test_dir``'s class folders are not the same (spelling included): a test
-    class missing or extra would drop or mislabel its images without a word."""
-    train = sorted(p.name for p in train_dir.iterdir() if p.is_dir())
-    test = sorted(p.name for p in test_dir.iterdir() if p.is_dir())
-    if train != test:
-        only_train = sorted(set(train) - set(test))
-        only_test = sorted(set(test) - set(train))
-        raise ValueError(
-            f"the class folders of {test_dir} and {train_dir} differ: only in "
-            f"{train_dir.name}/: {only_train or 'none'}; only in {test_dir.name}/: "
-            f"{only_test or 'none'} ({len(train)} and {len(test)} classes); an image-folder "
-            "dataset needs the same class folders, spelled the same, in both")
-    return train
+from .listing import IMAGE_EXTENSIONS, split_listing
 
 
 class ImageDecodeError(ValueError):
-    """An image file that cannot be decoded (truncated, not an image); names the file."""
+    """An image file that cannot be decoded (truncated, not an image); names the file.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> path = Path(tempfile.mkdtemp()) / "broken.png"
+    >>> _ = path.write_bytes(b"not an image")
+    >>> try:
+    ...     decode_file(path, 3)
+    ... except ImageDecodeError as error:
+    ...     print(type(error).__name__, isinstance(error, ValueError))
+    ImageDecodeError True
+    """
 
 
 # what PIL and torchvision raise for a damaged file: OSError ("Truncated File Read", "image
@@ -144,7 +88,17 @@ def _decode_pil(path: Path, channels: int) -> Tensor:
 
 
 def torchvision_decoder(channels: int):
-    """torchvision.io's decoder (5-10x faster than PIL here; same pixels), or None."""
+    """torchvision.io's decoder (5-10x faster than PIL here; same pixels), or None.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from PIL import Image
+    >>> path = Path(tempfile.mkdtemp()) / "a.png"
+    >>> Image.new("RGB", (5, 4)).save(path)
+    >>> decode = torchvision_decoder(3)
+    >>> decode is None or tuple(decode(path).shape) == (3, 4, 5)
+    True
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torchvision 0.29 deprecates its image io
@@ -166,7 +120,17 @@ def decode_file(path: Path, channels: int, decoder=None) -> Tensor:
     :func:`torchvision_decoder`) when given, PIL for what it cannot decode.
 
     Raises :class:`ImageDecodeError` (a ValueError) naming the file when neither can
-    decode it (truncated, damaged, not an image), FileNotFoundError when it is gone."""
+    decode it (truncated, damaged, not an image), FileNotFoundError when it is gone.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from PIL import Image
+    >>> path = Path(tempfile.mkdtemp()) / "a.png"
+    >>> Image.new("RGB", (5, 4), (255, 0, 0)).save(path)
+    >>> image = decode_file(path, 1)
+    >>> tuple(image.shape), image.dtype, image[0, 0, 0].item()
+    ((1, 4, 5), torch.uint8, 76)
+    """
     try:
         try:
             return decoder(path) if decoder is not None else _decode_pil(path, channels)
@@ -210,7 +174,16 @@ def _load_torchvision(source: Source, split: str) -> Images:
 
 
 def balanced_indices(labels: Tensor, per_class: int, seed: int = 0) -> Tensor:
-    """Indices of ``per_class`` examples of every class, drawn by ``seed``, ascending."""
+    """Indices of ``per_class`` examples of every class, drawn by ``seed``, ascending.
+
+    >>> import torch
+    >>> balanced_indices(torch.tensor([0, 0, 0, 1, 1, 1]), 2, seed=0)
+    tensor([0, 2, 4, 5])
+    >>> balanced_indices(torch.tensor([0, 1, 1]), 2)
+    Traceback (most recent call last):
+        ...
+    ValueError: class 0 has only 1 examples, fewer than per_class=2
+    """
     if not (isinstance(per_class, int) and per_class >= 1):
         raise ValueError(f"per_class must be an integer >= 1, got {per_class!r}")
     labels = torch.as_tensor(labels)
@@ -241,6 +214,21 @@ def load(
     ``per_class`` keeps a class-balanced subset drawn by ``seed`` (for an
     image-folder source only those files are decoded). ``cache`` is the folder
     of decoded images (default :func:`synflow.utils.paths.cache_dir`).
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from PIL import Image
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for split in ("train", "test"):
+    ...     for label in ("cat", "dog"):
+    ...         (root / "toy" / split / label).mkdir(parents=True)
+    ...         for i in range(3):
+    ...             Image.new("L", (4, 4), 40 * i).save(root / "toy" / split / label / f"{i}.png")
+    >>> data = load("toy", "train", root=root, cache=root / "cache")
+    >>> tuple(data.images.shape), data.images.dtype, data.labels.tolist(), data.classes
+    ((6, 1, 4, 4), torch.uint8, [0, 0, 0, 1, 1, 1], ('cat', 'dog'))
+    >>> load("toy", "train", root=root, per_class=1, seed=0).labels.tolist()
+    [0, 1]
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
@@ -248,7 +236,7 @@ def load(
     if source.kind == "torchvision":
         data = _load_torchvision(source, split)
         return data if per_class is None else data.subset(balanced_indices(data.labels, per_class, seed))
-    split_dir, files, labels, classes = _listing(source, split)
+    split_dir, files, labels, classes = split_listing(source, split)
     if not files:
         raise DatasetNotFoundError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {split_dir}")
     labels = torch.tensor(labels, dtype=torch.int64)
@@ -275,7 +263,22 @@ def dataset_info(
     cache: str | os.PathLike | None = None,
 ) -> DatasetInfo:
     """``DATASETS[dataset]``, or for another image-folder dataset the info read from
-    its training images (shape, class count, per-channel mean and std)."""
+    its training images (shape, class count, per-channel mean and std).
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from PIL import Image
+    >>> dataset_info("mnist").input_shape
+    (1, 28, 28)
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for split in ("train", "test"):
+    ...     for label in ("cat", "dog"):
+    ...         (root / "toy" / split / label).mkdir(parents=True)
+    ...         Image.new("L", (4, 4), 255 * (label == "dog")).save(root / "toy" / split / label / "0.png")
+    >>> info = dataset_info("toy", root=root, cache=root / "cache")
+    >>> info.input_shape, info.num_classes, info.mean, info.augment
+    ((1, 4, 4), 2, (0.5,), False)
+    """
     if dataset in DATASETS:
         return DATASETS[dataset]
     data = load(dataset, "train", root=root, cache=cache)

@@ -209,7 +209,7 @@ ENDED = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL
          "OUT_OF_MEMORY", "PREEMPTED", "TIMEOUT"}
 
 
-def holder_gone(holder: dict) -> bool:
+def _holder_gone(holder: dict) -> bool:
     """Whether the claim's worker is known to be dead: its Slurm job has ended (per
     ``squeue``), or it ran on this host (no job) and its process no longer exists."""
     job = holder.get("job")
@@ -237,12 +237,12 @@ def holder_gone(holder: dict) -> bool:
 def is_stale(holder: dict | None, stale_after: float) -> bool:
     """Whether a claim (from :func:`read_claim`) may be taken over: no heartbeat for
     ``stale_after`` seconds, a heartbeat more than ``stale_after`` in the future (clock
-    skew: see the module docstring), its worker is gone (:func:`holder_gone`), or it is
+    skew: see the module docstring), its worker is gone (:func:`_holder_gone`), or it is
     this Slurm task's own claim from before a requeue. None (released) is not stale."""
     if holder is None:  # released: claim it by creating it, not by taking it over
         return False
     mine = job_id() is not None and holder.get("job") == job_id()  # a requeued task
-    return abs(holder["age"]) > stale_after or mine or holder_gone(holder)
+    return abs(holder["age"]) > stale_after or mine or _holder_gone(holder)
 
 
 def heartbeat(holder: dict) -> str:

@@ -14,7 +14,7 @@ from . import launch, status, sweeps
 from .profiles import PROFILES
 
 
-def positive_int(text: str) -> int:
+def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -24,7 +24,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def positive_float(text: str) -> float:
+def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -56,7 +56,7 @@ def parameter(text: str) -> tuple[str, object]:
         raise argparse.ArgumentTypeError(f"{text!r}: the value is not YAML ({error})") from None
 
 
-def parser() -> argparse.ArgumentParser:
+def _parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="python -m synflow", description=__doc__)
     commands = main.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
@@ -69,7 +69,7 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--results", help="results folder (default: $SYNFLOW_RESULTS, else "
                         "<repo>/results in a checkout or ~/.local/share/synflow/results; "
                         "on a cluster, a shared filesystem)")
-    common.add_argument("--stale-after", type=positive_float, metavar="SECONDS",
+    common.add_argument("--stale-after", type=_positive_float, metavar="SECONDS",
                         help="a claim without heartbeat for this long is taken over "
                         "(default $SYNFLOW_CLAIM_STALE_S or 600)")
     common.add_argument("--set", action="append", default=[], type=parameter,
@@ -80,27 +80,27 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--executor", choices=launch.EXECUTORS, default="inline",
                      help="inline: this process; local: --workers processes here (submitit); "
                      "slurm: one Slurm job array (submitit). Default: inline")
-    run.add_argument("--workers", type=positive_int, default=2, help="local worker processes (default 2)")
+    run.add_argument("--workers", type=_positive_int, default=2, help="local worker processes (default 2)")
     run.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     run.add_argument("--wait", action="store_true", help="block until every task ended")
-    run.add_argument("--checkpoint-every", type=positive_int, default=1, metavar="EPOCHS",
+    run.add_argument("--checkpoint-every", type=_positive_int, default=1, metavar="EPOCHS",
                      help="save the training state every EPOCHS epochs (default 1); a "
                      "restarted run resumes from it")
     run.add_argument("--logs", help="submitit's folder (default: <results>/_submitit)")
-    run.add_argument("--runs-per-gpu", type=positive_int, default=1, metavar="N",
+    run.add_argument("--runs-per-gpu", type=_positive_int, default=1, metavar="N",
                      help="inline and slurm: N worker processes per task, sharing its GPU "
                      "and CPUs (default 1; pays when one run leaves the GPU mostly idle)")
     slurm = run.add_argument_group("slurm")
     slurm.add_argument("--partition", help="Slurm partition (default: the cluster's)")
-    slurm.add_argument("--gpus-per-task", type=positive_int, help="GPUs per array task")
-    slurm.add_argument("--cpus-per-task", type=positive_int,
+    slurm.add_argument("--gpus-per-task", type=_positive_int, help="GPUs per array task")
+    slurm.add_argument("--cpus-per-task", type=_positive_int,
                        help="CPUs per array task (also torch's thread count)")
-    slurm.add_argument("--mem-gb", type=positive_int, help="memory per task, whole GB")
-    slurm.add_argument("--time-min", type=positive_int, default=720,
+    slurm.add_argument("--mem-gb", type=_positive_int, help="memory per task, whole GB")
+    slurm.add_argument("--time-min", type=_positive_int, default=720,
                        help="time limit per task in minutes (default 720)")
-    slurm.add_argument("--array-parallelism", type=positive_int, default=256,
+    slurm.add_argument("--array-parallelism", type=_positive_int, default=256,
                        help="at most this many array tasks at once (default 256)")
-    slurm.add_argument("--runs-per-task", type=positive_int, default=1,
+    slurm.add_argument("--runs-per-task", type=_positive_int, default=1,
                        help="runs packed in one array task (default 1; 4-8 for runs under a "
                        "minute, so start-up and scheduling cost stay under 5 %%)")
     slurm.add_argument("--slurm-param", action="append", default=[], metavar="KEY=VALUE",
@@ -109,7 +109,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = _parser().parse_args(argv)
     args.set = dict(args.set)
     try:
         if args.command == "status":

@@ -2,9 +2,9 @@
 
 :func:`execute` turns a :class:`synflow.experiments.runconfig.RunConfig` into its
 :class:`synflow.experiments.results.RunResult`, in steps that are each a small function:
-:func:`prune_to` (pruning at init, with the mask variants of the sanity checks,
-:func:`mask_variant`), :func:`imp_cycles` (iterative magnitude pruning),
-:func:`record_layers` (Figure 5b's layer records) and :func:`assemble` (the result).
+:func:`_prune_to` (pruning at init, with the mask variants of the sanity checks,
+:func:`_mask_variant`), :func:`_imp_cycles` (iterative magnitude pruning),
+:func:`record_layers` (Figure 5b's layer records) and :func:`_assemble` (the result).
 With ``checkpoint=<path>`` it saves the training state there
 atomically every ``checkpoint_every`` epochs (:func:`synflow.training.checkpoints.training_state`:
 weights, masks, optimizer, scheduler, data order, RNG states) together with the
@@ -49,7 +49,7 @@ from .weights import at_initial_values, layer_weight_statistics, rewind
 
 
 @dataclass(frozen=True)
-class Setting:
+class _Setting:
     """What every step of one execution shares: the run, its dataset and where it runs."""
 
     config: RunConfig
@@ -96,7 +96,7 @@ def execute(
     wall_start = time.time()
     device = torch.device(device) if device is not None else training_loop.default_device()
     saved = load_checkpoint(checkpoint, config) if checkpoint is not None else None
-    setting = Setting(config, data_images.dataset_info(config.dataset, root=root, cache=cache),
+    setting = _Setting(config, data_images.dataset_info(config.dataset, root=root, cache=cache),
                       device, root, cache)
     model = setting.build()
     training = config.training()
@@ -106,7 +106,7 @@ def execute(
     progress = saved["progress"] if saved else {
         "cycles": [], "prune_seconds": None, "layer_history": [], "initial": None}
     resume_stage = saved["stage"] if saved else 0
-    fit = trainer(setting, training, data, saved, checkpoint, progress, on_checkpoint,
+    fit = _trainer(setting, training, data, saved, checkpoint, progress, on_checkpoint,
                   checkpoint_every)
 
     start = time.perf_counter()
@@ -115,9 +115,9 @@ def execute(
     if resume_stage == final_stage:
         pass  # pruned (and rewound) before the checkpoint: the state holds the masks
     elif config.pruned and config.cycles:
-        masks = imp_cycles(model, setting, fit, progress, resume_stage)
+        masks = _imp_cycles(model, setting, fit, progress, resume_stage)
     elif config.pruned:
-        model, masks = mask_variant(prune_to(model, setting, config.compression), model,
+        model, masks = _mask_variant(_prune_to(model, setting, config.compression), model,
                                     setting)
     if progress["prune_seconds"] is None:
         progress["prune_seconds"] = time.perf_counter() - start
@@ -131,11 +131,11 @@ def execute(
     metrics = fit(model, final_stage, config.name(), on_epoch=on_epoch)
     if masks is None:
         masks = current_masks(model)
-    return assemble(config, training, metrics, masks, progress, device=device,
+    return _assemble(config, training, metrics, masks, progress, device=device,
                     wall_start=wall_start, resume_stage=resume_stage)
 
 
-def trainer(setting: Setting, training, data, saved: dict | None, checkpoint: Path | None,
+def _trainer(setting: _Setting, training, data, saved: dict | None, checkpoint: Path | None,
             progress: dict, on_checkpoint, checkpoint_every: int) -> Callable:
     """``fit(model, stage, desc, on_epoch=None) -> metrics``: one training of the run,
     checkpointed with ``stage`` and ``progress`` (resumed from ``saved`` at its stage)."""
@@ -158,7 +158,7 @@ def trainer(setting: Setting, training, data, saved: dict | None, checkpoint: Pa
     return fit
 
 
-def prune_to(model: torch.nn.Module, setting: Setting, compression: float) -> dict:
+def _prune_to(model: torch.nn.Module, setting: _Setting, compression: float) -> dict:
     """Prune ``model`` in place to ``compression`` with the run's pruner; returns the masks.
 
     At initialization pruning is deterministic in the fields remembered here: the masks
@@ -193,12 +193,12 @@ def prune_to(model: torch.nn.Module, setting: Setting, compression: float) -> di
     return masks
 
 
-# masks of recent prunings at initialization in this process (see prune_to)
+# masks of recent prunings at initialization in this process (see _prune_to)
 _MASKS: dict[tuple, dict] = {}
 
 
-def mask_variant(masks: dict, model: torch.nn.Module,
-                 setting: Setting) -> tuple[torch.nn.Module, dict]:
+def _mask_variant(masks: dict, model: torch.nn.Module,
+                  setting: _Setting) -> tuple[torch.nn.Module, dict]:
     """The sanity checks' variant of a mask found at init (``config.mask``): "shuffled"
     permutes each layer's mask on a fresh copy of the initial weights, "reinit" redraws
     the kept weights from the net's own init law; "as_found" keeps both. Returns the
@@ -214,7 +214,7 @@ def mask_variant(masks: dict, model: torch.nn.Module,
     return model, masks
 
 
-def imp_cycles(model: torch.nn.Module, setting: Setting, fit: Callable, progress: dict,
+def _imp_cycles(model: torch.nn.Module, setting: _Setting, fit: Callable, progress: dict,
                resume_stage: int) -> dict:
     """Iterative magnitude pruning: ``config.cycles`` times train, prune to density
     compression**(-j / cycles), rewind the kept weights to init (or not); each cycle's
@@ -227,7 +227,7 @@ def imp_cycles(model: torch.nn.Module, setting: Setting, fit: Callable, progress
     for cycle in range(max(1, resume_stage), config.cycles + 1):
         metrics = fit(model, cycle, f"{config.name()} cycle {cycle}/{config.cycles}")
         before = current_masks(model)
-        masks = prune_to(model, setting, config.compression ** (cycle / config.cycles))
+        masks = _prune_to(model, setting, config.compression ** (cycle / config.cycles))
         if config.rewind:
             rewind(model, initial)
         progress["cycles"].append({
@@ -248,7 +248,7 @@ def record_layers(history: list, epoch: int, model: torch.nn.Module) -> None:
     history.extend({"epoch": epoch, **row} for row in layer_weight_statistics(model))
 
 
-def assemble(config: RunConfig, training, metrics: dict, masks: dict, progress: dict, *,
+def _assemble(config: RunConfig, training, metrics: dict, masks: dict, progress: dict, *,
              device: torch.device, wall_start: float, resume_stage: int) -> RunResult:
     """The run's :class:`RunResult` from the final training's ``metrics``, the final
     ``masks`` and the ``progress`` (IMP cycles, layer records, pruning time);

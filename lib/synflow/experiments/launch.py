@@ -251,10 +251,10 @@ def launch(args) -> int:
           f"{', '.join(ids)}; logs in {logs}")
     if not args.wait:
         return 0
-    return _report(wait(jobs, slurm=args.executor == "slurm"))
+    return _report(_wait(jobs, slurm=args.executor == "slurm"))
 
 
-def slurm_queue(jobs) -> set[str] | None:
+def _slurm_queue(jobs) -> set[str] | None:
     """``JOB_TASK`` ids of ``jobs`` that Slurm still lists (pending, running, completing,
     requeued), or None if squeue cannot tell."""
     ids = sorted({job.job_id.split("_")[0] for job in jobs})
@@ -268,14 +268,14 @@ def slurm_queue(jobs) -> set[str] | None:
     return set(listed.stdout.split())
 
 
-def wait(jobs, *, slurm: bool = False, poll: float = 2.0) -> list[dict]:
+def _wait(jobs, *, slurm: bool = False, poll: float = 2.0) -> list[dict]:
     """Each job's summary once every job ended. A task that died (killed, cancelled,
     timed out) gives a ``failed`` line. On Slurm a task that left the queue without a
     result counts as ended even when submitit cannot tell (no ``sacct``: a cluster
     without accounting, where submitit would wait for ever)."""
     summaries, pending = {}, list(jobs)
     while pending:
-        queued = slurm_queue(pending) if slurm else None
+        queued = _slurm_queue(pending) if slurm else None
         for job in list(pending):
             if queued is not None and job.job_id not in queued \
                     and not job.paths.result_pickle.exists():

@@ -158,7 +158,7 @@ def check_runs(notebook: str, params: dict, runs) -> None:
         if run.dataset not in DATASETS:
             continue  # its size is known only once its images are read
         if where not in counts:
-            counts[where] = prunable_weights(*where)
+            counts[where] = _prunable_weights(*where)
         if run.compression > counts[where]:
             names = " / ".join(n for n in COMPRESSION_PARAMETERS if n in params)
             raise ValueError(
@@ -168,7 +168,7 @@ def check_runs(notebook: str, params: dict, runs) -> None:
                 f"lower {names}")
 
 
-def prunable_weights(model: str, width: float, dataset: str) -> int:
+def _prunable_weights(model: str, width: float, dataset: str) -> int:
     """How many weights :func:`synflow.prune` may prune in ``model`` at ``width`` built for
     ``dataset`` (a key of ``DATASETS``); the network is made on the meta device without
     its init (no memory, no time)."""

@@ -261,7 +261,7 @@ class RunConfig:
         )
 
 
-def stored_fields(stored: dict) -> dict:
+def _stored_fields(stored: dict) -> dict:
     """A stored config's fields, with what each missing field meant when it was stored:
     the later fields at their defaults, ``init`` "kaiming_fan_in" (every model's init
     before the field existed)."""
@@ -269,7 +269,7 @@ def stored_fields(stored: dict) -> dict:
 
 
 def config_from_dict(stored: dict, where: str = "a stored config") -> RunConfig:
-    """A RunConfig from its stored JSON dict (:func:`stored_fields`: a config stored
+    """A RunConfig from its stored JSON dict (:func:`_stored_fields`: a config stored
     without ``init`` reads as init="kaiming_fan_in", what it was made with). Unknown keys
     are reported with a warning (they are kept by :func:`frame` as columns, not silently
     dropped)."""
@@ -281,4 +281,4 @@ def config_from_dict(stored: dict, where: str = "a stored config") -> RunConfig:
             f"they are ignored for the run's identity (known keys: {sorted(known)})",
             stacklevel=2,
         )
-    return RunConfig(**{k: v for k, v in stored_fields(stored).items() if k in known})
+    return RunConfig(**{k: v for k, v in _stored_fields(stored).items() if k in known})

@@ -15,7 +15,7 @@ from . import claims, launch, store
 from .results import RESULT_FILE, DamagedResult, RunResult
 
 
-def duration_of(result: RunResult) -> float:
+def _duration_of(result: RunResult) -> float:
     """Seconds a stored run took: its recorded duration, else pruning + training."""
     recorded = result.environment.get("duration")
     if recorded is not None:
@@ -24,7 +24,7 @@ def duration_of(result: RunResult) -> float:
     return float(metrics.get("seconds", 0.0)) + float(metrics.get("prune_seconds", 0.0))
 
 
-def summarize(notebook: str, profile: str, results=None, stale_after=None,
+def _summarize(notebook: str, profile: str, results=None, stale_after=None,
               overrides=None) -> dict:
     """Counts, failures and timing of ``notebook``'s runs at ``profile``."""
     states = {"done": [], "running": [], "failed": [], "damaged": [], "missing": []}
@@ -39,7 +39,7 @@ def summarize(notebook: str, profile: str, results=None, stale_after=None,
                 skewed.append((path, holder))
         if state == "done":
             result = RunResult.read(store.run_dir(config, experiment, results) / RESULT_FILE)
-            durations.append(duration_of(result))
+            durations.append(_duration_of(result))
             stamp = result.environment.get("finished")
             if stamp:
                 finished.append(datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z").timestamp())
@@ -59,7 +59,7 @@ def summarize(notebook: str, profile: str, results=None, stale_after=None,
 def show(notebooks: list[str], profile: str, results=None, stale_after=None,
          overrides=None) -> None:
     for notebook in notebooks:
-        summary = summarize(notebook, profile, results, stale_after, overrides)
+        summary = _summarize(notebook, profile, results, stale_after, overrides)
         states = summary["states"]
         total = sum(len(v) for v in states.values())
         print(f"{notebook} at profile {profile}: {total} runs: "

@@ -47,9 +47,6 @@ FAILURE_FILE = "failed.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
-# ----------------------------------------------------------------- the files
-
-
 def results_root(results=None) -> Path:
     """``results`` as an absolute path, or the default results folder
     (:func:`synflow.utils.paths.results_dir`). Raises NotADirectoryError naming it when it,
@@ -85,7 +82,7 @@ class RunBusy(RuntimeError):
     """Another worker holds a fresh claim on the run."""
 
 
-def move_aside(path: Path, why: str) -> Path | None:
+def _move_aside(path: Path, why: str) -> Path | None:
     """Rename ``path`` to ``<name>.damaged-<time>`` (never deleted) and warn; None if
     another worker moved it first."""
     target = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
@@ -115,16 +112,14 @@ def read_stored(config: RunConfig, experiment: str, results=None) -> RunResult |
 
 def stored_result(config: RunConfig, experiment: str, results=None) -> RunResult | None:
     """``config``'s stored result, or None when it has none. A damaged ``run.json``, or
-    one holding another config (:func:`read_stored`), is moved aside (:func:`move_aside`:
+    one holding another config (:func:`read_stored`), is moved aside (:func:`_move_aside`:
     renamed, never deleted, named in a warning) and reads as none."""
     try:
         return read_stored(config, experiment, results)
     except DamagedResult as error:
-        move_aside(run_dir(config, experiment, results) / RESULT_FILE, str(error))
+        _move_aside(run_dir(config, experiment, results) / RESULT_FILE, str(error))
         return None
 
-
-# ------------------------------------------------------------------ failures
 
 
 def failure(config: RunConfig, experiment: str, results=None) -> dict | None:
@@ -138,7 +133,7 @@ def failure(config: RunConfig, experiment: str, results=None) -> dict | None:
         return {"error": f"unreadable failure record {path}", "log": None}
 
 
-def record_failure(folder: Path, config: RunConfig, error: BaseException) -> Path:
+def _record_failure(folder: Path, config: RunConfig, error: BaseException) -> Path:
     """Write ``<run folder>/failed.json`` for ``error`` (atomically); its path."""
     text = "".join(traceback.format_exception(error)).rstrip()
     previous = {}
@@ -158,8 +153,6 @@ def record_failure(folder: Path, config: RunConfig, error: BaseException) -> Pat
     }
     return atomic_write(path, lambda file: json.dump(record, file, indent=1), text=True)
 
-
-# ------------------------------------------------------------------ running
 
 
 def run_or_load(
@@ -217,7 +210,7 @@ def run_or_load(
         except claims.ClaimLost:
             raise
         except Exception as error:
-            record_failure(folder, config, error)
+            _record_failure(folder, config, error)
             raise
         result.write(folder / RESULT_FILE, exclusive=True)
         (folder / FAILURE_FILE).unlink(missing_ok=True)
@@ -276,9 +269,10 @@ def _worker_run(job) -> int | None:
 def frame(experiment: str, *, results=None, history: bool = False) -> pd.DataFrame:
     """All stored runs of ``experiment`` as one DataFrame, ready for seaborn.
 
-    One row per run: the config fields (a field missing from an old run's config as it
-    was meant then, :func:`synflow.experiments.runconfig.stored_fields`: e.g. init "kaiming_fan_in"), the ``metrics`` (``best_top1`` is the
-    best-epoch, ``final_top1`` the final-epoch accuracy), ``key`` and ``path``.
+    One row per run: the config fields (one missing from an old run's config as it was
+    meant then, as :func:`synflow.experiments.runconfig.config_from_dict` reads it: e.g.
+    init "kaiming_fan_in"), the ``metrics`` (``best_top1``: best-epoch, ``final_top1``:
+    final-epoch accuracy), ``key`` and ``path``.
     With ``history=True``, one row per (run, epoch) instead, with the epoch's
     ``train_loss``, ``test_loss``, ``top1``, ``top5``. Config keys unknown to
     RunConfig are reported and kept as columns. A damaged ``run.json`` (see

@@ -36,7 +36,7 @@ def rewind(model: torch.nn.Module, initial: dict) -> None:
 def at_initial_values(model: torch.nn.Module, initial: dict) -> bool:
     """Whether every kept weight of ``model`` equals its value in ``initial``."""
     for name, module in prunable_layers(model).items():
-        mask = current_masks_of(module).bool()
+        mask = _current_masks_of(module).bool()
         if not torch.equal(effective_weight(module)[mask], initial[name].to(mask.device)[mask]):
             return False
     return True
@@ -49,7 +49,7 @@ def layer_weight_statistics(model: torch.nn.Module) -> list[dict]:
     rows = []
     for name, module in prunable_layers(model).items():
         weight = effective_weight(module).double()
-        kept = int(torch.count_nonzero(current_masks_of(module)))
+        kept = int(torch.count_nonzero(_current_masks_of(module)))
         total = float(weight.pow(2).sum())
         rows.append(
             {"layer": name, "size": weight.numel(), "kept": kept, "total_sq": total,
@@ -58,6 +58,6 @@ def layer_weight_statistics(model: torch.nn.Module) -> list[dict]:
     return rows
 
 
-def current_masks_of(module: torch.nn.Module) -> torch.Tensor:
+def _current_masks_of(module: torch.nn.Module) -> torch.Tensor:
     mask = getattr(module, "weight_mask", None)
     return mask if mask is not None else torch.ones_like(module.weight, dtype=torch.bool)

@@ -31,7 +31,18 @@ def training_state(model, optimizer, scheduler, train_batches, history, seconds)
     """Everything a training needs to continue exactly: the model's state dict
     (weights, masks, buffers), optimizer and scheduler states, the data order
     (the training batches' epoch counter), torch's CPU and CUDA RNG states, the
-    history so far and the seconds spent. Tensors are cloned to the CPU."""
+    history so far and the seconds spent. Tensors are cloned to the CPU.
+
+    >>> import torch
+    >>> from synflow.models import build_model
+    >>> from synflow.training.loop import optimizer_for
+    >>> from synflow.training.presets import preset
+    >>> model = build_model("mlp", input_shape=(1, 8, 8), width=0.1, seed=0)
+    >>> optimizer, scheduler = optimizer_for(model, preset("mlp", "mnist"))
+    >>> state = training_state(model, optimizer, scheduler, None, [{"epoch": 1}], 2.5)
+    >>> sorted(state), state["seconds"]
+    (['data_epoch', 'history', 'model', 'optimizer', 'rng_cpu', 'rng_cuda', 'scheduler', 'seconds'], 2.5)
+    """
     return {
         "model": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
@@ -46,7 +57,20 @@ def training_state(model, optimizer, scheduler, train_batches, history, seconds)
 
 def restore_training_state(state, model, optimizer, scheduler, train_batches) -> None:
     """Put ``state`` (:func:`training_state`) back into a model with the same layers
-    (masked where the state has masks), its optimizer, scheduler and batches."""
+    (masked where the state has masks), its optimizer, scheduler and batches.
+
+    >>> import torch
+    >>> from synflow.models import build_model
+    >>> from synflow.training.loop import optimizer_for
+    >>> from synflow.training.presets import preset
+    >>> model = build_model("mlp", input_shape=(1, 8, 8), width=0.1, seed=0)
+    >>> optimizer, scheduler = optimizer_for(model, preset("mlp", "mnist"))
+    >>> state = training_state(model, optimizer, scheduler, None, [], 0.0)
+    >>> other = build_model("mlp", input_shape=(1, 8, 8), width=0.1, seed=1)
+    >>> restore_training_state(state, other, *optimizer_for(other, preset("mlp", "mnist")), None)
+    >>> all(torch.equal(a, b) for a, b in zip(model.parameters(), other.parameters()))
+    True
+    """
     load_pruned_state_dict(model, state["model"])  # already masked alike: a copy
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
@@ -59,7 +83,22 @@ def restore_training_state(state, model, optimizer, scheduler, train_batches) ->
 
 def save_checkpoint(path: Path, config, stage: int, train_state: dict,
                     progress: dict) -> None:
-    """Write the checkpoint atomically (temporary file in the same folder, fsync, rename)."""
+    """Write the checkpoint atomically (temporary file in the same folder, fsync, rename).
+
+    >>> import tempfile, types
+    >>> from pathlib import Path
+    >>> from synflow.models import build_model
+    >>> from synflow.training.loop import optimizer_for
+    >>> from synflow.training.presets import preset
+    >>> model = build_model("mlp", input_shape=(1, 8, 8), width=0.1, seed=0)
+    >>> state = training_state(model, *optimizer_for(model, preset("mlp", "mnist")), None, [], 0)
+    >>> config = types.SimpleNamespace(key=lambda: "run-a")
+    >>> path = Path(tempfile.mkdtemp()) / "checkpoint.pt"
+    >>> save_checkpoint(path, config, 1, state, {"stage": 1})
+    >>> saved = load_checkpoint(path, config)
+    >>> saved["key"], saved["stage"], saved["progress"]
+    ('run-a', 1, {'stage': 1})
+    """
     payload = {"format": CHECKPOINT_FORMAT, "key": config.key(), "stage": stage,
                "train": train_state, "progress": progress}
     atomic_write(path, lambda file: torch.save(payload, file))
@@ -77,7 +116,7 @@ UNREADABLE = (OSError, RuntimeError, EOFError, ValueError, TypeError, KeyError, 
               IndexError, pickle.UnpicklingError, zipfile.BadZipFile)
 
 
-class DamagedCheckpoint(ValueError):
+class _DamagedCheckpoint(ValueError):
     """A training checkpoint that cannot be read or is not one of this format."""
 
 
@@ -88,14 +127,14 @@ def _read(handle) -> dict:
     if not (isinstance(saved, dict) and CHECKPOINT_KEYS <= set(saved)
             and isinstance(saved["train"], dict) and TRAIN_KEYS <= set(saved["train"])
             and isinstance(saved["progress"], dict)):
-        raise DamagedCheckpoint("not a training checkpoint: keys missing")
+        raise _DamagedCheckpoint("not a training checkpoint: keys missing")
     if saved["format"] != CHECKPOINT_FORMAT:
-        raise DamagedCheckpoint(f"format {saved['format']!r}; this synflow resumes format "
+        raise _DamagedCheckpoint(f"format {saved['format']!r}; this synflow resumes format "
                                 f"{CHECKPOINT_FORMAT} only")
     return saved
 
 
-def set_aside(path: Path) -> Path:
+def _set_aside(path: Path) -> Path:
     """Rename ``path`` to ``<name>.damaged-<time>-<pid>`` beside it (never deleted)."""
     target = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
     os.replace(path, target)
@@ -106,10 +145,36 @@ def load_checkpoint(path: Path, config) -> dict | None:
     """The checkpoint at ``path`` (None if there is none), checked to be ``config``'s.
 
     A damaged checkpoint (truncated, garbled, not a training checkpoint, another format
-    version) is set aside (:func:`set_aside`: renamed, never deleted) with a warning naming
+    version) is set aside (:func:`_set_aside`: renamed, never deleted) with a warning naming
     both paths, and None is returned: the run starts again from its beginning instead of
     failing on every retry. Raises ValueError naming the file when it is a valid
-    checkpoint of another run (another config's key)."""
+    checkpoint of another run (another config's key).
+
+    >>> import tempfile, types, warnings
+    >>> from pathlib import Path
+    >>> from synflow.models import build_model
+    >>> from synflow.training.loop import optimizer_for
+    >>> from synflow.training.presets import preset
+    >>> model = build_model("mlp", input_shape=(1, 8, 8), width=0.1, seed=0)
+    >>> state = training_state(model, *optimizer_for(model, preset("mlp", "mnist")), None, [], 0)
+    >>> config = types.SimpleNamespace(key=lambda: "run-a")
+    >>> path = Path(tempfile.mkdtemp()) / "checkpoint.pt"
+    >>> load_checkpoint(path, config) is None
+    True
+    >>> save_checkpoint(path, config, 2, state, {})
+    >>> load_checkpoint(path, config)["stage"]
+    2
+    >>> load_checkpoint(path, types.SimpleNamespace(key=lambda: "run-b"))
+    Traceback (most recent call last):
+        ...
+    ValueError: checkpoint ... is for run 'run-a', not 'run-b'; move it away to start afresh
+    >>> _ = path.write_bytes(b"garbage")
+    >>> with warnings.catch_warnings(record=True):
+    ...     load_checkpoint(path, config) is None
+    True
+    >>> [p.name.split("-")[0] for p in path.parent.iterdir()]
+    ['checkpoint.pt.damaged']
+    """
     path = Path(path)
     if not path.is_file():
         return None
@@ -120,7 +185,7 @@ def load_checkpoint(path: Path, config) -> dict | None:
             saved = None
             reason = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
     if saved is None:
-        aside = set_aside(path)
+        aside = _set_aside(path)
         warnings.warn(f"training checkpoint {path} is damaged ({reason}); moved it to {aside}; "
                       "the run starts again from its beginning", stacklevel=2)
         return None

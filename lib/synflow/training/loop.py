@@ -31,7 +31,15 @@ from .presets import TrainConfig
 
 
 def optimizer_for(model: nn.Module, config: TrainConfig):
-    """SGD (Nesterov) over every parameter exactly once, and its MultiStepLR."""
+    """SGD (Nesterov) over every parameter exactly once, and its MultiStepLR.
+
+    >>> from synflow.models import build_model
+    >>> from synflow.training.presets import preset
+    >>> model = build_model("mlp", input_shape=(1, 8, 8), width=0.1, seed=0)
+    >>> optimizer, scheduler = optimizer_for(model, preset("vgg16", "cifar10", epochs=10))
+    >>> type(optimizer).__name__, optimizer.defaults["nesterov"], scheduler.milestones
+    ('SGD', True, Counter({4: 1, 8: 1}))
+    """
     parameters = list(dict.fromkeys(p for p in model.parameters() if p.requires_grad))
     optimizer = torch.optim.SGD(
         parameters,
@@ -49,7 +57,18 @@ def optimizer_for(model: nn.Module, config: TrainConfig):
 def train_epoch(model, batches: Iterable, optimizer, device: torch.device,
                 precision: str = "float32") -> float:
     """One pass over ``batches`` in ``precision`` (:mod:`synflow.training.precision`;
-    the loss in float32); returns the mean training loss. No host sync per step."""
+    the loss in float32); returns the mean training loss. No host sync per step.
+
+    >>> import torch
+    >>> from synflow.models import build_model
+    >>> from synflow.training.presets import preset
+    >>> model = build_model("mlp", input_shape=(1, 8, 8), width=0.1, seed=0)
+    >>> optimizer, _ = optimizer_for(model, preset("mlp", "mnist"))
+    >>> batches = [(torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 3]))]
+    >>> loss = train_epoch(model, batches, optimizer, torch.device("cpu"))
+    >>> type(loss).__name__, loss > 0
+    ('float', True)
+    """
     model.train()
     total = torch.zeros((), device=device)
     count = 0
@@ -71,7 +90,19 @@ def train_epoch(model, batches: Iterable, optimizer, device: torch.device,
 def evaluate(model, batches: Iterable, device: torch.device,
              precision: str = "float32") -> dict[str, float]:
     """Test loss, top-1 and top-5 accuracy (in %) of ``model`` on ``batches``, its forward
-    pass in ``precision`` (the loss and accuracy in float32/float64)."""
+    pass in ``precision`` (the loss and accuracy in float32/float64).
+
+    >>> import torch
+    >>> from synflow.models import build_model
+    >>> model = build_model("mlp", input_shape=(1, 8, 8), width=0.1, seed=0)
+    >>> metrics = evaluate(model, [(torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 3]))], "cpu")
+    >>> sorted(metrics), 0 <= metrics["top1"] <= metrics["top5"] <= 100
+    (['test_loss', 'top1', 'top5'], True)
+    >>> evaluate(model, [], "cpu")
+    Traceback (most recent call last):
+        ...
+    ValueError: the test batches are empty
+    """
     model.eval()
     loss = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros(2, device=device, dtype=torch.int64)
@@ -95,6 +126,11 @@ def evaluate(model, batches: Iterable, device: torch.device,
 
 
 def default_device() -> torch.device:
+    """CUDA when available, else the CPU (the device training and scoring use by default).
+
+    >>> default_device().type in ("cuda", "cpu")
+    True
+    """
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -146,6 +182,17 @@ def train(
     ``best_top5``, ``best_epoch`` (the epoch with the highest top-1, the
     paper's reported number; ties go to the earliest), and ``seconds``.
     Accuracies are in percent.
+
+    >>> import torch
+    >>> from synflow.models import build_model
+    >>> from synflow.training.presets import preset
+    >>> model = build_model("mlp", input_shape=(1, 8, 8), width=0.1, seed=0)
+    >>> generator = torch.Generator().manual_seed(0)
+    >>> batches = [(torch.randn(8, 1, 8, 8, generator=generator), torch.arange(8) % 10)]
+    >>> config = preset("mlp", "mnist", epochs=2, precision="float32")
+    >>> metrics = train(model, (batches, batches), config, device="cpu")
+    >>> [row["epoch"] for row in metrics["history"]], metrics["best_epoch"] in (1, 2)
+    ([1, 2], True)
     """
     device = torch.device(device) if device is not None else default_device()
     precision = resolve(config.precision, device)

@@ -20,6 +20,14 @@ class TrainConfig:
     by ``gamma``; ``subset`` trains on that many images per class
     (class-balanced, drawn by the run's seed), ``None`` on the full set.
     ``precision`` is "float32", "bfloat16" or "auto" (:mod:`synflow.training.precision`).
+
+    >>> config = TrainConfig(epochs=10, lr=0.1, milestones=[4, 8], gamma=0.1, weight_decay=1e-4)
+    >>> config.milestones, config.batch_size, config.precision
+    ((4, 8), 128, 'auto')
+    >>> TrainConfig(epochs=0, lr=0.1, milestones=(), gamma=0.1, weight_decay=0.0)
+    Traceback (most recent call last):
+        ...
+    ValueError: epochs must be an integer >= 1, got 0
     """
 
     epochs: int
@@ -57,7 +65,15 @@ PRESETS: dict[str, TrainConfig] = {
 
 
 def family(model: str) -> str:
-    """"vgg", "resnet" or "toy", the model families the presets are set for."""
+    """"vgg", "resnet" or "toy", the model families the presets are set for.
+
+    >>> family("vgg16"), family("resnet20"), family("mlp")
+    ('vgg', 'resnet', 'toy')
+    >>> family("alexnet")
+    Traceback (most recent call last):
+        ...
+    ValueError: unknown model 'alexnet'; choose one of: conv, mlp, ...
+    """
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(sorted(MODELS))}")
     if model.startswith("vgg"):
@@ -67,7 +83,7 @@ def family(model: str) -> str:
     return "toy"
 
 
-def preset_name(model: str, dataset: str) -> str:
+def _preset_name(model: str, dataset: str) -> str:
     """The key of ``PRESETS`` the paper uses for ``model`` on ``dataset``."""
     kind = family(model)
     if kind == "toy" or dataset == "mnist":
@@ -83,9 +99,18 @@ def preset(model: str, dataset: str, *, name: str | None = None, **overrides) ->
 
     When ``epochs`` is overridden and ``milestones`` is not, the milestones are
     scaled to the same fractions of training (60/160 and 120/160 of 10 epochs
-    give 4 and 8), so a short profile keeps the shape of the schedule.
+    give 4 and 8), so a short profile keeps the shape of the schedule. Raises ValueError
+    for an unknown model, preset ``name`` or ``TrainConfig`` field.
+
+    >>> config = preset("vgg16", "cifar10", epochs=10)
+    >>> config.epochs, config.lr, config.milestones
+    (10, 0.1, (4, 8))
+    >>> preset("vgg16", "cifar10", name="vgg-imagenet")
+    Traceback (most recent call last):
+        ...
+    ValueError: unknown training preset 'vgg-imagenet'; choose one of: vgg-cifar, resnet-cifar, ...
     """
-    name = name if name is not None else preset_name(model, dataset)
+    name = name if name is not None else _preset_name(model, dataset)
     if name not in PRESETS:
         raise ValueError(f"unknown training preset {name!r}; choose one of: {', '.join(PRESETS)}")
     base = PRESETS[name]

@@ -38,7 +38,16 @@ PROGRESS_LOG_VARIABLE = "SYNFLOW_PROGRESS_LOG"
 
 def log_line(line: str) -> None:
     """Append ``line`` to the file $SYNFLOW_PROGRESS_LOG names; nothing when it is unset
-    (``tools/run_notebooks.py`` shows these lines while a notebook runs headless)."""
+    (``tools/run_notebooks.py`` shows these lines while a notebook runs headless).
+
+    >>> import os, tempfile
+    >>> from unittest import mock
+    >>> log = os.path.join(tempfile.mkdtemp(), "progress.log")
+    >>> with mock.patch.dict(os.environ, {PROGRESS_LOG_VARIABLE: log}):
+    ...     log_line("fig6: run 1/2 done")
+    >>> open(log).read()
+    'fig6: run 1/2 done\n'
+    """
     log = os.environ.get(PROGRESS_LOG_VARIABLE)
     if log:
         with open(log, "a", encoding="utf-8") as file:

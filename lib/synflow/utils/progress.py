@@ -45,8 +45,8 @@ def log_line(line: str) -> None:
     >>> log = os.path.join(tempfile.mkdtemp(), "progress.log")
     >>> with mock.patch.dict(os.environ, {PROGRESS_LOG_VARIABLE: log}):
     ...     log_line("fig6: run 1/2 done")
-    >>> open(log).read()
-    'fig6: run 1/2 done\n'
+    >>> print(open(log).read(), end="")
+    fig6: run 1/2 done
     """
     log = os.environ.get(PROGRESS_LOG_VARIABLE)
     if log:

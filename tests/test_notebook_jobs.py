@@ -3,6 +3,7 @@ jobs share the slots and the memory as promised. No notebook is executed here.""
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import sys
@@ -67,3 +68,24 @@ def test_a_failed_notebook_is_reported_and_the_others_run(tmp_path):
     bad = jobs_module.Job("bad", 1, argv=[sys.executable, "-c", "raise SystemExit(3)"])
     failed = jobs_module.execute([bad, timed_job("good", 1, log, 0.1)], slots=1, memory_gb=8)
     assert failed == ["bad"] and set(spans(log)) == {"good"}
+
+
+def test_each_job_is_timed_and_the_times_file_sums_a_notebooks_runs(tmp_path):
+    log = tmp_path / "spans.jsonl"
+    jobs = [timed_job("00_a", 1, log, 0.1), timed_job("05_b", 1, log, 0.1)]
+    seconds = {}
+    assert jobs_module.execute(jobs, slots=2, memory_gb=8, seconds=seconds) == []
+    jobs[1].after = {"x/1", "x/2"}  # as if two training runs had come before it
+    ran = spans(log)
+    for name in ("00_a", "05_b"):  # the wall clock of the child, plus its start-up
+        assert seconds[name] >= ran[name][1] - ran[name][0]
+    seconds.update({"x/1": 60.0, "x/2": 120.0})  # two training runs of 05_b
+    path = jobs_module.write_run_times(tmp_path / "figures" / "run_times.csv", jobs, seconds,
+                                      wall=600.0, slots=2)
+    rows = list(csv.DictReader(path.open()))
+    assert list(rows[0]) == jobs_module.RUN_TIMES_COLUMNS
+    assert [r["notebook"] for r in rows] == ["00_a", "05_b", "all"]
+    assert (rows[1]["training_runs"], rows[1]["training_run_minutes"]) == ("2", "3.0")
+    assert (rows[0]["training_runs"], rows[0]["training_run_minutes"]) == ("0", "0.0")
+    assert rows[2]["notebook_minutes"] == "10.0" and rows[2]["training_runs"] == "2"
+    assert not list(path.parent.glob(".*"))  # no temporary file left

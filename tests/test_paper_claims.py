@@ -52,6 +52,8 @@ def repo(tmp_path):
         HEADER
         + "00_demo,Figure 9,Slope of the curve; match: within 0.1,0.93,0.95,yes\n"
         + '00_demo,Figure 9,"No empty layer, a fact",true,,n/a\n')
+    (tmp_path / "docs" / "benchmarks.md").write_text(
+        "# Bench\n\n<!-- run-times:start -->\nold\n<!-- run-times:end -->\n\nEnd.\n")
     return tmp_path
 
 
@@ -72,6 +74,20 @@ def test_writes_the_readme_table_and_the_results_page(repo):
     assert "[![00 demo curve (laptop profile)](../figures/00_demo_curve.png)]" in results
     assert "No claims file yet: `make reproduce NOTEBOOKS=01_other`." in results
     assert tool.main(["--root", str(repo), "--check"]) == 0
+
+
+def test_the_run_times_of_a_full_reproduce_are_tabled(repo):
+    tool.main(["--root", str(repo)])
+    bench = (repo / "docs" / "benchmarks.md").read_text()
+    assert "No run times yet" in bench and "old" not in bench and bench.endswith("End.\n")
+    (repo / "figures" / "run_times.csv").write_text(
+        "notebook,notebook_minutes,training_runs,training_run_minutes,jobs\n"
+        "00_demo,1.5,0,0.0,2\n01_other,0.4,12,7.3,2\nall,5.2,12,7.3,2\n")
+    assert tool.main(["--root", str(repo), "--check"]) == 1  # stale until regenerated
+    tool.main(["--root", str(repo)])
+    bench = (repo / "docs" / "benchmarks.md").read_text()
+    assert "took **5.2 min** of wall-clock time with 2 jobs" in bench
+    assert "| 01_other | 0.4 | 12 | 7.3 |" in bench and "| all |" not in bench
 
 
 def test_check_fails_on_a_stale_table_and_writes_nothing(repo, capsys):

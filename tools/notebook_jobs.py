@@ -138,16 +138,19 @@ def plan(notebooks: list[Path], profile: str, child_argv) -> list[Job]:
     return first + runs + last
 
 
-def execute(jobs: list[Job], slots: int, memory_gb: float | None = None) -> list[str]:
+def execute(jobs: list[Job], slots: int, memory_gb: float | None = None,
+            seconds: dict | None = None) -> list[str]:
     """Run ``jobs`` at most ``slots`` at once within ``memory_gb`` (default: the memory
     available now; a job that alone exceeds it still runs, alone); the names of those
-    that failed."""
+    that failed. ``seconds``, when given, receives each job's wall-clock seconds by name
+    (not the runs that were stored before)."""
     import multiprocessing
 
     from synflow.experiments import store
 
     budget = available_gb() if memory_gb is None else memory_gb
     pending, running, ended, failed = list(jobs), {}, set(), []
+    begun, seconds = {}, {} if seconds is None else seconds
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(slots, mp_context=context) as pool:
         try:
@@ -165,12 +168,14 @@ def execute(jobs: list[Job], slots: int, memory_gb: float | None = None) -> list
                         continue
                     running[job] = Run(pool, job.run) if job.run is not None else \
                         Notebook(job.argv, job.name)
+                    begun[job.name] = time.perf_counter()
                     used += job.memory_gb
                 time.sleep(0.5)
                 for job, handle in list(running.items()):
                     code = handle.poll()
                     if code is not None:
                         del running[job]
+                        seconds[job.name] = time.perf_counter() - begun[job.name]
                         ended.add(job.name)  # a failed run still lets its notebook start
                         if code:
                             failed.append(job.name)
@@ -182,11 +187,50 @@ def execute(jobs: list[Job], slots: int, memory_gb: float | None = None) -> list
     return failed
 
 
-def main(notebooks: list[Path], profile: str, slots: int, child_argv) -> list[str]:
-    """Plan and execute; prints what runs where. The names of failed jobs."""
+RUN_TIMES_FILE = "run_times.csv"
+RUN_TIMES_COLUMNS = ["notebook", "notebook_minutes", "training_runs", "training_run_minutes",
+                     "jobs"]
+
+
+def write_run_times(path: Path, jobs: list[Job], seconds: dict, wall: float, slots: int) -> Path:
+    """``path`` (``<figures>/run_times.csv``, read by ``tools/paper_claims.py`` for
+    docs/benchmarks.md): per notebook the minutes of its kernel and the number and summed
+    minutes of its training runs (each in its own one-thread process), then a row ``all``
+    whose ``notebook_minutes`` is the whole schedule's wall clock. Written atomically."""
+    import csv
+
+    rows = []
+    for job in jobs:
+        if job.run is not None:
+            continue
+        runs = [name for name in job.after if name in seconds]
+        rows.append([job.name, f"{seconds.get(job.name, 0) / 60:.1f}", len(runs),
+                     f"{sum(seconds[name] for name in runs) / 60:.1f}", slots])
+    rows.sort()
+    ran = [name for name in seconds if "/" in name]
+    rows.append(["all", f"{wall / 60:.1f}", len(ran),
+                 f"{sum(seconds[name] for name in ran) / 60:.1f}", slots])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file, lineterminator="\n")
+        writer.writerow(RUN_TIMES_COLUMNS)
+        writer.writerows(rows)
+    os.replace(temporary, path)
+    return path
+
+
+def main(notebooks: list[Path], profile: str, slots: int, child_argv,
+         run_times: Path | None = None) -> list[str]:
+    """Plan and execute; prints what runs where. The names of failed jobs. With
+    ``run_times`` and no failure, the times go there (:func:`write_run_times`)."""
     jobs = plan(notebooks, profile, child_argv)
     runs = sum(job.run is not None for job in jobs)
     print(f"{len(notebooks)} notebook(s) and {runs} training run(s) at profile {profile}, "
           f"{slots} at once with one thread each, within {available_gb():.1f} GB", flush=True)
     sys.stdout.flush()
-    return execute(jobs, slots)
+    seconds, start = {}, time.perf_counter()
+    failed = execute(jobs, slots, seconds=seconds)
+    if run_times is not None and not failed:
+        print(f"run times: {write_run_times(run_times, jobs, seconds, time.perf_counter() - start, slots)}")
+    return failed

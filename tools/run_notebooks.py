@@ -280,8 +280,13 @@ def side_by_side(args, notebooks: list[Path], output_dir: Path | None) -> int:
         return [sys.executable, str(Path(__file__).resolve()), "--profile", args.profile,
                 *where, notebook.stem]
 
+    # a full run into the profile's own folders records its times for docs/benchmarks.md
+    whole = not args.notebooks and (output_dir is None or output_dir == NOTEBOOKS_DIR / args.profile)
+    from synflow.utils.paths import figures_dir
+
+    run_times = figures_dir() / notebook_jobs.RUN_TIMES_FILE if whole else None
     start = time.perf_counter()
-    failed = notebook_jobs.main(notebooks, args.profile, args.jobs, child_argv)
+    failed = notebook_jobs.main(notebooks, args.profile, args.jobs, child_argv, run_times)
     done = len(notebooks) - len(failed)
     print(f"run_notebooks: {done} of {len(notebooks)} notebook(s) run at profile "
           f"{args.profile} with {args.jobs} jobs in {time.perf_counter() - start:.1f} s"

@@ -74,11 +74,6 @@ NOT_YET = {
     "synflow/analysis/plots.py": {
         "use_style", "save_figure", "plot_accuracy_vs_compression", "plot_layer_collapse"
     },
-    "synflow/analysis/tables.py": {
-        "model_label", "accuracy_table", "band", "differences", "run_row", "layers_table",
-        "keeps_target", "same_layer_counts", "imp_variant", "cycles_table", "imp_keeps_targets",
-        "layer_history", "squared_weight_drift"
-    },
 }
 
 

@@ -71,9 +71,6 @@ NOT_YET = {
     "synflow/analysis/critical.py": {
         "Critical", "find_critical", "critical_compression", "measured_critical"
     },
-    "synflow/analysis/plots.py": {
-        "use_style", "save_figure", "plot_accuracy_vs_compression", "plot_layer_collapse"
-    },
 }
 
 

@@ -68,9 +68,6 @@ NOT_YET = {
         "sweep_configs"
     },
     "synflow/experiments/weights.py": {"rewind", "at_initial_values", "layer_weight_statistics"},
-    "synflow/analysis/critical.py": {
-        "Critical", "find_critical", "critical_compression", "measured_critical"
-    },
 }
 
 

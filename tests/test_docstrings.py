@@ -41,9 +41,6 @@ NOT_YET = {
     "synflow/core/scorers/synflow.py": {
         "synflow_pass", "SynFlowOverflowError", "check_precision", "checked_pass", "check_finite", "synflow_l2_scores"
     },
-    "synflow/core/scoring.py": {
-        "check_method", "check_options", "check_inputs", "scoring_context", "checked_model", "check_run", "check_data"
-    },
     "synflow/experiments/claims.py": {
         "ClaimLost", "stale_after_default", "job_id", "log_path", "fs_now", "read_claim",
         "Claim", "claim_run", "is_stale", "heartbeat"

@@ -35,9 +35,6 @@ NOT_YET = {
     "synflow/core/scorers/gradient.py": {
         "loss_saliencies", "grasp_scores"
     },
-    "synflow/core/scorers/inputs.py": {
-        "first_inputs", "check_logits", "InputShapeError", "ForwardDtypeError", "explained_errors", "embedding_guard", "device_of", "gradient_dtype", "batches_of"
-    },
     "synflow/core/scorers/synflow.py": {
         "synflow_pass", "SynFlowOverflowError", "check_precision", "checked_pass", "check_finite", "synflow_l2_scores"
     },

@@ -32,9 +32,6 @@ NOT_YET = {
     "synflow/core/scorers/functional.py": {
         "check_bn_mode", "scoring_view", "differentiable", "all_parameters", "check_materialized", "call_with_weights", "check_gradients_on", "check_layers_called", "fresh_leaves", "no_recomputation", "gradients", "masked", "summed_gradient", "buffer_copies"
     },
-    "synflow/core/scorers/gradient.py": {
-        "loss_saliencies", "grasp_scores"
-    },
     "synflow/core/scorers/synflow.py": {
         "synflow_pass", "SynFlowOverflowError", "check_precision", "checked_pass", "check_finite", "synflow_l2_scores"
     },

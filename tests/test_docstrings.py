@@ -53,11 +53,6 @@ NOT_YET = {
     "synflow/experiments/launch.py": {
         "planned_runs", "state_of", "Worker", "process_age", "phases", "launch"
     },
-    "synflow/experiments/parallel.py": {"available_cpus", "count_workers", "side_by_side"},
-    "synflow/experiments/parameters.py": {"check_parameters", "check_runs"},
-    "synflow/experiments/profiles.py": {"profile_path", "load_profile", "section"},
-    "synflow/experiments/results.py": {"DamagedResult", "RunResult"},
-    "synflow/experiments/runconfig.py": {"is_integer", "is_real", "RunConfig", "config_from_dict"},
     "synflow/experiments/status.py": {"show"},
     "synflow/experiments/store.py": {
         "results_root", "run_dir", "RunFailed", "RunBusy", "read_stored", "stored_result",
@@ -67,7 +62,6 @@ NOT_YET = {
         "groups", "configs", "experiment", "parameter_names", "profile_params", "dataset_model",
         "sweep_configs"
     },
-    "synflow/experiments/weights.py": {"rewind", "at_initial_values", "layer_weight_statistics"},
     "synflow/analysis/critical.py": {
         "Critical", "find_critical", "critical_compression", "measured_critical"
     },

@@ -44,10 +44,6 @@ NOT_YET = {
     "synflow/core/scoring.py": {
         "check_method", "check_options", "check_inputs", "scoring_context", "checked_model", "check_run", "check_data"
     },
-    "synflow/experiments/claims.py": {
-        "ClaimLost", "stale_after_default", "job_id", "log_path", "fs_now", "read_claim",
-        "Claim", "claim_run", "is_stale", "heartbeat"
-    },
     "synflow/experiments/cli.py": {"parameter", "main"},
     "synflow/experiments/execution.py": {"execute", "record_layers"},
     "synflow/experiments/launch.py": {

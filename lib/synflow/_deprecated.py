@@ -41,7 +41,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "synflow.execution": ("synflow.experiments.execution",),
     "synflow.store": ("synflow.experiments.store", "synflow.experiments.results",
                       "synflow.experiments.runconfig"),
-    "synflow.claims": ("synflow.experiments.claims",),
+    "synflow.claims": ("synflow.experiments.claims", "synflow.experiments.holders"),
     "synflow.launch": ("synflow.experiments.launch",),
     "synflow.status": ("synflow.experiments.status",),
     "synflow.sweeps": ("synflow.experiments.sweeps", "synflow.experiments.profiles"),

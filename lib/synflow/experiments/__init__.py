@@ -9,6 +9,7 @@ cluster.
 | weights    | rewinding to init, kept weights at init, Figure 5b's layer records           |
 | store      | the results store: run once, load afterwards; failures, frames               |
 | claims     | one worker per run, on one machine or many                                   |
+| holders    | who holds a claim (job, log) and whether it is alive (stale, heartbeat)      |
 | profiles   | the notebooks' parameter profiles (smoke, laptop, paper), shipped here       |
 | sweeps     | the runs each training notebook trains                                       |
 | launch     | fill the store: inline, local processes or a Slurm job array (submitit)      |

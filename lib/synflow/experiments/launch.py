@@ -27,7 +27,7 @@ from pathlib import Path
 
 import submitit
 
-from . import claims, parallel, store, sweeps
+from . import claims, holders, parallel, store, sweeps
 from .parameters import check_runs
 from .results import DamagedResult, RunResult
 from .runconfig import RunConfig, config_from_dict
@@ -74,8 +74,8 @@ def state_of(config: RunConfig, experiment: str, results=None, *,
         except DamagedResult:
             return "damaged"
     holder = claims.read_claim(folder / claims.CLAIM_FILE)
-    stale = claims.stale_after_default() if stale_after is None else stale_after
-    if holder is not None and not claims.is_stale(holder, stale):
+    stale = holders.stale_after_default() if stale_after is None else stale_after
+    if holder is not None and not holders.is_stale(holder, stale):
         return "running"
     if (folder / store.FAILURE_FILE).is_file():
         return "failed"
@@ -196,7 +196,7 @@ def launch(args) -> int:
     results = str(store.results_root(args.results))
     slurm = _slurm_parameters(args) if args.executor == "slurm" else None  # checked first
     if args.stale_after is not None:
-        os.environ[claims.STALE_VARIABLE] = str(args.stale_after)  # inherited by workers
+        os.environ[holders.STALE_VARIABLE] = str(args.stale_after)  # inherited by workers
     planned = planned_runs(args.notebooks, args.profile, args.set)
     todo, counts = [], {}
     for experiment, config in planned:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from ..core.files import atomic_write
 from ..utils.paths import results_dir
 from ..utils.progress import log_line, progress
-from . import claims, execution, parallel
+from . import claims, execution, holders, parallel
 from .results import RESULT_FILE, DamagedResult, RunResult
 from .runconfig import RunConfig
 
@@ -147,7 +147,7 @@ def _record_failure(folder: Path, config: RunConfig, error: BaseException) -> Pa
         "error": f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else
         type(error).__name__,
         "traceback": text, "host": platform.node(), "pid": os.getpid(),
-        "job": claims.job_id(), "log": claims.log_path(),
+        "job": holders.job_id(), "log": holders.log_path(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "attempts": int(previous.get("attempts", 0)) + 1,
     }
@@ -194,7 +194,7 @@ def run_or_load(
         raise RunBusy(
             f"{config.name()} is being run by another worker (host {holder.get('host')}, "
             f"pid {holder.get('pid')}, job {holder.get('job')}, last heartbeat "
-            f"{claims.heartbeat(holder)}): {folder / claims.CLAIM_FILE}"
+            f"{holders.heartbeat(holder)}): {folder / claims.CLAIM_FILE}"
         )
     with claim:
         stored = stored_result(config, experiment, results)  # finished while we waited

@@ -54,10 +54,6 @@ NOT_YET = {
         "results_root", "run_dir", "RunFailed", "RunBusy", "read_stored", "stored_result",
         "failure", "run_or_load", "sweep", "frame"
     },
-    "synflow/experiments/sweeps.py": {
-        "groups", "configs", "experiment", "parameter_names", "profile_params", "dataset_model",
-        "sweep_configs"
-    },
     "synflow/analysis/critical.py": {
         "Critical", "find_critical", "critical_compression", "measured_critical"
     },

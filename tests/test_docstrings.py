@@ -45,7 +45,6 @@ NOT_YET = {
         "check_method", "check_options", "check_inputs", "scoring_context", "checked_model", "check_run", "check_data"
     },
     "synflow/experiments/cli.py": {"parameter", "main"},
-    "synflow/experiments/execution.py": {"execute", "record_layers"},
     "synflow/experiments/launch.py": {
         "planned_runs", "state_of", "Worker", "process_age", "phases", "launch"
     },

@@ -45,9 +45,6 @@ NOT_YET = {
         "check_method", "check_options", "check_inputs", "scoring_context", "checked_model", "check_run", "check_data"
     },
     "synflow/experiments/cli.py": {"parameter", "main"},
-    "synflow/experiments/launch.py": {
-        "planned_runs", "state_of", "Worker", "process_age", "phases", "launch"
-    },
     "synflow/experiments/status.py": {"show"},
     "synflow/experiments/store.py": {
         "results_root", "run_dir", "RunFailed", "RunBusy", "read_stored", "stored_result",

@@ -42,7 +42,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "synflow.store": ("synflow.experiments.store", "synflow.experiments.results",
                       "synflow.experiments.runconfig"),
     "synflow.claims": ("synflow.experiments.claims", "synflow.experiments.holders"),
-    "synflow.launch": ("synflow.experiments.launch",),
+    "synflow.launch": ("synflow.experiments.launch", "synflow.experiments.worker"),
     "synflow.status": ("synflow.experiments.status",),
     "synflow.sweeps": ("synflow.experiments.sweeps", "synflow.experiments.profiles"),
     "synflow.layer_average": ("synflow.analysis.saliency",),

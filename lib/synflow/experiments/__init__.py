@@ -13,6 +13,7 @@ cluster.
 | profiles   | the notebooks' parameter profiles (smoke, laptop, paper), shipped here       |
 | sweeps     | the runs each training notebook trains                                       |
 | launch     | fill the store: inline, local processes or a Slurm job array (submitit)      |
+| worker     | a launched task: runs its share of the runs, counts and times them           |
 | status     | how far a sweep is                                                           |
 | cli        | ``python -m synflow launch|status``                                          |
 """

@@ -46,10 +46,6 @@ NOT_YET = {
     },
     "synflow/experiments/cli.py": {"parameter", "main"},
     "synflow/experiments/status.py": {"show"},
-    "synflow/experiments/store.py": {
-        "results_root", "run_dir", "RunFailed", "RunBusy", "read_stored", "stored_result",
-        "failure", "run_or_load", "sweep", "frame"
-    },
     "synflow/analysis/critical.py": {
         "Critical", "find_critical", "critical_compression", "measured_critical"
     },

@@ -44,8 +44,6 @@ NOT_YET = {
     "synflow/core/scoring.py": {
         "check_method", "check_options", "check_inputs", "scoring_context", "checked_model", "check_run", "check_data"
     },
-    "synflow/experiments/cli.py": {"parameter", "main"},
-    "synflow/experiments/status.py": {"show"},
     "synflow/analysis/critical.py": {
         "Critical", "find_critical", "critical_compression", "measured_critical"
     },

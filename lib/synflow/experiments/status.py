@@ -58,6 +58,16 @@ def _summarize(notebook: str, profile: str, results=None, stale_after=None,
 
 def show(notebooks: list[str], profile: str, results=None, stale_after=None,
          overrides=None) -> None:
+    """Print each notebook's runs at ``profile`` by state, the running, clock-skewed,
+    damaged and failed ones, the mean run time (s), the rate (runs/h) and the ETA (h).
+    Raises ValueError for a bad notebook, profile or override, as
+    :func:`synflow.experiments.launch.planned_runs` does.
+
+    >>> import tempfile
+    >>> show(["04_accuracy_vs_compression"], "smoke", results=tempfile.mkdtemp())
+    04_accuracy_vs_compression at profile smoke: 6 runs: 0 done, 0 running, 0 failed, 0 damaged, 6 missing
+      no finished run yet: no rate or ETA
+    """
     for notebook in notebooks:
         summary = _summarize(notebook, profile, results, stale_after, overrides)
         states = summary["states"]

@@ -35,30 +35,6 @@ NOT_YET = {
     "synflow/core/scorers/synflow.py": {
         "synflow_pass", "SynFlowOverflowError", "check_precision", "checked_pass", "check_finite", "synflow_l2_scores"
     },
-    "synflow/experiments/claims.py": {
-        "ClaimLost", "stale_after_default", "job_id", "log_path", "fs_now", "read_claim",
-        "Claim", "claim_run", "is_stale", "heartbeat"
-    },
-    "synflow/experiments/cli.py": {"parameter", "main"},
-    "synflow/experiments/execution.py": {"execute", "record_layers"},
-    "synflow/experiments/launch.py": {
-        "planned_runs", "state_of", "Worker", "process_age", "phases", "launch"
-    },
-    "synflow/experiments/parallel.py": {"available_cpus", "count_workers", "side_by_side"},
-    "synflow/experiments/parameters.py": {"check_parameters", "check_runs"},
-    "synflow/experiments/profiles.py": {"profile_path", "load_profile", "section"},
-    "synflow/experiments/results.py": {"DamagedResult", "RunResult"},
-    "synflow/experiments/runconfig.py": {"is_integer", "is_real", "RunConfig", "config_from_dict"},
-    "synflow/experiments/status.py": {"show"},
-    "synflow/experiments/store.py": {
-        "results_root", "run_dir", "RunFailed", "RunBusy", "read_stored", "stored_result",
-        "failure", "run_or_load", "sweep", "frame"
-    },
-    "synflow/experiments/sweeps.py": {
-        "groups", "configs", "experiment", "parameter_names", "profile_params", "dataset_model",
-        "sweep_configs"
-    },
-    "synflow/experiments/weights.py": {"rewind", "at_initial_values", "layer_weight_statistics"},
 }
 
 

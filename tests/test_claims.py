@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from synflow.experiments import claims, execution, runconfig, store
+from synflow.experiments import claims, execution, holders, runconfig, store
 from synflow.experiments.results import RunResult
 
 BASE = store.RunConfig("mlp", "blobs", pruner="magnitude", compression=4, width=0.2, epochs=1,
@@ -131,8 +131,8 @@ def test_a_heartbeat_far_in_the_future_counts_as_stale(tmp_path):
     claims.claim_run(tmp_path, stale_after=600)  # this process: alive, so not "gone"
     age(tmp_path / claims.CLAIM_FILE, -3600)
     holder = claims.read_claim(tmp_path / claims.CLAIM_FILE)
-    assert holder["age"] < -3500 and claims.is_stale(holder, 600)
-    assert "s in the future (clock skew" in claims.heartbeat(holder)
+    assert holder["age"] < -3500 and holders.is_stale(holder, 600)
+    assert "s in the future (clock skew" in holders.heartbeat(holder)
     assert claims.claim_run(tmp_path, stale_after=600) is not None
 
 
@@ -178,7 +178,7 @@ def test_the_claim_of_an_ended_slurm_job_is_taken_over_at_once(tmp_path, monkeyp
 def test_bad_stale_after_is_named(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="stale_after must be > 0 seconds, got 0"):
         claims.claim_run(tmp_path, stale_after=0)
-    monkeypatch.setenv(claims.STALE_VARIABLE, "soon")
+    monkeypatch.setenv(holders.STALE_VARIABLE, "soon")
     with pytest.raises(ValueError, match=r"SYNFLOW_CLAIM_STALE_S='soon' .*seconds > 0"):
         claims.claim_run(tmp_path)
 

@@ -32,52 +32,8 @@ NOT_YET = {
     "synflow/core/scorers/functional.py": {
         "check_bn_mode", "scoring_view", "differentiable", "all_parameters", "check_materialized", "call_with_weights", "check_gradients_on", "check_layers_called", "fresh_leaves", "no_recomputation", "gradients", "masked", "summed_gradient", "buffer_copies"
     },
-    "synflow/core/scorers/gradient.py": {
-        "loss_saliencies", "grasp_scores"
-    },
-    "synflow/core/scorers/inputs.py": {
-        "first_inputs", "check_logits", "InputShapeError", "ForwardDtypeError", "explained_errors", "embedding_guard", "device_of", "gradient_dtype", "batches_of"
-    },
     "synflow/core/scorers/synflow.py": {
         "synflow_pass", "SynFlowOverflowError", "check_precision", "checked_pass", "check_finite", "synflow_l2_scores"
-    },
-    "synflow/core/scoring.py": {
-        "check_method", "check_options", "check_inputs", "scoring_context", "checked_model", "check_run", "check_data"
-    },
-    "synflow/experiments/claims.py": {
-        "ClaimLost", "stale_after_default", "job_id", "log_path", "fs_now", "read_claim",
-        "Claim", "claim_run", "is_stale", "heartbeat"
-    },
-    "synflow/experiments/cli.py": {"parameter", "main"},
-    "synflow/experiments/execution.py": {"execute", "record_layers"},
-    "synflow/experiments/launch.py": {
-        "planned_runs", "state_of", "Worker", "process_age", "phases", "launch"
-    },
-    "synflow/experiments/parallel.py": {"available_cpus", "count_workers", "side_by_side"},
-    "synflow/experiments/parameters.py": {"check_parameters", "check_runs"},
-    "synflow/experiments/profiles.py": {"profile_path", "load_profile", "section"},
-    "synflow/experiments/results.py": {"DamagedResult", "RunResult"},
-    "synflow/experiments/runconfig.py": {"is_integer", "is_real", "RunConfig", "config_from_dict"},
-    "synflow/experiments/status.py": {"show"},
-    "synflow/experiments/store.py": {
-        "results_root", "run_dir", "RunFailed", "RunBusy", "read_stored", "stored_result",
-        "failure", "run_or_load", "sweep", "frame"
-    },
-    "synflow/experiments/sweeps.py": {
-        "groups", "configs", "experiment", "parameter_names", "profile_params", "dataset_model",
-        "sweep_configs"
-    },
-    "synflow/experiments/weights.py": {"rewind", "at_initial_values", "layer_weight_statistics"},
-    "synflow/analysis/critical.py": {
-        "Critical", "find_critical", "critical_compression", "measured_critical"
-    },
-    "synflow/analysis/plots.py": {
-        "use_style", "save_figure", "plot_accuracy_vs_compression", "plot_layer_collapse"
-    },
-    "synflow/analysis/tables.py": {
-        "model_label", "accuracy_table", "band", "differences", "run_row", "layers_table",
-        "keeps_target", "same_layer_counts", "imp_variant", "cycles_table", "imp_keeps_targets",
-        "layer_history", "squared_weight_drift"
     },
 }
 

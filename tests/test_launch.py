@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from synflow.experiments import claims, cli, execution, launch, store
+from synflow.experiments import claims, cli, execution, launch, store, worker
 from synflow.experiments.results import RunResult
 
 BASE = store.RunConfig("mlp", "blobs", pruner="magnitude", compression=4, width=0.2, epochs=2,
@@ -343,7 +343,7 @@ def test_process_age_counts_from_the_process_start():
     import sys
     import time
 
-    code = ("import time; time.sleep(1.5); from synflow.experiments.launch import process_age; "
+    code = ("import time; time.sleep(1.5); from synflow.experiments.worker import process_age; "
             "print(process_age())")
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -357,6 +357,6 @@ def test_process_age_counts_from_the_process_start():
 def test_phases_split_a_runs_duration():
     result = RunResult(BASE, {}, {"seconds": 6.0, "prune_seconds": 0.5}, [], [], [],
                        {"duration": 8.0, "resumed_from_stage": None})
-    assert launch.phases(result) == "set-up 1.5 s, pruning 0.5 s, training 6.0 s"
+    assert worker.phases(result) == "set-up 1.5 s, pruning 0.5 s, training 6.0 s"
     result.environment["resumed_from_stage"] = 1
-    assert launch.phases(result) == "resumed from a checkpoint"
+    assert worker.phases(result) == "resumed from a checkpoint"

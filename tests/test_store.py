@@ -260,13 +260,13 @@ def test_crash_while_writing_leaves_no_half_written_file(env, counted, monkeypat
         handle.write(json.dumps(payload)[:50])
         raise KeyboardInterrupt("killed while writing")
 
-    monkeypatch.setattr(store.json, "dump", dump_half_then_die)
+    monkeypatch.setattr(json, "dump", dump_half_then_die)  # the json module store writes with
     with pytest.raises(KeyboardInterrupt):
         store.run_or_load(run, "exp")
     folder = env / "results" / "exp" / run.name()
     assert not (folder / "run.json").exists()
     assert list(folder.iterdir()) == []  # the temporary file is gone too
-    monkeypatch.setattr(store.json, "dump", real_dump)
+    monkeypatch.setattr(json, "dump", real_dump)
     counted.clear()
     store.run_or_load(run, "exp")  # redone, and readable
     assert counted == [run]

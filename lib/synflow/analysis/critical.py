@@ -26,7 +26,10 @@ class Critical:
     ``compression``: the largest compression found without an empty layer;
     ``collapse_at``: the smallest compression found with one (None if even
     rho_max is safe); ``first_empty``: the layers empty at ``collapse_at``;
-    ``evaluations``: how many compressions were tried.
+    ``evaluations``: how many compressions were tried; ``reaches_max``: no collapse.
+
+    >>> Critical(10.0, None).reaches_max, Critical(3.0, 4.0, ["2.weight"]).reaches_max
+    (True, False)
     """
 
     compression: float
@@ -57,7 +60,12 @@ def find_critical(
     binary-searches the grid, assuming collapse is monotone in compression
     (exact for single-shot pruning, whose masks are nested); ``"downward"``
     walks the grid down from rho_max to the first safe point, which needs no
-    such assumption for the grid (cheap when the answer is near rho_max).
+    such assumption for the grid (cheap when the answer is near rho_max). Raises
+    ValueError for another ``search``.
+
+    >>> found = find_critical(lambda c: ["0.weight"] if c > 50 else [], 1000.0)
+    >>> round(found.compression, 1), round(found.collapse_at, 1), found.first_empty
+    (49.6, 50.0, ['0.weight'])
     """
     if search not in ("binary", "downward"):
         raise ValueError(f"search must be 'binary' or 'downward', got {search!r}")
@@ -118,7 +126,13 @@ def critical_compression(
     :func:`iterative_masks` (``synflow.prune``'s loop, stopped as soon as a
     layer is empty); ``model_factory`` must build the same weights every call.
     ``search`` (see :func:`find_critical`) defaults to "binary" for single-shot
-    and "downward" for iterative pruning.
+    and "downward" for iterative pruning. Raises ValueError like :func:`synflow.prune`.
+
+    >>> from synflow.models import build_model
+    >>> net = lambda: build_model("mlp", input_shape=(1, 8, 8), width=0.1, seed=0)
+    >>> found = critical_compression(net, "magnitude", input_shape=(1, 8, 8))
+    >>> round(found.compression, 1), found.first_empty, round(found.max_compression, 1)
+    (3.8, ['1.weight'], 190.0)
     """
     if search is None:
         search = "binary" if iterations == 1 else "downward"
@@ -157,18 +171,22 @@ def measured_critical(
     search of :func:`synflow.analysis.critical_compression`, no training): the
     largest compression without an empty layer, SynFlow iterative, the others
     single-shot. Columns: method, log10_critical, log10_collapse (None when
-    rho_max is reached), log10_rho_max, first_empty."""
+    rho_max is reached), log10_rho_max, first_empty.
+
+    >>> from synflow.models import build_model
+    >>> net = lambda: build_model("mlp", input_shape=(1, 8, 8), width=0.1, seed=0)
+    >>> measured_critical(net, ["magnitude", "synflow"], synflow_iterations=10,
+    ...                   input_shape=(1, 8, 8)).round(2)
+          method  log10_critical  log10_collapse  log10_rho_max first_empty
+    0  magnitude            0.56            0.62           2.28    1.weight
+    1    synflow            1.12            1.19           2.28    1.weight
+    """
     rows = []
     for method in methods:
         found = critical_compression(
-            model_factory,
-            method,
-            iterations=synflow_iterations if method in ITERATIVE_METHODS else 1,
-            data=data_for(method, data),
-            input_shape=input_shape,
-            seed=seed,
-            bisection_steps=bisection_steps,
-        )
+            model_factory, method, data=data_for(method, data), input_shape=input_shape,
+            iterations=synflow_iterations if method in ITERATIVE_METHODS else 1, seed=seed,
+            bisection_steps=bisection_steps)
         rows.append({"method": method, **_critical_columns(found, found.max_compression)})
     return pd.DataFrame(rows)
 

@@ -23,7 +23,14 @@ STABLE_SVG = {"svg.hashsalt": "synflow", "svg.fonttype": "path"}
 
 
 def use_style() -> None:
-    """The project's plot style (seaborn whitegrid, colorblind palette)."""
+    """Set the project's plot style (seaborn whitegrid, colorblind palette, byte-stable
+    SVG settings) in matplotlib's global ``rcParams``.
+
+    >>> with matplotlib.rc_context():  # restores the caller's style afterwards
+    ...     use_style()
+    ...     matplotlib.rcParams["svg.fonttype"], matplotlib.rcParams["axes.grid"]
+    ('path', True)
+    """
     sns.set_theme(style="whitegrid", palette="colorblind", context="notebook")
     matplotlib.rcParams.update(STABLE_SVG)
 
@@ -31,7 +38,15 @@ def use_style() -> None:
 def save_figure(fig, name: str) -> list:
     """Save ``fig`` as ``<figures dir>/<name>.png`` and ``.svg``, without timestamps
     or software versions, so an unchanged figure gives unchanged files. Returns the paths.
-    The current style is left as it is (only the SVG settings above apply while saving)."""
+    The current style is left as it is (only the SVG settings above apply while saving).
+
+    >>> import os, tempfile; from unittest import mock
+    >>> fig = plt.figure()
+    >>> with mock.patch.dict(os.environ, {"SYNFLOW_FIGURES": tempfile.mkdtemp()}):
+    ...     [path.name for path in save_figure(fig, "empty")]
+    ['empty.png', 'empty.svg']
+    >>> plt.close(fig)
+    """
     folder = figures_dir()
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -69,7 +84,15 @@ def plot_accuracy_vs_compression(
     :func:`accuracy_table`): mean over seeds (solid, markers) and min-max band
     of ``value`` vs compression (log x). Where ``theirs`` (authors' runs) has the
     same dataset and model, their mean and band are drawn dashed and labelled
-    as theirs. A dotted line marks chance. Returns the figure."""
+    as theirs. A dotted line marks chance. Returns the figure.
+
+    >>> ours = pd.DataFrame({"dataset": "cifar10", "model": "vgg16_bn", "width": 1.0,
+    ...     "method": "snip", "log10_compression": [0.0, 1.0], "best_top1": [90.0, 80.0]})
+    >>> fig = plot_accuracy_vs_compression(ours, methods=["snip"])
+    >>> [ax.get_title() for ax in fig.axes]
+    ['CIFAR-10, VGG-16']
+    >>> plt.close(fig)
+    """
     summary = band(ours, value)
     reference = band(theirs, value) if theirs is not None and len(theirs) else None
     panels = summary[["dataset", "model", "width"]].drop_duplicates().to_records(index=False)
@@ -121,7 +144,17 @@ def plot_layer_collapse(
     :func:`measured_critical`) and a dashed line at rho_max; below it, when
     given, the number of empty layers (``empty`` from :func:`empty_layer_counts`).
     ``theirs`` (the authors' Figure 1 runs) goes into a separate right panel,
-    labelled as theirs. Returns the figure."""
+    labelled as theirs. Returns the figure.
+
+    >>> ours = pd.DataFrame({"dataset": "cifar10", "model": "vgg16_bn", "width": 1.0,
+    ...     "method": "snip", "log10_compression": [0.0, 1.0], "best_top1": [90.0, 80.0]})
+    >>> critical = pd.DataFrame({"method": ["snip"], "log10_critical": [1.5],
+    ...                          "log10_rho_max": [2.0]})
+    >>> fig = plot_layer_collapse(ours, critical, methods=["snip"], title="VGG-16")
+    >>> len(fig.axes), fig.axes[0].get_title()
+    (1, 'VGG-16')
+    >>> plt.close(fig)
+    """
     columns = 2 if theirs is not None else 1
     rows = 2 if empty is not None else 1
     fig, axes = plt.subplots(

@@ -30,6 +30,13 @@ from .selection import SCOPES
 
 
 def check_method(method: str) -> None:
+    """ValueError naming ``method`` and the names allowed unless it is a key of ``SCORERS``.
+
+    >>> check_method("synflow")
+    >>> check_method("synflo")
+    Traceback (most recent call last):
+    ValueError: unknown pruning method 'synflo'; choose one of: random, magnitude, snip, ...
+    """
     check_choice(method, SCORERS, "pruning method")
 
 
@@ -43,6 +50,12 @@ def check_options(method, bn_mode="eval", temperature=GRASP_TEMPERATURE,
     not a finite number > 0, or not the default for a method other than grasp;
     ``precision`` not in ``PRECISIONS``, or "float32" for a method other than synflow
     and synflow_l2.
+
+    >>> check_options("grasp", temperature=1)
+    {'bn_mode': 'eval', 'temperature': 1.0, 'precision': 'float64'}
+    >>> check_options("magnitude", bn_mode="train")
+    Traceback (most recent call last):
+    ValueError: bn_mode 'train' is for the data-based scores (grasp, snip); 'magnitude' ...
     """
     check_bn_mode(bn_mode)
     if bn_mode != "eval" and method not in BN_MODE_METHODS:
@@ -77,7 +90,17 @@ def _ordinary(batch):
 
 
 def check_inputs(method: str, data, input_shape):
-    """Validate what ``method`` needs; returns (data as a list if used, input_shape tuple)."""
+    """``(data, input_shape)`` for a named ``method``: ``data`` read into a list for the
+    data-based scores (SNIP, GraSP; ValueError when None), else None; ``input_shape``
+    None for those, else a tuple of ints (from ``data``'s first batch when not given)
+    or None when neither is given.
+
+    >>> check_inputs("synflow", None, [1, 8, 8])
+    (None, (1, 8, 8))
+    >>> check_inputs("snip", None, None)
+    Traceback (most recent call last):
+    ValueError: snip needs data: pass data=an iterable of (inputs, targets) batches
+    """
     if method in DATA_METHODS:
         if data is None:
             raise ValueError(
@@ -94,7 +117,12 @@ def check_inputs(method: str, data, input_shape):
 @contextlib.contextmanager
 def scoring_context():
     """Gradients on and ordinary tensors, whatever the caller's context: scoring works
-    inside ``torch.no_grad()`` and ``torch.inference_mode()``."""
+    inside ``torch.no_grad()`` and ``torch.inference_mode()``.
+
+    >>> with torch.no_grad(), scoring_context():
+    ...     torch.is_grad_enabled()
+    True
+    """
     with torch.inference_mode(False), torch.enable_grad():
         yield
 
@@ -103,7 +131,13 @@ def checked_model(model: nn.Module, method: str | None,
                   stacklevel: int = 4) -> tuple[nn.Module, dict[str, nn.Module]]:
     """``(unwrapped model, prunable layers)`` once the model is checked for ``method``
     (a name of ``SCORERS``, or None for a scorer function): layers a mask cannot govern
-    and networks SynFlow cannot score refused, weights left dense warned about."""
+    and networks SynFlow cannot score refused, weights left dense warned about.
+    Raises ValueError (:func:`synflow.core.masks.check_model`).
+
+    >>> model, layers = checked_model(nn.Sequential(nn.Linear(2, 1)), "magnitude")
+    >>> layers
+    {'0.weight': Linear(in_features=2, out_features=1, bias=True)}
+    """
     model = unwrap(model)
     layers = prunable_layers(model)
     check_model(model, layers)
@@ -116,7 +150,12 @@ def checked_model(model: nn.Module, method: str | None,
 def check_run(method, scope, invert, seed, callback, bn_mode, temperature, precision) -> dict:
     """The arguments :func:`synflow.prune` and :func:`synflow.prune_through` share (the
     model and the data aside), checked: the pruning loop's keyword arguments (the scorer,
-    its options, scope, invert, seed, callback)."""
+    its options, scope, invert, seed, callback). Raises ValueError naming a bad one.
+
+    >>> run = check_run("magnitude", "global", False, 0, None, "eval", 200.0, "float64")
+    >>> sorted(run), run["zero_when_pruned"]
+    (['callback', 'invert', 'options', 'scope', 'scorer', 'seed', 'zero_when_pruned'], True)
+    """
     named = isinstance(method, str)
     if named:
         check_method(method)
@@ -139,7 +178,12 @@ def check_run(method, scope, invert, seed, callback, bn_mode, temperature, preci
 
 def check_data(method, data, input_shape):
     """``(data, input_shape)`` for a named method (:func:`check_inputs`) or a scorer
-    function (data as a list; input_shape from the first batch when not given)."""
+    function (data as a list; input_shape from the first batch when not given).
+
+    >>> data = [(torch.zeros(2, 3), torch.tensor([0, 1]))]
+    >>> check_data(lambda *args, **options: {}, data, None)[1]
+    (3,)
+    """
     if isinstance(method, str):
         return check_inputs(method, data, input_shape)
     data = [_ordinary(batch) for batch in data] if data is not None else None

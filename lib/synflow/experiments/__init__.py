@@ -7,11 +7,14 @@ cluster.
 | results    | :class:`RunResult`: the one owner of ``run.json``                            |
 | execution  | build, prune, train, measure one run, resumable                              |
 | weights    | rewinding to init, kept weights at init, Figure 5b's layer records           |
+| folders    | a run's folder in the results store and its failure record                   |
 | store      | the results store: run once, load afterwards; failures, frames               |
 | claims     | one worker per run, on one machine or many                                   |
+| holders    | who holds a claim (job, log) and whether it is alive (stale, heartbeat)      |
 | profiles   | the notebooks' parameter profiles (smoke, laptop, paper), shipped here       |
 | sweeps     | the runs each training notebook trains                                       |
 | launch     | fill the store: inline, local processes or a Slurm job array (submitit)      |
+| worker     | a launched task: runs its share of the runs, counts and times them           |
 | status     | how far a sweep is                                                           |
 | cli        | ``python -m synflow launch|status``                                          |
 """

@@ -9,7 +9,7 @@ worker is known to be gone (its Slurm job ended per ``squeue``, or its process o
 host no longer exists), is taken over: under a short lock file (itself created with O_EXCL) the staleness is checked
 again and a new claim is renamed over the old one, so of two workers that find the
 same stale claim exactly one wins. A requeued Slurm task (same job id) may take
-back its own claim at once.
+back its own claim at once. Judging a holder is :mod:`synflow.experiments.holders`'s job.
 
 Clocks. A claim's age is "now" minus its file's mtime. A worker deciding whether to take
 a claim over reads "now" from the file system itself (:func:`fs_now`: the mtime of a
@@ -32,8 +32,6 @@ import json
 import os
 import platform
 import secrets
-import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -42,55 +40,30 @@ from pathlib import Path
 from typing import Self
 
 from ..core.files import atomic_write
+from .holders import is_stale, job_id, log_path, stale_after_default
 
 CLAIM_FILE = "claim.json"
-STALE_AFTER = 600.0  # seconds without a heartbeat after which a claim is taken over
-STALE_VARIABLE = "SYNFLOW_CLAIM_STALE_S"
 
 
 class ClaimLost(RuntimeError):
-    """This worker's claim was taken over by another one (its heartbeat stalled)."""
+    """This worker's claim was taken over by another one (its heartbeat stalled).
 
-
-def stale_after_default() -> float:
-    """$SYNFLOW_CLAIM_STALE_S if set (seconds > 0), else 600."""
-    value = os.environ.get(STALE_VARIABLE)
-    if not value:
-        return STALE_AFTER
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if not seconds > 0:
-        raise ValueError(f"{STALE_VARIABLE}={value!r} is not allowed; give seconds > 0")
-    return seconds
-
-
-def job_id() -> str | None:
-    """The Slurm job (and array task) this process runs in, or None."""
-    job = os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID")
-    task = os.environ.get("SLURM_ARRAY_TASK_ID")
-    return f"{job}_{task}" if job and task else job
-
-
-def log_path() -> str | None:
-    """Where this worker's output goes, if a scheduler says so (submitit, Slurm)."""
-    if os.environ.get("SUBMITIT_EXECUTOR") and os.environ.get("SUBMITIT_FOLDER"):
-        import submitit
-
-        try:
-            return str(submitit.JobEnvironment().paths.stdout)
-        except (KeyError, RuntimeError, ValueError):  # not inside a submitit job after all
-            pass
-    return os.environ.get("SLURM_STDOUT") or None
-
-
-SKEW_TOLERANCE = 2.0  # seconds a heartbeat may lie in the future before it is called skew
+    >>> claim = claim_run(Path(tempfile.mkdtemp()))
+    >>> claim.path.unlink()  # as when another worker takes the run over
+    >>> claim.check()
+    Traceback (most recent call last):
+    synflow.experiments.claims.ClaimLost: the claim .../claim.json was taken over by another worker
+    """
 
 
 def fs_now(folder: Path) -> float:
     """The file system's clock at ``folder``: the mtime of a file created there (and
-    removed at once); this machine's clock where nothing can be created there."""
+    removed at once); this machine's clock where nothing can be created there. Seconds
+    since the epoch, as ``time.time()``.
+
+    >>> abs(fs_now(Path(tempfile.mkdtemp())) - time.time()) < 60  # a local disk
+    True
+    """
     try:
         handle, name = tempfile.mkstemp(dir=folder, prefix=".clock-")
     except OSError:
@@ -104,7 +77,16 @@ def fs_now(folder: Path) -> float:
 
 def read_claim(path: Path, now: float | None = None) -> dict | None:
     """The claim's content plus ``age`` (seconds from its last heartbeat to ``now``,
-    default this machine's clock; negative: a heartbeat in the future), or None."""
+    default this machine's clock; negative: a heartbeat in the future), or None when
+    there is no claim file.
+
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> read_claim(folder / CLAIM_FILE) is None
+    True
+    >>> with claim_run(folder):
+    ...     sorted(read_claim(folder / CLAIM_FILE))
+    ['age', 'host', 'job', 'log', 'pid', 'since', 'token']
+    """
     try:
         with open(path) as handle:
             content = handle.read()
@@ -120,7 +102,16 @@ def read_claim(path: Path, now: float | None = None) -> dict | None:
 
 @dataclass
 class Claim:
-    """A held claim on a run folder; a context manager that runs the heartbeat."""
+    """A held claim on a run folder; a context manager that runs the heartbeat (a
+    thread touching the file every ``interval`` seconds) and releases the claim at exit.
+
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> with claim_run(folder) as claim:
+    ...     claim.owned()
+    True
+    >>> (folder / CLAIM_FILE).exists()
+    False
+    """
 
     path: Path
     token: str
@@ -179,7 +170,15 @@ def _claim_content(token: str) -> bytes:
 def claim_run(folder: Path, *, stale_after: float | None = None) -> Claim | None:
     """Claim the run in ``folder``: a :class:`Claim`, or None when another worker
     holds a fresh claim. ``stale_after`` (seconds, default :func:`stale_after_default`)
-    is how long a claim may go without a heartbeat before it is taken over."""
+    is how long a claim may go without a heartbeat before it is taken over. Raises
+    ValueError for ``stale_after`` <= 0.
+
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> claim = claim_run(folder, stale_after=600)
+    >>> claim_run(folder) is None  # held, heartbeat fresh
+    True
+    >>> claim.release()
+    """
     stale_after = stale_after_default() if stale_after is None else float(stale_after)
     if not stale_after > 0:
         raise ValueError(f"stale_after must be > 0 seconds, got {stale_after!r}")
@@ -202,57 +201,6 @@ def claim_run(folder: Path, *, stale_after: float | None = None) -> Claim | None
         handle.flush()
         os.fsync(handle.fileno())
     return claim
-
-
-# squeue states of a job that will not run again (it may linger a while after it ended)
-ENDED = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
-         "OUT_OF_MEMORY", "PREEMPTED", "TIMEOUT"}
-
-
-def _holder_gone(holder: dict) -> bool:
-    """Whether the claim's worker is known to be dead: its Slurm job has ended (per
-    ``squeue``), or it ran on this host (no job) and its process no longer exists."""
-    job = holder.get("job")
-    if job:
-        if not shutil.which("squeue"):
-            return False
-        try:
-            answer = subprocess.run(["squeue", "-h", "-j", str(job), "-o", "%T"],
-                                    check=False, capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-        if answer.returncode != 0:
-            return "invalid job id" in answer.stderr.lower()
-        return set(answer.stdout.split()) <= ENDED
-    if holder.get("host") == platform.node() and isinstance(holder.get("pid"), int):
-        try:
-            os.kill(holder["pid"], 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-    return False
-
-
-def is_stale(holder: dict | None, stale_after: float) -> bool:
-    """Whether a claim (from :func:`read_claim`) may be taken over: no heartbeat for
-    ``stale_after`` seconds, a heartbeat more than ``stale_after`` in the future (clock
-    skew: see the module docstring), its worker is gone (:func:`_holder_gone`), or it is
-    this Slurm task's own claim from before a requeue. None (released) is not stale."""
-    if holder is None:  # released: claim it by creating it, not by taking it over
-        return False
-    mine = job_id() is not None and holder.get("job") == job_id()  # a requeued task
-    return abs(holder["age"]) > stale_after or mine or _holder_gone(holder)
-
-
-def heartbeat(holder: dict) -> str:
-    """The claim's last heartbeat in words: "12 s ago", or "3598 s in the future (clock
-    skew ...)" for one more than ``SKEW_TOLERANCE`` ahead of this machine's clock."""
-    age = holder.get("age", float("nan"))
-    if age < -SKEW_TOLERANCE:
-        return (f"{-age:.0f} s in the future (clock skew: this machine's clock is behind the "
-                "claim writer's or the file server's)")
-    return f"{max(age, 0.0):.0f} s ago"
 
 
 def _take_over(path: Path, token: str, stale_after: float) -> bool:

@@ -46,7 +46,12 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:float",
 def parameter(text: str) -> tuple[str, object]:
     """``KEY=VALUE`` of ``--set``, the value parsed as YAML (``null``: None; ``1e9`` is a
     number); its type and range are checked with the rest of the notebook's parameters
-    (:mod:`synflow.experiments.parameters`)."""
+    (:mod:`synflow.experiments.parameters`). Raises argparse.ArgumentTypeError for text
+    without ``=`` or a value that is not YAML.
+
+    >>> parameter("seeds=[0, 1]"), parameter("lr=1e-3")
+    (('seeds', [0, 1]), ('lr', 0.001))
+    """
     key, separator, value = text.partition("=")
     if not separator or not key.strip():
         raise argparse.ArgumentTypeError(f"{text!r} is not allowed; give KEY=VALUE")
@@ -109,6 +114,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m synflow launch|status ...`` with ``argv`` (default ``sys.argv[1:]``);
+    returns the exit status: 0, 1 (a launched run failed) or 2 (a bad value or a file
+    error, printed to stderr as ``synflow <command>: <error>``). Bad options exit via
+    argparse (SystemExit 2).
+
+    >>> import tempfile
+    >>> main(["status", "05_iterative_magnitude_pruning", "--profile", "smoke",
+    ...       "--results", tempfile.mkdtemp()])
+    05_iterative_magnitude_pruning at profile smoke: 9 runs: 0 done, 0 running, 0 failed, 0 damaged, 9 missing
+      no finished run yet: no rate or ETA
+    0
+    """
     args = _parser().parse_args(argv)
     args.set = dict(args.set)
     try:

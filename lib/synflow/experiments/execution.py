@@ -4,7 +4,7 @@
 :class:`synflow.experiments.results.RunResult`, in steps that are each a small function:
 :func:`_prune_to` (pruning at init, with the mask variants of the sanity checks,
 :func:`_mask_variant`), :func:`_imp_cycles` (iterative magnitude pruning),
-:func:`record_layers` (Figure 5b's layer records) and :func:`_assemble` (the result).
+:func:`_record_layers` (Figure 5b's layer records) and :func:`_assemble` (the result).
 With ``checkpoint=<path>`` it saves the training state there
 atomically every ``checkpoint_every`` epochs (:func:`synflow.training.checkpoints.training_state`:
 weights, masks, optimizer, scheduler, data order, RNG states) together with the
@@ -92,6 +92,10 @@ def execute(
     with one thread (:data:`synflow.training.precision.RUN_THREADS`), whatever the
     caller's thread count: its numbers are those of any run of its config on a CPU of
     the same kind (run several side by side: ``store.sweep``'s workers).
+
+    >>> execute(RunConfig("mlp", "leaves"), root="/no/data")  # a dataset that is not there
+    Traceback (most recent call last):
+    synflow.data.datasets.DatasetNotFoundError: unknown dataset 'leaves': not one of ...
     """
     wall_start = time.time()
     device = torch.device(device) if device is not None else training_loop.default_device()
@@ -125,7 +129,7 @@ def execute(
 
     on_epoch = None
     if config.record_layers:
-        on_epoch = functools.partial(record_layers, progress["layer_history"])
+        on_epoch = functools.partial(_record_layers, progress["layer_history"])
         if resume_stage != final_stage:
             on_epoch(0, model)
     metrics = fit(model, final_stage, config.name(), on_epoch=on_epoch)
@@ -243,7 +247,7 @@ def _imp_cycles(model: torch.nn.Module, setting: _Setting, fit: Callable, progre
     return masks
 
 
-def record_layers(history: list, epoch: int, model: torch.nn.Module) -> None:
+def _record_layers(history: list, epoch: int, model: torch.nn.Module) -> None:
     """Append ``model``'s :func:`layer_weight_statistics` at ``epoch`` to ``history``."""
     history.extend({"epoch": epoch, **row} for row in layer_weight_statistics(model))
 

@@ -11,7 +11,7 @@ Only runs without a result (and without a fresh claim, and, unless
 submits nothing. Every worker goes through :func:`synflow.experiments.store.run_or_load`:
 claims keep two workers off one run, training checkpoints let a killed or
 preempted run continue, and a timed-out Slurm task is requeued by submitit
-(:class:`Worker` is ``Checkpointable``) and resumes from its checkpoint.
+(:class:`synflow.experiments.worker.Worker` is ``Checkpointable``) and resumes from its checkpoint.
 """
 
 from __future__ import annotations
@@ -19,18 +19,17 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
-import traceback
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import submitit
 
-from . import claims, parallel, store, sweeps
+from . import claims, holders, store, sweeps
 from .parameters import check_runs
-from .results import DamagedResult, RunResult
-from .runconfig import RunConfig, config_from_dict
+from .results import DamagedResult
+from .runconfig import RunConfig
+from .worker import Worker
 
 EXECUTORS = ("inline", "local", "slurm")
 
@@ -44,7 +43,12 @@ def planned_runs(notebooks: list[str], profile: str, overrides: dict | None = No
     type or range (:func:`synflow.experiments.parameters.check_parameters`) or makes
     runs that cannot work (:func:`synflow.experiments.parameters.check_runs`: an unknown
     dataset, a compression above the model's weight count), so ``launch`` and ``status``
-    refuse it before anything is submitted or stored."""
+    refuse it before anything is submitted or stored.
+
+    >>> runs = planned_runs(["04_accuracy_vs_compression"], "smoke")
+    >>> len(runs), runs[0][0]
+    (6, '04_accuracy_smoke')
+    """
     runs = []
     for notebook in notebooks:
         params = sweeps.profile_params(notebook, profile, overrides)
@@ -62,7 +66,12 @@ def state_of(config: RunConfig, experiment: str, results=None, *,
     Done is :func:`synflow.experiments.store.read_stored`'s answer, for ``status`` and
     ``launch`` alike. A damaged ``run.json`` (or one holding another config) is
     "damaged" (read only: ``status``); ``resuming=True`` (``launch``) moves it aside,
-    named in a warning, and the run reads as missing."""
+    named in a warning, and the run reads as missing.
+
+    >>> import tempfile
+    >>> state_of(RunConfig("mlp", "mnist"), "demo", results=tempfile.mkdtemp())
+    'missing'
+    """
     folder = store.run_dir(config, experiment, results)
     if resuming:
         if store.stored_result(config, experiment, results) is not None:
@@ -74,104 +83,12 @@ def state_of(config: RunConfig, experiment: str, results=None, *,
         except DamagedResult:
             return "damaged"
     holder = claims.read_claim(folder / claims.CLAIM_FILE)
-    stale = claims.stale_after_default() if stale_after is None else stale_after
-    if holder is not None and not claims.is_stale(holder, stale):
+    stale = holders.stale_after_default() if stale_after is None else stale_after
+    if holder is not None and not holders.is_stale(holder, stale):
         return "running"
     if (folder / store.FAILURE_FILE).is_file():
         return "failed"
     return "missing"
-
-
-@dataclass
-class Worker(submitit.helpers.Checkpointable):
-    """Runs ``(experiment, config dict)`` pairs in turn through ``store.run_or_load``,
-    skipping runs another worker holds; a run that raises is recorded (by the store)
-    and the worker goes on with the next. Returns counts and the failures."""
-
-    results: str
-    retry_failed: bool = False
-    checkpoint_every: int = 1
-    stale_after: float | None = None
-    threads: int | None = None
-    processes: int = 1  # --runs-per-gpu: worker processes side by side in this task
-
-    def __call__(self, runs: list[tuple[str, dict]]) -> dict:
-        if self.processes > 1:
-            return self.packed(runs)
-        startup = process_age()
-        if startup is not None:
-            print(f"task start-up: {startup:.1f} s from process start to the first run "
-                  f"(interpreter, imports, unpickling)", flush=True)
-        if self.threads:
-            import torch
-
-            torch.set_num_threads(self.threads)
-        summary = {"ran": 0, "stored": 0, "busy": 0, "failed before": 0, "failed": [],
-                   "startup": startup}
-        for number, (experiment, fields) in enumerate(runs, start=1):
-            config = config_from_dict(fields)
-            if store.stored_result(config, experiment, self.results) is not None:
-                summary["stored"] += 1
-                continue
-            start = time.perf_counter()
-            try:
-                result = store.run_or_load(config, experiment, results=self.results,
-                                           retry_failed=self.retry_failed,
-                                           checkpoint_every=self.checkpoint_every,
-                                           stale_after=self.stale_after)
-                summary["ran"] += 1
-                outcome = f"done in {time.perf_counter() - start:.1f} s ({phases(result)})"
-            except store.RunBusy:
-                summary["busy"] += 1
-                outcome = "skipped: another worker runs it"
-            except store.RunFailed:
-                summary["failed before"] += 1
-                outcome = "skipped: failed before (--retry-failed retries it)"
-            except Exception as error:  # noqa: BLE001  (recorded in failed.json; next run)
-                traceback.print_exc(file=sys.stdout)
-                summary["failed"].append(f"{config.name()}: {type(error).__name__}: {error}")
-                outcome = f"FAILED: {type(error).__name__}: {error}"
-            print(f"{experiment}: run {number}/{len(runs)} {config.name()} {outcome}", flush=True)
-        return summary
-
-
-    def packed(self, runs: list[tuple[str, dict]]) -> dict:
-        """``processes`` workers side by side (spawned; they share the task's GPU and
-        split its CPUs), each walking the whole list from its own offset, so claims share
-        the work as between local workers; their summaries added up."""
-        cpus = self.threads or parallel.available_cpus()
-        single = replace(self, processes=1, threads=max(1, cpus // self.processes))
-        step = max(1, len(runs) // self.processes)
-        lists = [runs[i * step:] + runs[:i * step] for i in range(self.processes)]
-        summaries = parallel.side_by_side(single, lists, self.processes)
-        total = {key: sum(s[key] for s in summaries)
-                 for key in ("ran", "stored", "busy", "failed before")}
-        startups = [s["startup"] for s in summaries if s["startup"] is not None]
-        return {**total, "failed": [line for s in summaries for line in s["failed"]],
-                "startup": max(startups) if startups else None}
-
-
-def process_age() -> float | None:
-    """Seconds since this process started (Linux: ``/proc/self/stat``, 10 ms ticks), or
-    None where that cannot be read. In a task: interpreter start, imports, unpickling."""
-    try:
-        with open("/proc/self/stat") as handle:
-            fields = handle.read().rpartition(")")[2].split()  # after "pid (command)"
-        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime
-        return max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - started)
-    except (OSError, ValueError, IndexError, AttributeError):
-        return None
-
-
-def phases(result: RunResult) -> str:
-    """Where a run's seconds went: set-up (data, model), pruning (IMP: with its cycles'
-    trainings), training; from its stored ``environment.duration`` and ``metrics``."""
-    if result.environment.get("resumed_from_stage"):
-        return "resumed from a checkpoint"  # the training seconds span both executions
-    metrics = result.metrics
-    training, pruning = metrics.get("seconds") or 0.0, metrics.get("prune_seconds") or 0.0
-    setup = result.environment["duration"] - training - pruning
-    return f"set-up {setup:.1f} s, pruning {pruning:.1f} s, training {training:.1f} s"
 
 
 def _slurm_parameters(args) -> dict:
@@ -192,11 +109,19 @@ def _slurm_parameters(args) -> dict:
 
 
 def launch(args) -> int:
-    """``python -m synflow launch``: submit the missing runs; see the module docstring."""
+    """``python -m synflow launch``: submit the missing runs; see the module docstring.
+    Returns the exit status (1 when a run failed). Bad arguments raise ValueError
+    before anything is submitted.
+
+    >>> import argparse, tempfile
+    >>> launch(argparse.Namespace(results=tempfile.mkdtemp(), executor="slurm", slurm_param=["x"]))
+    Traceback (most recent call last):
+    ValueError: --slurm-param 'x' is not allowed; give KEY=VALUE
+    """
     results = str(store.results_root(args.results))
     slurm = _slurm_parameters(args) if args.executor == "slurm" else None  # checked first
     if args.stale_after is not None:
-        os.environ[claims.STALE_VARIABLE] = str(args.stale_after)  # inherited by workers
+        os.environ[holders.STALE_VARIABLE] = str(args.stale_after)  # inherited by workers
     planned = planned_runs(args.notebooks, args.profile, args.set)
     todo, counts = [], {}
     for experiment, config in planned:

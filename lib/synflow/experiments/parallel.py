@@ -20,7 +20,11 @@ WORKERS_VARIABLE = "SYNFLOW_WORKERS"
 
 
 def available_cpus() -> int:
-    """The CPUs this process may run on (its affinity where the OS tells it)."""
+    """The CPUs this process may run on (its affinity where the OS tells it).
+
+    >>> available_cpus() >= 1
+    True
+    """
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
@@ -30,7 +34,12 @@ def available_cpus() -> int:
 def count_workers(workers: int | None, device) -> int:
     """``workers``, else $SYNFLOW_WORKERS, else :func:`available_cpus` when the runs
     train on the CPU (``device`` "cpu..."), else 1. Raises ValueError naming a value
-    that is not an integer >= 1."""
+    that is not an integer >= 1.
+
+    >>> count_workers(0, "cpu")
+    Traceback (most recent call last):
+    ValueError: workers 0 is not allowed; give an integer >= 1
+    """
     where = "workers"
     if workers is None:
         text = os.environ.get(WORKERS_VARIABLE, "").strip()
@@ -50,7 +59,11 @@ def count_workers(workers: int | None, device) -> int:
 def side_by_side(function: Callable, jobs: Iterable, workers: int) -> list:
     """``[function(job) for job in jobs]``, computed in ``workers`` spawned processes
     (``function`` must be importable, e.g. a module-level function). On an interrupt
-    or an error, the calls under way finish and no more start, then it re-raises."""
+    or an error, the calls under way finish and no more start, then it re-raises.
+
+    >>> side_by_side(abs, [], workers=4)  # with jobs, e.g. [-1, -2]: [1, 2] (seconds: spawning)
+    []
+    """
     jobs = list(jobs)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max(1, min(workers, len(jobs))), mp_context=context) as pool:

@@ -126,7 +126,13 @@ COMPRESSION_PARAMETERS = ("log10_compressions", "fig1_log10_compressions", "comp
 def check_parameters(notebook: str, params: dict) -> None:
     """Raise ValueError naming the first parameter of ``params`` (``{name: value}`` of
     ``notebook``) whose value has the wrong type or is out of range (``RULES``), with
-    what is allowed. Numpy numbers count as numbers; a bool is not a number."""
+    what is allowed. Numpy numbers count as numbers; a bool is not a number.
+
+    >>> check_parameters("05_iterative_magnitude_pruning", {"epochs": 2, "seeds": [0, 1]})
+    >>> check_parameters("05_iterative_magnitude_pruning", {"seeds": [True]})
+    Traceback (most recent call last):
+    ValueError: 05_iterative_magnitude_pruning: seeds=[True] is not allowed; give a non-empty list, each item an integer >= 0
+    """
     for name, value in params.items():
         if name not in RULES:
             raise ValueError(f"{notebook}: {name} is not a parameter synflow knows how to "
@@ -140,7 +146,14 @@ def check_runs(notebook: str, params: dict, runs) -> None:
     """Refuse, naming the parameter, what makes every run of a dataset or compression
     fail: a dataset neither in ``synflow.data.DATASETS`` nor an image-folder dataset
     under the data root (``$SYNFLOW_DATA``), and a compression above a model's count of
-    prunable weights (it would leave no weight). ``runs``: the notebook's RunConfigs."""
+    prunable weights (it would leave no weight). ``runs``: the notebook's RunConfigs.
+
+    >>> from synflow.experiments.runconfig import RunConfig
+    >>> run = RunConfig("mlp", "mnist", pruner="synflow", compression=1e9)
+    >>> check_runs("demo", {"compressions": [1e9]}, [run])
+    Traceback (most recent call last):
+    ValueError: demo: compression 1e+09 of mlp-...-c1e+09-s0-... leaves no weight: mlp (width 1) on mnist has 119400 prunable weights, so compression must be at most 119400; lower compressions
+    """
     from ..data.datasets import DATASETS, DatasetNotFoundError, locate
 
     for name in (n for n in DATASET_PARAMETERS if n in params):

@@ -24,7 +24,14 @@ PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 
 
 def profile_path(profile: str) -> Path:
-    """The YAML file of ``profile``. Raises ValueError naming it and the allowed ones."""
+    """The YAML file of ``profile``. Raises ValueError naming it and the allowed ones.
+
+    >>> profile_path("smoke").name
+    'smoke.yaml'
+    >>> profile_path("huge")
+    Traceback (most recent call last):
+    ValueError: profile 'huge' is not allowed; choose one of: smoke, laptop, paper
+    """
     if profile not in PROFILES:
         raise ValueError(f"profile {profile!r} is not allowed; choose one of: {', '.join(PROFILES)}")
     return PROFILES_DIR / f"{profile}.yaml"
@@ -34,7 +41,11 @@ def load_profile(profile: str) -> dict[str, dict]:
     """``{notebook stem: {parameter: value}}`` of ``profile`` (an empty section is ``{}``).
 
     Raises ValueError for an unknown profile, or a file that does not map notebook
-    names to mappings (naming the file and the section)."""
+    names to mappings (naming the file and the section).
+
+    >>> sorted(load_profile("smoke"))[:2]
+    ['00_quickstart', '01_conservation']
+    """
     path = profile_path(profile)
     content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(content, dict):  # a damaged file: ValueError, like every bad input
@@ -48,7 +59,11 @@ def load_profile(profile: str) -> dict[str, dict]:
 def section(notebook: str, profile: str) -> dict:
     """The parameters of ``notebook`` (a file stem, ``.ipynb`` allowed) at ``profile``.
 
-    Raises ValueError naming the profile file when it has no section for the notebook."""
+    Raises ValueError naming the profile file when it has no section for the notebook.
+
+    >>> section("05_iterative_magnitude_pruning.ipynb", "smoke")["cycles_list"]
+    [1, 2, 3]
+    """
     notebook = notebook.removesuffix(".ipynb")
     sections = load_profile(profile)
     if notebook not in sections:

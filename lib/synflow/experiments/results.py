@@ -43,7 +43,12 @@ RESULT_FILE = "run.json"
 
 class DamagedResult(ValueError):
     """A stored ``run.json`` that cannot be read as a run (not JSON, another format
-    version, a required key missing); its message names the file."""
+    version, a required key missing); its message names the file.
+
+    >>> RunResult.from_json({"format": 1, "config": {}}, where="run.json")
+    Traceback (most recent call last):
+    synflow.experiments.results.DamagedResult: run.json lacks the keys [...] of a run result
+    """
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,15 @@ class RunResult:
     existed keeps its old key). ``training``,
     ``metrics``, ``environment`` are dicts, ``history``, ``layers``, ``cycles`` and
     ``layer_history`` lists of dicts, as in the file.
+
+    >>> import tempfile
+    >>> payload = {"format": 1, "config": {"model": "mlp", "dataset": "mnist"}, "training": {},
+    ...            "metrics": dict.fromkeys(RunResult.REQUIRED_METRICS, 0), "history": [],
+    ...            "layers": [], "empty_layers": [], "environment": {}}
+    >>> result = RunResult.from_json(payload)
+    >>> path = result.write(Path(tempfile.mkdtemp()) / RESULT_FILE)
+    >>> RunResult.read(path) == result, result.config.init
+    (True, 'kaiming_fan_in')
     """
 
     REQUIRED = frozenset({"format", "config", "training", "metrics", "history", "layers",

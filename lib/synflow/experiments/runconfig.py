@@ -60,12 +60,20 @@ BOOL_FIELDS = ("invert", "rewind", "record_layers")
 
 
 def is_integer(value) -> bool:
-    """Whether ``value`` is an integer number: a Python or numpy integer, not a bool."""
+    """Whether ``value`` is an integer number: a Python or numpy integer, not a bool.
+
+    >>> is_integer(np.int64(3)), is_integer(True), is_integer(3.0)
+    (True, False, False)
+    """
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def is_real(value) -> bool:
-    """Whether ``value`` is a real number: a Python or numpy int or float, not a bool."""
+    """Whether ``value`` is a real number: a Python or numpy int or float, not a bool.
+
+    >>> is_real(np.float32(0.5)), is_real(True), is_real("1")
+    (True, False, False)
+    """
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
@@ -122,6 +130,13 @@ class RunConfig:
     bfloat16 with a CUDA GPU or a CPU with native bf16, else float32;
     ``$SYNFLOW_TRAIN_PRECISION`` forces one), so a config always holds the precision its
     run trains in and a float32 run is never loaded as a bfloat16 one.
+
+    >>> config = RunConfig("mlp", "mnist", pruner="synflow", compression=10, seed=np.int64(1))
+    >>> config.seed, config.compression, config.pruned
+    (1, 10.0, True)
+    >>> RunConfig("mlp", "mnist", epochs=0)
+    Traceback (most recent call last):
+    ValueError: epochs 0 is not allowed; choose None or an integer >= 1
     """
 
     model: str
@@ -272,7 +287,11 @@ def config_from_dict(stored: dict, where: str = "a stored config") -> RunConfig:
     """A RunConfig from its stored JSON dict (:func:`_stored_fields`: a config stored
     without ``init`` reads as init="kaiming_fan_in", what it was made with). Unknown keys
     are reported with a warning (they are kept by :func:`frame` as columns, not silently
-    dropped)."""
+    dropped). Raises TypeError or ValueError as :class:`RunConfig` does for a bad value.
+
+    >>> config_from_dict({"model": "mlp", "dataset": "mnist"}).init  # stored before init
+    'kaiming_fan_in'
+    """
     known = {f.name for f in fields(RunConfig)}
     unknown = sorted(set(stored) - known)
     if unknown:

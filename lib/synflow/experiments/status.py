@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from . import claims, launch, store
+from . import claims, holders, launch, store
 from .results import RESULT_FILE, DamagedResult, RunResult
 
 
@@ -35,7 +35,7 @@ def _summarize(notebook: str, profile: str, results=None, stale_after=None,
         if state != "done":
             path = store.run_dir(config, experiment, results) / claims.CLAIM_FILE
             holder = claims.read_claim(path)
-            if holder is not None and holder["age"] < -claims.SKEW_TOLERANCE:
+            if holder is not None and holder["age"] < -holders.SKEW_TOLERANCE:
                 skewed.append((path, holder))
         if state == "done":
             result = RunResult.read(store.run_dir(config, experiment, results) / RESULT_FILE)
@@ -53,11 +53,21 @@ def _summarize(notebook: str, profile: str, results=None, stale_after=None,
         rate = None
     return {"states": states, "durations": durations, "rate": rate,
             "eta_hours": left / rate if rate else None, "left": left, "skewed": skewed,
-            "stale_after": claims.stale_after_default() if stale_after is None else stale_after}
+            "stale_after": holders.stale_after_default() if stale_after is None else stale_after}
 
 
 def show(notebooks: list[str], profile: str, results=None, stale_after=None,
          overrides=None) -> None:
+    """Print each notebook's runs at ``profile`` by state, the running, clock-skewed,
+    damaged and failed ones, the mean run time (s), the rate (runs/h) and the ETA (h).
+    Raises ValueError for a bad notebook, profile or override, as
+    :func:`synflow.experiments.launch.planned_runs` does.
+
+    >>> import tempfile
+    >>> show(["04_accuracy_vs_compression"], "smoke", results=tempfile.mkdtemp())
+    04_accuracy_vs_compression at profile smoke: 6 runs: 0 done, 0 running, 0 failed, 0 damaged, 6 missing
+      no finished run yet: no rate or ETA
+    """
     for notebook in notebooks:
         summary = _summarize(notebook, profile, results, stale_after, overrides)
         states = summary["states"]
@@ -68,9 +78,9 @@ def show(notebooks: list[str], profile: str, results=None, stale_after=None,
             holder = claims.read_claim(
                 store.run_dir(config, experiment, results) / claims.CLAIM_FILE) or {}
             print(f"  running {config.name()} on {holder.get('host')} (job {holder.get('job')}, "
-                  f"heartbeat {claims.heartbeat(holder)})")
+                  f"heartbeat {holders.heartbeat(holder)})")
         for path, holder in summary["skewed"]:
-            print(f"  CLOCK SKEW {path}: heartbeat {claims.heartbeat(holder)}; a heartbeat "
+            print(f"  CLOCK SKEW {path}: heartbeat {holders.heartbeat(holder)}; a heartbeat "
                   f"more than stale_after ({summary['stale_after']:.0f} s) in the future counts "
                   "as stale, so a dead worker's claim blocks its run for at most twice that")
         for experiment, config in states["damaged"]:

@@ -22,64 +22,55 @@ warning), never deleted and never trained over silently.
 
 from __future__ import annotations
 
-import json
 import os
-import platform
-import re
 import time
-import traceback
 import warnings
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..core.files import atomic_write
-from ..utils.paths import results_dir
 from ..utils.progress import log_line, progress
-from . import claims, execution, parallel
+from . import claims, execution, holders, parallel
+from .folders import (
+    FAILURE_FILE,
+    check_experiment,
+    failure,
+    record_failure,
+    results_root,
+    run_dir,
+)
 from .results import RESULT_FILE, DamagedResult, RunResult
 from .runconfig import RunConfig
 
 if TYPE_CHECKING:
     import pandas as pd
 
-FAILURE_FILE = "failed.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
-def results_root(results=None) -> Path:
-    """``results`` as an absolute path, or the default results folder
-    (:func:`synflow.utils.paths.results_dir`). Raises NotADirectoryError naming it when it,
-    or the nearest of its parents that exists, is not a folder."""
-    path = Path(results).expanduser().resolve() if results is not None else results_dir()
-    existing = next((p for p in (path, *path.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        where = "" if existing == path else f" ({existing} is a file)"
-        raise NotADirectoryError(f"the results folder {path} is {'a file, ' if not where else ''}"
-                                 f"not a folder{where}; give --results (or SYNFLOW_RESULTS) a "
-                                 "folder")
-    return path
-
-
-def _check_experiment(experiment: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*", experiment or ""):
-        raise ValueError(
-            f"experiment {experiment!r} must be a plain folder name (letters, digits, _ . + = -)"
-        )
-    return experiment
-
-
-def run_dir(config: RunConfig, experiment: str, results=None) -> Path:
-    """The folder of ``config``'s results in ``experiment``."""
-    return results_root(results) / _check_experiment(experiment) / config.name()
-
-
 class RunFailed(RuntimeError):
-    """The run failed before (its failure record says why); not retried unless asked."""
+    """The run failed before (its failure record says why); not retried unless asked.
+
+    >>> import tempfile
+    >>> config, results = RunConfig("mlp", "mnist"), tempfile.mkdtemp()
+    >>> _ = record_failure(run_dir(config, "demo", results), config, ValueError("boom"))
+    >>> run_or_load(config, "demo", results=results, retry_failed=False)
+    Traceback (most recent call last):
+    synflow.experiments.store.RunFailed: mlp-...-s0-... failed before (ValueError: boom; ...
+    """
 
 
 class RunBusy(RuntimeError):
-    """Another worker holds a fresh claim on the run."""
+    """Another worker holds a fresh claim on the run.
+
+    >>> import tempfile
+    >>> config, results = RunConfig("mlp", "mnist"), tempfile.mkdtemp()
+    >>> claim = claims.claim_run(run_dir(config, "demo", results))
+    >>> run_or_load(config, "demo", results=results)
+    Traceback (most recent call last):
+    synflow.experiments.store.RunBusy: mlp-...-s0-... is being run by another worker (host ...
+    >>> claim.release()
+    """
 
 
 def _move_aside(path: Path, why: str) -> Path | None:
@@ -99,7 +90,17 @@ def read_stored(config: RunConfig, experiment: str, results=None) -> RunResult |
     :class:`DamagedResult` naming the file when its ``run.json`` is damaged (not JSON,
     another format, a required key missing: :meth:`RunResult.read`) or holds another
     run's config. The one test of "done" that ``status``, ``launch`` and
-    :func:`run_or_load` share."""
+    :func:`run_or_load` share.
+
+    >>> import tempfile
+    >>> config, results = RunConfig("mlp", "mnist"), tempfile.mkdtemp()
+    >>> read_stored(config, "demo", results) is None
+    True
+    >>> stored = RunResult(config, {}, dict.fromkeys(RunResult.REQUIRED_METRICS, 0), [], [], [], {})
+    >>> _ = stored.write(run_dir(config, "demo", results) / RESULT_FILE)
+    >>> read_stored(config, "demo", results) == stored
+    True
+    """
     path = run_dir(config, experiment, results) / RESULT_FILE
     if not path.is_file():
         return None
@@ -113,45 +114,24 @@ def read_stored(config: RunConfig, experiment: str, results=None) -> RunResult |
 def stored_result(config: RunConfig, experiment: str, results=None) -> RunResult | None:
     """``config``'s stored result, or None when it has none. A damaged ``run.json``, or
     one holding another config (:func:`read_stored`), is moved aside (:func:`_move_aside`:
-    renamed, never deleted, named in a warning) and reads as none."""
+    renamed, never deleted, named in a warning) and reads as none.
+
+    >>> import tempfile
+    >>> config, results = RunConfig("mlp", "mnist"), tempfile.mkdtemp()
+    >>> path = run_dir(config, "demo", results) / RESULT_FILE
+    >>> path.parent.mkdir(parents=True)
+    >>> _ = path.write_text("{")  # cut short
+    >>> with warnings.catch_warnings(record=True):
+    ...     stored_result(config, "demo", results) is None
+    True
+    >>> [p.name.split("-")[0] for p in path.parent.iterdir()]
+    ['run.json.damaged']
+    """
     try:
         return read_stored(config, experiment, results)
     except DamagedResult as error:
         _move_aside(run_dir(config, experiment, results) / RESULT_FILE, str(error))
         return None
-
-
-
-def failure(config: RunConfig, experiment: str, results=None) -> dict | None:
-    """The run's failure record (config, error, traceback, host, time, log), or None."""
-    path = run_dir(config, experiment, results) / FAILURE_FILE
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except ValueError:
-        return {"error": f"unreadable failure record {path}", "log": None}
-
-
-def _record_failure(folder: Path, config: RunConfig, error: BaseException) -> Path:
-    """Write ``<run folder>/failed.json`` for ``error`` (atomically); its path."""
-    text = "".join(traceback.format_exception(error)).rstrip()
-    previous = {}
-    try:
-        previous = json.loads((folder / FAILURE_FILE).read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        pass
-    path = folder / FAILURE_FILE
-    record = {
-        "config": asdict(config), "key": config.key(),
-        "error": f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else
-        type(error).__name__,
-        "traceback": text, "host": platform.node(), "pid": os.getpid(),
-        "job": claims.job_id(), "log": claims.log_path(),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "attempts": int(previous.get("attempts", 0)) + 1,
-    }
-    return atomic_write(path, lambda file: json.dump(record, file, indent=1), text=True)
 
 
 
@@ -177,6 +157,13 @@ def run_or_load(
     failure record ``failed.json`` is written and the error re-raised; a run with a
     record raises RunFailed unless ``retry_failed`` (the default here; the launcher's
     is False). Raises RunBusy if another worker holds the run.
+
+    >>> import tempfile
+    >>> config, results = RunConfig("mlp", "mnist"), tempfile.mkdtemp()
+    >>> stored = RunResult(config, {}, dict.fromkeys(RunResult.REQUIRED_METRICS, 0), [], [], [], {})
+    >>> _ = stored.write(run_dir(config, "demo", results) / RESULT_FILE)
+    >>> run_or_load(config, "demo", results=results) == stored  # loaded, not run again
+    True
     """
     folder = run_dir(config, experiment, results)
     stored = stored_result(config, experiment, results)
@@ -194,7 +181,7 @@ def run_or_load(
         raise RunBusy(
             f"{config.name()} is being run by another worker (host {holder.get('host')}, "
             f"pid {holder.get('pid')}, job {holder.get('job')}, last heartbeat "
-            f"{claims.heartbeat(holder)}): {folder / claims.CLAIM_FILE}"
+            f"{holders.heartbeat(holder)}): {folder / claims.CLAIM_FILE}"
         )
     with claim:
         stored = stored_result(config, experiment, results)  # finished while we waited
@@ -210,7 +197,7 @@ def run_or_load(
         except claims.ClaimLost:
             raise
         except Exception as error:
-            _record_failure(folder, config, error)
+            record_failure(folder, config, error)
             raise
         result.write(folder / RESULT_FILE, exclusive=True)
         (folder / FAILURE_FILE).unlink(missing_ok=True)
@@ -230,6 +217,13 @@ def sweep(configs, experiment: str, *, workers: int | None = None, **kwargs
     run that failed there runs again here, so its error shows here.
     When $SYNFLOW_PROGRESS_LOG names a file, one line per run is appended to it
     (``tools/run_notebooks.py`` prints these while a notebook runs headless).
+
+    >>> import tempfile
+    >>> config, results = RunConfig("mlp", "mnist"), tempfile.mkdtemp()
+    >>> stored = RunResult(config, {}, dict.fromkeys(RunResult.REQUIRED_METRICS, 0), [], [], [], {})
+    >>> _ = stored.write(run_dir(config, "demo", results) / RESULT_FILE)
+    >>> sweep([config], "demo", results=results, workers=1) == [stored]
+    True
     """
     configs = list(configs)
     device = kwargs.get("device") or execution.training_loop.default_device()
@@ -277,10 +271,19 @@ def frame(experiment: str, *, results=None, history: bool = False) -> pd.DataFra
     ``train_loss``, ``test_loss``, ``top1``, ``top5``. Config keys unknown to
     RunConfig are reported and kept as columns. A damaged ``run.json`` (see
     :meth:`RunResult.read`) is not a done run: it is named in a warning and left out.
+    Raises FileNotFoundError naming the stored experiments when there is no ``experiment``.
+
+    >>> import tempfile
+    >>> config, results = RunConfig("mlp", "mnist"), tempfile.mkdtemp()
+    >>> stored = RunResult(config, {}, dict.fromkeys(RunResult.REQUIRED_METRICS, 0), [], [], [], {})
+    >>> _ = stored.write(run_dir(config, "demo", results) / RESULT_FILE)
+    >>> frame("demo", results=results)[["model", "pruner", "best_top1"]]
+      model pruner  best_top1
+    0   mlp  dense          0
     """
     import pandas as pd  # here, not at the top: a worker that only runs runs never needs it
 
-    folder = results_root(results) / _check_experiment(experiment)
+    folder = results_root(results) / check_experiment(experiment)
     if not folder.is_dir():
         root = results_root(results)
         known = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []

@@ -140,6 +140,10 @@ def groups(notebook: str, params: dict) -> dict[str, list[RunConfig] | dict]:
     parameter, a value of the wrong type or out of range
     (:func:`synflow.experiments.parameters.check_parameters`; ``None`` is "the paper's
     value / the full set", 0 is never a default), or an unknown notebook.
+
+    >>> notebook = "05_iterative_magnitude_pruning"
+    >>> sorted(groups(notebook, profile_params(notebook, "smoke")))
+    ['dense', 'fig5b', 'imp', 'init']
     """
     builder = _builder(notebook)
     names = list(inspect.signature(builder).parameters)
@@ -156,7 +160,13 @@ def groups(notebook: str, params: dict) -> dict[str, list[RunConfig] | dict]:
 
 
 def configs(notebook: str, params: dict) -> list[RunConfig]:
-    """Every run ``notebook`` trains at ``params``, each once, in the notebook's order."""
+    """Every run ``notebook`` trains at ``params``, each once, in the notebook's order
+    (RunConfigs). Raises ValueError as :func:`groups` does.
+
+    >>> notebook = "05_iterative_magnitude_pruning"
+    >>> len(configs(notebook, profile_params(notebook, "smoke")))
+    9
+    """
     runs: dict[RunConfig, None] = {}
     for group in groups(notebook, params).values():
         runs.update(dict.fromkeys(group.values() if isinstance(group, dict) else group))
@@ -164,14 +174,25 @@ def configs(notebook: str, params: dict) -> list[RunConfig]:
 
 
 def experiment(notebook: str, params: dict) -> str:
-    """The results-store folder the notebook writes (its ``experiment`` parameter)."""
+    """The results-store folder the notebook writes (its ``experiment`` parameter).
+    Raises ValueError for a notebook that trains no runs or a name that is not a plain
+    folder name.
+
+    >>> experiment("04_accuracy_vs_compression", {"experiment": "fig6"})
+    'fig6'
+    """
     _builder(notebook)
     check_parameters(notebook.removesuffix(".ipynb"), {"experiment": params["experiment"]})
     return params["experiment"]
 
 
 def parameter_names(notebook: str) -> list[str]:
-    """The parameters ``notebook``'s runs depend on: its builder's and ``experiment``."""
+    """The parameters ``notebook``'s runs depend on: its builder's and ``experiment``.
+    Raises ValueError naming the training notebooks for any other notebook.
+
+    >>> parameter_names("05_iterative_magnitude_pruning")[:3]
+    ['model_name', 'width', 'subset']
+    """
     return [*inspect.signature(_builder(notebook)).parameters, "experiment"]
 
 
@@ -181,7 +202,11 @@ def profile_params(notebook: str, profile: str, overrides: dict | None = None) -
     3}``: a smaller or longer grid for a test or a trial on a cluster).
 
     Raises ValueError for an unknown notebook or profile, a section that lacks one of
-    :func:`parameter_names`, or an override that is not one of them."""
+    :func:`parameter_names`, or an override that is not one of them.
+
+    >>> profile_params("05_iterative_magnitude_pruning", "smoke", {"epochs": 3})["epochs"]
+    3
+    """
     names = parameter_names(notebook)
     params = section(notebook, profile)
     missing = [name for name in names if name not in params]
@@ -207,7 +232,11 @@ DATASET_MODELS = {
 
 def dataset_model(model: str, dataset: str) -> str:
     """The model that stands for ``model`` on ``dataset`` (``DATASET_MODELS``; e.g.
-    "vgg16_bn" on "tinyimagenet" is "vgg16_bn_tiny"), else ``model`` itself."""
+    "vgg16_bn" on "tinyimagenet" is "vgg16_bn_tiny"), else ``model`` itself.
+
+    >>> dataset_model("vgg16_bn", "tinyimagenet"), dataset_model("vgg16_bn", "cifar10")
+    ('vgg16_bn_tiny', 'vgg16_bn')
+    """
     return DATASET_MODELS.get(dataset, {}).get(model, model)
 
 
@@ -230,7 +259,12 @@ def sweep_configs(
     ``synflow_iterations`` steps, the other methods in one shot (as in the
     paper). ``training`` holds the other RunConfig fields (``subset``,
     ``epochs``, ``lr``, ``batch_size``, ``prune_per_class``, ``preset``).
-    Seed-major order, so an interrupted sweep has whole seeds done.
+    Seed-major order, so an interrupted sweep has whole seeds done. Raises ValueError
+    for a negative exponent, and as :class:`RunConfig` does for a bad field.
+
+    >>> runs = sweep_configs({"mlp": 1.0}, "mnist", [0, 2], ["synflow", "snip"], seeds=[0])
+    >>> [(run.pruner, run.compression, run.iterations) for run in runs]
+    [('dense', 1.0, 1), ('synflow', 100.0, 100), ('snip', 100.0, 1)]
     """
     exponents = sorted(float(e) for e in log10_compressions)
     if any(e < 0 for e in exponents):

@@ -20,7 +20,16 @@ from ..core.masks import apply_masks, current_masks, effective_weight, prunable_
 def rewind(model: torch.nn.Module, initial: dict) -> None:
     """Set every parameter and buffer of ``model`` back to ``initial`` (a state dict of
     the unmasked model at initialization), keeping the current masks: a masked
-    layer's ``weight_orig`` gets the initial weight times its mask."""
+    layer's ``weight_orig`` gets the initial weight times its mask. Raises KeyError
+    naming an entry of ``model``'s state dict that ``initial`` lacks.
+
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 1))
+    >>> initial = {k: v.clone() for k, v in net.state_dict().items()}
+    >>> _ = torch.nn.init.zeros_(net[0].weight)
+    >>> rewind(net, initial)
+    >>> torch.equal(net[0].weight, initial["0.weight"])
+    True
+    """
     layers = prunable_layers(model)
     with torch.no_grad():
         for name, tensor in model.state_dict().items():
@@ -34,7 +43,17 @@ def rewind(model: torch.nn.Module, initial: dict) -> None:
 
 
 def at_initial_values(model: torch.nn.Module, initial: dict) -> bool:
-    """Whether every kept weight of ``model`` equals its value in ``initial``."""
+    """Whether every kept weight of ``model`` equals its value in ``initial`` (IMP's
+    self-check after rewinding; pruned weights are not compared).
+
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 1))
+    >>> initial = {k: v.clone() for k, v in net.state_dict().items()}
+    >>> at_initial_values(net, initial)
+    True
+    >>> _ = torch.nn.init.zeros_(net[0].weight)
+    >>> at_initial_values(net, initial)
+    False
+    """
     for name, module in prunable_layers(model).items():
         mask = _current_masks_of(module).bool()
         if not torch.equal(effective_weight(module)[mask], initial[name].to(mask.device)[mask]):
@@ -45,7 +64,12 @@ def at_initial_values(model: torch.nn.Module, initial: dict) -> bool:
 def layer_weight_statistics(model: torch.nn.Module) -> list[dict]:
     """Per prunable layer: ``size`` (all weights), ``kept`` (unpruned), ``mean_sq`` (mean
     squared effective weight over the kept weights) and ``total_sq`` (their sum), in
-    float64 -- the quantities of the paper's Figure 5b."""
+    float64 -- the quantities of the paper's Figure 5b.
+
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1))
+    >>> [(row["layer"], row["size"], row["kept"]) for row in layer_weight_statistics(net)]
+    [('0.weight', 8, 8), ('2.weight', 2, 2)]
+    """
     rows = []
     for name, module in prunable_layers(model).items():
         weight = effective_weight(module).double()

@@ -37,6 +37,15 @@ def loss_saliencies(model, layers, weights, *, data, dtype=None, bn_mode="eval")
     statistics untouched). ``weights``: ``{parameter name: value}`` (the prunable weights,
     or :func:`synflow.core.scorers.functional.all_parameters`). Returns ``(L, {name:
     saliency})``: L a 0-d tensor, saliencies of the weights' shapes, in ``dtype``.
+    Raises ValueError naming a malformed batch of ``data``.
+
+    >>> from torch import nn; from synflow.core.masks import prunable_layers
+    >>> net = nn.Sequential(nn.Linear(4, 3))
+    >>> data = [(torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1]))]
+    >>> L, saliencies = loss_saliencies(net, prunable_layers(net), {"0.weight": net[0].weight},
+    ...                                 data=data)
+    >>> L.shape, saliencies["0.weight"].shape, saliencies["0.weight"].dtype
+    (torch.Size([]), torch.Size([3, 4]), torch.float32)
     """
     dtype = dtype or gradient_dtype(model)
     leaves = fresh_leaves(weights, dtype=dtype)
@@ -115,6 +124,14 @@ def grasp_scores(model, layers, weights, *, data, alive=None, bn_mode="eval",
     the graph, as a masked layer does: pruned weights are no parameters of the pruned
     net, so their gradients enter neither g nor H g (as in the authors' masked layers).
     Raises ValueError naming an operation without a second derivative.
+
+    >>> from torch import nn; from synflow.core.masks import prunable_layers
+    >>> net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    >>> data = [(torch.randn(5, 4), torch.tensor([0, 1, 0, 0, 1]))]
+    >>> weights = {name: layer.weight for name, layer in prunable_layers(net).items()}
+    >>> scores = grasp_scores(net, prunable_layers(net), weights, data=data)
+    >>> {name: tuple(score.shape) for name, score in scores.items()}
+    {'0.weight': (3, 4), '2.weight': (2, 3)}
     """
     check_materialized(weights)
     dtype = dtype or gradient_dtype(model)

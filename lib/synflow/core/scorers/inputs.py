@@ -72,7 +72,11 @@ def _integral(tensor: torch.Tensor) -> bool:
 
 def first_inputs(data: Iterable) -> torch.Tensor:
     """The inputs of ``data``'s first batch (checked by :func:`check_batch`); ValueError
-    if ``data`` gives none."""
+    if ``data`` gives none.
+
+    >>> first_inputs([(torch.zeros(2, 3), torch.tensor([0, 1]))]).shape
+    torch.Size([2, 3])
+    """
     for batch in data:
         return check_batch(batch, 0)[0]
     raise ValueError(f"data gave no batches; it must be {BATCHES}")
@@ -82,7 +86,15 @@ def check_logits(model: nn.Module, output) -> torch.Tensor:
     """``output`` if it is a tensor, else ValueError: the scorers need the model to return
     its logits as one tensor (SNIP and GraSP take the cross-entropy of it, SynFlow sums
     it); a tuple, dict or namedtuple (e.g. logits with auxiliary outputs) is refused
-    naming what it holds, with the wrapper that picks the logits."""
+    naming what it holds, with the wrapper that picks the logits.
+
+    >>> check_logits(nn.Identity(), torch.zeros(1, 2)).shape
+    torch.Size([1, 2])
+    >>> check_logits(nn.Identity(), (torch.zeros(1, 2), torch.zeros(1)))
+    Traceback (most recent call last):
+    ValueError: the scorers need the model to return its logits as one tensor (B, classes);
+    Identity returned a tuple of 2: (Tensor, Tensor). Prune a wrapper ...
+    """
     if isinstance(output, torch.Tensor):
         return output
     raise ValueError(
@@ -96,12 +108,29 @@ def check_logits(model: nn.Module, output) -> torch.Tensor:
 
 class InputShapeError(ValueError, RuntimeError):
     """The model cannot take inputs of the given shape (a ValueError; also a RuntimeError,
-    what torch raised before this check existed)."""
+    what torch raised before this check existed).
+
+    >>> from synflow.core.scoring import compute_scores
+    >>> try:
+    ...     compute_scores(nn.Sequential(nn.Linear(4, 2)), "synflow", input_shape=(3,))
+    ... except InputShapeError as error:
+    ...     print(isinstance(error, ValueError), isinstance(error, RuntimeError))
+    True True
+    """
 
 
 class ForwardDtypeError(ValueError, RuntimeError):
     """The model's forward mixes dtypes when run in the scoring dtype (a ValueError; also
-    the RuntimeError torch raised)."""
+    the RuntimeError torch raised).
+
+    >>> from synflow.core.scoring import compute_scores
+    >>> net = nn.Sequential(nn.Linear(2, 1))
+    >>> _ = net.register_forward_pre_hook(lambda module, args: (args[0].float(),))  # a cast
+    >>> compute_scores(net, "synflow", input_shape=(2,))
+    Traceback (most recent call last):
+    synflow.core.scorers.inputs.ForwardDtypeError: the forward pass mixes dtypes: scoring runs
+    the whole model in torch.float64 ...
+    """
 
 
 _SHAPE_WORDS = ("shape", "size", "channel", "dimension", "Expected", "expected")
@@ -140,7 +169,15 @@ def explained_errors(model: nn.Module, layers: dict[str, nn.Module], inputs: tor
     """Re-raise torch's errors from a scoring forward naming their cause: a dtype clash
     as :class:`ForwardDtypeError` (the forward casts tensors itself while scoring runs
     the whole model in one dtype), a shape clash as :class:`InputShapeError` (naming
-    the input shape given and the one the first layer expects)."""
+    the input shape given and the one the first layer expects).
+
+    >>> model = nn.Sequential(nn.Linear(4, 2))
+    >>> with explained_errors(model, {"0.weight": model[0]}, torch.zeros(1, 3), None):
+    ...     model(torch.zeros(1, 3))
+    Traceback (most recent call last):
+    synflow.core.scorers.inputs.InputShapeError: the model cannot take inputs of shape (3,)
+    (one sample, from input_shape or data): 0.weight (Linear) expects 4 input features: ...
+    """
     try:
         yield
     except RuntimeError as error:
@@ -178,7 +215,15 @@ def embedding_guard(model: nn.Module, source: str):
     """For the duration, refuse float values fed to an ``nn.Embedding``/``EmbeddingBag`` of
     ``model``, naming the module: an embedding takes integer indices. ``source`` names
     where the input came from (e.g. :data:`SYNFLOW_INPUT`). One global forward pre-hook:
-    nothing is traversed unless an embedding gets float values."""
+    nothing is traversed unless an embedding gets float values.
+
+    >>> model = nn.Sequential(nn.Embedding(4, 2))
+    >>> with embedding_guard(model, SYNFLOW_INPUT):
+    ...     model(torch.ones(1, 3))
+    Traceback (most recent call last):
+    ValueError: 0 (Embedding) was given torch.float32 values from SynFlow's all-ones float
+    input, but an embedding looks up integer indices: ...
+    """
 
     def check(module, args):
         if not (isinstance(module, EMBEDDINGS) and args and isinstance(args[0], torch.Tensor)
@@ -207,6 +252,11 @@ def embedding_guard(model: nn.Module, source: str):
 
 
 def device_of(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (where scoring runs).
+
+    >>> device_of(nn.Linear(2, 1))
+    device(type='cpu')
+    """
     return next(model.parameters()).device
 
 
@@ -221,7 +271,11 @@ LOW_PRECISION = (torch.float16, torch.bfloat16)
 def gradient_dtype(model: nn.Module) -> torch.dtype | None:
     """The dtype the data-based scores (SNIP, GraSP) are computed in, ``None`` for the
     model's own: float32 for a float16 or bfloat16 model (their gradients, sums and
-    Hessian-vector products under- and overflow), else the model's dtype."""
+    Hessian-vector products under- and overflow), else the model's dtype.
+
+    >>> gradient_dtype(nn.Linear(2, 1).half()), gradient_dtype(nn.Linear(2, 1))
+    (torch.float32, None)
+    """
     return torch.float32 if _model_dtype(model) in LOW_PRECISION else None
 
 
@@ -230,7 +284,12 @@ def batches_of(model, data: Iterable, dtype=None):
     inputs in ``dtype`` (else the model's), targets int64 (plain tensors, also for
     batches made under ``torch.inference_mode()``).
 
-    Raises ValueError naming a malformed batch, or if ``data`` gives none."""
+    Raises ValueError naming a malformed batch, or if ``data`` gives none.
+
+    >>> data = [(torch.zeros(2, 3, dtype=torch.float64), torch.tensor([0, 1], dtype=torch.int32))]
+    >>> [(inputs.dtype, targets.dtype) for inputs, targets in batches_of(nn.Linear(3, 2), data)]
+    [(torch.float32, torch.int64)]
+    """
     device = device_of(model)
     dtype = dtype or _model_dtype(model)
     count = 0

@@ -575,3 +575,19 @@ def test_an_unreadable_cache_folder_costs_speed_not_the_load(tmp_path, cache, of
     monkeypatch.setattr(Path, "is_file", no_permission)
     with pytest.warns(UserWarning, match=rf"image cache folder {cache} cannot be read"):
         assert len(data.load("blobs", root=tmp_path)) == 6
+
+
+def test_the_image_cache_format_is_pinned(tmp_path):
+    """Caches written by earlier versions keep loading: the payload's keys are a format
+    (a renamed key made every existing cache rebuild, with a warning)."""
+    from synflow.data import cache as cache_module
+    from synflow.data.datasets import Images
+
+    data = Images(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.tensor([0, 1]), ("a", "b"))
+    path = tmp_path / "toy-train.pt"
+    cache_module.write_cache(path, "key", data)
+    stored = torch.load(path, weights_only=True)
+    assert sorted(stored) == ["checksum", "classes", "images", "key", "labels"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # read back without any rebuild warning
+        assert len(cache_module.read_cache(path, "key", 2)) == 2

@@ -104,7 +104,7 @@ def read_cache(path: Path, key: str, count: int) -> Images | None:
             stored["key"] == key
             and images.dtype == torch.uint8
             and images.shape[0] == labels.shape[0] == count
-            and stored["_checksum"] == _checksum(images, labels)
+            and stored["checksum"] == _checksum(images, labels)
         )
     except (OSError, RuntimeError, EOFError, KeyError, TypeError, ValueError, AttributeError,
             pickle.UnpicklingError) as error:  # truncated, garbage, wrong structure
@@ -134,7 +134,7 @@ def write_cache(path: Path, key: str, data: Images) -> None:
         "images": data.images,
         "labels": data.labels,
         "classes": list(data.classes),
-        "_checksum": _checksum(data.images, data.labels),
+        "checksum": _checksum(data.images, data.labels),
     }
     try:
         atomic_write(path, lambda file: torch.save(payload, file))

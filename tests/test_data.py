@@ -9,6 +9,7 @@ import os
 import pickle
 import shutil
 import urllib.error
+import warnings
 from pathlib import Path
 
 import numpy as np

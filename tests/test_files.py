@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 
 import pytest
 
@@ -45,3 +46,15 @@ def test_exclusive_writes_exactly_once(tmp_path):
         write(tmp_path / "run.json", {"v": 2}, exclusive=True)
     assert json.loads((tmp_path / "run.json").read_text()) == {"v": 1}
     assert os.listdir(tmp_path) == ["run.json"]
+
+
+def test_a_written_file_follows_the_umask_not_mkstemps_0600(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = atomic_write(tmp_path / "run.json", lambda f: f.write(b"{}"))
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644  # readable by the group on a cluster
+        os.umask(0o077)
+        private = atomic_write(tmp_path / "private.json", lambda f: f.write(b"{}"))
+        assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    finally:
+        os.umask(old)

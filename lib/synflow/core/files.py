@@ -11,12 +11,21 @@ from pathlib import Path
 from typing import IO
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO], object], *, text: bool = False,
                  exclusive: bool = False) -> Path:
     """Write ``path`` all or nothing: ``write(handle)`` fills a temporary file in the same
     folder, which is flushed to disk and then renamed over ``path``. Readers see the old
     file or the whole new one; an interrupted or failed write leaves no file behind (the
-    temporary one is removed) and ``path`` as it was.
+    temporary one is removed) and ``path`` as it was. The file gets the permissions of
+    any new file under the process's umask (e.g. 0644), not the temporary file's 0600, so
+    results on a shared filesystem stay readable by the group.
 
     Args:
         path: the file to write; its folder is created if missing.
@@ -41,6 +50,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], object], *, text
         with os.fdopen(handle, "w" if text else "wb", **({"encoding": "utf-8"} if text else {})) as file:
             write(file)
             file.flush()
+            os.fchmod(file.fileno(), 0o666 & ~_umask())
             os.fsync(file.fileno())
         if exclusive:
             os.link(temporary, path)

@@ -32,7 +32,14 @@ BN_MODES = ("eval", "train")
 
 
 def check_bn_mode(bn_mode) -> str:
-    """``bn_mode`` if it is one of ``BN_MODES``, else ValueError naming it and them."""
+    """``bn_mode`` if it is one of ``BN_MODES``, else ValueError naming it and them.
+
+    >>> check_bn_mode("train")
+    'train'
+    >>> check_bn_mode("x")
+    Traceback (most recent call last):
+    ValueError: bn_mode 'x' is not allowed; choose one of: eval, train ...
+    """
     if bn_mode not in BN_MODES:
         raise ValueError(
             f"bn_mode {bn_mode!r} is not allowed; choose one of: {', '.join(BN_MODES)} "

@@ -64,11 +64,23 @@ def _safe_in_float32(R, scores) -> bool:
 
 
 class SynFlowOverflowError(OverflowError, ValueError):
-    """R_SF is not finite even in float64 (very deep or very wide networks)."""
+    """R_SF is not finite even in float64 (very deep or very wide networks); both an
+    OverflowError and a ValueError.
+
+    >>> issubclass(SynFlowOverflowError, OverflowError), issubclass(SynFlowOverflowError, ValueError)
+    (True, True)
+    """
 
 
 def check_precision(precision) -> str:
-    """``precision`` if it is one of ``PRECISIONS``, else ValueError naming it and them."""
+    """``precision`` if it is one of ``PRECISIONS``, else ValueError naming it and them.
+
+    >>> check_precision("float32")
+    'float32'
+    >>> check_precision("half")
+    Traceback (most recent call last):
+    ValueError: precision must be one of 'float64', 'float32' (the dtype of SynFlow's pass), got 'half'
+    """
     if precision not in PRECISIONS:
         raise ValueError(
             f"precision must be one of {', '.join(map(repr, PRECISIONS))} (the dtype of "

@@ -196,7 +196,8 @@ def write_run_times(path: Path, jobs: list[Job], seconds: dict, wall: float, slo
     """``path`` (``<figures>/run_times.csv``, read by ``tools/paper_claims.py`` for
     docs/benchmarks.md): per notebook the minutes of its kernel and the number and summed
     minutes of its training runs (each in its own one-thread process), then a row ``all``
-    whose ``notebook_minutes`` is the whole schedule's wall clock. Written atomically."""
+    whose ``notebook_minutes`` is the whole schedule's wall clock. Written atomically
+    (:func:`synflow.core.files.atomic_write`)."""
     import csv
 
     rows = []
@@ -210,14 +211,14 @@ def write_run_times(path: Path, jobs: list[Job], seconds: dict, wall: float, slo
     ran = [name for name in seconds if "/" in name]
     rows.append(["all", f"{wall / 60:.1f}", len(ran),
                  f"{sum(seconds[name] for name in ran) / 60:.1f}", slots])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w", newline="", encoding="utf-8") as file:
+    from synflow.core.files import atomic_write
+
+    def write(file) -> None:
         writer = csv.writer(file, lineterminator="\n")
         writer.writerow(RUN_TIMES_COLUMNS)
         writer.writerows(rows)
-    os.replace(temporary, path)
-    return path
+
+    return atomic_write(path, write, text=True)
 
 
 def main(notebooks: list[Path], profile: str, slots: int, child_argv,

@@ -140,14 +140,16 @@ def uninformative_layers(
     alive weights. ``flat``: every layer's scores concatenated (1-D), pruned weights
     scoring 0; ``alive``: the boolean mask laid out the same way."""
     nonzero = [int(torch.count_nonzero(part)) for part in flat.split(sizes)]
+    return _uninformative(nonzero, [bool(part.any()) for part in alive.split(sizes)], names)
+
+
+def _uninformative(nonzero: list[int], alive: list[bool], names: list[str]) -> list[str]:
+    """:func:`uninformative_layers` from each layer's count of non-zero scores and whether
+    it has alive weights."""
     if all(nonzero):
         return []
-    alive_parts = alive.split(sizes)
-    return [
-        name
-        for name, count, part in zip(names, nonzero, alive_parts)
-        if count == 0 and bool(part.any())
-    ]
+    return [name for name, count, any_alive in zip(names, nonzero, alive)
+            if count == 0 and any_alive]
 
 
 def warn_uninformative(
@@ -157,10 +159,20 @@ def warn_uninformative(
     would be decided by the tie-break (lowest index), not by the score. When no alive
     weight scores anything but 0 the whole mask would be decided so, and the warning
     says that."""
-    empty = uninformative_layers(flat, alive, names, sizes)
+    nonzero = [int(torch.count_nonzero(part)) for part in flat.split(sizes)]
+    alive_any = [bool(part.any()) for part in alive.split(sizes)]
+    warn_uninformative_counts(nonzero, alive_any, names, stacklevel=stacklevel + 1)
+
+
+def warn_uninformative_counts(nonzero: list[int], alive: list[bool], names: list[str],
+                              stacklevel=3) -> None:
+    """:func:`warn_uninformative` from each layer's count of non-zero scores (pruned
+    weights scoring 0) and whether it has alive weights (the pruning loop's SynFlow path,
+    which scores the alive weights only)."""
+    empty = _uninformative(nonzero, alive, names)
     if not empty:
         return
-    if not bool(flat.any()):  # pruned weights score 0 too
+    if not any(nonzero):  # pruned weights score 0 too
         message = (
             f"every alive weight of every layer ({', '.join(empty[:10])}"
             + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")

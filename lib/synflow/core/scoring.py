@@ -131,7 +131,8 @@ def check_run(method, scope, invert, seed, callback, bn_mode, temperature, preci
                    if value != defaults[key]}
     if callback is not None and not callable(callback):
         raise ValueError(f"callback must be a function of an Iteration (or None), got {callback!r}")
-    return {"scorer": SCORERS[method] if named else method, "options": options,
+    return {"method": method if named else None,
+            "scorer": SCORERS[method] if named else method, "options": options,
             "zero_when_pruned": named and method in ZERO_WHEN_PRUNED,
             "scope": check_choice(scope, SCOPES, "scope"), "invert": flag(invert, "invert"),
             "seed": check_seed(seed), "callback": callback}

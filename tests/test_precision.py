@@ -75,15 +75,17 @@ def test_default_masks_equal_the_float64_oracle_at_half_rho_max(init, seed):
 
 
 def count_passes(monkeypatch):
+    """The dtype of every SynFlow pass (path_gradients: the pass of compute_scores and
+    of the pruning loop alike)."""
     dtypes = []
-    original = pathscores.synflow_pass
+    original = pathscores.path_gradients
 
     def counting(*args, **kwargs):
-        R, scores = original(*args, **kwargs)
+        R, grads = original(*args, **kwargs)
         dtypes.append(R.dtype)
-        return R, scores
+        return R, grads
 
-    monkeypatch.setattr(pathscores, "synflow_pass", counting)
+    monkeypatch.setattr(pathscores, "path_gradients", counting)
     return dtypes
 
 

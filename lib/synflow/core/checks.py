@@ -258,3 +258,20 @@ def sample_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
     if not shape or not all(d > 0 for d in shape):
         raise error
     return shape
+
+
+def all_finite(tensor: torch.Tensor) -> bool:
+    """Whether every entry of a floating tensor is finite. One sum decides where it is
+    finite (a NaN or inf makes it NaN or inf), in the tensor's dtype for float32 and
+    float64 (a float64 sum of float32 values is about 10x slower on a CPU) and in float64
+    for narrower dtypes (65,536 values of 1.0 overflow float16); each entry is tested
+    only when the sum is not finite (it may have overflowed).
+
+    >>> all_finite(torch.full((65536,), 1.0, dtype=torch.float16))  # its float16 sum is inf
+    True
+    >>> all_finite(torch.tensor([1.0, float("nan")]))
+    False
+    """
+    wide = tensor.dtype in (torch.float32, torch.float64)
+    total = tensor.sum() if wide else tensor.sum(dtype=torch.float64)
+    return math.isfinite(float(total)) or bool(tensor.isfinite().all())

@@ -152,14 +152,16 @@ def uninformative_layers(
     ['a.weight']
     """
     nonzero = [int(torch.count_nonzero(part)) for part in flat.split(sizes)]
+    return _uninformative(nonzero, [bool(part.any()) for part in alive.split(sizes)], names)
+
+
+def _uninformative(nonzero: list[int], alive: list[bool], names: list[str]) -> list[str]:
+    """:func:`uninformative_layers` from each layer's count of non-zero scores and whether
+    it has alive weights."""
     if all(nonzero):
         return []
-    alive_parts = alive.split(sizes)
-    return [
-        name
-        for name, count, part in zip(names, nonzero, alive_parts)
-        if count == 0 and bool(part.any())
-    ]
+    return [name for name, count, any_alive in zip(names, nonzero, alive)
+            if count == 0 and any_alive]
 
 
 def warn_uninformative(
@@ -178,10 +180,28 @@ def warn_uninformative(
     synflow.core.diagnostics.ScoreWarning: every alive weight of a.weight scores exactly 0 while
     other layers' do not: ...
     """
-    empty = uninformative_layers(flat, alive, names, sizes)
+    nonzero = [int(torch.count_nonzero(part)) for part in flat.split(sizes)]
+    alive_any = [bool(part.any()) for part in alive.split(sizes)]
+    warn_uninformative_counts(nonzero, alive_any, names, stacklevel=stacklevel + 1)
+
+
+def warn_uninformative_counts(nonzero: list[int], alive: list[bool], names: list[str],
+                              stacklevel=3) -> None:
+    """:func:`warn_uninformative` from each layer's count of non-zero scores (pruned
+    weights scoring 0) and whether it has alive weights (the pruning loop's SynFlow path,
+    which scores the alive weights only).
+
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error")
+    ...     warn_uninformative_counts([0, 1], [True, True], ["a.weight", "b.weight"])
+    Traceback (most recent call last):
+    synflow.core.diagnostics.ScoreWarning: every alive weight of a.weight scores exactly 0 while
+    other layers' do not: ...
+    """
+    empty = _uninformative(nonzero, alive, names)
     if not empty:
         return
-    if not bool(flat.any()):  # pruned weights score 0 too
+    if not any(nonzero):  # pruned weights score 0 too
         message = (
             f"every alive weight of every layer ({', '.join(empty[:10])}"
             + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")

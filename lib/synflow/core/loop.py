@@ -23,6 +23,7 @@ from .scorers import Scorer
 from .scorers.gradient import GRASP_TEMPERATURE
 from .scoring import check_data, check_inputs, check_run, checked_model, scoring_context
 from .selection import _select_flat, ranking_dtype
+from .synflow_loop import POWERS, synflow_loop
 
 
 @dataclass(frozen=True)
@@ -97,10 +98,22 @@ def prune_through(
     return _prune_through(model, layers, densities, data=data, input_shape=input_shape, **run)
 
 
-def _prune_through(model, layers, densities, *, scorer, options, zero_when_pruned, scope,
-                   data, input_shape, invert, seed, callback) -> Masks:
+def _prune_through(model, layers, densities, *, method, scorer, options, zero_when_pruned,
+                   scope, data, input_shape, invert, seed, callback) -> Masks:
     """:func:`prune_through` on checked arguments (``layers``: the model's
-    ``prunable_layers``). Warnings point at the caller of ``prune``/``prune_through``."""
+    ``prunable_layers``; ``method`` the scorer's name, None for a function). Warnings
+    point at the caller of ``prune``/``prune_through``."""
+    if method in POWERS:  # SynFlow's passes: scored and ranked on the alive weights only
+        with scoring_context():
+            masks, stopped = synflow_loop(
+                model, layers, densities, method=method, precision=options["precision"],
+                scope=scope, invert=invert, input_shape=input_shape, callback=callback,
+                iteration_type=Iteration, stacklevel=4)
+        if not stopped:
+            warn_far_from(sum(int(m.count_nonzero()) for m in masks.values()),
+                          weight_count(layers), densities[-1], scope, len(layers),
+                          stacklevel=4)
+        return masks
     with scoring_context():  # gradients and ordinary tensors, whatever the caller's context
         masks = layer_masks(layers)
         names = list(masks)

@@ -154,7 +154,7 @@ def check_run(method, scope, invert, seed, callback, bn_mode, temperature, preci
 
     >>> run = check_run("magnitude", "global", False, 0, None, "eval", 200.0, "float64")
     >>> sorted(run), run["zero_when_pruned"]
-    (['callback', 'invert', 'options', 'scope', 'scorer', 'seed', 'zero_when_pruned'], True)
+    (['callback', 'invert', 'method', 'options', 'scope', 'scorer', 'seed', 'zero_when_pruned'], True)
     """
     named = isinstance(method, str)
     if named:
@@ -170,7 +170,8 @@ def check_run(method, scope, invert, seed, callback, bn_mode, temperature, preci
                    if value != defaults[key]}
     if callback is not None and not callable(callback):
         raise ValueError(f"callback must be a function of an Iteration (or None), got {callback!r}")
-    return {"scorer": SCORERS[method] if named else method, "options": options,
+    return {"method": method if named else None,
+            "scorer": SCORERS[method] if named else method, "options": options,
             "zero_when_pruned": named and method in ZERO_WHEN_PRUNED,
             "scope": check_choice(scope, SCOPES, "scope"), "invert": flag(invert, "invert"),
             "seed": check_seed(seed), "callback": callback}

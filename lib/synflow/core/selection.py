@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from .checks import check_choice, check_density, flag
+from .checks import all_finite, check_choice, check_density, flag
 from .masks import Masks
 
 SCOPES = ("global", "local")
@@ -71,8 +71,8 @@ def _choose(chosen, positions, candidates, k):
 def check_finite(values: torch.Tensor) -> None:
     """Raise ``ValueError`` if ``values`` holds a NaN or an infinity, counting them.
 
-    One float64 sum decides (it cannot overflow where the values are finite, unlike a
-    sum in float16: 65,536 scores of 1.0 make inf there); only when that sum is not
+    One sum decides (:func:`synflow.core.checks.all_finite`: in float64 for narrower
+    dtypes, where 65,536 scores of 1.0 would overflow float16); only when it is not
     finite is each value checked.
 
     >>> check_finite(torch.ones(3, dtype=torch.float16))
@@ -80,7 +80,7 @@ def check_finite(values: torch.Tensor) -> None:
     Traceback (most recent call last):
     ValueError: the scores contain NaN or inf: 1 NaN and 1 infinite values (of 3, torch.float32); ...
     """
-    if math.isfinite(float(values.sum(dtype=torch.float64))):
+    if all_finite(values):
         return
     nan = int(torch.isnan(values).sum())
     inf = int(torch.isinf(values).sum())
@@ -165,6 +165,22 @@ def _select_flat(flat, alive, sizes, density, *, scope, invert, zero_when_pruned
             scratch=kept[part],
         )
     return kept
+
+
+def _select_alive(values, live, counts, sizes, density, *, scope, invert):
+    """:func:`_select_flat` given part of the weights: ``values`` are the scores of a
+    subset of the weights holding every alive one, in flat order (``counts[l]`` of them
+    in layer l of ``sizes[l]`` weights), ``live`` says which are alive; the others must
+    score exactly 0, like every pruned weight. Returns the boolean keep mask over the
+    subset: the same choice as over every weight (the :func:`scope_targets` of the full
+    sizes, the best alive scores, ties to the lowest position). ``values`` is
+    overwritten."""
+    groups = [(values, live)] if scope == "global" else zip(values.split(counts),
+                                                            live.split(counts))
+    kept = [_keep_best(group, alive, target, invert=invert, zero_when_pruned=True)
+            if group.numel() else torch.zeros(0, dtype=torch.bool, device=values.device)
+            for (group, alive), target in zip(groups, scope_targets(sizes, density, scope))]
+    return kept[0] if len(kept) == 1 else torch.cat(kept)
 
 
 def _check_scores(scores, masks) -> None:

@@ -13,6 +13,7 @@ import math
 
 import torch
 
+from ..checks import all_finite
 from .functional import (
     call_with_weights,
     check_materialized,
@@ -43,24 +44,52 @@ def synflow_pass(model, layers, weights, input_shape, dtype, power=1):
     iteration records and :mod:`synflow.analysis.saliency` call it).
     """
     check_materialized(weights)
-    transform = (lambda p: p.abs()) if power == 1 else (lambda p: p.abs() ** power)
+    transform = path_transform(power)
     leaves = fresh_leaves(weights, transform, dtype)
+    R, grads = path_gradients(model, layers, leaves, input_shape, dtype, transform)
+    return R, {name: g.mul_(w.detach()) for (name, w), g in zip(leaves.items(), grads)}
+
+
+def path_transform(power=1):
+    """The map every parameter goes through in a SynFlow pass: |p| or |p|**power
+    (``power`` 1 for "synflow", 2 for "synflow_l2").
+
+    >>> path_transform(2)(torch.tensor([-3.0, 0.5]))
+    tensor([9.0000, 0.2500])
+    """
+    return (lambda p: p.abs()) if power == 1 else (lambda p: p.abs() ** power)
+
+
+def path_gradients(model, layers, leaves, input_shape, dtype, transform):
+    """The pass itself: ``(R, [dR/dleaf])`` with the prunable weights replaced by
+    ``leaves`` (already |w|**power, in ``dtype``, requiring gradients) and every other
+    parameter by ``transform(p)``; R a detached 0-d tensor in ``dtype``, one gradient per
+    leaf (:func:`synflow_pass` and the pruning loop's SynFlow path).
+
+    >>> import torch.nn as nn
+    >>> model = nn.Linear(2, 1, bias=False)
+    >>> model.weight.data = torch.tensor([[2.0, -3.0]])
+    >>> leaves = fresh_leaves({"weight": model.weight}, path_transform(1), torch.float64)
+    >>> R, grads = path_gradients(model, {"": model}, leaves, (2,), torch.float64,
+    ...                           path_transform(1))
+    >>> float(R), grads[0].tolist()  # R = |2| + |-3|, dR/d|w| = the input, 1
+    (5.0, [[1.0, 1.0]])
+    """
     with scoring_view(model), differentiable():
         ones = torch.ones((1, *input_shape), dtype=dtype, device=device_of(model))
         R = call_with_weights(model, layers, leaves, ones, transform, dtype, SYNFLOW_INPUT).sum()
         grads = gradients(model, layers, R, leaves)
-    return R.detach(), {name: g.mul_(w.detach()) for (name, w), g in zip(leaves.items(), grads)}
+    return R.detach(), grads
 
 
 def _safe_in_float32(R, scores) -> bool:
     """R inside float32's comfortable range and no score overflowed.
 
-    Every score is a sum of positive path terms (0 <= score <= R), so one sum
-    per layer detects an inf or NaN anywhere without an elementwise pass.
+    One sum per layer detects an inf or NaN anywhere without an elementwise pass
+    (:func:`synflow.core.checks.all_finite`).
     """
     low, high = FLOAT32_SAFE_RANGE
-    total = sum(float(s.sum(dtype=torch.float64)) for s in scores.values())
-    return low < float(R) < high and math.isfinite(total)
+    return low < float(R) < high and all(all_finite(s) for s in scores.values())
 
 
 class SynFlowOverflowError(OverflowError, ValueError):

@@ -1,0 +1,171 @@
+"""SynFlow's pruning loop on the alive weights only: the path :func:`synflow.prune` and
+:func:`synflow.prune_through` take for "synflow" and "synflow_l2" (Algorithm 1 of Tanaka
+et al. 2020).
+
+A pruned weight scores exactly 0 and stays pruned, and the alive weights shrink
+geometrically over the schedule (a mean density of 0.21 over 100 iterations to
+compression 100), so each iteration scores and ranks the alive weights only. The loop
+keeps, per layer, the flat positions of the alive weights (ascending) and the pass's
+leaves |w|**power in the pass's dtype, and zeroes a leaf when its weight is pruned,
+instead of building full-size copies, concatenations and masks every iteration. The
+masks are the general loop's bit for bit: the same pass on the same values gives the
+same scores, and the k best alive scores (ties to the lowest position) are the same
+whether the pruned weights' zeros are ranked with them or not
+(tests/test_synflow_loop.py checks it against a full ranking).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .checks import all_finite
+from .diagnostics import warn_uninformative_counts
+from .masked import install
+from .masks import Masks, effective_weight, layer_masks
+from .scorers import synflow as paths
+from .scorers.functional import check_materialized, fresh_leaves
+from .selection import _select_alive
+
+POWERS = {"synflow": 1, "synflow_l2": 2}  # the methods this loop runs: |w| or w**2
+
+
+def _gather(tensors, positions, dtype) -> torch.Tensor:
+    """The entries of ``tensors`` (one per layer) at ``positions``, in one flat tensor."""
+    out = torch.empty(sum(p.numel() for p in positions), dtype=dtype, device=positions[0].device)
+    for t, p, part in zip(tensors, positions, out.split([p.numel() for p in positions])):
+        torch.index_select(t.detach().view(-1), 0, p, out=part)
+    return out
+
+
+def _alive_pass(model, layers, leaves, positions, input_shape, dtype, transform, values=None):
+    """One SynFlow pass: ``(R, gradients, alive scores, finite)``; the alive scores are
+    dR/dw * w at ``positions``, one flat tensor in flat order (layer after layer; w the
+    leaves there, ``values`` if given), ``finite`` says that every score, the pruned
+    weights' ``gradient * 0`` included, is finite."""
+    R, grads = paths.path_gradients(model, layers, leaves, input_shape, dtype, transform)
+    scores = _gather(grads, positions, dtype)
+    scores.mul_(_gather(leaves.values(), positions, dtype) if values is None else values)
+    finite = all_finite(scores) and all(all_finite(g) for g in grads)
+    return R, grads, scores, finite
+
+
+def _full(grads, leaves) -> dict[str, torch.Tensor]:
+    """Every weight's score, pruned ones included: what the general loop ranks."""
+    return {name: g.mul(w.detach()) for (name, w), g in zip(leaves.items(), grads)}
+
+
+def _checked_scores(model, layers, leaves, values, originals, positions, input_shape,
+                    precision, power):
+    """:func:`synflow.core.scorers.synflow.checked_pass` on the alive weights:
+    ``(grads, alive scores, leaves used)``, with the same float32 fallback and the same
+    overflow error (decided on every score when the quick test fails)."""
+    transform = paths.path_transform(power)
+    if precision == "float32":
+        R, grads, scores, finite = _alive_pass(model, layers, leaves, positions, input_shape,
+                                               torch.float32, transform, values)
+        low, high = paths.FLOAT32_SAFE_RANGE
+        if (finite and low < float(R) < high) or paths._safe_in_float32(R, _full(grads, leaves)):
+            return grads, scores, leaves
+        leaves, values = fresh_leaves(originals, transform, torch.float64), None
+    R, grads, scores, finite = _alive_pass(model, layers, leaves, positions, input_shape,
+                                           torch.float64, transform, values)
+    if not (finite and math.isfinite(float(R))):
+        paths.check_finite(R, _full(grads, leaves), len(layers), power)
+    return grads, scores, leaves
+
+
+def _masks(names, shapes, positions, live) -> Masks:
+    """The boolean masks: True at the ``positions`` whose ``live`` entry is True."""
+    masks = {}
+    for name, shape, where, part in zip(names, shapes, positions, live.split(
+            [p.numel() for p in positions])):
+        mask = torch.zeros(shape.numel(), dtype=torch.bool, device=where.device)
+        mask[where] = part
+        masks[name] = mask.view(shape)
+    return masks
+
+
+def synflow_loop(model, layers, densities, *, method, precision, scope, invert, input_shape,
+                 callback, iteration_type, stacklevel) -> tuple[Masks, bool]:
+    """The pruning loop for ``method`` ("synflow" or "synflow_l2") on checked arguments
+    (:func:`synflow.core.loop._prune_through`'s), inside its scoring context: masks
+    ``model`` in place; returns ``(masks, stopped early)``. ``iteration_type`` builds
+    what ``callback`` gets; warnings point ``stacklevel`` frames up.
+
+    ``positions`` hold, per layer, the flat positions of a superset of the alive weights
+    and ``live`` which of them are alive: the weights pruned since the last compaction
+    score exactly 0 (their leaf is 0) and are excluded from the ranking by ``live``
+    (:func:`synflow.core.selection._select_alive`); positions are compacted once a
+    quarter of them are dead (a compaction is a full scan, the slowest step).
+
+    >>> import torch.nn as nn
+    >>> from synflow.core.loop import Iteration
+    >>> from synflow.core.prunable import prunable_layers
+    >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    >>> masks, stopped = synflow_loop(
+    ...     model, prunable_layers(model), [0.7, 0.5], method="synflow", precision="float64",
+    ...     scope="global", invert=False, input_shape=(4,), callback=None,
+    ...     iteration_type=Iteration, stacklevel=2)
+    >>> sum(int(mask.sum()) for mask in masks.values()), stopped  # 18 weights * 0.5
+    (9, False)
+    """
+    if input_shape is None:  # the scorer's own error
+        paths.synflow_scores(model, layers, {}, input_shape=None)
+    power = POWERS[method]
+    names, masks = list(layers), layer_masks(layers)
+    shapes = [mask.shape for mask in masks.values()]
+    sizes = [mask.numel() for mask in masks.values()]
+    positions = [torch.nonzero(mask.flatten()).flatten() for mask in masks.values()]
+    live = torch.ones(sum(p.numel() for p in positions), dtype=torch.bool,
+                      device=positions[0].device)
+    weights = {name: effective_weight(module) for name, module in layers.items()}
+    check_materialized(weights)
+    dtype = torch.float32 if precision == "float32" else torch.float64
+    leaves = fresh_leaves(weights, paths.path_transform(power), dtype)
+    # the float64 fallback of precision="float32" starts again from the (masked) weights
+    originals = {name: w.clone() for name, w in weights.items()} if dtype != torch.float64 \
+        else None
+    values = _gather(leaves.values(), positions, dtype)  # the leaves at positions, kept along
+    stopped = False
+    for iteration, density in enumerate(densities, start=1):
+        grads, scores, used = _checked_scores(model, layers, leaves, values, originals,
+                                              positions, input_shape, precision, power)
+        counts = [p.numel() for p in positions]
+        if iteration in (1, len(densities)):
+            warn_uninformative_counts([int(torch.count_nonzero(s)) for s in scores.split(counts)],
+                                      [bool(part.any()) for part in live.split(counts)], names,
+                                      stacklevel=stacklevel + 1)
+        record = torch.cat([s.flatten() for s in _full(grads, used).values()]) \
+            if callback is not None else None
+        before = _masks(names, shapes, positions, live) if callback is not None else None
+        kept = _select_alive(scores, live, counts, sizes, density, scope=scope, invert=invert)
+        gone = torch.nonzero(live.bitwise_xor_(kept)).flatten()  # live was a superset of kept
+        live = kept
+        values.index_fill_(0, gone, 0)
+        if gone.numel():
+            ends = torch.tensor(counts, device=gone.device).cumsum(0)
+            cuts = [0, *torch.searchsorted(gone, ends).tolist()]  # gone is ascending
+            for i, (where, end) in enumerate(zip(positions, ends.tolist())):
+                local = gone[cuts[i]:cuts[i + 1]] - (end - counts[i])
+                if local.numel():
+                    flat = where.index_select(0, local)
+                    for tensors in (leaves, originals) if originals is not None else (leaves,):
+                        tensors[names[i]].detach().view(-1).index_fill_(0, flat, 0)
+        if 4 * (live.numel() - int(live.count_nonzero())) > live.numel():  # compact
+            positions = [where[part] for where, part in zip(positions, live.split(counts))]
+            values = values[live]
+            live = torch.ones(sum(p.numel() for p in positions), dtype=torch.bool,
+                              device=live.device)
+        if callback is not None:
+            split = dict(zip(names, (part.view(s) for part, s in
+                                     zip(record.split(sizes), shapes))))
+            step = iteration_type(iteration, len(densities), density, split, before,
+                                  _masks(names, shapes, positions, live))
+            if callback(step):
+                stopped = True
+                break
+    masks = _masks(names, shapes, positions, live)
+    install(layers, masks)
+    return masks, stopped

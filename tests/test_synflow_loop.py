@@ -102,3 +102,126 @@ def test_synflow_path_continues_from_existing_masks_and_reports_each_step():
     # the recorded scores are every weight's, pruned ones scoring 0
     assert all(bool((last.scores[k][~last.before[k]] == 0).all()) for k in masks)
     assert all(last.scores[k].dtype == torch.float64 for k in masks)
+
+
+class Twice(nn.Module):
+    """One Linear called twice (its gradient sums both calls) on inputs with leading dims."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 6)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.fc(x)))
+
+
+BOUND_CASES = [
+    lambda: (Twice(), (4, 5, 6)),
+    lambda: (nn.Sequential(nn.Conv1d(4, 6, 3, stride=2, dilation=2, padding=3), nn.ReLU(),
+                           nn.Conv1d(6, 6, 3, groups=3, padding_mode="circular", padding=1)),
+             (4, 17)),
+    lambda: (nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
+                           nn.ConvTranspose2d(8, 4, 3, stride=2, output_padding=1),
+                           nn.Flatten(), nn.LazyLinear(5)), (3, 6, 6)),
+    lambda: (nn.Sequential(nn.Conv3d(2, 3, 2), nn.ReLU(), nn.ConvTranspose3d(3, 2, 2, stride=2)),
+             (2, 4, 4, 4)),
+    lambda: (nn.Sequential(nn.ConvTranspose1d(4, 3, 3, stride=3, dilation=2)), (4, 5)),
+]
+
+
+@pytest.mark.parametrize("case", range(len(BOUND_CASES)))
+def test_gradient_bound_bounds_every_weight_gradient(case):
+    """gradient_bound's sum per layer is >= every entry of that layer's weight gradient,
+    on a pass like SynFlow's (positive weights, positive input) and on a signed one."""
+    from synflow.core.synflow_loop import gradient_bound
+
+    torch.manual_seed(case)
+    model, shape = BOUND_CASES[case]()
+    model(torch.ones(1, *shape))  # materialises a lazy layer
+    for sign in (False, True):
+        layers = synflow.prunable_layers(model)
+        for m in layers.values():
+            m.weight.grad = None
+            m.weight.data.abs_().mul_(3.0)  # large weights: large gradients
+            if sign:
+                m.weight.data.mul_(torch.randn_like(m.weight).sign())
+        inputs = torch.rand(2, *shape) if not sign else torch.randn(2, *shape) * 5
+        with gradient_bound(layers) as bounds:
+            model(inputs).sum().backward()
+        assert set(bounds) == set(layers)
+        for name, m in layers.items():
+            worst = float(m.weight.grad.abs().max())
+            assert worst > 0 and float(sum(bounds[name])) >= worst, (case, sign, name)
+
+
+def test_gradient_bound_sums_every_call_and_covers_masked_layers():
+    """A layer called twice: its gradient sums both calls, and so does the bound (here
+    exactly: one weight, all-ones input). A masked layer is bounded as its torch class."""
+    from synflow.core.synflow_loop import gradient_bound
+
+    class Doubled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(1, 1, bias=False)
+
+        def forward(self, x):
+            return self.fc(x) + self.fc(x)
+
+    model = Doubled()
+    model.fc.weight.data.fill_(1.0)
+    synflow.apply_masks(model, {"fc.weight": torch.ones(1, 1, dtype=torch.bool)})
+    layers = synflow.prunable_layers(model)
+    with gradient_bound(layers) as bounds:
+        model(torch.ones(4, 1)).sum().backward()
+    assert float(model.fc.weight_orig.grad) == 8.0 == float(sum(bounds["fc.weight"]))
+
+
+def test_gradient_bound_leaves_out_what_it_cannot_bound():
+    """A layer of another type (a subclass with its own forward) and a call with no tensor
+    input get no bound, so their gradients are read in full."""
+    from synflow.core.synflow_loop import gradient_bound
+
+    class Scaled(nn.Linear):
+        def forward(self, x):
+            return super().forward(x) * 1e3
+
+    class KeywordOnly(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = Scaled(3, 3), nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.b(self.a(x)) + self.b(input=self.a(x))
+
+    model = KeywordOnly()
+    with gradient_bound(synflow.prunable_layers(model)) as bounds:
+        model(torch.ones(1, 3)).sum().backward()
+    assert bounds == {}
+
+
+def test_float32_falls_back_when_only_a_pruned_weight_gradient_overflows(monkeypatch):
+    """R and every alive score fit float32, but a pruned weight's gradient does not (a
+    neuron with a huge inflow next to one with a huge outflow): the float32 pass is redone
+    in float64, as when every score is read (the general loop's rule)."""
+    from synflow.core.scorers import synflow as pathscores
+
+    model = nn.Sequential(nn.Linear(1, 2, bias=False), nn.Linear(2, 2, bias=False),
+                          nn.Linear(2, 1, bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1e20], [1.0]]))
+        model[1].weight.copy_(torch.tensor([[1.0, 1.0], [0.0, 1.0]]))  # [1, 0]: pruned
+        model[2].weight.copy_(torch.tensor([[1e-20, 1e20]]))
+    synflow.apply_masks(model, {name: m.weight != 0 for name, m in
+                                synflow.prunable_layers(model).items()})
+    # R = 1e20*1*1e-20 + 1*1*1e-20 + 1*1*1e20 ~ 1e20; the pruned weight's dR/dw = 1e40
+    dtypes = []
+    original = pathscores.path_gradients
+
+    def counting(*args, **kwargs):
+        R, grads = original(*args, **kwargs)
+        dtypes.append(R.dtype)
+        return R, grads
+
+    monkeypatch.setattr(pathscores, "path_gradients", counting)
+    synflow.prune(model, "synflow", 1.2, iterations=1, input_shape=(1,), precision="float32")
+    assert dtypes == [torch.float32, torch.float64]

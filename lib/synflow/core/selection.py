@@ -111,9 +111,12 @@ def ranking_dtype(dtypes) -> torch.dtype:
     return dtype if dtype.is_floating_point else torch.float64
 
 
-def _keep_best(values, alive, target, *, invert, zero_when_pruned, scratch=None):
-    """Boolean mask of the ``target`` best alive entries. ``values`` is overwritten."""
-    check_finite(values)
+def _keep_best(values, alive, target, *, invert, zero_when_pruned, scratch=None,
+               finite=False):
+    """Boolean mask of the ``target`` best alive entries. ``values`` is overwritten;
+    ``finite``: the caller has checked that every value is finite."""
+    if not finite:
+        check_finite(values)
     target = min(target, int(torch.count_nonzero(alive)))
     if invert:
         values.neg_()
@@ -174,10 +177,11 @@ def _select_alive(values, live, counts, sizes, density, *, scope, invert):
     score exactly 0, like every pruned weight. Returns the boolean keep mask over the
     subset: the same choice as over every weight (the :func:`scope_targets` of the full
     sizes, the best alive scores, ties to the lowest position). ``values`` is
-    overwritten."""
+    overwritten; every value must be finite (the caller checks it)."""
     groups = [(values, live)] if scope == "global" else zip(values.split(counts),
                                                             live.split(counts))
-    kept = [_keep_best(group, alive, target, invert=invert, zero_when_pruned=True)
+    kept = [_keep_best(group, alive, target, invert=invert, zero_when_pruned=True,
+                       finite=True)
             if group.numel() else torch.zeros(0, dtype=torch.bool, device=values.device)
             for (group, alive), target in zip(groups, scope_targets(sizes, density, scope))]
     return kept[0] if len(kept) == 1 else torch.cat(kept)

@@ -16,14 +16,16 @@ whether the pruned weights' zeros are ranked with them or not
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
 
 from .checks import all_finite
 from .diagnostics import warn_uninformative_counts
-from .masked import install
+from .masked import _MaskedWeight, install
 from .masks import Masks, effective_weight, layer_masks
+from .prunable import PRUNABLE_TYPES
 from .scorers import synflow as paths
 from .scorers.functional import check_materialized, fresh_leaves
 from .selection import _select_alive
@@ -39,15 +41,82 @@ def _gather(tensors, positions, dtype) -> torch.Tensor:
     return out
 
 
+@contextlib.contextmanager
+def gradient_bound(layers):
+    """Bound every prunable weight's gradient from the pass's activations: yields a dict
+    that, after the forward and backward pass, maps each layer of a standard torch type
+    (``PRUNABLE_TYPES`` exactly, or their masked versions: their forward is a convolution
+    or a matrix product; a mask only zeroes gradient entries) to a
+    list of 0-d float64 tensors, one per call, whose sum bounds every entry of dR/dW.
+    An entry of a weight's gradient is a sum over the call's input positions of
+    ``input * output gradient`` products, at most ``max(numel(input), numel(output))``
+    terms, so ``max|input| * max|output gradient| * that count`` bounds it. A layer
+    missing from the dict (another type, a call with no tensor input, never called
+    through ``__call__``) has no bound. Finite, with a wide margin, the bound proves
+    every gradient finite without reading them (a full pass over every weight's
+    gradient costs about a fifth of a SynFlow pass on VGG-16).
+
+    >>> import torch.nn as nn
+    >>> layer = nn.Linear(3, 2)
+    >>> with gradient_bound({"fc": layer}) as bounds:
+    ...     layer(torch.ones(1, 3)).sum().backward()
+    >>> float(sum(bounds["fc"])), layer.weight.grad.abs().max().item()  # 1 * 1 * 3 >= 1
+    (3.0, 1.0)
+    """
+    bounds: dict[str, list] = {}
+    names = {id(m): name for name, m in layers.items() if _standard_type(m) in PRUNABLE_TYPES}
+    unbounded: set[str] = set()
+
+    def record(module, args, output):
+        name = names[id(module)]
+        inputs = args[0] if args else None
+        if not (isinstance(inputs, torch.Tensor) and isinstance(output, torch.Tensor)):
+            unbounded.add(name)
+            return
+        if not output.requires_grad:
+            return  # no gradient flows through this call
+        term = inputs.detach().abs().amax().double() * max(inputs.numel(), output.numel())
+        terms = bounds.setdefault(name, [])
+        output.register_hook(lambda g: terms.append(term * g.detach().abs().amax().double()))
+
+    handles = [m.register_forward_hook(record) for m in layers.values() if id(m) in names]
+    try:
+        yield bounds
+    finally:
+        for handle in handles:
+            handle.remove()
+        for name in unbounded:
+            bounds.pop(name, None)
+
+
+def _standard_type(module):
+    """The layer's torch class: its own, or the one our ``Masked<Class>`` extends."""
+    cls = type(module)
+    return cls.__bases__[1] if issubclass(cls, _MaskedWeight) else cls
+
+
+def _grads_finite(layers, grads, bounds, dtype) -> bool:
+    """Whether every gradient is finite: by the :func:`gradient_bound` where each layer
+    has one and it is far below ``dtype``'s largest value (2**-20 of it: room for
+    rounding and for convolution algorithms' intermediate sums), by one sum over the
+    gradient otherwise."""
+    limit = torch.finfo(dtype).max * 2.0 ** -20
+    terms = [t for name in layers if name in bounds for t in bounds[name]]
+    proven = bool(terms) and float(torch.stack(terms).sum()) < limit
+    # a called layer with no term had no gradient flowing through it
+    return all((proven and name in bounds) or all_finite(g) for name, g in zip(layers, grads))
+
+
 def _alive_pass(model, layers, leaves, positions, input_shape, dtype, transform, values=None):
     """One SynFlow pass: ``(R, gradients, alive scores, finite)``; the alive scores are
     dR/dw * w at ``positions``, one flat tensor in flat order (layer after layer; w the
     leaves there, ``values`` if given), ``finite`` says that every score, the pruned
     weights' ``gradient * 0`` included, is finite."""
-    R, grads = paths.path_gradients(model, layers, leaves, input_shape, dtype, transform)
+    with gradient_bound(layers) as bounds:
+        R, grads = paths.path_gradients(model, layers, leaves, input_shape, dtype, transform)
     scores = _gather(grads, positions, dtype)
     scores.mul_(_gather(leaves.values(), positions, dtype) if values is None else values)
-    finite = all_finite(scores) and all(all_finite(g) for g in grads)
+    finite = all_finite(scores) and _grads_finite(layers, grads, bounds, dtype)
     return R, grads, scores, finite
 
 

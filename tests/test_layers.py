@@ -118,3 +118,18 @@ def test_the_check_sees_a_wrong_import(tmp_path, monkeypatch):
     monkeypatch.setitem(MODULES, "synflow.core.fake", fake)
     assert "synflow.experiments.store" in imports("synflow.core.fake")
     assert layer("synflow.experiments.store") not in ALLOWED["core"]
+
+
+def test_dir_of_the_package_shows_its_names_and_layers_only():
+    """dir(synflow): every name of __all__, every layer, no helper module (a new user found
+    `importlib` there)."""
+    import types
+
+    import synflow
+
+    shown = set(dir(synflow))
+    assert set(synflow.__all__) <= shown and set(synflow.LAYERS) <= shown
+    assert "__version__" in shown or not hasattr(synflow, "__version__")
+    helpers = [n for n in shown if isinstance(getattr(synflow, n, None), types.ModuleType)
+               and n not in synflow.LAYERS]
+    assert helpers == []

@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -210,21 +208,15 @@ def check_against(tables: dict[str, list[dict]], data: Path) -> None:
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
-    """Write ``rows`` to ``path`` atomically (temporary file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``rows`` to ``path`` atomically (:func:`synflow.core.files.atomic_write`)."""
+    from synflow.core.files import atomic_write
+
+    def write(handle):
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+    atomic_write(path, write, text=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -250,10 +250,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stale: {path} differs from the claims files; run `make claims` "
                   "(python tools/paper_claims.py)", file=sys.stderr)
         return 1 if paths else 0
+    from synflow.core.files import atomic_write  # the project's one atomic write
+
     for path, text in expected(args.root).items():
-        temporary = path.with_name(f".{path.name}.tmp")  # never a half-written file
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
+        atomic_write(path, lambda handle, text=text: handle.write(text), text=True)
         print(f"wrote {path}")
     return 0
 

@@ -21,7 +21,7 @@ ones above it in this list:
 10.0
 """
 
-import importlib
+import importlib as _importlib
 
 from . import _deprecated
 from .core.diagnostics import CompressionWarning, ScoreWarning
@@ -75,9 +75,11 @@ _deprecated.install()
 
 def __getattr__(name: str):
     if name in LAYERS:
-        return importlib.import_module(f".{name}", __name__)
+        return _importlib.import_module(f".{name}", __name__)
     return _deprecated.attribute(name)
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(LAYERS))
+    # the public names, the layers and the dunders; no helper modules
+    return sorted({n for n in globals() if not n.startswith("_") or n.startswith("__")}
+                  | set(LAYERS))

@@ -47,7 +47,8 @@ def gradient_bound(layers):
     that, after the forward and backward pass, maps each layer of a standard torch type
     (``PRUNABLE_TYPES`` exactly, or their masked versions: their forward is a convolution
     or a matrix product; a mask only zeroes gradient entries) to a
-    list of 0-d float64 tensors, one per call, whose sum bounds every entry of dR/dW.
+    list of 0-d tensors (float32 or float64), one per call, whose sum bounds every entry
+    of dR/dW.
     An entry of a weight's gradient is a sum over the call's input positions of
     ``input * output gradient`` products, at most ``max(numel(input), numel(output))``
     terms, so ``max|input| * max|output gradient| * that count`` bounds it. A layer
@@ -75,9 +76,9 @@ def gradient_bound(layers):
             return
         if not output.requires_grad:
             return  # no gradient flows through this call
-        term = inputs.detach().abs().amax().double() * max(inputs.numel(), output.numel())
+        term = _largest(inputs) * max(inputs.numel(), output.numel())
         terms = bounds.setdefault(name, [])
-        output.register_hook(lambda g: terms.append(term * g.detach().abs().amax().double()))
+        output.register_hook(lambda g: terms.append(term * _largest(g)))
 
     handles = [m.register_forward_hook(record) for m in layers.values() if id(m) in names]
     try:
@@ -87,6 +88,14 @@ def gradient_bound(layers):
             handle.remove()
         for name in unbounded:
             bounds.pop(name, None)
+
+
+def _largest(tensor):
+    """max|tensor| as a 0-d tensor in float32 or float64 (a wider dtype only where the
+    tensor has one: some devices have no float64). An overflow makes it inf, which no
+    bound passes."""
+    wide = tensor.dtype in (torch.float32, torch.float64)
+    return (tensor.detach() if wide else tensor.detach().float()).abs().amax()
 
 
 def _standard_type(module):
@@ -102,7 +111,7 @@ def _grads_finite(layers, grads, bounds, dtype) -> bool:
     gradient otherwise."""
     limit = torch.finfo(dtype).max * 2.0 ** -20
     terms = [t for name in layers if name in bounds for t in bounds[name]]
-    proven = bool(terms) and float(torch.stack(terms).sum()) < limit
+    proven = bool(terms) and float(sum(terms)) < limit
     # a called layer with no term had no gradient flowing through it
     return all((proven and name in bounds) or all_finite(g) for name, g in zip(layers, grads))
 

@@ -1,5 +1,5 @@
 """Running a model for scoring without touching it, and the gradients every score is
-made of.
+made of (the guards on a pass: :mod:`synflow.core.scorers.guards`).
 
 Scorers never touch the live model's state: the forward passes run through
 ``torch.func.functional_call`` on detached copies of the parameters, so the
@@ -23,9 +23,8 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 from torch.func import functional_call
-from torch.nn.modules.module import register_module_forward_pre_hook
 
-from ..masks import inside_reader
+from .guards import check_gradients_on, check_layers_called, gradients
 from .inputs import check_logits, embedding_guard, explained_errors
 
 BN_MODES = ("eval", "train")
@@ -55,7 +54,15 @@ def scoring_view(model: nn.Module, bn_mode: str = "eval"):
     i.e. normalised by each batch's statistics; everything else, dropout included, in
     eval mode); every module's mode and cached masked weight restored after. In train
     mode :func:`call_with_weights` hands the forward pass copies of the buffers, so the
-    running statistics are never updated."""
+    running statistics are never updated.
+
+    >>> model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2), nn.Dropout()).train()
+    >>> with scoring_view(model, bn_mode="train"):
+    ...     [m.training for m in model]
+    [False, True, False]
+    >>> model.training
+    True
+    """
     check_bn_mode(bn_mode)
     modes = [(module, module.training) for module in model.modules()]
     # every module's parameter and buffer slots: functional_call leaves its substitute in a
@@ -85,7 +92,12 @@ def scoring_view(model: nn.Module, bn_mode: str = "eval"):
 @contextlib.contextmanager
 def differentiable():
     """Gradients on for the duration, also inside ``torch.no_grad()`` or
-    ``torch.inference_mode()`` (scores are derivatives; the model is never changed)."""
+    ``torch.inference_mode()`` (scores are derivatives; the model is never changed).
+
+    >>> with torch.no_grad(), differentiable():
+    ...     torch.ones(1, requires_grad=True).mul(2).requires_grad
+    True
+    """
     with torch.inference_mode(False), torch.enable_grad():
         yield
 
@@ -93,7 +105,16 @@ def differentiable():
 def all_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
     """Every parameter, detached, keyed by its name in the unpruned model: a masked
     layer's ``x.weight_orig`` is given as ``"x.weight"`` holding ``weight_orig *
-    weight_mask`` (the weight it computes with)."""
+    weight_mask`` (the weight it computes with).
+
+    >>> from synflow.core.masked import install
+    >>> layer = nn.Linear(2, 1, bias=False)
+    >>> install({"weight": layer}, {"weight": torch.tensor([[True, False]])})
+    >>> {name: tuple(w.shape) for name, w in all_parameters(layer).items()}
+    {'weight': (1, 2)}
+    >>> (all_parameters(layer)["weight"] == 0).tolist()  # weight_orig * weight_mask
+    [[False, True]]
+    """
     found = {}
     for name, p in model.named_parameters():
         module_name, _, kind = name.rpartition(".")
@@ -107,7 +128,13 @@ def all_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def check_materialized(weights: dict[str, torch.Tensor]) -> None:
     """ValueError naming the weights on the meta device (shapes without values: nothing
-    to score, and a mask there would hold no values either)."""
+    to score, and a mask there would hold no values either).
+
+    >>> check_materialized({"fc.weight": torch.ones(2)})
+    >>> check_materialized({"fc.weight": torch.empty(2, device="meta")})
+    Traceback (most recent call last):
+    ValueError: the weights ['fc.weight'] are on the meta device: ...
+    """
     meta = [name for name, w in weights.items() if w.is_meta]
     if meta:
         raise ValueError(
@@ -135,7 +162,14 @@ def call_with_weights(
     Raises ValueError when the model returns no tensor (:func:`check_logits`), a
     prunable layer is not called or is called with gradients off (reentrant activation
     checkpointing), an embedding is fed float values (``source`` names the input), or
-    torch fails on the input's shape or on mixed dtypes (:func:`explained_errors`)."""
+    torch fails on the input's shape or on mixed dtypes (:func:`explained_errors`).
+
+    >>> model = nn.Linear(2, 1)
+    >>> out = call_with_weights(model, {"weight": model}, {"weight": torch.ones(1, 2)},
+    ...                         torch.ones(1, 2), parameter=torch.zeros_like)  # bias -> 0
+    >>> out.tolist(), model.weight.shape  # the model keeps its own parameters
+    ([[2.0]], torch.Size([1, 2]))
+    """
     own = dict(model.named_parameters())
     # a masked layer computes weight_orig * weight_mask: its weight_orig is replaced by
     # the (already masked) weight, so the product is that weight again
@@ -171,42 +205,15 @@ def call_with_weights(
     return check_logits(model, output)
 
 
-def check_gradients_on(layers: dict[str, nn.Module], without_grad: set[int]) -> None:
-    """ValueError naming the prunable layers the forward ran with gradients off."""
-    names = [name for name, m in layers.items() if id(m) in without_grad]
-    if names:
-        raise ValueError(
-            f"the forward pass ran the prunable layer(s) {names} with gradients disabled, so "
-            "their scores (derivatives of the loss or of R) cannot be taken. "
-            "torch.utils.checkpoint(..., use_reentrant=True) runs its function under "
-            "torch.no_grad() (activation checkpointing), as does a torch.no_grad() block "
-            "inside forward: turn activation checkpointing off while pruning (it only saves "
-            "memory in training)"
-        )
-
-
-def check_layers_called(model: nn.Module, layers: dict[str, nn.Module], called: set[int]):
-    """Raise ValueError naming the prunable layers a forward pass did not call: a mask
-    is applied when its layer is called, so a module that reads a layer's weight
-    directly (``F.linear(x, child.weight)``) would use the unmasked, untrained weight,
-    and a layer outside the forward would be pruned on no information. Layers inside
-    a ``READS_CHILD_WEIGHTS`` module (``nn.MultiheadAttention``'s ``out_proj``) are
-    masked by :func:`synflow.core.masks.apply_masks` and allowed."""
-    missed = [
-        name for name, m in layers.items()
-        if id(m) not in called and not inside_reader(model, name)
-    ]
-    if missed:
-        raise ValueError(
-            f"the forward pass never called the prunable layer(s) {missed}: a module reads "
-            "their weight without calling the layer (e.g. F.linear(x, layer.weight)), which "
-            "bypasses the mask, or the layer is not part of the forward. Call the layer "
-            "instead, or prune a model without the unused layers"
-        )
-
-
 def fresh_leaves(weights, transform=None, dtype=None):
-    """Fresh autograd leaves holding ``transform(w)`` for every weight (detached from it)."""
+    """Fresh autograd leaves holding ``transform(w)`` for every weight (detached from it),
+    in ``dtype`` if given.
+
+    >>> w = torch.tensor([-1.0, 2.0])
+    >>> leaf = fresh_leaves({"w": w}, torch.abs, torch.float64)["w"]
+    >>> leaf.tolist(), leaf.dtype, leaf.requires_grad, leaf.is_leaf
+    ([1.0, 2.0], torch.float64, True, True)
+    """
     leaves = {}
     with torch.inference_mode(False):
         for name, weight in weights.items():
@@ -216,54 +223,16 @@ def fresh_leaves(weights, transform=None, dtype=None):
     return leaves
 
 
-@contextlib.contextmanager
-def no_recomputation(model: nn.Module):
-    """Refuse any module of ``model`` running during the backward pass: activation
-    checkpointing (``torch.utils.checkpoint``) recomputes part of the forward there,
-    with the model's own parameters instead of the weights being scored."""
-
-    def refuse(module, args):
-        if not any(m is module for m in model.modules()):  # another model's (another thread)
-            return
-        raise ValueError(
-            f"the backward pass re-ran {type(module).__name__} modules of the model: "
-            "activation checkpointing (torch.utils.checkpoint) recomputes part of the forward "
-            "during the backward pass with the model's own parameters, not the (masked, or "
-            "|w|) weights being scored, so the scores would silently be those of other "
-            "weights. Turn activation checkpointing off while pruning (it only saves memory "
-            "in training)"
-        )
-
-    handle = register_module_forward_pre_hook(refuse)  # one global hook: cheap to add
-    try:
-        yield
-    finally:
-        handle.remove()
-
-
-def gradients(model, layers, output: torch.Tensor, leaves: dict[str, torch.Tensor], **kwargs):
-    """``torch.autograd.grad(output, leaves)``, zeros for a leaf the output does not
-    depend on (a bias or BatchNorm parameter off the path). A prunable weight (a key of ``layers``) the forward pass never used is an
-    error naming it (a module read it without calling its layer, where the mask
-    applies, e.g. ``F.linear(x, child.weight)``, or the layer is not in the forward);
-    so is a forward recomputed during the backward (:func:`no_recomputation`)."""
-    with no_recomputation(model):
-        grads = torch.autograd.grad(output, list(leaves.values()), allow_unused=True, **kwargs)
-    unused = [name for name, g in zip(leaves, grads) if g is None and name in layers]
-    if unused:
-        raise ValueError(
-            f"the forward pass never used the prunable weight(s) {unused}: a module reads "
-            "them without calling their layer (which is where a mask applies, e.g. "
-            "F.linear(x, layer.weight)), or the layer is not part of the forward; a mask "
-            "on them would not be applied. Call the layer instead, or wrap the model so "
-            "that unused layers are not in it"
-        )
-    return [torch.zeros_like(p) if g is None else g for p, g in zip(leaves.values(), grads)]
-
-
 def masked(leaves: dict[str, torch.Tensor], alive: dict[str, torch.Tensor] | None):
     """``leaf * alive`` inside the graph for the leaves ``alive`` names (pruned weights
-    are then no parameters of the net: zero gradient, no share in a Hessian)."""
+    are then no parameters of the net: zero gradient, no share in a Hessian).
+
+    >>> leaf = torch.ones(2, requires_grad=True)
+    >>> masked({"w": leaf}, {"w": torch.tensor([True, False])})["w"].tolist()
+    [1.0, 0.0]
+    >>> masked({"w": leaf}, None)["w"] is leaf
+    True
+    """
     if alive is None:
         return leaves
     return {name: leaf * alive[name].to(leaf.dtype) if name in alive else leaf
@@ -275,7 +244,16 @@ def summed_gradient(model, layers, leaves, batches: Iterable[tuple], objective, 
     """``(R, dR/dleaves)``: R = sum over ``batches`` ``(x, *rest)`` of
     ``objective(model(x), *rest)``, the model running with ``leaves`` (masked by
     ``alive``) in ``dtype``; R a detached 0-d tensor, gradients summed batch by batch
-    (one batch's graph alive at a time)."""
+    (one batch's graph alive at a time).
+
+    >>> model = nn.Linear(2, 1, bias=False)
+    >>> leaves = fresh_leaves({"weight": torch.ones(1, 2)})
+    >>> batches = [(torch.ones(1, 2),), (2 * torch.ones(1, 2),)]
+    >>> R, grads = summed_gradient(model, {"weight": model}, leaves, batches,
+    ...                            lambda logits: logits.sum())
+    >>> float(R), grads[0].tolist()  # 2 + 4; d/dw: 1 + 2
+    (6.0, [[3.0, 3.0]])
+    """
     R = None
     with differentiable():
         totals = [torch.zeros_like(p) for p in leaves.values()]
@@ -292,6 +270,11 @@ def summed_gradient(model, layers, leaves, batches: Iterable[tuple], objective, 
 
 def buffer_copies(model: nn.Module, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     """Detached copies of every buffer, the floating ones cast to ``dtype`` (for a
-    ``functional_call`` that must not touch the model's own buffers)."""
+    ``functional_call`` that must not touch the model's own buffers).
+
+    >>> copies = buffer_copies(nn.BatchNorm1d(2), torch.float64)
+    >>> copies["running_var"].dtype, copies["num_batches_tracked"].dtype
+    (torch.float64, torch.int64)
+    """
     return {name: b.detach().to(dtype).clone() if b.is_floating_point() else b.clone()
             for name, b in model.named_buffers()}

@@ -17,11 +17,11 @@ from .functional import (
     check_materialized,
     differentiable,
     fresh_leaves,
-    gradients,
     masked,
     scoring_view,
     summed_gradient,
 )
+from .guards import gradients
 from .inputs import batches_of, gradient_dtype
 
 GRASP_TEMPERATURE = 200.0  # the default of grasp_scores' temperature (authors' code)

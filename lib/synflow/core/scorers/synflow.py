@@ -19,9 +19,9 @@ from .functional import (
     check_materialized,
     differentiable,
     fresh_leaves,
-    gradients,
     scoring_view,
 )
+from .guards import gradients
 from .inputs import SYNFLOW_INPUT, device_of
 
 # precision="float32": outside this range of R (or with a non-finite score) the pass is
@@ -42,6 +42,15 @@ def synflow_pass(model, layers, weights, input_shape, dtype, power=1):
     Returns ``(R, scores)``: R a 0-d tensor, scores >= 0 of the weights' shapes, both
     in ``dtype``. The one implementation of SynFlow's pass (the scorers, the
     iteration records and :mod:`synflow.analysis.saliency` call it).
+
+    >>> import torch.nn as nn
+    >>> net = nn.Sequential(nn.Linear(2, 2, bias=False), nn.Linear(2, 1, bias=False))
+    >>> _ = [m.weight.data.fill_(-1.0) for m in net]
+    >>> layers = {"0.weight": net[0], "1.weight": net[1]}
+    >>> R, scores = synflow_pass(net, layers, {n: m.weight for n, m in layers.items()},
+    ...                          (2,), torch.float64)
+    >>> float(R), scores["1.weight"].tolist()  # 4 paths of |w| = 1; 2 through each
+    (4.0, [[2.0, 2.0]])
     """
     check_materialized(weights)
     transform = path_transform(power)
@@ -126,6 +135,12 @@ def checked_pass(model, layers, weights, input_shape, precision="float64", power
     result is float32 or float64).
 
     Raises :class:`SynFlowOverflowError` when R or a score is not finite in float64.
+
+    >>> import torch.nn as nn
+    >>> net = nn.Linear(2, 1, bias=False)
+    >>> R, scores = checked_pass(net, {"weight": net}, {"weight": net.weight}, (2,), "float32")
+    >>> R.dtype, float(scores["weight"].sum()) == float(R)  # in range: float32 kept
+    (torch.float32, True)
     """
     if check_precision(precision) == "float32":
         R, scores = synflow_pass(model, layers, weights, input_shape, torch.float32, power)
@@ -136,7 +151,16 @@ def checked_pass(model, layers, weights, input_shape, precision="float64", power
 
 
 def check_finite(R, scores, layer_count, power=1):
-    """``(R, scores)`` if R and every score are finite, else :class:`SynFlowOverflowError`."""
+    """``(R, scores)`` if R and every score are finite, else :class:`SynFlowOverflowError`
+    (``layer_count`` and ``power`` are named in its message).
+
+    >>> R, scores = torch.tensor(3.0), {"w": torch.ones(3)}
+    >>> check_finite(R, scores, 1)[0]
+    tensor(3.)
+    >>> check_finite(torch.tensor(float("inf")), scores, 1)
+    Traceback (most recent call last):
+    synflow.core.scorers.synflow.SynFlowOverflowError: SynFlow overflows float32: ...
+    """
     total = sum(float(s.sum(dtype=torch.float64)) for s in scores.values())
     if not (math.isfinite(float(R)) and math.isfinite(total)):
         raise SynFlowOverflowError(
@@ -215,6 +239,13 @@ def synflow_l2_scores(model, layers, weights, *, input_shape, precision="float64
     parameter replaced by theta**2 instead of |theta|; S = dR/d(theta^2) * theta^2.
 
     Same shapes, dtypes, mode and conditions as :func:`synflow_scores`.
+
+    >>> import torch.nn as nn
+    >>> net = nn.Linear(2, 1, bias=False)
+    >>> net.weight.data = torch.tensor([[-2.0, 1.0]])
+    >>> synflow_l2_scores(net, {"weight": net}, {"weight": net.weight},
+    ...                   input_shape=(2,))["weight"].tolist()  # theta**2
+    [[4.0, 1.0]]
     """
     return synflow_scores(model, layers, weights, input_shape=input_shape, power=2,
                           precision=precision, dtype=dtype)

@@ -209,12 +209,20 @@ def test_masks_of_other_values_keys_or_dtypes_change_nothing():
     assert_as_before(model, before)
 
 
-def test_a_damaged_file_is_named(tmp_path):
+@pytest.mark.parametrize("damage", ["truncated", "text", "empty"])
+def test_a_damaged_file_is_named(tmp_path, damage):
+    """Whatever the bytes (half a file, a few letters: a raw KeyError from the unpickler,
+    an empty file: an EOFError without a message), a ValueError names the file and says
+    what went wrong; the model is unchanged."""
     model, _ = pruned_mlp()
     path = synflow.save_pruned(model, tmp_path / "pruned.pt")
-    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])  # truncated
+    data = {"truncated": path.read_bytes()[: len(path.read_bytes()) // 2], "text": b"hello",
+            "empty": b""}[damage]
+    path.write_bytes(data)
     fresh, _ = pruned_mlp(seed=1)
     before = parameters_and_state(fresh)
-    with pytest.raises(ValueError, match=f"cannot read a saved model from {path}"):
+    with pytest.raises(ValueError, match=f"cannot read a saved model from {path}: ") as caught:
         synflow.load_pruned(fresh, path)
+    reason = str(caught.value).split(f"{path}: ", 1)[1]
+    assert reason.strip(), "the reason is empty"
     assert_as_before(fresh, before)

@@ -15,7 +15,6 @@ zeros folded in), call :func:`synflow.remove_masks` and save its ``state_dict()`
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 
 import torch
@@ -193,8 +192,14 @@ def load_pruned(
     path = Path(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError) as error:
-        raise ValueError(f"cannot read a saved model from {path}: {error}") from error
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except Exception as error:  # any other failure: the bytes are not a saved state dict
+        # (the unpickler raises RuntimeError, UnpicklingError, EOFError with no message,
+        # even KeyError on a few bytes of text)
+        raise ValueError(f"cannot read a saved model from {path}: {type(error).__name__}"
+                         f"{': ' + str(error) if str(error) else ''} (not a file written by "
+                         "save_pruned, or damaged)") from error
     if not isinstance(state, dict):
         raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict")  # noqa: TRY004
     return load_pruned_state_dict(model, state)

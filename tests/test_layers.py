@@ -128,8 +128,8 @@ def test_dir_of_the_package_shows_its_names_and_layers_only():
     import synflow
 
     shown = set(dir(synflow))
-    assert set(synflow.__all__) <= shown and set(synflow.LAYERS) <= shown
+    assert set(synflow.__all__) <= shown and set(synflow._LAYERS) <= shown
     assert "__version__" in shown or not hasattr(synflow, "__version__")
     helpers = [n for n in shown if isinstance(getattr(synflow, n, None), types.ModuleType)
-               and n not in synflow.LAYERS]
+               and n not in synflow._LAYERS]
     assert helpers == []

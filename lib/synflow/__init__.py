@@ -68,13 +68,13 @@ __all__ = [
 
 # the layers, imported on first use (analysis pulls in pandas and matplotlib, which a
 # Slurm task that only trains never needs)
-LAYERS = ("core", "models", "data", "training", "experiments", "analysis", "utils")
+_LAYERS = ("core", "models", "data", "training", "experiments", "analysis", "utils")
 
 _deprecated.install()
 
 
 def __getattr__(name: str):
-    if name in LAYERS:
+    if name in _LAYERS:
         return _importlib.import_module(f".{name}", __name__)
     return _deprecated.attribute(name)
 
@@ -82,4 +82,4 @@ def __getattr__(name: str):
 def __dir__() -> list[str]:
     # the public names, the layers and the dunders; no helper modules
     return sorted({n for n in globals() if not n.startswith("_") or n.startswith("__")}
-                  | set(LAYERS))
+                  | set(_LAYERS))

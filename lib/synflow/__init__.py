@@ -22,6 +22,7 @@ ones above it in this list:
 """
 
 import importlib as _importlib
+from types import ModuleType as _ModuleType
 
 from . import _deprecated
 from .core.diagnostics import CompressionWarning, ScoreWarning
@@ -80,6 +81,8 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    # the public names, the layers and the dunders; no helper modules
-    return sorted({n for n in globals() if not n.startswith("_") or n.startswith("__")}
-                  | set(_LAYERS))
+    # the public names, the layers and the dunders; no helper module, no deprecated module
+    # path (an old `import synflow.saving` leaves `saving` among the package's attributes)
+    return sorted({n for n, v in globals().items()
+                   if (not n.startswith("_") or n.startswith("__"))
+                   and not isinstance(v, _ModuleType)} | set(_LAYERS))

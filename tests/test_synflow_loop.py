@@ -13,6 +13,7 @@ from torch import nn
 
 import synflow
 from synflow.core.schedules import schedule_densities
+from test_precision import count_passes
 
 
 def full_ranking(model, method, densities, *, input_shape, precision, scope, invert):
@@ -203,8 +204,6 @@ def test_float32_falls_back_when_only_a_pruned_weight_gradient_overflows(monkeyp
     """R and every alive score fit float32, but a pruned weight's gradient does not (a
     neuron with a huge inflow next to one with a huge outflow): the float32 pass is redone
     in float64, as when every score is read (the general loop's rule)."""
-    from synflow.core.scorers import synflow as pathscores
-
     model = nn.Sequential(nn.Linear(1, 2, bias=False), nn.Linear(2, 2, bias=False),
                           nn.Linear(2, 1, bias=False))
     with torch.no_grad():
@@ -214,14 +213,6 @@ def test_float32_falls_back_when_only_a_pruned_weight_gradient_overflows(monkeyp
     synflow.apply_masks(model, {name: m.weight != 0 for name, m in
                                 synflow.prunable_layers(model).items()})
     # R = 1e20*1*1e-20 + 1*1*1e-20 + 1*1*1e20 ~ 1e20; the pruned weight's dR/dw = 1e40
-    dtypes = []
-    original = pathscores.path_gradients
-
-    def counting(*args, **kwargs):
-        R, grads = original(*args, **kwargs)
-        dtypes.append(R.dtype)
-        return R, grads
-
-    monkeypatch.setattr(pathscores, "path_gradients", counting)
+    dtypes = count_passes(monkeypatch)
     synflow.prune(model, "synflow", 1.2, iterations=1, input_shape=(1,), precision="float32")
     assert dtypes == [torch.float32, torch.float64]

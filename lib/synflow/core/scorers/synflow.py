@@ -161,8 +161,7 @@ def check_finite(R, scores, layer_count, power=1):
     Traceback (most recent call last):
     synflow.core.scorers.synflow.SynFlowOverflowError: SynFlow overflows float32: ...
     """
-    total = sum(float(s.sum(dtype=torch.float64)) for s in scores.values())
-    if not (math.isfinite(float(R)) and math.isfinite(total)):
+    if not (math.isfinite(float(R)) and all(all_finite(s) for s in scores.values())):
         raise SynFlowOverflowError(
             f"SynFlow overflows {str(R.dtype).removeprefix('torch.')}: R_SF (the sum over every "
             f"input-output path of the product of |weights|{'^2' if power == 2 else ''}) is "

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 import synflow
+from synflow.core import selection
 from synflow.core.selection import top_k
 
 
@@ -36,6 +37,23 @@ def test_top_k_sampled_path_falls_back_when_the_sample_misleads():
     values[::7] = 0.5
     for k in (1, 5, 123_456, 499_999):
         assert torch.equal(top_k(values, k)[0], sort_oracle(values, k))
+
+
+@pytest.mark.parametrize("layout", ["shuffled", "ascending", "descending"])
+def test_top_k_sample_brackets_the_threshold_so_only_a_narrow_band_is_ranked(monkeypatch, layout):
+    """The sample spans the whole tensor (a sample of one region misplaces the threshold
+    of sorted values, and the exact path then ranks everything)."""
+    n = 1_000_000
+    values = torch.randperm(n, generator=torch.Generator().manual_seed(0)).double()
+    if layout != "shuffled":
+        values = values.sort(descending=layout == "descending").values
+    ranked = []
+    choose = selection._choose
+    monkeypatch.setattr(selection, "_choose", lambda chosen, positions, candidates, k: (
+        ranked.append(candidates.numel()), choose(chosen, positions, candidates, k))[1])
+    for k in (1_000, 300_000, 990_000):
+        assert torch.equal(top_k(values.clone(), k)[0], sort_oracle(values, k))
+    assert max(ranked) < n // 50, ranked
 
 
 def test_density_schedules():

@@ -216,3 +216,20 @@ def test_float32_falls_back_when_only_a_pruned_weight_gradient_overflows(monkeyp
     dtypes = count_passes(monkeypatch)
     synflow.prune(model, "synflow", 1.2, iterations=1, input_shape=(1,), precision="float32")
     assert dtypes == [torch.float32, torch.float64]
+
+
+def test_float32_falls_back_when_an_alive_score_overflows_but_no_gradient_does(monkeypatch):
+    """Every gradient is small and R fits float32, but the BatchNorm's running mean cancels
+    most of w1's path, so w1's score, |w1| * dR/dw1 = 1e30 * 1e10, overflows: the quick
+    proof (gradient bound * largest leaf) fails and the scores are read; the pass is
+    redone in float64."""
+    model = nn.Sequential(nn.Linear(1, 1, bias=False), nn.BatchNorm1d(1),
+                          nn.Linear(1, 1, bias=False))
+    with torch.no_grad():
+        model[0].weight.fill_(1e30)
+        model[1].running_mean.fill_(torch.nextafter(torch.tensor(1e30), torch.tensor(0.0)))
+        model[2].weight.fill_(1e10)
+    # R = (1e30 - mean) * 1e10 = one float32 step at 1e30 (7.6e22) * 1e10 < 1e36
+    dtypes = count_passes(monkeypatch)
+    synflow.prune(model, "synflow", 1.2, iterations=1, input_shape=(1,), precision="float32")
+    assert dtypes == [torch.float32, torch.float64]

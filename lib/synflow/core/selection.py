@@ -24,7 +24,7 @@ def top_k(
 
     Exactly ``k`` entries are chosen; ties at the threshold go to the lowest
     indices, so the result is deterministic. A full selection over millions of
-    scores is slow on a CPU, so a fixed random sample first brackets the
+    scores is slow on a CPU, so a fixed stratified random sample first brackets the
     threshold between ``low < t <= high``: entries above ``high`` are kept and
     only the few inside the bracket are sorted. If the sample misses (rare),
     the exact ``kthvalue`` path gives the same answer. ``scratch``, a boolean
@@ -41,13 +41,12 @@ def top_k(
             return torch.ones(n, dtype=torch.bool, device=values.device), float(values.min())
         return torch.zeros(n, dtype=torch.bool, device=values.device), math.inf
     if n > 4 * sample_size:
-        positions = torch.randint(n, (sample_size,), generator=torch.Generator().manual_seed(n))
-        sample = values[positions.to(values.device)].sort().values
+        sample = values[_sample_positions(n, sample_size, values.device)].cpu()
         rank = sample_size * (1 - k / n)  # where the threshold falls in the sorted sample
         margin = 4 * math.sqrt(sample_size * (k / n) * (1 - k / n)) + 8
         low_rank, high_rank = int(rank - margin), int(rank + margin)
-        low = float(sample[low_rank]) if low_rank >= 0 else -math.inf
-        high = float(sample[high_rank]) if high_rank < sample_size else math.inf
+        low = _smallest(sample, low_rank + 1) if low_rank >= 0 else -math.inf
+        high = _smallest(sample, high_rank + 1) if high_rank < sample_size else math.inf
         chosen = torch.gt(values, high, out=scratch) if scratch is not None else values > high
         above = int(torch.count_nonzero(chosen))
         band = torch.nonzero(torch.gt(values, low).bitwise_xor_(chosen)).flatten()
@@ -57,10 +56,24 @@ def top_k(
     return _choose(torch.zeros_like(values, dtype=torch.bool), everything, values, k)
 
 
+def _sample_positions(n, size, device) -> torch.Tensor:
+    """``size`` positions in range(n), one uniformly at random in each of ``size`` equal
+    strata: ascending, so the sample's gather streams through memory (a sorted random
+    sample's order statistics, with less variance); fixed for a given ``n``."""
+    jitter = torch.rand(size, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
+    positions = torch.arange(size, dtype=torch.float64).add_(jitter).mul_(n / size).long()
+    return positions.clamp_max_(n - 1).to(device)
+
+
+def _smallest(values, k) -> float:
+    """The ``k``-th smallest of ``values`` (1-based), without sorting them."""
+    return float(torch.kthvalue(values, k).values)
+
+
 def _choose(chosen, positions, candidates, k):
     """Mark the ``k`` best ``candidates`` (at ascending ``positions``) in ``chosen``;
     ties at the threshold go to the lowest positions."""
-    threshold = float(torch.kthvalue(candidates.cpu(), candidates.numel() - k + 1).values)
+    threshold = _smallest(candidates.cpu(), candidates.numel() - k + 1)
     above = candidates > threshold
     chosen[positions[above]] = True
     tied = positions[candidates == threshold]

@@ -17,6 +17,7 @@ whether the pruned weights' zeros are ranked with them or not
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 
 import torch
@@ -33,12 +34,38 @@ from .selection import _select_alive
 POWERS = {"synflow": 1, "synflow_l2": 2}  # the methods this loop runs: |w| or w**2
 
 
-def _gather(tensors, positions, dtype) -> torch.Tensor:
-    """The entries of ``tensors`` (one per layer) at ``positions``, in one flat tensor."""
-    out = torch.empty(sum(p.numel() for p in positions), dtype=dtype, device=positions[0].device)
-    for t, p, part in zip(tensors, positions, out.split([p.numel() for p in positions])):
+def _gather(tensors, positions, counts, dtype) -> torch.Tensor:
+    """The entries of ``tensors`` (one per layer) at ``positions`` (flat positions within
+    each layer, ``counts[l]`` of them for layer l, concatenated), in one flat tensor."""
+    out = torch.empty(positions.numel(), dtype=dtype, device=positions.device)
+    for t, p, part in zip(tensors, positions.split(counts), out.split(counts)):
         torch.index_select(t.detach().view(-1), 0, p, out=part)
     return out
+
+
+def _scores(grads, leaves, positions, counts, values, dtype) -> torch.Tensor:
+    """The scores dR/dw * w at ``positions`` in one flat tensor, w the leaves there
+    (``values``, one flat tensor like the result, if given). A layer whose positions are
+    all of its weights (none pruned since the last compaction) is multiplied in place of
+    a gather."""
+    if values is None:
+        values = _gather(leaves, positions, counts, dtype)
+    out = torch.empty(positions.numel(), dtype=dtype, device=positions.device)
+    for g, p, part, w in zip(grads, positions.split(counts), out.split(counts),
+                             values.split(counts)):
+        if p.numel() == g.numel():  # p is every position, in order
+            torch.mul(g.detach().view(-1), w, out=part)
+        else:
+            torch.index_select(g.detach().view(-1), 0, p, out=part).mul_(w)
+    return out
+
+
+def _alive_positions(mask) -> torch.Tensor:
+    """The flat positions of a layer's True mask entries, ascending."""
+    flat = mask.flatten()
+    if bool(flat.all()):  # an unpruned layer: no scan for its positions
+        return torch.arange(flat.numel(), device=flat.device)
+    return torch.nonzero(flat).flatten()
 
 
 @contextlib.contextmanager
@@ -104,29 +131,34 @@ def _standard_type(module):
     return cls.__bases__[1] if issubclass(cls, _MaskedWeight) else cls
 
 
-def _grads_finite(layers, grads, bounds, dtype) -> bool:
-    """Whether every gradient is finite: by the :func:`gradient_bound` where each layer
-    has one and it is far below ``dtype``'s largest value (2**-20 of it: room for
-    rounding and for convolution algorithms' intermediate sums), by one sum over the
-    gradient otherwise."""
-    limit = torch.finfo(dtype).max * 2.0 ** -20
+def _grads_finite(layers, grads, bounds, limit) -> tuple[bool, float]:
+    """``(every gradient finite, B)``: finite by the :func:`gradient_bound` where each
+    layer has one and their sum is below ``limit``, by one sum over the gradient
+    otherwise; B bounds every gradient entry when every layer has a bound (inf when one
+    has none)."""
     terms = [t for name in layers if name in bounds for t in bounds[name]]
-    proven = bool(terms) and float(sum(terms)) < limit
+    total = float(sum(terms)) if terms else math.inf
+    proven = total < limit
     # a called layer with no term had no gradient flowing through it
-    return all((proven and name in bounds) or all_finite(g) for name, g in zip(layers, grads))
+    finite = all((proven and name in bounds) or all_finite(g) for name, g in zip(layers, grads))
+    return finite, total if all(name in bounds for name in layers) else math.inf
 
 
-def _alive_pass(model, layers, leaves, positions, input_shape, dtype, transform, values=None):
+def _alive_pass(model, layers, leaves, positions, counts, input_shape, dtype, transform,
+                values=None, top=math.inf):
     """One SynFlow pass: ``(R, gradients, alive scores, finite)``; the alive scores are
     dR/dw * w at ``positions``, one flat tensor in flat order (layer after layer; w the
     leaves there, ``values`` if given), ``finite`` says that every score, the pruned
-    weights' ``gradient * 0`` included, is finite."""
+    weights' ``gradient * 0`` included, is finite. ``top`` bounds every leaf: with the
+    gradients' bound B, B * top < ``dtype``'s largest value * 2**-20 (room for rounding
+    and for convolution algorithms' intermediate sums) proves the scores finite unread."""
     with gradient_bound(layers) as bounds:
         R, grads = paths.path_gradients(model, layers, leaves, input_shape, dtype, transform)
-    scores = _gather(grads, positions, dtype)
-    scores.mul_(_gather(leaves.values(), positions, dtype) if values is None else values)
-    finite = all_finite(scores) and _grads_finite(layers, grads, bounds, dtype)
-    return R, grads, scores, finite
+    scores = _scores(grads, leaves.values(), positions, counts, values, dtype)
+    limit = torch.finfo(dtype).max * 2.0 ** -20
+    finite, bound = _grads_finite(layers, grads, bounds, limit)
+    top = top if values is not None else math.inf  # top bounds the loop's own leaves
+    return R, grads, scores, finite and (bound * top < limit or all_finite(scores))
 
 
 def _full(grads, leaves) -> dict[str, torch.Tensor]:
@@ -134,31 +166,32 @@ def _full(grads, leaves) -> dict[str, torch.Tensor]:
     return {name: g.mul(w.detach()) for (name, w), g in zip(leaves.items(), grads)}
 
 
-def _checked_scores(model, layers, leaves, values, originals, positions, input_shape,
-                    precision, power):
+def _checked_scores(model, layers, leaves, values, originals, positions, counts, input_shape,
+                    precision, power, top):
     """:func:`synflow.core.scorers.synflow.checked_pass` on the alive weights:
     ``(grads, alive scores, leaves used)``, with the same float32 fallback and the same
-    overflow error (decided on every score when the quick test fails)."""
+    overflow error (decided on every score when the quick test fails); ``top`` bounds
+    every leaf."""
     transform = paths.path_transform(power)
     if precision == "float32":
-        R, grads, scores, finite = _alive_pass(model, layers, leaves, positions, input_shape,
-                                               torch.float32, transform, values)
+        R, grads, scores, finite = _alive_pass(model, layers, leaves, positions, counts,
+                                               input_shape, torch.float32, transform, values, top)
         low, high = paths.FLOAT32_SAFE_RANGE
         if (finite and low < float(R) < high) or paths._safe_in_float32(R, _full(grads, leaves)):
             return grads, scores, leaves
         leaves, values = fresh_leaves(originals, transform, torch.float64), None
-    R, grads, scores, finite = _alive_pass(model, layers, leaves, positions, input_shape,
-                                           torch.float64, transform, values)
+    R, grads, scores, finite = _alive_pass(model, layers, leaves, positions, counts,
+                                           input_shape, torch.float64, transform, values, top)
     if not (finite and math.isfinite(float(R))):
         paths.check_finite(R, _full(grads, leaves), len(layers), power)
     return grads, scores, leaves
 
 
-def _masks(names, shapes, positions, live) -> Masks:
+def _masks(names, shapes, positions, counts, live) -> Masks:
     """The boolean masks: True at the ``positions`` whose ``live`` entry is True."""
     masks = {}
-    for name, shape, where, part in zip(names, shapes, positions, live.split(
-            [p.numel() for p in positions])):
+    for name, shape, where, part in zip(names, shapes, positions.split(counts),
+                                        live.split(counts)):
         mask = torch.zeros(shape.numel(), dtype=torch.bool, device=where.device)
         mask[where] = part
         masks[name] = mask.view(shape)
@@ -172,8 +205,9 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
     ``model`` in place; returns ``(masks, stopped early)``. ``iteration_type`` builds
     what ``callback`` gets; warnings point ``stacklevel`` frames up.
 
-    ``positions`` hold, per layer, the flat positions of a superset of the alive weights
-    and ``live`` which of them are alive: the weights pruned since the last compaction
+    ``positions`` hold the flat positions, within their layer, of a superset of the alive
+    weights (``counts[l]`` of them for layer l, concatenated) and ``live`` which of them
+    are alive: the weights pruned since the last compaction
     score exactly 0 (their leaf is 0) and are excluded from the ranking by ``live``
     (:func:`synflow.core.selection._select_alive`); positions are compacted once a
     quarter of them are dead (a compaction is a full scan, the slowest step).
@@ -195,9 +229,10 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
     names, masks = list(layers), layer_masks(layers)
     shapes = [mask.shape for mask in masks.values()]
     sizes = [mask.numel() for mask in masks.values()]
-    positions = [torch.nonzero(mask.flatten()).flatten() for mask in masks.values()]
-    live = torch.ones(sum(p.numel() for p in positions), dtype=torch.bool,
-                      device=positions[0].device)
+    parts = [_alive_positions(mask) for mask in masks.values()]
+    positions, counts = torch.cat(parts), [p.numel() for p in parts]
+    del parts
+    live = torch.ones(positions.numel(), dtype=torch.bool, device=positions.device)
     weights = {name: effective_weight(module) for name, module in layers.items()}
     check_materialized(weights)
     dtype = torch.float32 if precision == "float32" else torch.float64
@@ -205,45 +240,46 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
     # the float64 fallback of precision="float32" starts again from the (masked) weights
     originals = {name: w.clone() for name, w in weights.items()} if dtype != torch.float64 \
         else None
-    values = _gather(leaves.values(), positions, dtype)  # the leaves at positions, kept along
+    values = _gather(leaves.values(), positions, counts, dtype)  # the leaves at positions
+    top = max(float(_largest(leaf)) for leaf in leaves.values())  # pruning only lowers it
     stopped = False
     for iteration, density in enumerate(densities, start=1):
         grads, scores, used = _checked_scores(model, layers, leaves, values, originals,
-                                              positions, input_shape, precision, power)
-        counts = [p.numel() for p in positions]
+                                              positions, counts, input_shape, precision, power,
+                                              top)
         if iteration in (1, len(densities)):
             warn_uninformative_counts([int(torch.count_nonzero(s)) for s in scores.split(counts)],
                                       [bool(part.any()) for part in live.split(counts)], names,
                                       stacklevel=stacklevel + 1)
         record = torch.cat([s.flatten() for s in _full(grads, used).values()]) \
             if callback is not None else None
-        before = _masks(names, shapes, positions, live) if callback is not None else None
+        before = _masks(names, shapes, positions, counts, live) if callback is not None else None
         kept = _select_alive(scores, live, counts, sizes, density, scope=scope, invert=invert)
         gone = torch.nonzero(live.bitwise_xor_(kept)).flatten()  # live was a superset of kept
         live = kept
-        values.index_fill_(0, gone, 0)
+        ends = torch.tensor(counts, device=positions.device).cumsum(0)
         if gone.numel():
-            ends = torch.tensor(counts, device=gone.device).cumsum(0)
-            cuts = [0, *torch.searchsorted(gone, ends).tolist()]  # gone is ascending
-            for i, (where, end) in enumerate(zip(positions, ends.tolist())):
-                local = gone[cuts[i]:cuts[i + 1]] - (end - counts[i])
-                if local.numel():
-                    flat = where.index_select(0, local)
+            values.index_fill_(0, gone, 0)
+            where = positions.index_select(0, gone)  # gone and where: ascending per layer
+            cuts = [0, *torch.searchsorted(gone, ends).tolist()]
+            for i, name in enumerate(names):
+                if cuts[i + 1] > cuts[i]:
                     for tensors in (leaves, originals) if originals is not None else (leaves,):
-                        tensors[names[i]].detach().view(-1).index_fill_(0, flat, 0)
+                        tensors[name].detach().view(-1).index_fill_(0, where[cuts[i]:cuts[i + 1]], 0)
         if 4 * (live.numel() - int(live.count_nonzero())) > live.numel():  # compact
-            positions = [where[part] for where, part in zip(positions, live.split(counts))]
-            values = values[live]
-            live = torch.ones(sum(p.numel() for p in positions), dtype=torch.bool,
-                              device=live.device)
+            alive = torch.nonzero(live).flatten()
+            positions, values = positions.index_select(0, alive), values.index_select(0, alive)
+            cuts = [0, *torch.searchsorted(alive, ends).tolist()]
+            counts = [b - a for a, b in itertools.pairwise(cuts)]
+            live = torch.ones(positions.numel(), dtype=torch.bool, device=live.device)
         if callback is not None:
             split = dict(zip(names, (part.view(s) for part, s in
                                      zip(record.split(sizes), shapes))))
             step = iteration_type(iteration, len(densities), density, split, before,
-                                  _masks(names, shapes, positions, live))
+                                  _masks(names, shapes, positions, counts, live))
             if callback(step):
                 stopped = True
                 break
-    masks = _masks(names, shapes, positions, live)
+    masks = _masks(names, shapes, positions, counts, live)
     install(layers, masks)
     return masks, stopped

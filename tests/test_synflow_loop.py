@@ -233,3 +233,35 @@ def test_float32_falls_back_when_an_alive_score_overflows_but_no_gradient_does(m
     dtypes = count_passes(monkeypatch)
     synflow.prune(model, "synflow", 1.2, iterations=1, input_shape=(1,), precision="float32")
     assert dtypes == [torch.float32, torch.float64]
+
+
+def channels_last_vgg():
+    return small_vgg()[0].to(memory_format=torch.channels_last), (3, 32, 32)
+
+
+def transposed_mlp():
+    """A Linear weight whose strides are not row-major (a transposed parameter)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3))
+        model[0].weight = nn.Parameter(torch.randn(5, 4).t())
+    return model, (5,)
+
+
+@pytest.mark.parametrize("build", [channels_last_vgg, transposed_mlp])
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_synflow_prunes_models_whose_weights_are_not_row_major(build, precision):
+    """A channels-last model (the usual layout for fast training) or a transposed weight:
+    the loop's flat positions are row-major whatever the strides; the masks are a full
+    ranking's on the same model, and the model's weights keep their layout."""
+    densities = schedule_densities(20, 5, "exponential")
+    model, shape = build()
+    assert not all(m.weight.is_contiguous() for m in synflow.prunable_layers(model).values())
+    ours = synflow.prune_through(model, "synflow", densities, input_shape=shape,
+                                 precision=precision)
+    plain = full_ranking(build()[0], "synflow", densities, input_shape=shape,
+                         precision=precision, scope="global", invert=False)
+    assert ours.keys() == plain.keys()
+    assert all(torch.equal(ours[name], plain[name]) for name in ours)
+    assert sum(int(m.sum()) for m in ours.values()) == round(
+        sum(m.numel() for m in ours.values()) * densities[-1])

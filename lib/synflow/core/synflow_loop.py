@@ -39,8 +39,24 @@ def _gather(tensors, positions, counts, dtype) -> torch.Tensor:
     each layer, ``counts[l]`` of them for layer l, concatenated), in one flat tensor."""
     out = torch.empty(positions.numel(), dtype=dtype, device=positions.device)
     for t, p, part in zip(tensors, positions.split(counts), out.split(counts)):
-        torch.index_select(t.detach().view(-1), 0, p, out=part)
+        torch.index_select(_flat(t), 0, p, out=part)
     return out
+
+
+def _flat(tensor) -> torch.Tensor:
+    """The tensor's entries in row-major order, one dimension (a copy only when its
+    strides are not row-major, as in a channels-last model)."""
+    return tensor.detach().reshape(-1)
+
+
+def _zero_at(tensor, where) -> None:
+    """Set the entries at row-major flat positions ``where`` to 0, in place, whatever the
+    tensor's strides."""
+    tensor = tensor.detach()
+    if tensor.is_contiguous():
+        tensor.view(-1).index_fill_(0, where, 0)
+    else:
+        tensor.index_put_(torch.unravel_index(where, tensor.shape), tensor.new_zeros(()))
 
 
 def _scores(grads, leaves, positions, counts, values, dtype) -> torch.Tensor:
@@ -54,9 +70,9 @@ def _scores(grads, leaves, positions, counts, values, dtype) -> torch.Tensor:
     for g, p, part, w in zip(grads, positions.split(counts), out.split(counts),
                              values.split(counts)):
         if p.numel() == g.numel():  # p is every position, in order
-            torch.mul(g.detach().view(-1), w, out=part)
+            torch.mul(_flat(g), w, out=part)
         else:
-            torch.index_select(g.detach().view(-1), 0, p, out=part).mul_(w)
+            torch.index_select(_flat(g), 0, p, out=part).mul_(w)
     return out
 
 
@@ -265,7 +281,7 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
             for i, name in enumerate(names):
                 if cuts[i + 1] > cuts[i]:
                     for tensors in (leaves, originals) if originals is not None else (leaves,):
-                        tensors[name].detach().view(-1).index_fill_(0, where[cuts[i]:cuts[i + 1]], 0)
+                        _zero_at(tensors[name], where[cuts[i]:cuts[i + 1]])
         if 4 * (live.numel() - int(live.count_nonzero())) > live.numel():  # compact
             alive = torch.nonzero(live).flatten()
             positions, values = positions.index_select(0, alive), values.index_select(0, alive)

@@ -147,13 +147,32 @@ def test_existing_masks_are_respected():
     assert all(not torch.any(masks[k] & ~manual[k]) for k in masks)
 
 
+def test_prune_through_refuses_a_density_that_keeps_no_weight_in_global_scope():
+    """round(N * density) = 0 would empty every layer: an error naming the density and N,
+    the model untouched; local scope keeps one weight per layer, so it is allowed."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))  # N = 80
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for densities in ([0.001], [0.5, 0.006]):  # round(80 * 0.006) = 0
+        with pytest.raises(ValueError, match=rf"density {densities[-1]} keeps no weight.*N = 80"):
+            synflow.prune_through(model, "synflow", densities, input_shape=(8,))
+        assert list(model.state_dict()) == list(before)
+        assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+    masks = synflow.prune_through(model, "synflow", [1 / 80], input_shape=(8,))  # one kept
+    assert sum(int(m.sum()) for m in masks.values()) == 1
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    with pytest.warns(synflow.CompressionWarning):
+        masks = synflow.prune_through(model, "synflow", [0.001], input_shape=(8,), scope="local")
+    assert [int(m.sum()) for m in masks.values()] == [1, 1]
+
+
 def test_prune_errors(tiny_batches):
     model = synflow.build_model("conv", width=0.5)
     n = sum(m.weight.numel() for m in synflow.prunable_layers(model).values())
     for bad in (0.5, 0, -2, math.nan, math.inf, "ten"):
         with pytest.raises(ValueError, match=rf"compression must be .*{bad!r}"):
             synflow.prune(model, "magnitude", bad)
-    with pytest.raises(ValueError, match=f"leaves no weight.*at most {n}"):
+    with pytest.raises(ValueError, match=f"keeps N / compression < 1 weight.*at most {n}"):
         synflow.prune(model, "magnitude", n + 1)
     with pytest.raises(
         ValueError, match="unknown pruning method 'synflw'.*random, magnitude, snip, grasp, synflow"

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -86,6 +88,18 @@ def test_a_wrong_input_shape_for_an_mlp_names_the_features():
     model = synflow.build_model("mlp", input_shape=(1, 28, 28), width=0.1, seed=0)
     with pytest.raises(ValueError, match=r"\(1, 32, 32\).*784 input features"):
         synflow.prune(model, "synflow", 10, input_shape=(1, 32, 32))
+
+
+@pytest.mark.parametrize("shape", [(3, 10, 10), (3, 2, 2)])
+def test_a_shape_the_first_layer_takes_does_not_blame_its_channels(shape):
+    """(3, 10, 10) flattens to 256, not the Linear's 144; (3, 2, 2) is smaller than the
+    3x3 kernel: the first layer gets the 3 channels it expects, so they are not blamed."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 5))
+    with pytest.raises(ValueError, match=rf"{re.escape(str(shape))}.*the first prunable layer, "
+                                         r"gets the 3 input channels it expects; the clash is "
+                                         r"elsewhere") as error:
+        synflow.prune(model, "synflow", 10, input_shape=shape)
+    assert "expects 3 input channels" not in str(error.value)
 
 
 def test_wrong_data_for_snip_names_the_expected_shape():

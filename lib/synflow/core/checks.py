@@ -117,7 +117,7 @@ def check_compression(compression, total: int | None = None) -> float:
     (10.0, 4.0)
     >>> check_compression(200, total=100)
     Traceback (most recent call last):
-    ValueError: compression 200 leaves no weight: compression must be in [1, 100] ...
+    ValueError: compression 200 keeps N / compression < 1 weight: compression must be in [1, 100] ...
     """
     value = _real_number(compression, "compression", "a finite number >= 1")
     if total is None:
@@ -125,7 +125,8 @@ def check_compression(compression, total: int | None = None) -> float:
             raise ValueError(f"compression must be a finite number >= 1, got {compression!r}")
         return value
     if not (math.isfinite(value) and 1 <= value <= total):
-        leaves = f"compression {compression!r} leaves no weight: " if value > total else ""
+        leaves = f"compression {compression!r} keeps N / compression < 1 weight: " \
+            if value > total else ""
         raise ValueError(
             f"{leaves}compression must be in [1, {total}] (a finite number >= 1 and at most "
             f"{total}, the model's number of prunable weights N), got {compression!r}"
@@ -153,17 +154,22 @@ def check_density(density) -> float:
     return value
 
 
-def check_densities(densities) -> list[float]:
-    """``densities`` as a non-empty list of floats in (0, 1] (:func:`check_density`).
+def check_densities(densities, total: int | None = None) -> list[float]:
+    """``densities`` as a non-empty list of floats in (0, 1] (:func:`check_density`);
+    with ``total``, the number of weights ranked together (global scope's N), each must
+    keep one at least: round(total * density) >= 1.
 
     Raises ValueError naming the bad value (an empty sequence, a string, a density
-    outside (0, 1]).
+    outside (0, 1], one that keeps no weight).
 
     >>> check_densities((1, np.float64(0.5)))
     [1.0, 0.5]
     >>> check_densities([])
     Traceback (most recent call last):
     ValueError: densities must be a non-empty sequence of numbers in (0, 1], got none
+    >>> check_densities([0.5, 0.001], total=80)
+    Traceback (most recent call last):
+    ValueError: density 0.001 keeps no weight: round(N * density) = 0 with N = 80 ...
     """
     if isinstance(densities, (str, bytes)) or not isinstance(densities, Iterable):
         raise ValueError(  # noqa: TRY004 (the library raises ValueError for every bad argument)
@@ -174,6 +180,12 @@ def check_densities(densities) -> list[float]:
         raise ValueError(f"densities must be a non-empty sequence of numbers in (0, 1]: {error}") from None
     if not checked:
         raise ValueError("densities must be a non-empty sequence of numbers in (0, 1], got none")
+    empty = [d for d in checked if total is not None and round(total * d) < 1]
+    if empty:
+        raise ValueError(
+            f"density {empty[0]!r} keeps no weight: round(N * density) = 0 with N = {total} "
+            f"prunable weights; in global scope every density must keep one weight at least "
+            f"(density >= 1/{total}), or use scope='local' (one weight per layer at least)")
     return checked
 
 

@@ -152,7 +152,7 @@ def check_runs(notebook: str, params: dict, runs) -> None:
     >>> run = RunConfig("mlp", "mnist", pruner="synflow", compression=1e9)
     >>> check_runs("demo", {"compressions": [1e9]}, [run])
     Traceback (most recent call last):
-    ValueError: demo: compression 1e+09 of mlp-...-c1e+09-s0-... leaves no weight: mlp (width 1) on mnist has 119400 prunable weights, so compression must be at most 119400; lower compressions
+    ValueError: demo: compression 1e+09 of mlp-...-c1e+09-s0-... keeps N / compression < 1 weight: mlp (width 1) on mnist has 119400 prunable weights, so compression must be at most 119400; lower compressions
     """
     from ..data.datasets import DATASETS, DatasetNotFoundError, locate
 
@@ -175,7 +175,7 @@ def check_runs(notebook: str, params: dict, runs) -> None:
         if run.compression > counts[where]:
             names = " / ".join(n for n in COMPRESSION_PARAMETERS if n in params)
             raise ValueError(
-                f"{notebook}: compression {run.compression:g} of {run.name()} leaves no weight: "
+                f"{notebook}: compression {run.compression:g} of {run.name()} keeps N / compression < 1 weight: "
                 f"{run.model} (width {run.width:g}) on {run.dataset} has {counts[where]} "
                 f"prunable weights, so compression must be at most {counts[where]}; "
                 f"lower {names}")

@@ -14,6 +14,7 @@ input never surfaces as a raw Python or torch error from inside a scorer:
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from collections.abc import Iterable
 
@@ -139,15 +140,25 @@ _DTYPE_ERROR = re.compile(r"dtype|scalar type|type \(|Tensor type|should be the 
 _SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}  # torch's layout after the channels
 
 
-def _expected_input(layers: dict[str, nn.Module]) -> str:
+def _expected_input(layers: dict[str, nn.Module], sample: tuple) -> str:
     """What the first prunable layer expects, in words, e.g. "features.0.weight (Conv2d)
-    expects 3 input channels: input_shape=(3, H, W)"."""
+    expects 3 input channels: input_shape=(3, H, W)"; when ``sample`` gives it what it
+    expects, that the clash is elsewhere."""
     name, module = next(iter(layers.items()))
     kind = type(module).__name__
+    def elsewhere(count, unit):
+        return (f"{name} ({kind}), the first prunable layer, gets the {count} {unit} it "
+                "expects; the clash is elsewhere (an image too small for a kernel or for the "
+                "network's pooling, a flattened size that is not a Linear's in_features)")
+
     if hasattr(module, "in_features"):
+        if module.in_features in (sample[-1] if sample else None, math.prod(sample)):
+            return elsewhere(module.in_features, "input features")
         return (f"{name} ({kind}) expects {module.in_features} input features: an input_shape "
                 f"whose last dimension (or flattened size) is {module.in_features}")
     if hasattr(module, "in_channels"):
+        if len(sample) == len(module.kernel_size) + 1 and sample[0] == module.in_channels:
+            return elsewhere(module.in_channels, "input channels")
         spatial = _SPATIAL.get(len(module.kernel_size), "...")
         return (f"{name} ({kind}) expects {module.in_channels} input channels: input_shape="
                 f"({module.in_channels}, {spatial}), channels first, no batch dimension")
@@ -202,7 +213,7 @@ def explained_errors(model: nn.Module, layers: dict[str, nn.Module], inputs: tor
             hint = f" {sample} looks channels-last (H, W, C): try {(sample[-1], *sample[:-1])}."
         raise InputShapeError(
             f"the model cannot take inputs of shape {sample} (one sample, from input_shape or "
-            f"data): {_expected_input(layers)}.{hint} torch said: {error}"
+            f"data): {_expected_input(layers, sample)}.{hint} torch said: {error}"
         ) from error
 
 

@@ -166,6 +166,15 @@ def test_prune_through_refuses_a_density_that_keeps_no_weight_in_global_scope():
     assert [int(m.sum()) for m in masks.values()] == [1, 1]
 
 
+def test_select_refuses_a_density_that_keeps_no_weight_in_global_scope():
+    scores = {"a": torch.rand(4, 5), "b": torch.rand(6)}  # N = 26
+    with pytest.raises(ValueError, match=r"density 0.01 keeps no weight.*N = 26"):
+        synflow.select(scores, 0.01)
+    assert int(synflow.select(scores, 1 / 26)["a"].sum() + synflow.select(scores, 1 / 26)["b"].sum()) == 1
+    local = synflow.select(scores, 0.01, scope="local")
+    assert [int(m.sum()) for m in local.values()] == [1, 1]
+
+
 def test_prune_errors(tiny_batches):
     model = synflow.build_model("conv", width=0.5)
     n = sum(m.weight.numel() for m in synflow.prunable_layers(model).values())

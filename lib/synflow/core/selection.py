@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from .checks import all_finite, check_choice, check_density, flag
+from .checks import all_finite, check_choice, check_densities, check_density, flag
 from .masks import Masks
 
 SCOPES = ("global", "local")
@@ -245,8 +245,9 @@ def select(
     row-major), so the result is deterministic. Cheap for sweeping many compressions
     over one scoring pass. Returns boolean masks of the same keys and shapes.
 
-    Raises ValueError for a density outside (0, 1], an unknown scope, a mask without
-    scores of its shape, complex scores, or scores with NaN or inf.
+    Raises ValueError for a density outside (0, 1] (in global scope, one that keeps no
+    weight: round(N * density) = 0), an unknown scope, a mask without scores of its shape,
+    complex scores, or scores with NaN or inf.
 
     >>> scores = {"w": torch.tensor([[3, 1], [0, 2]])}
     >>> select(scores, 0.5)["w"].tolist()
@@ -258,6 +259,8 @@ def select(
     if masks is None:
         masks = {name: torch.ones_like(s, dtype=torch.bool) for name, s in scores.items()}
     _check_scores(scores, masks)
+    if scope == "global":  # an empty mask would be meaningless
+        check_densities([density], total=sum(mask.numel() for mask in masks.values()))
     dtype = ranking_dtype(scores[name].dtype for name in masks)
     flat = torch.cat([scores[name].flatten().to(dtype) for name in masks])
     alive = torch.cat([mask.flatten().bool() for mask in masks.values()])

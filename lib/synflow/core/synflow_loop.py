@@ -77,11 +77,13 @@ def _scores(grads, leaves, positions, counts, values, dtype) -> torch.Tensor:
 
 
 def _alive_positions(mask) -> torch.Tensor:
-    """The flat positions of a layer's True mask entries, ascending."""
+    """The flat positions of a layer's True mask entries, ascending, as int32 where they
+    fit (half the index bytes the gathers read)."""
     flat = mask.flatten()
+    dtype = torch.int32 if flat.numel() <= torch.iinfo(torch.int32).max else torch.int64
     if bool(flat.all()):  # an unpruned layer: no scan for its positions
-        return torch.arange(flat.numel(), device=flat.device)
-    return torch.nonzero(flat).flatten()
+        return torch.arange(flat.numel(), device=flat.device, dtype=dtype)
+    return torch.nonzero(flat).flatten().to(dtype)
 
 
 @contextlib.contextmanager
@@ -281,7 +283,7 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
             for i, name in enumerate(names):
                 if cuts[i + 1] > cuts[i]:
                     for tensors in (leaves, originals) if originals is not None else (leaves,):
-                        _zero_at(tensors[name], where[cuts[i]:cuts[i + 1]])
+                        _zero_at(tensors[name], where[cuts[i]:cuts[i + 1]].long())
         if 4 * (live.numel() - int(live.count_nonzero())) > live.numel():  # compact
             alive = torch.nonzero(live).flatten()
             positions, values = positions.index_select(0, alive), values.index_select(0, alive)

@@ -154,22 +154,17 @@ def check_density(density) -> float:
     return value
 
 
-def check_densities(densities, total: int | None = None) -> list[float]:
-    """``densities`` as a non-empty list of floats in (0, 1] (:func:`check_density`);
-    with ``total``, the number of weights ranked together (global scope's N), each must
-    keep one at least: round(total * density) >= 1.
+def check_densities(densities) -> list[float]:
+    """``densities`` as a non-empty list of floats in (0, 1] (:func:`check_density`).
 
     Raises ValueError naming the bad value (an empty sequence, a string, a density
-    outside (0, 1], one that keeps no weight).
+    outside (0, 1]).
 
     >>> check_densities((1, np.float64(0.5)))
     [1.0, 0.5]
     >>> check_densities([])
     Traceback (most recent call last):
     ValueError: densities must be a non-empty sequence of numbers in (0, 1], got none
-    >>> check_densities([0.5, 0.001], total=80)
-    Traceback (most recent call last):
-    ValueError: density 0.001 keeps no weight: round(N * density) = 0 with N = 80 ...
     """
     if isinstance(densities, (str, bytes)) or not isinstance(densities, Iterable):
         raise ValueError(  # noqa: TRY004 (the library raises ValueError for every bad argument)
@@ -180,13 +175,27 @@ def check_densities(densities, total: int | None = None) -> list[float]:
         raise ValueError(f"densities must be a non-empty sequence of numbers in (0, 1]: {error}") from None
     if not checked:
         raise ValueError("densities must be a non-empty sequence of numbers in (0, 1], got none")
-    empty = [d for d in checked if total is not None and round(total * d) < 1]
+    return checked
+
+
+def check_kept(densities: list[float], total: int) -> None:
+    """In global scope, where ``total`` weights (N) are ranked together, every checked
+    density must keep one weight at least: round(N * density) >= 1 (an empty mask is
+    meaningless).
+
+    Raises ValueError naming the first density that keeps none.
+
+    >>> check_kept([0.5, 0.0125], total=80)
+    >>> check_kept([0.5, 0.001], total=80)
+    Traceback (most recent call last):
+    ValueError: density 0.001 keeps no weight: round(N * density) = 0 with N = 80 ...
+    """
+    empty = [d for d in densities if round(total * d) < 1]
     if empty:
         raise ValueError(
             f"density {empty[0]!r} keeps no weight: round(N * density) = 0 with N = {total} "
             f"prunable weights; in global scope every density must keep one weight at least "
             f"(density >= 1/{total}), or use scope='local' (one weight per layer at least)")
-    return checked
 
 
 def check_iterations(iterations) -> int:

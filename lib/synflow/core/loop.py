@@ -14,7 +14,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .checks import check_choice, check_compression, check_densities, check_iterations
+from .checks import (
+    check_choice,
+    check_compression,
+    check_densities,
+    check_iterations,
+    check_kept,
+)
 from .diagnostics import warn_far_from, warn_uninformative
 from .masked import install
 from .masks import Masks, effective_weight, layer_masks, weight_count
@@ -82,8 +88,8 @@ def prune_through(
     step are installed and returned. The other arguments are ``prune``'s, checked alike.
 
     Raises ValueError for an unknown method, scope, bad densities (in global scope, one
-    that keeps no weight: round(N * density) = 0), missing data or input shape, scores with NaN or inf, and a network SynFlow cannot score; warns as
-    :func:`prune` does.
+    that keeps no weight: round(N * density) = 0), missing data or input shape, scores
+    with NaN or inf, and a network SynFlow cannot score; warns as :func:`prune` does.
 
     >>> from torch import nn
     >>> model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
@@ -95,7 +101,7 @@ def prune_through(
     densities = check_densities(densities)
     model, layers = checked_model(model, method if isinstance(method, str) else None)
     if run["scope"] == "global":
-        check_densities(densities, total=weight_count(layers))
+        check_kept(densities, weight_count(layers))
     data, input_shape = check_data(method, data, input_shape)
     return _prune_through(model, layers, densities, data=data, input_shape=input_shape, **run)
 

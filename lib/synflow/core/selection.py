@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from .checks import all_finite, check_choice, check_densities, check_density, flag
+from .checks import all_finite, check_choice, check_density, check_kept, flag
 from .masks import Masks
 
 SCOPES = ("global", "local")
@@ -260,7 +260,7 @@ def select(
         masks = {name: torch.ones_like(s, dtype=torch.bool) for name, s in scores.items()}
     _check_scores(scores, masks)
     if scope == "global":  # an empty mask would be meaningless
-        check_densities([density], total=sum(mask.numel() for mask in masks.values()))
+        check_kept([density], sum(mask.numel() for mask in masks.values()))
     dtype = ranking_dtype(scores[name].dtype for name in masks)
     flat = torch.cat([scores[name].flatten().to(dtype) for name in masks])
     alive = torch.cat([mask.flatten().bool() for mask in masks.values()])

@@ -175,7 +175,6 @@ def _alive_pass(model, layers, leaves, positions, counts, input_shape, dtype, tr
     scores = _scores(grads, leaves.values(), positions, counts, values, dtype)
     limit = torch.finfo(dtype).max * 2.0 ** -20
     finite, bound = _grads_finite(layers, grads, bounds, limit)
-    top = top if values is not None else math.inf  # top bounds the loop's own leaves
     return R, grads, scores, finite and (bound * top < limit or all_finite(scores))
 
 
@@ -197,7 +196,8 @@ def _checked_scores(model, layers, leaves, values, originals, positions, counts,
         low, high = paths.FLOAT32_SAFE_RANGE
         if (finite and low < float(R) < high) or paths._safe_in_float32(R, _full(grads, leaves)):
             return grads, scores, leaves
-        leaves, values = fresh_leaves(originals, transform, torch.float64), None
+        # new leaves: gathered afresh, and top, the float32 leaves' bound, is not theirs
+        leaves, values, top = fresh_leaves(originals, transform, torch.float64), None, math.inf
     R, grads, scores, finite = _alive_pass(model, layers, leaves, positions, counts,
                                            input_shape, torch.float64, transform, values, top)
     if not (finite and math.isfinite(float(R))):
@@ -278,12 +278,12 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
         ends = torch.tensor(counts, device=positions.device).cumsum(0)
         if gone.numel():
             values.index_fill_(0, gone, 0)
-            where = positions.index_select(0, gone)  # gone and where: ascending per layer
+            where = positions.index_select(0, gone).long()  # ascending per layer
             cuts = [0, *torch.searchsorted(gone, ends).tolist()]
             for i, name in enumerate(names):
                 if cuts[i + 1] > cuts[i]:
                     for tensors in (leaves, originals) if originals is not None else (leaves,):
-                        _zero_at(tensors[name], where[cuts[i]:cuts[i + 1]].long())
+                        _zero_at(tensors[name], where[cuts[i]:cuts[i + 1]])
         if 4 * (live.numel() - int(live.count_nonzero())) > live.numel():  # compact
             alive = torch.nonzero(live).flatten()
             positions, values = positions.index_select(0, alive), values.index_select(0, alive)

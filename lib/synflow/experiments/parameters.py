@@ -175,7 +175,8 @@ def check_runs(notebook: str, params: dict, runs) -> None:
         if run.compression > counts[where]:
             names = " / ".join(n for n in COMPRESSION_PARAMETERS if n in params)
             raise ValueError(
-                f"{notebook}: compression {run.compression:g} of {run.name()} keeps N / compression < 1 weight: "
+                f"{notebook}: compression {run.compression:g} of {run.name()} keeps "
+                "N / compression < 1 weight: "
                 f"{run.model} (width {run.width:g}) on {run.dataset} has {counts[where]} "
                 f"prunable weights, so compression must be at most {counts[where]}; "
                 f"lower {names}")

@@ -5,6 +5,7 @@ scored by compute_scores on the masked model, the pruned ones excluded, a stable
 """
 
 import itertools
+import math
 import warnings
 
 import pytest
@@ -134,7 +135,7 @@ BOUND_CASES = [
 def test_gradient_bound_bounds_every_weight_gradient(case):
     """gradient_bound's sum per layer is >= every entry of that layer's weight gradient,
     on a pass like SynFlow's (positive weights, positive input) and on a signed one."""
-    from synflow.core.synflow_loop import gradient_bound
+    from synflow.core.gradient_bound import gradient_bound
 
     torch.manual_seed(case)
     model, shape = BOUND_CASES[case]()
@@ -158,7 +159,7 @@ def test_gradient_bound_bounds_every_weight_gradient(case):
 def test_gradient_bound_sums_every_call_and_covers_masked_layers():
     """A layer called twice: its gradient sums both calls, and so does the bound (here
     exactly: one weight, all-ones input). A masked layer is bounded as its torch class."""
-    from synflow.core.synflow_loop import gradient_bound
+    from synflow.core.gradient_bound import gradient_bound
 
     class Doubled(nn.Module):
         def __init__(self):
@@ -180,7 +181,7 @@ def test_gradient_bound_sums_every_call_and_covers_masked_layers():
 def test_gradient_bound_leaves_out_what_it_cannot_bound():
     """A layer of another type (a subclass with its own forward) and a call with no tensor
     input get no bound, so their gradients are read in full."""
-    from synflow.core.synflow_loop import gradient_bound
+    from synflow.core.gradient_bound import gradient_bound
 
     class Scaled(nn.Linear):
         def forward(self, x):
@@ -265,3 +266,90 @@ def test_synflow_prunes_models_whose_weights_are_not_row_major(build, precision)
     assert all(torch.equal(ours[name], plain[name]) for name in ours)
     assert sum(int(m.sum()) for m in ours.values()) == round(
         sum(m.numel() for m in ours.values()) * densities[-1])
+
+
+def alive_case(n=400_000, dead=0.2, ties=False, negative=False, seed=0):
+    """Scores of a loop iteration: dead entries (pruned since the last compaction) exactly
+    0, the others positive (or partly negative), with or without heavy ties."""
+    g = torch.Generator().manual_seed(seed)
+    values = torch.rand(n, generator=g, dtype=torch.float64)
+    if ties:
+        values = torch.randint(1, 40, (n,), generator=g).double()
+    if negative:
+        values -= 0.9
+    live = torch.rand(n, generator=g) >= dead
+    values[~live] = 0
+    return values, live
+
+
+@pytest.mark.parametrize("case", [{}, {"ties": True}, {"dead": 0.0}, {"dead": 0.6},
+                                  {"negative": True}, {"n": 1_000}])
+@pytest.mark.parametrize("density_of_alive", [0.999, 0.955, 0.5, 0.01])
+def test_drop_alive_is_the_general_selection_and_what_it_dropped(monkeypatch, case,
+                                                                  density_of_alive):
+    """The loop's one-scan selection (global scope, many scores) keeps exactly what the
+    general selection keeps and returns the alive positions it dropped, ascending; where
+    it cannot decide (the k-th best not above 0, few scores, the other scopes) the general
+    path does."""
+    from synflow.core import alive_selection as selection
+
+    values, live = alive_case(**case)
+    counts = [values.numel() // 3, values.numel() - values.numel() // 3]
+    sizes = [c + 1_000 for c in counts]  # pruned weights outside the positions
+    density = round(int(live.sum()) * density_of_alive) / sum(sizes)
+    general = []
+    select_alive = selection._select_alive
+    monkeypatch.setattr(selection, "_select_alive",
+                        lambda *a, **k: (general.append(1), select_alive(*a, **k))[1])
+    for scope, invert in [("global", False), ("local", False), ("global", True)]:
+        general.clear()
+        kept, gone = selection._drop_alive(values.clone(), live.clone(), counts, sizes, density,
+                                           scope=scope, invert=invert)
+        expected = select_alive(values.clone(), live, counts, sizes, density, scope=scope,
+                                invert=invert)
+        assert torch.equal(kept, expected), (scope, invert)
+        assert torch.equal(gone, torch.nonzero(live & ~expected).flatten()), (scope, invert)
+        if case.get("ties"):
+            continue  # the bracket may fall inside one tie class: either path may decide
+        fast = scope == "global" and not invert and values.numel() > 4 * selection.SAMPLE_SIZE \
+            and float(values[expected].min()) > 0
+        assert general == ([] if fast else [1]), (scope, invert)
+
+
+def medium_vgg():
+    """Over 4 * 65,536 weights: the loop's one-scan selection runs (small models take the
+    general path)."""
+    return synflow.build_model("vgg11_bn", width=1 / 4, seed=2), (3, 32, 32)
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_synflow_masks_equal_a_full_ranking_with_many_weights(precision):
+    densities = schedule_densities(30, 4, "exponential")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, shape = medium_vgg()
+        ours = synflow.prune_through(model, "synflow", densities, input_shape=shape,
+                                     precision=precision)
+        plain = full_ranking(medium_vgg()[0], "synflow", densities, input_shape=shape,
+                             precision=precision, scope="global", invert=False)
+    assert sum(m.numel() for m in ours.values()) > 4 * 65_536
+    assert all(torch.equal(ours[name], plain[name]) for name in plain)
+
+
+@pytest.mark.parametrize("bracket", [(0.9, 0.95), (0.01, 0.02), (-math.inf, -1.0)])
+def test_drop_alive_falls_back_when_the_bracket_misses(monkeypatch, bracket):
+    """A sample that misplaces the threshold (its bracket above, below or left of it)
+    sends the selection to the general path, with the same result."""
+    from synflow.core import alive_selection as selection
+
+    values, live = alive_case()
+    monkeypatch.setattr(selection, "_bracket", lambda *args: bracket)
+    sizes = [values.numel()]
+    density = round(int(live.sum()) * 0.5) / values.numel()
+    kept, gone = selection._drop_alive(values.clone(), live, sizes, sizes, density,
+                                       scope="global", invert=False)
+    monkeypatch.undo()
+    expected = selection._select_alive(values.clone(), live, sizes, sizes, density,
+                                       scope="global", invert=False)
+    assert torch.equal(kept, expected)
+    assert torch.equal(gone, torch.nonzero(live & ~expected).flatten())

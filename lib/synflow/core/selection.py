@@ -12,13 +12,16 @@ import math
 import torch
 
 from .checks import all_finite, check_choice, check_density, check_kept, flag
+from .flat_ops import count, greater, kth_smallest, nonzero
 from .masks import Masks
 
 SCOPES = ("global", "local")
+SAMPLE_SIZE = 1 << 16  # the scores top_k samples to bracket its threshold
 
 
 def top_k(
-    values: torch.Tensor, k: int, sample_size: int = 1 << 16, scratch: torch.Tensor | None = None
+    values: torch.Tensor, k: int, sample_size: int = SAMPLE_SIZE,
+    scratch: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, float]:
     """The ``k`` largest entries of a 1-D tensor: ``(boolean mask, k-th largest value)``.
 
@@ -41,19 +44,28 @@ def top_k(
             return torch.ones(n, dtype=torch.bool, device=values.device), float(values.min())
         return torch.zeros(n, dtype=torch.bool, device=values.device), math.inf
     if n > 4 * sample_size:
-        sample = values[_sample_positions(n, sample_size, values.device)].cpu()
-        rank = sample_size * (1 - k / n)  # where the threshold falls in the sorted sample
-        margin = 4 * math.sqrt(sample_size * (k / n) * (1 - k / n)) + 8
-        low_rank, high_rank = int(rank - margin), int(rank + margin)
-        low = _smallest(sample, low_rank + 1) if low_rank >= 0 else -math.inf
-        high = _smallest(sample, high_rank + 1) if high_rank < sample_size else math.inf
-        chosen = torch.gt(values, high, out=scratch) if scratch is not None else values > high
-        above = int(torch.count_nonzero(chosen))
-        band = torch.nonzero(torch.gt(values, low).bitwise_xor_(chosen)).flatten()
+        low, high = _bracket(values, k, sample_size)
+        chosen = greater(values, high, out=scratch)
+        above = count(chosen)
+        band = nonzero(greater(values, low).bitwise_xor_(chosen))
         if above < k <= above + band.numel():
-            return _choose(chosen, band, values[band], k - above)
+            return _choose(chosen, band, values.index_select(0, band), k - above)
     everything = torch.arange(n, device=values.device)
     return _choose(torch.zeros_like(values, dtype=torch.bool), everything, values, k)
+
+
+def _bracket(values, k, sample_size=SAMPLE_SIZE) -> tuple[float, float]:
+    """``(low, high)`` with ``low < t <= high`` for the ``k``-th largest value t of
+    ``values``, with high probability, from a fixed stratified sample of ``sample_size``
+    of them (``values.numel() > 4 * sample_size``); either may be infinite."""
+    n = values.numel()
+    sample = values.index_select(0, _sample_positions(n, sample_size, values.device)).cpu()
+    rank = sample_size * (1 - k / n)  # where the threshold falls in the sorted sample
+    margin = 4 * math.sqrt(sample_size * (k / n) * (1 - k / n)) + 8
+    low_rank, high_rank = int(rank - margin), int(rank + margin)
+    low = kth_smallest(sample, low_rank + 1) if low_rank >= 0 else -math.inf
+    high = kth_smallest(sample, high_rank + 1) if high_rank < sample_size else math.inf
+    return low, high
 
 
 def _sample_positions(n, size, device) -> torch.Tensor:
@@ -65,19 +77,14 @@ def _sample_positions(n, size, device) -> torch.Tensor:
     return positions.clamp_max_(n - 1).to(device)
 
 
-def _smallest(values, k) -> float:
-    """The ``k``-th smallest of ``values`` (1-based), without sorting them."""
-    return float(torch.kthvalue(values, k).values)
-
-
 def _choose(chosen, positions, candidates, k):
     """Mark the ``k`` best ``candidates`` (at ascending ``positions``) in ``chosen``;
-    ties at the threshold go to the lowest positions."""
-    threshold = _smallest(candidates.cpu(), candidates.numel() - k + 1)
-    above = candidates > threshold
+    ties at the threshold go to the lowest positions. Returns ``(chosen, threshold)``."""
+    threshold = kth_smallest(candidates.cpu(), candidates.numel() - k + 1)
+    above = greater(candidates, threshold)
     chosen[positions[above]] = True
     tied = positions[candidates == threshold]
-    chosen[tied[: k - int(torch.count_nonzero(above))]] = True
+    chosen[tied[: k - count(above)]] = True
     return chosen, threshold
 
 
@@ -130,7 +137,7 @@ def _keep_best(values, alive, target, *, invert, zero_when_pruned, scratch=None,
     ``finite``: the caller has checked that every value is finite."""
     if not finite:
         check_finite(values)
-    target = min(target, int(torch.count_nonzero(alive)))
+    target = min(target, count(alive))
     if invert:
         values.neg_()
     if zero_when_pruned and not invert:
@@ -181,23 +188,6 @@ def _select_flat(flat, alive, sizes, density, *, scope, invert, zero_when_pruned
             scratch=kept[part],
         )
     return kept
-
-
-def _select_alive(values, live, counts, sizes, density, *, scope, invert):
-    """:func:`_select_flat` given part of the weights: ``values`` are the scores of a
-    subset of the weights holding every alive one, in flat order (``counts[l]`` of them
-    in layer l of ``sizes[l]`` weights), ``live`` says which are alive; the others must
-    score exactly 0, like every pruned weight. Returns the boolean keep mask over the
-    subset: the same choice as over every weight (the :func:`scope_targets` of the full
-    sizes, the best alive scores, ties to the lowest position). ``values`` is
-    overwritten; every value must be finite (the caller checks it)."""
-    groups = [(values, live)] if scope == "global" else zip(values.split(counts),
-                                                            live.split(counts))
-    kept = [_keep_best(group, alive, target, invert=invert, zero_when_pruned=True,
-                       finite=True)
-            if group.numel() else torch.zeros(0, dtype=torch.bool, device=values.device)
-            for (group, alive), target in zip(groups, scope_targets(sizes, density, scope))]
-    return kept[0] if len(kept) == 1 else torch.cat(kept)
 
 
 def _check_scores(scores, masks) -> None:

@@ -16,20 +16,20 @@ whether the pruned weights' zeros are ranked with them or not
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 
 import torch
 
+from .alive_selection import _drop_alive
 from .checks import all_finite
 from .diagnostics import warn_uninformative_counts
-from .masked import _MaskedWeight, install
+from .flat_ops import count, nonzero
+from .gradient_bound import gradient_bound, grads_finite, largest
+from .masked import install
 from .masks import Masks, effective_weight, layer_masks
-from .prunable import PRUNABLE_TYPES
 from .scorers import synflow as paths
 from .scorers.functional import check_materialized, fresh_leaves
-from .selection import _select_alive
 
 POWERS = {"synflow": 1, "synflow_l2": 2}  # the methods this loop runs: |w| or w**2
 
@@ -59,14 +59,16 @@ def _zero_at(tensor, where) -> None:
         tensor.index_put_(torch.unravel_index(where, tensor.shape), tensor.new_zeros(()))
 
 
-def _scores(grads, leaves, positions, counts, values, dtype) -> torch.Tensor:
-    """The scores dR/dw * w at ``positions`` in one flat tensor, w the leaves there
-    (``values``, one flat tensor like the result, if given). A layer whose positions are
-    all of its weights (none pruned since the last compaction) is multiplied in place of
-    a gather."""
+def _scores(grads, leaves, positions, counts, values, dtype, out=None) -> torch.Tensor:
+    """The scores dR/dw * w at ``positions`` in one flat tensor (``out`` if given, a
+    buffer of ``dtype`` holding at least as many), w the leaves there (``values``, one
+    flat tensor like the result, if given). A layer whose positions are all of its weights
+    (none pruned since the last compaction) is multiplied in place of a gather."""
     if values is None:
         values = _gather(leaves, positions, counts, dtype)
-    out = torch.empty(positions.numel(), dtype=dtype, device=positions.device)
+    if out is None or out.dtype != dtype:
+        out = torch.empty(positions.numel(), dtype=dtype, device=positions.device)
+    out = out[:positions.numel()]
     for g, p, part, w in zip(grads, positions.split(counts), out.split(counts),
                              values.split(counts)):
         if p.numel() == g.numel():  # p is every position, in order
@@ -83,98 +85,23 @@ def _alive_positions(mask) -> torch.Tensor:
     dtype = torch.int32 if flat.numel() <= torch.iinfo(torch.int32).max else torch.int64
     if bool(flat.all()):  # an unpruned layer: no scan for its positions
         return torch.arange(flat.numel(), device=flat.device, dtype=dtype)
-    return torch.nonzero(flat).flatten().to(dtype)
-
-
-@contextlib.contextmanager
-def gradient_bound(layers):
-    """Bound every prunable weight's gradient from the pass's activations: yields a dict
-    that, after the forward and backward pass, maps each layer of a standard torch type
-    (``PRUNABLE_TYPES`` exactly, or their masked versions: their forward is a convolution
-    or a matrix product; a mask only zeroes gradient entries) to a
-    list of 0-d tensors (float32 or float64), one per call, whose sum bounds every entry
-    of dR/dW.
-    An entry of a weight's gradient is a sum over the call's input positions of
-    ``input * output gradient`` products, at most ``max(numel(input), numel(output))``
-    terms, so ``max|input| * max|output gradient| * that count`` bounds it. A layer
-    missing from the dict (another type, a call with no tensor input, never called
-    through ``__call__``) has no bound. Finite, with a wide margin, the bound proves
-    every gradient finite without reading them (a full pass over every weight's
-    gradient costs about a fifth of a SynFlow pass on VGG-16).
-
-    >>> import torch.nn as nn
-    >>> layer = nn.Linear(3, 2)
-    >>> with gradient_bound({"fc": layer}) as bounds:
-    ...     layer(torch.ones(1, 3)).sum().backward()
-    >>> float(sum(bounds["fc"])), layer.weight.grad.abs().max().item()  # 1 * 1 * 3 >= 1
-    (3.0, 1.0)
-    """
-    bounds: dict[str, list] = {}
-    names = {id(m): name for name, m in layers.items() if _standard_type(m) in PRUNABLE_TYPES}
-    unbounded: set[str] = set()
-
-    def record(module, args, output):
-        name = names[id(module)]
-        inputs = args[0] if args else None
-        if not (isinstance(inputs, torch.Tensor) and isinstance(output, torch.Tensor)):
-            unbounded.add(name)
-            return
-        if not output.requires_grad:
-            return  # no gradient flows through this call
-        term = _largest(inputs) * max(inputs.numel(), output.numel())
-        terms = bounds.setdefault(name, [])
-        output.register_hook(lambda g: terms.append(term * _largest(g)))
-
-    handles = [m.register_forward_hook(record) for m in layers.values() if id(m) in names]
-    try:
-        yield bounds
-    finally:
-        for handle in handles:
-            handle.remove()
-        for name in unbounded:
-            bounds.pop(name, None)
-
-
-def _largest(tensor):
-    """max|tensor| as a 0-d tensor in float32 or float64 (a wider dtype only where the
-    tensor has one: some devices have no float64). An overflow makes it inf, which no
-    bound passes."""
-    wide = tensor.dtype in (torch.float32, torch.float64)
-    return (tensor.detach() if wide else tensor.detach().float()).abs().amax()
-
-
-def _standard_type(module):
-    """The layer's torch class: its own, or the one our ``Masked<Class>`` extends."""
-    cls = type(module)
-    return cls.__bases__[1] if issubclass(cls, _MaskedWeight) else cls
-
-
-def _grads_finite(layers, grads, bounds, limit) -> tuple[bool, float]:
-    """``(every gradient finite, B)``: finite by the :func:`gradient_bound` where each
-    layer has one and their sum is below ``limit``, by one sum over the gradient
-    otherwise; B bounds every gradient entry when every layer has a bound (inf when one
-    has none)."""
-    terms = [t for name in layers if name in bounds for t in bounds[name]]
-    total = float(sum(terms)) if terms else math.inf
-    proven = total < limit
-    # a called layer with no term had no gradient flowing through it
-    finite = all((proven and name in bounds) or all_finite(g) for name, g in zip(layers, grads))
-    return finite, total if all(name in bounds for name in layers) else math.inf
+    return nonzero(flat).to(device=flat.device, dtype=dtype)
 
 
 def _alive_pass(model, layers, leaves, positions, counts, input_shape, dtype, transform,
-                values=None, top=math.inf):
+                values=None, top=math.inf, out=None):
     """One SynFlow pass: ``(R, gradients, alive scores, finite)``; the alive scores are
     dR/dw * w at ``positions``, one flat tensor in flat order (layer after layer; w the
     leaves there, ``values`` if given), ``finite`` says that every score, the pruned
     weights' ``gradient * 0`` included, is finite. ``top`` bounds every leaf: with the
     gradients' bound B, B * top < ``dtype``'s largest value * 2**-20 (room for rounding
-    and for convolution algorithms' intermediate sums) proves the scores finite unread."""
+    and for convolution algorithms' intermediate sums) proves the scores finite unread.
+    The scores are written into ``out`` where it is a buffer of ``dtype``."""
     with gradient_bound(layers) as bounds:
         R, grads = paths.path_gradients(model, layers, leaves, input_shape, dtype, transform)
-    scores = _scores(grads, leaves.values(), positions, counts, values, dtype)
+    scores = _scores(grads, leaves.values(), positions, counts, values, dtype, out)
     limit = torch.finfo(dtype).max * 2.0 ** -20
-    finite, bound = _grads_finite(layers, grads, bounds, limit)
+    finite, bound = grads_finite(layers, grads, bounds, limit)
     return R, grads, scores, finite and (bound * top < limit or all_finite(scores))
 
 
@@ -183,23 +110,25 @@ def _full(grads, leaves) -> dict[str, torch.Tensor]:
     return {name: g.mul(w.detach()) for (name, w), g in zip(leaves.items(), grads)}
 
 
-def _checked_scores(model, layers, leaves, values, originals, positions, counts, input_shape,
-                    precision, power, top):
+def _checked_scores(model, layers, leaves, values, unpruned, positions, counts, input_shape,
+                    precision, power, top, out):
     """:func:`synflow.core.scorers.synflow.checked_pass` on the alive weights:
-    ``(grads, alive scores, leaves used)``, with the same float32 fallback and the same
-    overflow error (decided on every score when the quick test fails); ``top`` bounds
-    every leaf."""
+    ``(grads, alive scores, leaves used)``, with the same float32 fallback (on the weights
+    ``unpruned()`` returns) and the same overflow error (decided on every score when the
+    quick test fails); ``top`` bounds every leaf; ``out``: a buffer for the scores."""
     transform = paths.path_transform(power)
     if precision == "float32":
         R, grads, scores, finite = _alive_pass(model, layers, leaves, positions, counts,
-                                               input_shape, torch.float32, transform, values, top)
+                                               input_shape, torch.float32, transform, values, top,
+                                               out)
         low, high = paths.FLOAT32_SAFE_RANGE
         if (finite and low < float(R) < high) or paths._safe_in_float32(R, _full(grads, leaves)):
             return grads, scores, leaves
         # new leaves: gathered afresh, and top, the float32 leaves' bound, is not theirs
-        leaves, values, top = fresh_leaves(originals, transform, torch.float64), None, math.inf
+        leaves, values, top = fresh_leaves(unpruned(), transform, torch.float64), None, math.inf
     R, grads, scores, finite = _alive_pass(model, layers, leaves, positions, counts,
-                                           input_shape, torch.float64, transform, values, top)
+                                           input_shape, torch.float64, transform, values, top,
+                                           out)
     if not (finite and math.isfinite(float(R))):
         paths.check_finite(R, _full(grads, leaves), len(layers), power)
     return grads, scores, leaves
@@ -258,13 +187,19 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
     # the float64 fallback of precision="float32" starts again from the (masked) weights
     originals = {name: w.clone() for name, w in weights.items()} if dtype != torch.float64 \
         else None
+
+    def unpruned():  # the original weights, 0 where pruned by now
+        alive = _masks(names, shapes, positions, counts, live)
+        return {name: w.masked_fill(~alive[name], 0) for name, w in originals.items()}
+
     values = _gather(leaves.values(), positions, counts, dtype)  # the leaves at positions
-    top = max(float(_largest(leaf)) for leaf in leaves.values())  # pruning only lowers it
+    top = max(float(largest(leaf)) for leaf in leaves.values())  # pruning only lowers it
+    buffer = torch.empty_like(values)  # for the scores: the same pages every iteration
     stopped = False
     for iteration, density in enumerate(densities, start=1):
-        grads, scores, used = _checked_scores(model, layers, leaves, values, originals,
+        grads, scores, used = _checked_scores(model, layers, leaves, values, unpruned,
                                               positions, counts, input_shape, precision, power,
-                                              top)
+                                              top, buffer)
         if iteration in (1, len(densities)):
             warn_uninformative_counts([int(torch.count_nonzero(s)) for s in scores.split(counts)],
                                       [bool(part.any()) for part in live.split(counts)], names,
@@ -272,9 +207,7 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
         record = torch.cat([s.flatten() for s in _full(grads, used).values()]) \
             if callback is not None else None
         before = _masks(names, shapes, positions, counts, live) if callback is not None else None
-        kept = _select_alive(scores, live, counts, sizes, density, scope=scope, invert=invert)
-        gone = torch.nonzero(live.bitwise_xor_(kept)).flatten()  # live was a superset of kept
-        live = kept
+        live, gone = _drop_alive(scores, live, counts, sizes, density, scope=scope, invert=invert)
         ends = torch.tensor(counts, device=positions.device).cumsum(0)
         if gone.numel():
             values.index_fill_(0, gone, 0)
@@ -282,10 +215,9 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
             cuts = [0, *torch.searchsorted(gone, ends).tolist()]
             for i, name in enumerate(names):
                 if cuts[i + 1] > cuts[i]:
-                    for tensors in (leaves, originals) if originals is not None else (leaves,):
-                        _zero_at(tensors[name], where[cuts[i]:cuts[i + 1]])
-        if 4 * (live.numel() - int(live.count_nonzero())) > live.numel():  # compact
-            alive = torch.nonzero(live).flatten()
+                    _zero_at(leaves[name], where[cuts[i]:cuts[i + 1]])
+        if 4 * (live.numel() - count(live)) > live.numel():  # compact
+            alive = nonzero(live)
             positions, values = positions.index_select(0, alive), values.index_select(0, alive)
             cuts = [0, *torch.searchsorted(alive, ends).tolist()]
             counts = [b - a for a, b in itertools.pairwise(cuts)]

@@ -1,0 +1,78 @@
+"""Bookkeeping on long flat tensors: comparisons with a number, counts, the positions of
+True entries and the k-th smallest value, through NumPy for CPU tensors and torch elsewhere.
+
+The pruning loop does these on millions of scores every iteration, and on the CPU torch's
+kernels for most of them are several times slower than NumPy's, most of all on one
+thread (the way ``make reproduce`` runs); ``python benchmarks/flat_ops_speed.py`` prints
+the ratio of each. The results are the same: IEEE comparisons of the same values (the
+number rounded to the values' dtype, as torch does), positions ascending. Inputs are
+1-D and contiguous or strided; NumPy takes CPU tensors of the dtypes it has (bool,
+float32, float64, int32, int64) outside autograd, and torch the rest (bfloat16, float16,
+CUDA).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+_NUMPY_DTYPES = {torch.bool, torch.float32, torch.float64, torch.int32, torch.int64}
+
+
+def _array(tensor):
+    """The tensor's NumPy view (no copy), or None where NumPy cannot take it."""
+    if tensor.device.type == "cpu" and tensor.dtype in _NUMPY_DTYPES and not tensor.requires_grad:
+        return tensor.numpy()
+    return None
+
+
+def nonzero(mask: torch.Tensor) -> torch.Tensor:
+    """The positions of ``mask``'s True entries, ascending, as int64 (``mask`` 1-D bool).
+
+    >>> nonzero(torch.tensor([False, True, True, False])).tolist()
+    [1, 2]
+    """
+    array = _array(mask)
+    if array is None:
+        return torch.nonzero(mask).flatten()
+    return torch.from_numpy(np.flatnonzero(array))
+
+
+def greater(values: torch.Tensor, threshold: float, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``values > threshold`` as a bool tensor (written into ``out``, a bool tensor like
+    ``values``, if given); ``threshold`` is compared in ``values``' dtype, as torch does.
+
+    >>> greater(torch.tensor([0.5, 2.0, 1.0]), 1.0).tolist()
+    [False, True, False]
+    """
+    array, target = _array(values), None if out is None else _array(out)
+    if array is None or (out is not None and target is None):
+        return torch.gt(values, threshold, out=out) if out is not None else values > threshold
+    if out is None:
+        out = torch.empty(values.shape, dtype=torch.bool)
+        target = out.numpy()
+    with np.errstate(over="ignore"):  # 1e300 is inf in float32, as in torch
+        np.greater(array, array.dtype.type(threshold), out=target)
+    return out
+
+
+def count(mask: torch.Tensor) -> int:
+    """The number of True entries of a bool tensor.
+
+    >>> count(torch.tensor([True, False, True]))
+    2
+    """
+    array = _array(mask)
+    return int(np.count_nonzero(array)) if array is not None else int(torch.count_nonzero(mask))
+
+
+def kth_smallest(values: torch.Tensor, k: int) -> float:
+    """The ``k``-th smallest entry (1-based) of a 1-D tensor, without sorting it.
+
+    >>> kth_smallest(torch.tensor([3.0, 1.0, 2.0]), 2)
+    2.0
+    """
+    array = _array(values)
+    if array is None:
+        return float(torch.kthvalue(values, k).values)
+    return float(np.partition(array, k - 1)[k - 1])

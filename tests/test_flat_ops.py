@@ -1,0 +1,60 @@
+"""synflow.core.flat_ops: NumPy's kernels for CPU tensors give exactly torch's results."""
+
+import math
+
+import pytest
+import torch
+
+from synflow.core import flat_ops
+
+
+def values_with_ties(dtype, n=10_000):
+    g = torch.Generator().manual_seed(0)
+    values = torch.randint(0, 20, (n,), generator=g).to(dtype)  # heavy ties
+    values[: n // 2] = torch.randn(n // 2, generator=g).to(dtype)
+    values[::97] = math.inf
+    values[1::89] = -math.inf
+    return values
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("threshold", [0.0, 0.1, 7.0, 1e300, -math.inf, math.inf])
+def test_greater_is_torchs_comparison(dtype, threshold):
+    """Same booleans as torch's ``values > threshold``: the threshold compared in the
+    values' dtype (0.1 rounds to float32's 0.1 there; 1e300 is inf), NumPy or not."""
+    values = values_with_ties(dtype)
+    expected = values > threshold
+    assert torch.equal(flat_ops.greater(values, threshold), expected)
+    out = torch.empty(values.numel(), dtype=torch.bool)
+    assert flat_ops.greater(values, threshold, out=out) is out
+    assert torch.equal(out, expected)
+    strided = values[::3]
+    assert torch.equal(flat_ops.greater(strided, threshold), strided > threshold)
+
+
+def test_greater_rounds_the_threshold_to_the_values_dtype():
+    values = torch.tensor([0.1, 0.2], dtype=torch.float32)  # 0.1f > 0.1 in float64
+    assert flat_ops.greater(values, 0.1).tolist() == [False, True]
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.01, 0.5, 1.0])
+def test_nonzero_and_count_are_torchs(fraction):
+    mask = torch.rand(100_003, generator=torch.Generator().manual_seed(1)) < fraction
+    positions = flat_ops.nonzero(mask)
+    assert positions.dtype == torch.int64
+    assert torch.equal(positions, torch.nonzero(mask).flatten())
+    assert flat_ops.count(mask) == int(mask.sum())
+    assert torch.equal(flat_ops.nonzero(mask[1::2]), torch.nonzero(mask[1::2]).flatten())
+    assert flat_ops.nonzero(torch.zeros(0, dtype=torch.bool)).numel() == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_kth_smallest_is_kthvalue(dtype):
+    values = values_with_ties(dtype, 5_001)
+    for k in (1, 2, 2_500, 5_000, 5_001):
+        assert flat_ops.kth_smallest(values, k) == float(torch.kthvalue(values, k).values), k
+
+
+def test_tensors_that_require_grad_take_torchs_path():
+    values = torch.tensor([1.0, 3.0], requires_grad=True)
+    assert flat_ops.greater(values, 2.0).tolist() == [False, True]

@@ -12,13 +12,14 @@ from .selection import SAMPLE_SIZE, _bracket, _choose, _keep_best, scope_targets
 
 
 def _select_alive(values, live, counts, sizes, density, *, scope, invert):
-    """:func:`_select_flat` given part of the weights: ``values`` are the scores of a
-    subset of the weights holding every alive one, in flat order (``counts[l]`` of them
-    in layer l of ``sizes[l]`` weights), ``live`` says which are alive; the others must
-    score exactly 0, like every pruned weight. Returns the boolean keep mask over the
-    subset: the same choice as over every weight (the :func:`scope_targets` of the full
-    sizes, the best alive scores, ties to the lowest position). ``values`` is
-    overwritten; every value must be finite (the caller checks it)."""
+    """:func:`synflow.core.selection._select_flat` given part of the weights: ``values``
+    are the scores of a subset of the weights holding every alive one, in flat order
+    (``counts[l]`` of them in layer l of ``sizes[l]`` weights), ``live`` says which are
+    alive; the others must score exactly 0, like every pruned weight. Returns the boolean
+    keep mask over the subset: the same choice as over every weight (the
+    :func:`scope_targets` of the full sizes, the best alive scores, ties to the lowest
+    position). ``values`` is overwritten; every value must be finite (the caller checks
+    it)."""
     groups = [(values, live)] if scope == "global" else zip(values.split(counts),
                                                             live.split(counts))
     kept = [_keep_best(group, alive, target, invert=invert, zero_when_pruned=True,

@@ -328,6 +328,25 @@ def test_local_scope_never_empties_a_small_layer():
     assert synflow.count_kept(synflow.select(scores, 0.01, scope="local")) == {"0.weight": (1, 6)}
 
 
+def test_a_tiny_global_prune_blames_the_rounding_not_local_scope():
+    """Found by a new-user trial: 32 weights at compression 20 keep round(1.6) = 2, as
+    asked; the warning named local scope's rule though the scope was global."""
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4))
+    with pytest.warns(synflow.CompressionWarning) as caught:
+        synflow.prune(model, "magnitude", 20)
+    message = str(caught[0].message)
+    assert "(2 of 32 weights kept, 2 asked)" in message
+    assert "exactly the round(N * density) asked are kept" in message
+    assert "local scope" not in message
+
+
+def test_select_on_scores_that_require_grad_warns_nothing():
+    scores = {"w": torch.randn(1000, requires_grad=True)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert int(synflow.select(scores, 0.5)["w"].sum()) == 500
+
+
 def test_pruning_again_in_local_scope_after_global_says_what_it_got():
     model = synflow.build_model("conv", width=0.5, seed=0)
     with warnings.catch_warnings():

@@ -293,6 +293,7 @@ def all_finite(tensor: torch.Tensor) -> bool:
     >>> all_finite(torch.tensor([1.0, float("nan")]))
     False
     """
+    tensor = tensor.detach()
     wide = tensor.dtype in (torch.float32, torch.float64)
     total = tensor.sum() if wide else tensor.sum(dtype=torch.float64)
     return math.isfinite(float(total)) or bool(tensor.isfinite().all())

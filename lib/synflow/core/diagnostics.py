@@ -259,7 +259,7 @@ def warn_far_from(masks_kept: int, total: int, density: float, scope: str, layer
     """Warn :class:`CompressionWarning` when the masks keep ``masks_kept`` of ``total``
     weights and their compression is more than 10 % away from ``1 / density``, the
     asked one (existing masks sparser than asked, local scope's rounding and its one
-    weight kept per layer).
+    weight kept per layer, the rounding of round(N * density) for a tiny N).
 
     >>> warn_far_from(52, 100, density=0.5, scope="global", layers=2)  # within 10 %: silent
     >>> with warnings.catch_warnings():
@@ -277,6 +277,9 @@ def warn_far_from(masks_kept: int, total: int, density: float, scope: str, layer
                "were alive" + (" in some layers (local scope keeps each layer's share of "
                                "ALL its weights, at most its alive ones)"
                                if scope == "local" else ""))
+    elif masks_kept == round(total * density):
+        why = (f"exactly the round(N * density) asked are kept; with N = {total:,} weights "
+               "that rounding moves the compression this far")
     else:
         why = (f"local scope keeps max(1, round(n_l * density)) weights in each of the "
                f"{layers} layers")

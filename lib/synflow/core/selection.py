@@ -252,7 +252,7 @@ def select(
     if scope == "global":  # an empty mask would be meaningless
         check_kept([density], sum(mask.numel() for mask in masks.values()))
     dtype = ranking_dtype(scores[name].dtype for name in masks)
-    flat = torch.cat([scores[name].flatten().to(dtype) for name in masks])
+    flat = torch.cat([scores[name].detach().flatten().to(dtype) for name in masks])
     alive = torch.cat([mask.flatten().bool() for mask in masks.values()])
     sizes = [mask.numel() for mask in masks.values()]
     kept = _select_flat(flat, alive, sizes, density, scope=scope, invert=invert)

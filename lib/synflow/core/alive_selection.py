@@ -36,8 +36,8 @@ def _drop_alive(values, live, counts, sizes, density, *, scope, invert):
     the bracket's top and one scan of the scores at or below it (the pruned weights, those
     pruned now and the few near the threshold) find both; elsewhere, or when that cannot
     decide, :func:`_select_alive` and a scan of ``live ^ kept``."""
-    target = scope_targets(sizes, density, scope)[0]
     if scope == "global" and not invert and values.numel() > 4 * SAMPLE_SIZE:
+        target = scope_targets(sizes, density, scope)[0]
         found = _drop_in_band(values, live, min(target, count(live)))
         if found is not None:
             return found

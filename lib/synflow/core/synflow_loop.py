@@ -156,7 +156,7 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
     weights (``counts[l]`` of them for layer l, concatenated) and ``live`` which of them
     are alive: the weights pruned since the last compaction
     score exactly 0 (their leaf is 0) and are excluded from the ranking by ``live``
-    (:func:`synflow.core.selection._select_alive`); positions are compacted once a
+    (:func:`synflow.core.alive_selection._drop_alive`); positions are compacted once a
     quarter of them are dead (a compaction is a full scan, the slowest step).
 
     >>> import torch.nn as nn

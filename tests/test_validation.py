@@ -214,3 +214,32 @@ def test_the_conv3d_input_hint_is_torchs_layout():
     model(torch.randn(1, 2, 5, 5, 5))  # materialise the lazy head
     with pytest.raises(ValueError, match=r"expects 2 input channels: input_shape=\(2, D, H, W\)"):
         synflow.prune(model, "synflow", 2, input_shape=(3, 5, 5, 5))
+
+
+@pytest.mark.parametrize("method", ["synflow", "synflow_l2", "magnitude", "snip", "random"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_weight_is_refused_by_name_and_the_model_is_left_as_it_was(method, value):
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+    with torch.no_grad():
+        model[2].weight[1, 2] = value
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    data = [(torch.randn(5, 4), torch.randint(0, 3, (5,)))]
+    kind = "1 NaN, 0 inf" if value != value else "0 NaN, 1 inf"
+    with pytest.raises(ValueError, match=re.escape(f"2.weight ({kind} of 18 weights)")):
+        synflow.prune(model, method, 2, data=data, input_shape=(4,))
+    after = model.state_dict()
+    assert list(after) == list(before)  # no mask installed
+    for key, tensor in before.items():
+        torch.testing.assert_close(after[key], tensor, rtol=0, atol=0, equal_nan=True)
+    with pytest.raises(ValueError, match=re.escape(f"2.weight ({kind} of 18 weights)")):
+        synflow.compute_scores(model, method, data=data, input_shape=(4,))
+
+
+def test_a_non_finite_weight_under_a_mask_is_refused_too():
+    """A NaN at a pruned position: the masked weight computes NaN * 0 = NaN."""
+    model = nn.Sequential(nn.Linear(4, 2))
+    synflow.apply_masks(model, {"0.weight": torch.tensor([[True, False, True, True]] * 2)})
+    with torch.no_grad():
+        model[0].weight_orig[0, 1] = float("nan")
+    with pytest.raises(ValueError, match=re.escape("0.weight (1 NaN, 0 inf of 8 weights)")):
+        synflow.prune(model, "magnitude", 2)

@@ -11,7 +11,14 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
-from .checks import check_choice, check_seed, check_temperature, flag, sample_shape
+from .checks import (
+    all_finite,
+    check_choice,
+    check_seed,
+    check_temperature,
+    flag,
+    sample_shape,
+)
 from .diagnostics import check_synflow_network, warn_dense, warn_uninformative
 from .masks import check_model, effective_weight, layer_masks, prunable_layers, unwrap
 from .scorers import (
@@ -141,10 +148,37 @@ def checked_model(model: nn.Module, method: str | None,
     model = unwrap(model)
     layers = prunable_layers(model)
     check_model(model, layers)
+    check_finite_weights(layers)
     if method in SYNFLOW_METHODS:
         check_synflow_network(model, stacklevel=stacklevel)
     warn_dense(model, layers, stacklevel=stacklevel)
     return model, layers
+
+
+def check_finite_weights(layers: dict[str, nn.Module]) -> None:
+    """ValueError naming every layer whose weight (masked, if it is masked) holds a NaN
+    or an inf, with their counts: no method can rank such weights (SynFlow's R_SF, a
+    magnitude or a gradient would be NaN or inf). One sum per layer
+    (:func:`synflow.core.checks.all_finite`).
+
+    >>> layer = nn.Linear(2, 1)
+    >>> check_finite_weights({"weight": layer})
+    >>> with torch.no_grad():
+    ...     layer.weight[0, 0] = float("nan")
+    >>> check_finite_weights({"weight": layer})
+    Traceback (most recent call last):
+    ValueError: weights with NaN or inf cannot be scored: weight (1 NaN, 0 inf of 2 weights); ...
+    """
+    bad = []
+    for name, module in layers.items():
+        weight = effective_weight(module)
+        if not all_finite(weight):
+            bad.append(f"{name} ({int(weight.isnan().sum())} NaN, "
+                       f"{int(weight.isinf().sum())} inf of {weight.numel()} weights)")
+    if bad:
+        raise ValueError(
+            f"weights with NaN or inf cannot be scored: {', '.join(bad)}; every prunable "
+            "weight must be finite (check the initialization or the checkpoint loaded)")
 
 
 def check_run(method, scope, invert, seed, callback, bn_mode, temperature, precision) -> dict:

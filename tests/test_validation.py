@@ -224,7 +224,7 @@ def test_a_non_finite_weight_is_refused_by_name_and_the_model_is_left_as_it_was(
         model[2].weight[1, 2] = value
     before = {k: v.clone() for k, v in model.state_dict().items()}
     data = [(torch.randn(5, 4), torch.randint(0, 3, (5,)))]
-    kind = "1 NaN, 0 inf" if value != value else "0 NaN, 1 inf"
+    kind = "1 NaN, 0 inf" if np.isnan(value) else "0 NaN, 1 inf"
     with pytest.raises(ValueError, match=re.escape(f"2.weight ({kind} of 18 weights)")):
         synflow.prune(model, method, 2, data=data, input_shape=(4,))
     after = model.state_dict()

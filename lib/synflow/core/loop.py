@@ -270,7 +270,7 @@ def prune(
     Raises:
         ValueError: unknown method/schedule/scope, compression outside [1, N],
             iterations not an integer >= 1, a number refused by the rule above, missing
-            data (snip, grasp) or input shape (synflow), scores with NaN or inf, a
+            data (snip, grasp) or input shape (synflow), a weight or scores with NaN or inf, a
             network SynFlow cannot score (BatchNorm without running statistics, mixed
             parameter dtypes), a ``bn_mode`` other than "eval"/"train" or "train" for a
             method without data, a ``temperature`` that is not a finite number > 0 or

@@ -4,6 +4,7 @@ nn.DataParallel wrappers (issue 11, items 4, 5 and 7)."""
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import torch
@@ -134,3 +135,29 @@ def test_mask_helpers_unwrap_data_parallel(tmp_path):
         synflow.current_masks(other).values(), synflow.current_masks(wrapped).values()))
     synflow.remove_masks(wrapped)
     assert "module.0.weight" in dict(wrapped.named_parameters())
+
+
+def test_nan_scores_are_refused_naming_their_key():
+    scores = {"a.weight": torch.ones(2, 3), "b.weight": torch.ones(4),
+              "c.weight": torch.tensor([1.0, float("inf"), -float("inf"), float("nan")])}
+    scores["b.weight"][1] = float("nan")
+    with pytest.raises(ValueError, match=re.escape(
+            "b.weight (1 NaN, 0 inf of 4 scores), c.weight (1 NaN, 2 inf of 4 scores)")):
+        synflow.select(scores, 0.5)
+    # float16 scores whose sum overflows are finite: accepted
+    synflow.select({"w": torch.full((8,), 60000.0, dtype=torch.float16)}, 0.5)
+
+
+def test_a_scorer_function_returning_nan_is_refused_naming_the_layer():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    before = copy.deepcopy(model.state_dict())
+
+    def scorer(model, layers, weights, **_):
+        scores = {name: w.abs() for name, w in weights.items()}
+        scores["2.weight"] = scores["2.weight"].clone().fill_(float("nan"))
+        return scores
+
+    with pytest.raises(ValueError, match=re.escape("2.weight (8 NaN, 0 inf of 8 scores)")):
+        synflow.prune(model, scorer, 2)
+    assert list(model.state_dict()) == list(before)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

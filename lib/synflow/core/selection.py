@@ -113,6 +113,25 @@ def check_finite(values: torch.Tensor) -> None:
         )
 
 
+def check_finite_scores(scores: Masks) -> None:
+    """Raise ``ValueError`` naming every key of ``scores`` whose tensor holds a NaN or an
+    infinity, with their counts; one sum per tensor decides
+    (:func:`synflow.core.checks.all_finite`).
+
+    >>> check_finite_scores({"a": torch.ones(2), "b": torch.tensor([float("nan"), 1.0])})
+    Traceback (most recent call last):
+    ValueError: the scores contain NaN or inf: b (1 NaN, 0 inf of 2 scores); ...
+    """
+    bad = [f"{name} ({int(torch.isnan(s).sum())} NaN, {int(torch.isinf(s).sum())} inf of "
+           f"{s.numel()} scores)" for name, s in scores.items()
+           if s.is_floating_point() and not all_finite(s)]
+    if bad:
+        raise ValueError(
+            f"the scores contain NaN or inf: {', '.join(bad)}; cannot rank them. An overflow "
+            "in the scoring pass is the usual cause: see the scorer's own checks (SynFlow "
+            "names R_SF's overflow)")
+
+
 def ranking_dtype(dtypes) -> torch.dtype:
     """The dtype scores of ``dtypes`` are ranked in: their promoted floating dtype, float64
     for integer and boolean scores (exact for integers up to 2**53).
@@ -174,9 +193,11 @@ def scope_targets(sizes: list[int], density: float, scope: str) -> list[int]:
     return [max(1, round(size * density)) for size in sizes]
 
 
-def _select_flat(flat, alive, sizes, density, *, scope, invert, zero_when_pruned=False, out=None):
+def _select_flat(flat, alive, sizes, density, *, scope, invert, zero_when_pruned=False, out=None,
+                 finite=False):
     """New flat alive mask: per scope group, its :func:`scope_targets` best alive entries.
-    ``flat`` (the scores, floating) is overwritten; ``out`` may be a boolean buffer."""
+    ``flat`` (the scores, floating) is overwritten; ``out`` may be a boolean buffer;
+    ``finite``: the caller has checked that every score is finite."""
     kept = torch.empty_like(alive) if out is None else out
     for part, target in zip(_scope_slices(sizes, scope), scope_targets(sizes, density, scope)):
         kept[part] = _keep_best(
@@ -186,6 +207,7 @@ def _select_flat(flat, alive, sizes, density, *, scope, invert, zero_when_pruned
             invert=invert,
             zero_when_pruned=zero_when_pruned,
             scratch=kept[part],
+            finite=finite,
         )
     return kept
 
@@ -252,10 +274,11 @@ def select(
     if scope == "global":  # an empty mask would be meaningless
         check_kept([density], sum(mask.numel() for mask in masks.values()))
     dtype = ranking_dtype(scores[name].dtype for name in masks)
+    check_finite_scores({name: scores[name].detach() for name in masks})
     flat = torch.cat([scores[name].detach().flatten().to(dtype) for name in masks])
     alive = torch.cat([mask.flatten().bool() for mask in masks.values()])
     sizes = [mask.numel() for mask in masks.values()]
-    kept = _select_flat(flat, alive, sizes, density, scope=scope, invert=invert)
+    kept = _select_flat(flat, alive, sizes, density, scope=scope, invert=invert, finite=True)
     return {
         name: part.view(mask.shape) for (name, mask), part in zip(masks.items(), kept.split(sizes))
     }

@@ -88,4 +88,7 @@ def test_each_job_is_timed_and_the_times_file_sums_a_notebooks_runs(tmp_path):
     assert (rows[1]["training_runs"], rows[1]["training_run_minutes"]) == ("2", "3.0")
     assert (rows[0]["training_runs"], rows[0]["training_run_minutes"]) == ("0", "0.0")
     assert rows[2]["notebook_minutes"] == "10.0" and rows[2]["training_runs"] == "2"
+    cpu, train_precision = jobs_module.host()
+    assert {(r["cpu"], r["train_precision"]) for r in rows} == {(cpu, train_precision)}
+    assert train_precision in ("float32", "bfloat16") and "bf16" in cpu
     assert not list(path.parent.glob(".*"))  # no temporary file left

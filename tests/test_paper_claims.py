@@ -88,6 +88,15 @@ def test_the_run_times_of_a_full_reproduce_are_tabled(repo):
     bench = (repo / "docs" / "benchmarks.md").read_text()
     assert "took **5.2 min** of wall-clock time with 2 jobs" in bench
     assert "| 01_other | 0.4 | 12 | 7.3 |" in bench and "| all |" not in bench
+    assert "7.3 min of one-thread process time." in bench  # no machine named: none said
+    (repo / "figures" / "run_times.csv").write_text(
+        "notebook,notebook_minutes,training_runs,training_run_minutes,jobs,cpu,train_precision\n"
+        "00_demo,1.5,0,0.0,2,Some CPU (AVX2 no native bf16),float32\n"
+        "all,5.2,0,0.0,2,Some CPU (AVX2 no native bf16),float32\n")
+    tool.main(["--root", str(repo)])
+    bench = (repo / "docs" / "benchmarks.md").read_text()
+    assert ("process time, on Some CPU (AVX2 no native bf16), the CPU runs training in "
+            "float32.") in bench
 
 
 def test_check_fails_on_a_stale_table_and_writes_nothing(repo, capsys):

@@ -189,28 +189,50 @@ def execute(jobs: list[Job], slots: int, memory_gb: float | None = None,
 
 RUN_TIMES_FILE = "run_times.csv"
 RUN_TIMES_COLUMNS = ["notebook", "notebook_minutes", "training_runs", "training_run_minutes",
-                     "jobs"]
+                     "jobs", "cpu", "train_precision"]
+
+
+def host() -> tuple[str, str]:
+    """``(cpu, train_precision)`` of this machine, for the run-times file: the CPU's model
+    name with torch's CPU capability and whether it has native bf16, and the precision
+    ``train_precision="auto"`` resolves to on the CPU (what the CPU runs trained in)."""
+    import torch
+
+    from synflow.training import precision
+
+    name = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            name = next((line.partition(":")[2].strip() for line in handle
+                         if line.startswith("model name")), name)
+    except OSError:
+        pass
+    bf16 = "native bf16" if precision.native_bf16() else "no native bf16"
+    cpu = f"{name} ({torch.backends.cpu.get_cpu_capability()}, {bf16})"
+    return cpu, precision.resolve("auto", "cpu")
 
 
 def write_run_times(path: Path, jobs: list[Job], seconds: dict, wall: float, slots: int) -> Path:
     """``path`` (``<figures>/run_times.csv``, read by ``tools/paper_claims.py`` for
     docs/benchmarks.md): per notebook the minutes of its kernel and the number and summed
     minutes of its training runs (each in its own one-thread process), then a row ``all``
-    whose ``notebook_minutes`` is the whole schedule's wall clock. Written atomically
+    whose ``notebook_minutes`` is the whole schedule's wall clock; every row names the
+    machine (:func:`host`). Written atomically
     (:func:`synflow.core.files.atomic_write`)."""
     import csv
 
     rows = []
+    machine = list(host())
     for job in jobs:
         if job.run is not None:
             continue
         runs = [name for name in job.after if name in seconds]
         rows.append([job.name, f"{seconds.get(job.name, 0) / 60:.1f}", len(runs),
-                     f"{sum(seconds[name] for name in runs) / 60:.1f}", slots])
+                     f"{sum(seconds[name] for name in runs) / 60:.1f}", slots, *machine])
     rows.sort()
     ran = [name for name in seconds if "/" in name]
     rows.append(["all", f"{wall / 60:.1f}", len(ran),
-                 f"{sum(seconds[name] for name in ran) / 60:.1f}", slots])
+                 f"{sum(seconds[name] for name in ran) / 60:.1f}", slots, *machine])
     from synflow.core.files import atomic_write
 
     def write(file) -> None:

@@ -95,7 +95,7 @@ def test_the_run_times_of_a_full_reproduce_are_tabled(repo):
         "all,5.2,0,0.0,2,Some CPU (AVX2 no native bf16),float32\n")
     tool.main(["--root", str(repo)])
     bench = (repo / "docs" / "benchmarks.md").read_text()
-    assert ("process time, on Some CPU (AVX2 no native bf16), the CPU runs training in "
+    assert ("process time, on Some CPU (AVX2 no native bf16); CPU training ran in "
             "float32.") in bench
 
 

@@ -211,7 +211,7 @@ def run_times_block(root: Path) -> str:
                   f"min** of wall-clock time with {total['jobs']} jobs side by side (one thread "
                   f"each), {total['training_runs']} training runs in "
                   f"{total['training_run_minutes']} min of one-thread process time"
-                  + (f", on {total['cpu']}, the CPU runs training in {total['train_precision']}."
+                  + (f", on {total['cpu']}; CPU training ran in {total['train_precision']}."
                      if total.get("cpu") else ".")), "",
                   "| notebook | kernel minutes | training runs | their minutes |", "|---|---|---|---|"]
         lines += [f"| {r['notebook']} | {r['notebook_minutes']} | {r['training_runs']} | "

@@ -353,3 +353,30 @@ def test_drop_alive_falls_back_when_the_bracket_misses(monkeypatch, bracket):
                                        scope="global", invert=False)
     assert torch.equal(kept, expected)
     assert torch.equal(gone, torch.nonzero(live & ~expected).flatten())
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_the_callback_gets_R_SF_of_each_steps_pass(precision):
+    """Iteration.R is the R of checked_pass on the model masked as before the step (what
+    analysis.synflow_iterations records); None for a method without a SynFlow pass."""
+    from synflow.core.masks import effective_weight
+    from synflow.core.scorers.synflow import checked_pass
+
+    def build():
+        return synflow.build_model("vgg11_bn", input_shape=(3, 16, 16), width=0.25, seed=3)
+
+    steps = []
+    synflow.prune(build(), "synflow", 200, iterations=4, input_shape=(3, 16, 16),
+                  precision=precision, callback=steps.append)
+    assert len(steps) == 4
+    for step in steps:
+        model = build()
+        synflow.apply_masks(model, step.before)
+        layers = synflow.prunable_layers(model)
+        weights = {name: effective_weight(module) for name, module in layers.items()}
+        R, _ = checked_pass(model, layers, weights, (3, 16, 16), precision)
+        assert isinstance(step.R, float) and step.R == float(R)
+    assert steps[0].R > steps[-1].R > 0  # pruning lowers R_SF
+    others = []
+    synflow.prune(build(), "magnitude", 10, iterations=2, callback=others.append)
+    assert [step.R for step in others] == [None, None]

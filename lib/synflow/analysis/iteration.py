@@ -9,11 +9,9 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ..core.diagnostics import check_synflow_network
 from ..core.loop import Iteration, prune_through
 from ..core.masks import Masks, empty_layers
 from ..core.schedules import schedule_densities
-from ..core.scorers.synflow import check_precision, checked_pass
 
 
 @dataclass
@@ -44,11 +42,11 @@ def synflow_iterations(
 ) -> list[Step]:
     """Iterative SynFlow through ``densities`` (global masking), pruning ``model`` in place.
 
-    ``synflow.prune``'s loop (:func:`synflow.core.loop.prune_through`) with the SynFlow
-    pass at ``precision`` ("float64", the default and ``prune``'s, or "float32":
-    :func:`synflow.core.scorers.synflow.checked_pass`), recording each step: the same masks as
-    ``synflow.prune(model, "synflow", ..., precision=precision)``. Returns one Step
-    per density. Raises ValueError for an unknown precision.
+    ``synflow.prune``'s loop (:func:`synflow.core.loop.prune_through` with "synflow": the
+    loop on the alive weights, :mod:`synflow.core.synflow_loop`) at ``precision``
+    ("float64", the default and ``prune``'s, or "float32"), recording each step from its
+    callback: the same masks as ``synflow.prune(model, "synflow", ..., precision=precision)``.
+    Returns one Step per density. Raises ValueError for an unknown precision.
 
     >>> import torch
     >>> from torch import nn
@@ -58,17 +56,6 @@ def synflow_iterations(
     >>> [(step.density, step.kept) for step in steps]
     [(0.5, {'0.weight': 12, '2.weight': 12}), (0.25, {'0.weight': 4, '2.weight': 8})]
     """
-    check_synflow_network(model)
-    shape = tuple(input_shape)
-    R_before: list[float] = []
-
-    check_precision(precision)
-
-    def scorer(model, layers, weights, **_):
-        R, scores = checked_pass(model, layers, weights, shape, precision)
-        R_before.append(float(R))
-        return scores
-
     steps = []
 
     def record(step: Iteration):
@@ -76,9 +63,10 @@ def synflow_iterations(
             float(step.scores[n][step.before[n] & ~step.after[n]].sum()) for n in step.after
         )
         kept = {n: int(m.sum()) for n, m in step.after.items()}
-        steps.append(Step(step.density, R_before[-1], removed, kept))
+        steps.append(Step(step.density, step.R, removed, kept))
 
-    prune_through(model, scorer, list(densities), input_shape=shape, callback=record)
+    prune_through(model, "synflow", list(densities), input_shape=tuple(input_shape),
+                  precision=precision, callback=record)
     return steps
 
 

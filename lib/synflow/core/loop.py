@@ -40,7 +40,9 @@ class Iteration:
     (kept / N); ``scores`` are this step's scores as the scorer returned them (before
     ``invert``; pruned weights included), ``before`` and ``after`` the boolean masks
     before and after the step, all keyed by weight name like the masks. The tensors
-    are copies: the callback may keep them.
+    are copies: the callback may keep them. ``R`` is R_SF of the step's SynFlow pass (a
+    float, in the pass's dtype's value) for "synflow" and "synflow_l2", None for the
+    other methods.
 
     >>> steps = []
     >>> model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
@@ -57,6 +59,7 @@ class Iteration:
     scores: Masks
     before: Masks
     after: Masks
+    R: float | None = None
 
 
 Callback = Callable[[Iteration], object]

@@ -113,7 +113,7 @@ def _full(grads, leaves) -> dict[str, torch.Tensor]:
 def _checked_scores(model, layers, leaves, values, unpruned, positions, counts, input_shape,
                     precision, power, top, out):
     """:func:`synflow.core.scorers.synflow.checked_pass` on the alive weights:
-    ``(grads, alive scores, leaves used)``, with the same float32 fallback (on the weights
+    ``(R, grads, alive scores, leaves used)``, with the same float32 fallback (on the weights
     ``unpruned()`` returns) and the same overflow error (decided on every score when the
     quick test fails); ``top`` bounds every leaf; ``out``: a buffer for the scores."""
     transform = paths.path_transform(power)
@@ -123,7 +123,7 @@ def _checked_scores(model, layers, leaves, values, unpruned, positions, counts, 
                                                out)
         low, high = paths.FLOAT32_SAFE_RANGE
         if (finite and low < float(R) < high) or paths._safe_in_float32(R, _full(grads, leaves)):
-            return grads, scores, leaves
+            return R, grads, scores, leaves
         # new leaves: gathered afresh, and top, the float32 leaves' bound, is not theirs
         leaves, values, top = fresh_leaves(unpruned(), transform, torch.float64), None, math.inf
     R, grads, scores, finite = _alive_pass(model, layers, leaves, positions, counts,
@@ -131,7 +131,7 @@ def _checked_scores(model, layers, leaves, values, unpruned, positions, counts, 
                                            out)
     if not (finite and math.isfinite(float(R))):
         paths.check_finite(R, _full(grads, leaves), len(layers), power)
-    return grads, scores, leaves
+    return R, grads, scores, leaves
 
 
 def _masks(names, shapes, positions, counts, live) -> Masks:
@@ -197,7 +197,7 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
     buffer = torch.empty_like(values)  # for the scores: the same pages every iteration
     stopped = False
     for iteration, density in enumerate(densities, start=1):
-        grads, scores, used = _checked_scores(model, layers, leaves, values, unpruned,
+        R, grads, scores, used = _checked_scores(model, layers, leaves, values, unpruned,
                                               positions, counts, input_shape, precision, power,
                                               top, buffer)
         if iteration in (1, len(densities)):
@@ -226,7 +226,7 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
             split = dict(zip(names, (part.view(s) for part, s in
                                      zip(record.split(sizes), shapes))))
             step = iteration_type(iteration, len(densities), density, split, before,
-                                  _masks(names, shapes, positions, counts, live))
+                                  _masks(names, shapes, positions, counts, live), R=float(R))
             if callback(step):
                 stopped = True
                 break

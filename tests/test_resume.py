@@ -169,3 +169,15 @@ def test_a_damaged_checkpoint_is_set_aside_and_the_run_starts_again(env, damage)
     aside = list(folder.glob("checkpoint.pt.damaged-*"))
     assert len(aside) == 1 and aside[0].read_bytes() == damaged  # kept, not deleted
     assert store.failure(config, "exp") is None and not checkpoint.exists()
+
+
+def test_a_killed_writers_half_written_files_are_removed_once_the_run_is_stored(env):
+    """A worker killed inside atomic_write (a cancelled Slurm job) leaves its temporary
+    file; the run that finishes the folder removes it (the cluster test found one)."""
+    folder = store.run_dir(BASE, "exp")
+    folder.mkdir(parents=True)
+    (folder / ".checkpoint.pt.k1ll3d.tmp").write_bytes(b"half a checkpoint")
+    (folder / ".run.json.k1ll3d.tmp").write_text("{")
+    (folder / "notes.txt").write_text("not ours")
+    store.run_or_load(BASE, "exp")
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt", store.RESULT_FILE]

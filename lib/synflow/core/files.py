@@ -4,6 +4,7 @@ checkpoints, run results, claims, the decoded-image cache) goes through :func:`a
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from collections.abc import Callable
@@ -59,3 +60,23 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], object], *, text
     finally:
         Path(temporary).unlink(missing_ok=True)
     return path
+
+
+def remove_leftovers(path: str | os.PathLike) -> int:
+    """Delete the temporary files that :func:`atomic_write` calls on ``path`` left behind
+    when their process was killed mid-write (SIGKILL, a cancelled Slurm job): the
+    ``.{name}.*.tmp`` files beside it. Call it only when no process can be writing
+    ``path`` (e.g. under the run's claim, once its result is stored). Returns how many
+    were deleted.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / ".checkpoint.pt.x1y2.tmp").write_bytes(b"half")
+    >>> remove_leftovers(folder / "checkpoint.pt"), sorted(folder.iterdir())
+    (1, [])
+    """
+    path = Path(path)
+    leftovers = list(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+    for leftover in leftovers:
+        leftover.unlink(missing_ok=True)
+    return len(leftovers)

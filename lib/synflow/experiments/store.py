@@ -29,6 +29,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..core.files import remove_leftovers
 from ..utils.progress import log_line, progress
 from . import claims, execution, holders, parallel
 from .folders import (
@@ -202,6 +203,8 @@ def run_or_load(
         result.write(folder / RESULT_FILE, exclusive=True)
         (folder / FAILURE_FILE).unlink(missing_ok=True)
         checkpoint.unlink(missing_ok=True)
+        for written in (checkpoint, folder / RESULT_FILE):  # a killed worker's half-writes
+            remove_leftovers(written)
     return result
 
 

@@ -225,13 +225,13 @@ def test_a_non_finite_weight_is_refused_by_name_and_the_model_is_left_as_it_was(
     before = {k: v.clone() for k, v in model.state_dict().items()}
     data = [(torch.randn(5, 4), torch.randint(0, 3, (5,)))]
     kind = "1 NaN, 0 inf" if np.isnan(value) else "0 NaN, 1 inf"
-    with pytest.raises(ValueError, match=re.escape(f"2.weight ({kind} of 18 weights)")):
+    with pytest.raises(ValueError, match=re.escape(f"2.weight ({kind} of 18 values)")):
         synflow.prune(model, method, 2, data=data, input_shape=(4,))
     after = model.state_dict()
     assert list(after) == list(before)  # no mask installed
     for key, tensor in before.items():
         torch.testing.assert_close(after[key], tensor, rtol=0, atol=0, equal_nan=True)
-    with pytest.raises(ValueError, match=re.escape(f"2.weight ({kind} of 18 weights)")):
+    with pytest.raises(ValueError, match=re.escape(f"2.weight ({kind} of 18 values)")):
         synflow.compute_scores(model, method, data=data, input_shape=(4,))
 
 
@@ -241,5 +241,33 @@ def test_a_non_finite_weight_under_a_mask_is_refused_too():
     synflow.apply_masks(model, {"0.weight": torch.tensor([[True, False, True, True]] * 2)})
     with torch.no_grad():
         model[0].weight_orig[0, 1] = float("nan")
-    with pytest.raises(ValueError, match=re.escape("0.weight (1 NaN, 0 inf of 8 weights)")):
+    with pytest.raises(ValueError, match=re.escape("0.weight (1 NaN, 0 inf of 8 values)")):
         synflow.prune(model, "magnitude", 2)
+
+
+@pytest.mark.parametrize("method", ["synflow", "magnitude", "snip", "random"])
+def test_a_non_finite_bias_or_batchnorm_parameter_is_refused_by_name(method):
+    """Not an overflow (SynFlow said so) nor a silent prune: the parameter is named."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 6 * 6, 3))
+    model.eval()
+    with torch.no_grad():
+        model[0].bias[2] = float("nan")
+        model[1].weight[0] = float("inf")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    data = [(torch.randn(5, 3, 8, 8), torch.randint(0, 3, (5,)))]
+    with pytest.raises(ValueError, match=re.escape(
+            "0.bias (1 NaN, 0 inf of 4 values), 1.weight (0 NaN, 1 inf of 4 values)")):
+        synflow.prune(model, method, 2, data=data, input_shape=(3, 8, 8))
+    after = model.state_dict()
+    assert list(after) == list(before)
+    for key, tensor in before.items():
+        torch.testing.assert_close(after[key], tensor, rtol=0, atol=0, equal_nan=True)
+
+
+def test_an_infinite_buffer_is_not_refused():
+    """A buffer of -inf (an attention mask) is legitimate: only parameters are checked."""
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    model.register_buffer("mask", torch.full((4,), -float("inf")))
+    masks = synflow.prune(model, "magnitude", 2)
+    assert sum(int(m.sum()) for m in masks.values()) == 12  # of 24

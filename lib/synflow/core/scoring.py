@@ -148,37 +148,41 @@ def checked_model(model: nn.Module, method: str | None,
     model = unwrap(model)
     layers = prunable_layers(model)
     check_model(model, layers)
-    check_finite_weights(layers)
+    check_finite_weights(model, layers)
     if method in SYNFLOW_METHODS:
         check_synflow_network(model, stacklevel=stacklevel)
     warn_dense(model, layers, stacklevel=stacklevel)
     return model, layers
 
 
-def check_finite_weights(layers: dict[str, nn.Module]) -> None:
-    """ValueError naming every layer whose weight (masked, if it is masked) holds a NaN
-    or an inf, with their counts: no method can rank such weights (SynFlow's R_SF, a
-    magnitude or a gradient would be NaN or inf). One sum per layer
-    (:func:`synflow.core.checks.all_finite`).
+def check_finite_weights(model: nn.Module, layers: dict[str, nn.Module]) -> None:
+    """ValueError naming every parameter of ``model`` that holds a NaN or an inf, with
+    their counts: each prunable weight as its layer computes with it (masked, if it is
+    masked: an inf at a pruned position counts as the NaN that inf * 0 gives), then every
+    other floating parameter (biases, BatchNorm's affine parameters). No method can rank
+    such weights (SynFlow's R_SF, a magnitude or a gradient would be NaN or inf, or the
+    forward pass would). One sum per tensor (:func:`synflow.core.checks.all_finite`);
+    buffers are not checked (a mask of -inf is a legitimate buffer).
 
-    >>> layer = nn.Linear(2, 1)
-    >>> check_finite_weights({"weight": layer})
+    >>> model = nn.Linear(2, 1)
+    >>> check_finite_weights(model, {"weight": model})
     >>> with torch.no_grad():
-    ...     layer.weight[0, 0] = float("nan")
-    >>> check_finite_weights({"weight": layer})
+    ...     model.weight[0, 0], model.bias[0] = float("nan"), float("inf")
+    >>> check_finite_weights(model, {"weight": model})
     Traceback (most recent call last):
-    ValueError: weights with NaN or inf cannot be scored: weight (1 NaN, 0 inf of 2 weights); ...
+    ValueError: NaN or inf in the model's parameters: weight (1 NaN, 0 inf of 2 values), bias ...
     """
-    bad = []
-    for name, module in layers.items():
-        weight = effective_weight(module)
-        if not all_finite(weight):
-            bad.append(f"{name} ({int(weight.isnan().sum())} NaN, "
-                       f"{int(weight.isinf().sum())} inf of {weight.numel()} weights)")
+    tensors = {name: effective_weight(module) for name, module in layers.items()}
+    for name, parameter in model.named_parameters():
+        if name not in layers and name.removesuffix("_orig") not in layers \
+                and parameter.is_floating_point():
+            tensors[name] = parameter.detach()
+    bad = [f"{name} ({int(t.isnan().sum())} NaN, {int(t.isinf().sum())} inf of {t.numel()} "
+           "values)" for name, t in tensors.items() if not all_finite(t)]
     if bad:
         raise ValueError(
-            f"weights with NaN or inf cannot be scored: {', '.join(bad)}; every prunable "
-            "weight must be finite (check the initialization or the checkpoint loaded)")
+            f"NaN or inf in the model's parameters: {', '.join(bad)}; every parameter must be "
+            "finite to be scored (check the initialization or the checkpoint loaded)")
 
 
 def check_run(method, scope, invert, seed, callback, bn_mode, temperature, precision) -> dict:
@@ -257,7 +261,8 @@ def compute_scores(
 
     Raises ValueError for an unknown method, missing data or input shape, a model
     whose layers a mask cannot govern (:func:`synflow.core.masks.check_model`) or that
-    SynFlow cannot score; warns :class:`ScoreWarning` and :class:`CompressionWarning`
+    SynFlow cannot score, a parameter with NaN or inf (:func:`check_finite_weights`) and
+    scores with NaN or inf; warns :class:`ScoreWarning` and :class:`CompressionWarning`
     like :func:`synflow.prune`.
 
     >>> from torch import nn

@@ -126,7 +126,7 @@ class RunConfig:
 
     ``train_precision`` (a later field): "float32" (every run stored before the field) or
     "bfloat16" (autocast, channels-last); the default "auto" is resolved when the config
-    is made, by this machine (:func:`synflow.training.precision.default_precision`:
+    is made, by this machine (:func:`synflow.training.precision.resolve`:
     bfloat16 with a CUDA GPU or a CPU with native bf16, else float32;
     ``$SYNFLOW_TRAIN_PRECISION`` forces one), so a config always holds the precision its
     run trains in and a float32 run is never loaded as a bfloat16 one.

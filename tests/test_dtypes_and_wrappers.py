@@ -82,13 +82,13 @@ def test_many_equal_scores_do_not_overflow_the_finite_check(dtype):
 
 
 def test_nan_and_inf_scores_are_counted_in_the_error():
-    from synflow.core.selection import check_finite
+    from synflow.core.selection import check_finite_scores
 
     values = torch.ones(10, dtype=torch.float16)
-    check_finite(values * 60000)  # finite values whose float16 sum overflows: fine
+    check_finite_scores({"w": values * 60000})  # finite values whose float16 sum overflows: fine
     values[2], values[5] = float("nan"), float("inf")
-    with pytest.raises(ValueError, match="1 NaN and 1 infinite values"):
-        check_finite(values)
+    with pytest.raises(ValueError, match="1 NaN, 1 inf"):
+        check_finite_scores({"w": values})
 
 
 def test_synflow_beyond_float64_names_the_overflow():

@@ -22,8 +22,7 @@ def _select_alive(values, live, counts, sizes, density, *, scope, invert):
     it)."""
     groups = [(values, live)] if scope == "global" else zip(values.split(counts),
                                                             live.split(counts))
-    kept = [_keep_best(group, alive, target, invert=invert, zero_when_pruned=True,
-                       finite=True)
+    kept = [_keep_best(group, alive, target, invert=invert, zero_when_pruned=True)
             if group.numel() else torch.zeros(0, dtype=torch.bool, device=values.device)
             for (group, alive), target in zip(groups, scope_targets(sizes, density, scope))]
     return kept[0] if len(kept) == 1 else torch.cat(kept)

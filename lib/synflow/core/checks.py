@@ -297,3 +297,14 @@ def all_finite(tensor: torch.Tensor) -> bool:
     wide = tensor.dtype in (torch.float32, torch.float64)
     total = tensor.sum() if wide else tensor.sum(dtype=torch.float64)
     return math.isfinite(float(total)) or bool(tensor.isfinite().all())
+
+
+def describe_non_finite(name: str, tensor: torch.Tensor, unit: str) -> str:
+    """``"name (a NaN, b inf of n unit)"``: the counts an error about a non-finite tensor
+    names.
+
+    >>> describe_non_finite("w", torch.tensor([1.0, float("nan"), float("inf")]), "scores")
+    'w (1 NaN, 1 inf of 3 scores)'
+    """
+    return (f"{name} ({int(tensor.isnan().sum())} NaN, {int(tensor.isinf().sum())} inf of "
+            f"{tensor.numel()} {unit})")

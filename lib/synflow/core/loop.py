@@ -150,8 +150,9 @@ def _prune_through(model, layers, densities, *, method, scorer, options, zero_wh
         for iteration, density in enumerate(densities, start=1):
             result = scorer(model, layers, weights, data=data, input_shape=input_shape,
                             generator=generator, alive=unflatten(alive), **options)
-            check_finite_scores({name: s.detach() for name, s in result.items()})
-            scores = [s.detach().flatten() for s in result.values()]
+            result = {name: s.detach() for name, s in result.items()}
+            check_finite_scores(result)
+            scores = [s.flatten() for s in result.values()]
             dtype = ranking_dtype(s.dtype for s in scores)
             if flat is None or flat.dtype != dtype:
                 flat = torch.empty(total, dtype=dtype, device=alive.device)
@@ -162,7 +163,7 @@ def _prune_through(model, layers, densities, *, method, scorer, options, zero_wh
                 warn_uninformative(flat, alive, names, sizes, stacklevel=4)
             record = flat.clone() if callback is not None else None
             _select_flat(flat, alive, sizes, density, scope=scope, invert=invert,
-                         zero_when_pruned=zero_when_pruned, out=kept, finite=True)
+                         zero_when_pruned=zero_when_pruned, out=kept)
             alive, kept = kept, alive
             for weight, factor, keep in zip(weights.values(), factors, alive.split(sizes)):
                 weight.mul_(factor.copy_(keep.view(weight.shape)))

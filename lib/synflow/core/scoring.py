@@ -16,11 +16,19 @@ from .checks import (
     check_choice,
     check_seed,
     check_temperature,
+    describe_non_finite,
     flag,
     sample_shape,
 )
 from .diagnostics import check_synflow_network, warn_dense, warn_uninformative
-from .masks import check_model, effective_weight, layer_masks, prunable_layers, unwrap
+from .masks import (
+    check_model,
+    effective_weight,
+    is_masked,
+    layer_masks,
+    prunable_layers,
+    unwrap,
+)
 from .scorers import (
     BN_MODE_METHODS,
     DATA_METHODS,
@@ -172,13 +180,15 @@ def check_finite_weights(model: nn.Module, layers: dict[str, nn.Module]) -> None
     Traceback (most recent call last):
     ValueError: NaN or inf in the model's parameters: weight (1 NaN, 0 inf of 2 values), bias ...
     """
-    tensors = {name: effective_weight(module) for name, module in layers.items()}
+    bad = []
+    for name, module in layers.items():  # masked: finite exactly where weight_orig is
+        stored = module.weight_orig if is_masked(module) else module.weight
+        if not all_finite(stored):
+            bad.append(describe_non_finite(name, effective_weight(module), "values"))
     for name, parameter in model.named_parameters():
-        if name not in layers and name.removesuffix("_orig") not in layers \
-                and parameter.is_floating_point():
-            tensors[name] = parameter.detach()
-    bad = [f"{name} ({int(t.isnan().sum())} NaN, {int(t.isinf().sum())} inf of {t.numel()} "
-           "values)" for name, t in tensors.items() if not all_finite(t)]
+        if (name not in layers and name.removesuffix("_orig") not in layers
+                and parameter.is_floating_point() and not all_finite(parameter)):
+            bad.append(describe_non_finite(name, parameter.detach(), "values"))
     if bad:
         raise ValueError(
             f"NaN or inf in the model's parameters: {', '.join(bad)}; every parameter must be "

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from .checks import all_finite, check_choice, check_density, check_kept, flag
+from .checks import all_finite, check_choice, check_density, check_kept, describe_non_finite, flag
 from .flat_ops import count, greater, kth_smallest, nonzero
 from .masks import Masks
 
@@ -88,31 +88,6 @@ def _choose(chosen, positions, candidates, k):
     return chosen, threshold
 
 
-def check_finite(values: torch.Tensor) -> None:
-    """Raise ``ValueError`` if ``values`` holds a NaN or an infinity, counting them.
-
-    One sum decides (:func:`synflow.core.checks.all_finite`: in float64 for narrower
-    dtypes, where 65,536 scores of 1.0 would overflow float16); only when it is not
-    finite is each value checked.
-
-    >>> check_finite(torch.ones(3, dtype=torch.float16))
-    >>> check_finite(torch.tensor([1.0, float("nan"), float("inf")]))
-    Traceback (most recent call last):
-    ValueError: the scores contain NaN or inf: 1 NaN and 1 infinite values (of 3, torch.float32); ...
-    """
-    if all_finite(values):
-        return
-    nan = int(torch.isnan(values).sum())
-    inf = int(torch.isinf(values).sum())
-    if nan or inf:
-        raise ValueError(
-            f"the scores contain NaN or inf: {nan} NaN and {inf} infinite values "
-            f"(of {values.numel()}, "
-            f"{values.dtype}); cannot rank them. An overflow in the scoring pass is the usual "
-            "cause: see the scorer's own checks (SynFlow names R_SF's overflow)"
-        )
-
-
 def check_finite_scores(scores: Masks) -> None:
     """Raise ``ValueError`` naming every key of ``scores`` whose tensor holds a NaN or an
     infinity, with their counts; one sum per tensor decides
@@ -122,8 +97,7 @@ def check_finite_scores(scores: Masks) -> None:
     Traceback (most recent call last):
     ValueError: the scores contain NaN or inf: b (1 NaN, 0 inf of 2 scores); ...
     """
-    bad = [f"{name} ({int(torch.isnan(s).sum())} NaN, {int(torch.isinf(s).sum())} inf of "
-           f"{s.numel()} scores)" for name, s in scores.items()
+    bad = [describe_non_finite(name, s, "scores") for name, s in scores.items()
            if s.is_floating_point() and not all_finite(s)]
     if bad:
         raise ValueError(
@@ -150,12 +124,9 @@ def ranking_dtype(dtypes) -> torch.dtype:
     return dtype if dtype.is_floating_point else torch.float64
 
 
-def _keep_best(values, alive, target, *, invert, zero_when_pruned, scratch=None,
-               finite=False):
-    """Boolean mask of the ``target`` best alive entries. ``values`` is overwritten;
-    ``finite``: the caller has checked that every value is finite."""
-    if not finite:
-        check_finite(values)
+def _keep_best(values, alive, target, *, invert, zero_when_pruned, scratch=None):
+    """Boolean mask of the ``target`` best alive entries. ``values`` is overwritten; every
+    value must be finite (the public callers check it: :func:`check_finite_scores`)."""
     target = min(target, count(alive))
     if invert:
         values.neg_()
@@ -193,11 +164,10 @@ def scope_targets(sizes: list[int], density: float, scope: str) -> list[int]:
     return [max(1, round(size * density)) for size in sizes]
 
 
-def _select_flat(flat, alive, sizes, density, *, scope, invert, zero_when_pruned=False, out=None,
-                 finite=False):
+def _select_flat(flat, alive, sizes, density, *, scope, invert, zero_when_pruned=False, out=None):
     """New flat alive mask: per scope group, its :func:`scope_targets` best alive entries.
-    ``flat`` (the scores, floating) is overwritten; ``out`` may be a boolean buffer;
-    ``finite``: the caller has checked that every score is finite."""
+    ``flat`` (the scores, floating and finite) is overwritten; ``out`` may be a boolean
+    buffer."""
     kept = torch.empty_like(alive) if out is None else out
     for part, target in zip(_scope_slices(sizes, scope), scope_targets(sizes, density, scope)):
         kept[part] = _keep_best(
@@ -207,7 +177,6 @@ def _select_flat(flat, alive, sizes, density, *, scope, invert, zero_when_pruned
             invert=invert,
             zero_when_pruned=zero_when_pruned,
             scratch=kept[part],
-            finite=finite,
         )
     return kept
 
@@ -278,7 +247,7 @@ def select(
     flat = torch.cat([scores[name].detach().flatten().to(dtype) for name in masks])
     alive = torch.cat([mask.flatten().bool() for mask in masks.values()])
     sizes = [mask.numel() for mask in masks.values()]
-    kept = _select_flat(flat, alive, sizes, density, scope=scope, invert=invert, finite=True)
+    kept = _select_flat(flat, alive, sizes, density, scope=scope, invert=invert)
     return {
         name: part.view(mask.shape) for (name, mask), part in zip(masks.items(), kept.split(sizes))
     }

@@ -32,6 +32,14 @@ def test_greater_is_torchs_comparison(dtype, threshold):
     assert torch.equal(flat_ops.greater(strided, threshold), strided > threshold)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("value", [0.0, 0.1, 7.0, 1e300, -math.inf, math.inf])
+def test_count_equal_is_torchs_comparison(dtype, value):
+    values = values_with_ties(dtype)
+    assert flat_ops.count_equal(values, value) == int((values == value).sum())
+    assert flat_ops.count_equal(values[::3], value) == int((values[::3] == value).sum())
+
+
 def test_greater_rounds_the_threshold_to_the_values_dtype():
     values = torch.tensor([0.1, 0.2], dtype=torch.float32)  # 0.1f > 0.1 in float64
     assert flat_ops.greater(values, 0.1).tolist() == [False, True]

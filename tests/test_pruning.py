@@ -216,6 +216,21 @@ def test_select_sweeps_compressions_from_one_scoring_pass():
     assert all(torch.equal(direct[k], swept[k]) for k in direct)
 
 
+@pytest.mark.parametrize("scope", ["global", "local"])
+@pytest.mark.parametrize("invert", [False, True])
+def test_select_without_masks_is_select_with_every_weight_alive(scope, invert):
+    """select(scores) skips the masking pass: the same masks as all-True masks, on many
+    scores (the sampled bracket) with heavy ties and negative values."""
+    g = torch.Generator().manual_seed(3)
+    scores = {"a": torch.randint(-3, 4, (300, 1000), generator=g).float(),
+              "b": torch.randn(70_000, generator=g), "c": torch.randint(0, 2, (50,), generator=g)}
+    alive = {name: torch.ones_like(s, dtype=torch.bool) for name, s in scores.items()}
+    for density in (0.9, 0.3, 1e-3):
+        plain = synflow.select(scores, density, scope=scope, invert=invert)
+        masked = synflow.select(scores, density, masks=alive, scope=scope, invert=invert)
+        assert all(torch.equal(plain[k], masked[k]) for k in scores)
+
+
 # -------------------------------------------------------- layer-collapse
 
 VGG16_N, VGG16_L = 14_715_584, 14

@@ -3,6 +3,7 @@ links input to output."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from ..core.flat_ops import count, count_equal, greater
 from ..core.loop import prune
 from ..core.masks import Masks, current_masks, effective_weight, empty_layers, prunable_layers
 from ..core.scorers import DATA_METHODS, ITERATIVE_METHODS
@@ -103,15 +105,17 @@ def exact_critical_compression(scores: dict[str, torch.Tensor]) -> tuple[float, 
     >>> exact_critical_compression({"a.weight": torch.tensor([4.0, 3.0, 2.0]), "b.weight": torch.tensor([1.0])})
     (1.0, 'b.weight')
     """
-    flat = torch.cat([s.flatten() for s in scores.values()])
-    ranks, start = {}, 0
-    for name, s in scores.items():
-        best = s.max()
-        first = start + int(torch.nonzero(s.flatten() == best)[0])
-        ranks[name] = int((flat > best).sum()) + int((flat[:first] == best).sum()) + 1
-        start += s.numel()
+    dtype = functools.reduce(torch.promote_types, (s.dtype for s in scores.values()))
+    parts = [s.detach().flatten().to(dtype) for s in scores.values()]
+    ranks = {}
+    for position, (name, part) in enumerate(zip(scores, parts)):
+        best = float(part.max())
+        # better: every larger score, and the ties in earlier layers (none earlier in its own)
+        better = sum(count(greater(other, best)) for other in parts)
+        tied = sum(count_equal(other, best) for other in parts[:position])
+        ranks[name] = better + tied + 1
     layer = max(ranks, key=ranks.get)
-    return flat.numel() / ranks[layer], layer
+    return sum(part.numel() for part in parts) / ranks[layer], layer
 
 
 def input_output_paths(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from ..core.flat_ops import count, nonzero
 from ..core.loop import Iteration, prune_through
 from ..core.masks import Masks, empty_layers
 from ..core.schedules import schedule_densities
@@ -59,10 +60,12 @@ def synflow_iterations(
     steps = []
 
     def record(step: Iteration):
-        removed = sum(
-            float(step.scores[n][step.before[n] & ~step.after[n]].sum()) for n in step.after
+        removed = sum(  # the scores of the weights pruned now, in row-major order
+            float(step.scores[n].flatten().index_select(
+                0, nonzero((step.before[n] & ~step.after[n]).flatten())).sum())
+            for n in step.after
         )
-        kept = {n: int(m.sum()) for n, m in step.after.items()}
+        kept = {n: count(m.flatten()) for n, m in step.after.items()}
         steps.append(Step(step.density, step.R, removed, kept))
 
     prune_through(model, "synflow", list(densities), input_shape=tuple(input_shape),

@@ -66,6 +66,20 @@ def count(mask: torch.Tensor) -> int:
     return int(np.count_nonzero(array)) if array is not None else int(torch.count_nonzero(mask))
 
 
+def count_equal(values: torch.Tensor, value: float) -> int:
+    """The number of entries of a 1-D tensor equal to ``value`` (compared in ``values``'
+    dtype, as torch does).
+
+    >>> count_equal(torch.tensor([1.0, 2.0, 1.0]), 1.0)
+    2
+    """
+    array = _array(values)
+    if array is None:
+        return int(torch.count_nonzero(values == value))
+    with np.errstate(over="ignore"):
+        return int(np.count_nonzero(array == array.dtype.type(value)))
+
+
 def kth_smallest(values: torch.Tensor, k: int) -> float:
     """The ``k``-th smallest entry (1-based) of a 1-D tensor, without sorting it.
 

@@ -125,8 +125,12 @@ def ranking_dtype(dtypes) -> torch.dtype:
 
 
 def _keep_best(values, alive, target, *, invert, zero_when_pruned, scratch=None):
-    """Boolean mask of the ``target`` best alive entries. ``values`` is overwritten; every
-    value must be finite (the public callers check it: :func:`check_finite_scores`)."""
+    """Boolean mask of the ``target`` best alive entries (``alive`` None: every entry).
+    ``values`` is overwritten; every value must be finite (the public callers check it:
+    :func:`check_finite_scores`)."""
+    if alive is None:
+        return top_k(values.neg_() if invert else values, min(target, values.numel()),
+                     scratch=scratch)[0]
     target = min(target, count(alive))
     if invert:
         values.neg_()
@@ -165,14 +169,14 @@ def scope_targets(sizes: list[int], density: float, scope: str) -> list[int]:
 
 
 def _select_flat(flat, alive, sizes, density, *, scope, invert, zero_when_pruned=False, out=None):
-    """New flat alive mask: per scope group, its :func:`scope_targets` best alive entries.
-    ``flat`` (the scores, floating and finite) is overwritten; ``out`` may be a boolean
-    buffer."""
-    kept = torch.empty_like(alive) if out is None else out
+    """New flat alive mask: per scope group, its :func:`scope_targets` best alive entries
+    (``alive`` None: every entry is). ``flat`` (the scores, floating and finite) is
+    overwritten; ``out`` may be a boolean buffer."""
+    kept = torch.empty(flat.shape, dtype=torch.bool, device=flat.device) if out is None else out
     for part, target in zip(_scope_slices(sizes, scope), scope_targets(sizes, density, scope)):
         kept[part] = _keep_best(
             flat[part],
-            alive[part],
+            None if alive is None else alive[part],
             target,
             invert=invert,
             zero_when_pruned=zero_when_pruned,
@@ -237,7 +241,8 @@ def select(
     density = check_density(density)
     check_choice(scope, SCOPES, "scope")
     invert = flag(invert, "invert")
-    if masks is None:
+    everything = masks is None  # every weight alive: no masking pass
+    if everything:
         masks = {name: torch.ones_like(s, dtype=torch.bool) for name, s in scores.items()}
     _check_scores(scores, masks)
     if scope == "global":  # an empty mask would be meaningless
@@ -245,7 +250,7 @@ def select(
     dtype = ranking_dtype(scores[name].dtype for name in masks)
     check_finite_scores({name: scores[name].detach() for name in masks})
     flat = torch.cat([scores[name].detach().flatten().to(dtype) for name in masks])
-    alive = torch.cat([mask.flatten().bool() for mask in masks.values()])
+    alive = None if everything else torch.cat([mask.flatten().bool() for mask in masks.values()])
     sizes = [mask.numel() for mask in masks.values()]
     kept = _select_flat(flat, alive, sizes, density, scope=scope, invert=invert)
     return {

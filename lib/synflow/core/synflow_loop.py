@@ -204,8 +204,7 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
             warn_uninformative_counts([int(torch.count_nonzero(s)) for s in scores.split(counts)],
                                       [bool(part.any()) for part in live.split(counts)], names,
                                       stacklevel=stacklevel + 1)
-        record = torch.cat([s.flatten() for s in _full(grads, used).values()]) \
-            if callback is not None else None
+        record = _full(grads, used) if callback is not None else None  # new tensors
         before = _masks(names, shapes, positions, counts, live) if callback is not None else None
         live, gone = _drop_alive(scores, live, counts, sizes, density, scope=scope, invert=invert)
         ends = torch.tensor(counts, device=positions.device).cumsum(0)
@@ -223,8 +222,7 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
             counts = [b - a for a, b in itertools.pairwise(cuts)]
             live = torch.ones(positions.numel(), dtype=torch.bool, device=live.device)
         if callback is not None:
-            split = dict(zip(names, (part.view(s) for part, s in
-                                     zip(record.split(sizes), shapes))))
+            split = {name: record[name].view(shape) for name, shape in zip(names, shapes)}
             step = iteration_type(iteration, len(densities), density, split, before,
                                   _masks(names, shapes, positions, counts, live), R=float(R))
             if callback(step):

@@ -40,6 +40,18 @@ def test_count_equal_is_torchs_comparison(dtype, value):
     assert flat_ops.count_equal(values[::3], value) == int((values[::3] == value).sum())
 
 
+@pytest.mark.parametrize("dtype", [torch.bool, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("index", [torch.int32, torch.int64])
+def test_put_is_torchs_index_assignment(dtype, index):
+    g = torch.Generator().manual_seed(2)
+    positions = torch.randperm(1000, generator=g)[:600].sort().values.to(index)
+    values = (torch.rand(600, generator=g) < 0.5).to(dtype)
+    target, expected = torch.zeros(1000, dtype=dtype), torch.zeros(1000, dtype=dtype)
+    expected[positions.long()] = values
+    flat_ops.put(target, positions, values)
+    assert torch.equal(target, expected)
+
+
 def test_greater_rounds_the_threshold_to_the_values_dtype():
     values = torch.tensor([0.1, 0.2], dtype=torch.float32)  # 0.1f > 0.1 in float64
     assert flat_ops.greater(values, 0.1).tolist() == [False, True]

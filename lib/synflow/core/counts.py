@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from .checks import check_seed
+from .flat_ops import count
 
 Masks = dict[str, torch.Tensor]
 
@@ -26,7 +27,7 @@ def empty_layers(masks: Masks) -> list[str]:
     >>> empty_layers({"a.weight": torch.tensor([True, False]), "b.weight": torch.zeros(3, dtype=bool)})
     ['b.weight']
     """
-    return [name for name, mask in masks.items() if not bool(mask.any())]
+    return [name for name, mask in masks.items() if not count(mask.reshape(-1))]
 
 
 def compression_of(masks: Masks) -> float:

@@ -56,6 +56,22 @@ def greater(values: torch.Tensor, threshold: float, out: torch.Tensor | None = N
     return out
 
 
+def put(target: torch.Tensor, positions: torch.Tensor, values: torch.Tensor) -> None:
+    """``target[positions] = values`` in place (``target`` 1-D and contiguous,
+    ``positions`` integer, ``values`` of ``target``'s dtype and ``positions``' length).
+
+    >>> target = torch.zeros(4, dtype=torch.bool)
+    >>> put(target, torch.tensor([0, 2, 3]), torch.tensor([True, False, True]))
+    >>> target.tolist()
+    [True, False, False, True]
+    """
+    arrays = _array(target), _array(positions), _array(values)
+    if any(array is None for array in arrays) or not target.is_contiguous():
+        target[positions.long()] = values
+    else:
+        arrays[0][arrays[1]] = arrays[2]
+
+
 def count(mask: torch.Tensor) -> int:
     """The number of True entries of a bool tensor.
 

@@ -24,7 +24,7 @@ import torch
 from .alive_selection import _drop_alive
 from .checks import all_finite
 from .diagnostics import warn_uninformative_counts
-from .flat_ops import count, nonzero
+from .flat_ops import count, nonzero, put
 from .gradient_bound import gradient_bound, grads_finite, largest
 from .masked import install
 from .masks import Masks, effective_weight, layer_masks
@@ -140,7 +140,7 @@ def _masks(names, shapes, positions, counts, live) -> Masks:
     for name, shape, where, part in zip(names, shapes, positions.split(counts),
                                         live.split(counts)):
         mask = torch.zeros(shape.numel(), dtype=torch.bool, device=where.device)
-        mask[where] = part
+        put(mask, where, part)
         masks[name] = mask.view(shape)
     return masks
 

@@ -1,6 +1,6 @@
 """torch's CPU kernels against synflow.core.flat_ops (NumPy) for the pruning loop's bookkeeping,
-in ONE run: a comparison with a number, a count, the positions of True entries and a k-th
-smallest value on ``--size`` entries (the alive scores of a mid-schedule SynFlow iteration
+in ONE run: a comparison with a number, a count, the positions of True entries, a k-th
+smallest value, a count of equal entries and an assignment at positions on ``--size`` entries (the alive scores of a mid-schedule SynFlow iteration
 on VGG-16), each the best of ``--repeats`` rounds of 20 calls, rounds interleaved. Prints
 each op's time both ways and the ratio flat_ops / torch (below 1: flat_ops is faster).
 
@@ -29,6 +29,9 @@ def main() -> None:
               for dtype in (torch.float32, torch.float64)}
     dropped = torch.rand(args.size, generator=g) < 0.05  # ~ a SynFlow iteration's share
     sample = torch.rand(1 << 16, generator=g)
+    # a mask built from the alive positions (int32) and which of them are kept
+    positions = torch.randperm(2 * args.size, generator=g)[:args.size].sort().values.int()
+    values, target = ~dropped, torch.zeros(2 * args.size, dtype=torch.bool)
     ops = {
         "greater float32": (lambda: scores[torch.float32] > 0.5,
                             lambda: flat_ops.greater(scores[torch.float32], 0.5)),
@@ -39,6 +42,10 @@ def main() -> None:
                               lambda: flat_ops.nonzero(dropped)),
         "k-th smallest of 65,536": (lambda: float(torch.kthvalue(sample, 1000).values),
                                     lambda: flat_ops.kth_smallest(sample, 1000)),
+        "count equal float32": (lambda: int(torch.count_nonzero(scores[torch.float32] == 0.5)),
+                                lambda: flat_ops.count_equal(scores[torch.float32], 0.5)),
+        "put (a mask at positions)": (lambda: target.__setitem__(positions, values),
+                                      lambda: flat_ops.put(target, positions, values)),
     }
     best = {(name, side): float("inf") for name in ops for side in (0, 1)}
     for _ in range(args.repeats):

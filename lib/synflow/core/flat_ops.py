@@ -1,14 +1,15 @@
-"""Bookkeeping on long flat tensors: comparisons with a number, counts, the positions of
-True entries and the k-th smallest value, through NumPy for CPU tensors and torch elsewhere.
+"""Bookkeeping on long flat tensors: comparisons with a number, counts (of True entries, of
+entries equal to a number), the positions of True entries, an assignment at positions and
+the k-th smallest value, through NumPy for CPU tensors and torch elsewhere.
 
-The pruning loop does these on millions of scores every iteration, and on the CPU torch's
-kernels for most of them are several times slower than NumPy's, most of all on one
-thread (the way ``make reproduce`` runs); ``python benchmarks/flat_ops_speed.py`` prints
-the ratio of each. The results are the same: IEEE comparisons of the same values (the
-number rounded to the values' dtype, as torch does), positions ascending. Inputs are
-1-D and contiguous or strided; NumPy takes CPU tensors of the dtypes it has (bool,
-float32, float64, int32, int64) outside autograd, and torch the rest (bfloat16, float16,
-CUDA).
+The pruning loop does these on millions of scores every iteration (and the analyses on
+the 143.7M scores of the ImageNet VGG-19), and on the CPU torch's kernels for most of them
+are several times slower than NumPy's, most of all on one thread (the way ``make
+reproduce`` runs); ``python benchmarks/flat_ops_speed.py`` prints the ratio of each. The
+results are the same: IEEE comparisons of the same values (the number rounded to the
+values' dtype, as torch does), positions ascending. Inputs are 1-D and contiguous or
+strided; NumPy takes CPU tensors of the dtypes it has (bool, float32, float64, int32,
+int64) outside autograd, and torch the rest (bfloat16, float16, CUDA).
 """
 
 from __future__ import annotations

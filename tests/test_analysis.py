@@ -245,6 +245,30 @@ def test_exact_critical_compression_matches_brute_force_selection():
     assert synflow.empty_layers(synflow.select(scores, (k_star - 1) / total)) == [layer]
 
 
+def test_exact_critical_compression_ranks_integers_as_select_does():
+    """Integers above 2**53 tie in float64, select's ranking dtype: the closed form is the
+    brute-force selection's (a comparison in int64 or through a rounded float was not)."""
+    big = 2**53
+    for scores in ({"a": torch.tensor([big]), "b": torch.tensor([big + 1])},
+                   {"a": torch.tensor([big + 1, 0]), "b": torch.tensor([1])}):
+        total = sum(s.numel() for s in scores.values())
+        k_star = next(k for k in range(1, total + 1)
+                      if not synflow.empty_layers(synflow.select(scores, k / total)))
+        compression, layer = analysis.exact_critical_compression(scores)
+        assert compression == total / k_star
+        assert synflow.empty_layers(synflow.select(scores, (k_star - 1) / total)) == [layer]
+
+
+@pytest.mark.parametrize("scores, message", [
+    ({}, "non-empty dict"),
+    ({"a": torch.tensor([1.0, math.nan]), "b": torch.tensor([0.5])}, "NaN or inf: a"),
+    ({"a": torch.ones(2), "b": torch.zeros(0)}, r"without weights.*'b'"),
+])
+def test_exact_critical_compression_refuses_meaningless_scores(scores, message):
+    with pytest.raises(ValueError, match=message):
+        analysis.exact_critical_compression(scores)
+
+
 def test_iterative_critical_compression_uses_the_pruning_loop():
     def factory():
         # zero biases (Theorem 3's conservation): with the authors' PyTorch-default init the

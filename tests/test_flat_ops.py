@@ -52,6 +52,22 @@ def test_put_is_torchs_index_assignment(dtype, index):
     assert torch.equal(target, expected)
 
 
+@pytest.mark.parametrize("values", [torch.tensor([0, 1, -1, 2]), torch.tensor([0, 3], dtype=torch.int32),
+                                    torch.tensor([True, False])])
+@pytest.mark.parametrize("number", [0.1, -1.5, 0.5, -1.0, 1.0, math.nan, math.inf, 1e300])
+def test_integer_and_bool_values_are_compared_as_torch_does(values, number):
+    """torch compares integers and bools with a float in floating point (NumPy would
+    convert the float to their dtype first: 0.1 -> 0, or an error for NaN)."""
+    assert torch.equal(flat_ops.greater(values, number), values > number)
+    assert flat_ops.count_equal(values, number) == int((values == number).sum())
+
+
+def test_put_refuses_values_of_another_dtype():
+    with pytest.raises(RuntimeError, match="dtype"):
+        flat_ops.put(torch.zeros(3, dtype=torch.bool), torch.tensor([0, 1]),
+                     torch.tensor([0.5, 0.0]))
+
+
 def test_greater_rounds_the_threshold_to_the_values_dtype():
     values = torch.tensor([0.1, 0.2], dtype=torch.float32)  # 0.1f > 0.1 in float64
     assert flat_ops.greater(values, 0.1).tolist() == [False, True]

@@ -3,7 +3,6 @@ links input to output."""
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 
@@ -18,7 +17,7 @@ from ..core.masks import Masks, current_masks, effective_weight, empty_layers, p
 from ..core.scorers import DATA_METHODS, ITERATIVE_METHODS
 from ..core.scorers.functional import buffer_copies, scoring_view
 from ..core.scoring import compute_scores
-from ..core.selection import select
+from ..core.selection import check_finite_scores, ranking_dtype, select
 from .saliency import parameter_name
 
 
@@ -98,14 +97,21 @@ def exact_critical_compression(scores: dict[str, torch.Tensor]) -> tuple[float, 
 
     ``k*`` is the smallest number of kept weights at which every layer keeps
     one: the worst layer's best weight's rank in the global order (ties to the
-    lowest index, as ``select`` breaks them). ``layer`` is the one that
-    empties first, the one that sets ``k*``.
+    lowest index, as ``select`` breaks them; scores ranked in ``select``'s dtype, float64
+    for integers). ``layer`` is the one that empties first, the one that sets ``k*``.
+    Raises ValueError for an empty dict, a layer without weights, or NaN/inf scores.
 
     >>> import torch
     >>> exact_critical_compression({"a.weight": torch.tensor([4.0, 3.0, 2.0]), "b.weight": torch.tensor([1.0])})
     (1.0, 'b.weight')
     """
-    dtype = functools.reduce(torch.promote_types, (s.dtype for s in scores.values()))
+    if not isinstance(scores, dict) or not scores:
+        raise ValueError(f"scores must be a non-empty dict of tensors, got {scores!r}")
+    empty = [name for name, s in scores.items() if s.numel() == 0]
+    if empty:
+        raise ValueError(f"layers without weights have no critical compression: {empty}")
+    check_finite_scores(scores)
+    dtype = ranking_dtype(s.dtype for s in scores.values())  # as select ranks them
     parts = [s.detach().flatten().to(dtype) for s in scores.values()]
     ranks = {}
     for position, (name, part) in enumerate(zip(scores, parts)):

@@ -7,7 +7,8 @@ the 143.7M scores of the ImageNet VGG-19), and on the CPU torch's kernels for mo
 are several times slower than NumPy's, most of all on one thread (the way ``make
 reproduce`` runs); ``python benchmarks/flat_ops_speed.py`` prints the ratio of each. The
 results are the same: IEEE comparisons of the same values (the number rounded to the
-values' dtype, as torch does), positions ascending. Inputs are 1-D and contiguous or
+values' dtype, as torch does; integer and bool values are compared by torch), positions
+ascending. Inputs are 1-D and contiguous or
 strided; NumPy takes CPU tensors of the dtypes it has (bool, float32, float64, int32,
 int64) outside autograd, and torch the rest (bfloat16, float16, CUDA).
 """
@@ -27,6 +28,12 @@ def _array(tensor):
     return None
 
 
+def _floating_array(tensor):
+    """:func:`_array` for floating tensors only: NumPy would compare integers and bools
+    with a float after converting the float to their dtype, torch in floating point."""
+    return _array(tensor) if tensor.is_floating_point() else None
+
+
 def nonzero(mask: torch.Tensor) -> torch.Tensor:
     """The positions of ``mask``'s True entries, ascending, as int64 (``mask`` 1-D bool).
 
@@ -41,12 +48,13 @@ def nonzero(mask: torch.Tensor) -> torch.Tensor:
 
 def greater(values: torch.Tensor, threshold: float, out: torch.Tensor | None = None) -> torch.Tensor:
     """``values > threshold`` as a bool tensor (written into ``out``, a bool tensor like
-    ``values``, if given); ``threshold`` is compared in ``values``' dtype, as torch does.
+    ``values``, if given); ``threshold`` is compared in ``values``' dtype, as torch does
+    (integer and bool values go to torch, which compares them with a float as floats).
 
     >>> greater(torch.tensor([0.5, 2.0, 1.0]), 1.0).tolist()
     [False, True, False]
     """
-    array, target = _array(values), None if out is None else _array(out)
+    array, target = _floating_array(values), None if out is None else _array(out)
     if array is None or (out is not None and target is None):
         return torch.gt(values, threshold, out=out) if out is not None else values > threshold
     if out is None:
@@ -58,8 +66,9 @@ def greater(values: torch.Tensor, threshold: float, out: torch.Tensor | None = N
 
 
 def put(target: torch.Tensor, positions: torch.Tensor, values: torch.Tensor) -> None:
-    """``target[positions] = values`` in place (``target`` 1-D and contiguous,
-    ``positions`` integer, ``values`` of ``target``'s dtype and ``positions``' length).
+    """``target[positions] = values`` in place (``target`` 1-D, ``positions`` int32 or
+    int64, ``values`` of ``target``'s dtype and ``positions``' length); other arguments
+    take torch's path and its errors (another dtype of ``values`` is refused, not cast).
 
     >>> target = torch.zeros(4, dtype=torch.bool)
     >>> put(target, torch.tensor([0, 2, 3]), torch.tensor([True, False, True]))
@@ -67,14 +76,15 @@ def put(target: torch.Tensor, positions: torch.Tensor, values: torch.Tensor) -> 
     [True, False, False, True]
     """
     arrays = _array(target), _array(positions), _array(values)
-    if any(array is None for array in arrays) or not target.is_contiguous():
-        target[positions.long()] = values
+    if any(array is None for array in arrays) or values.dtype != target.dtype \
+            or positions.dtype not in (torch.int32, torch.int64):
+        target[positions.long() if positions.dtype == torch.int32 else positions] = values
     else:
         arrays[0][arrays[1]] = arrays[2]
 
 
 def count(mask: torch.Tensor) -> int:
-    """The number of True entries of a bool tensor.
+    """The number of nonzero (True) entries of a 1-D tensor.
 
     >>> count(torch.tensor([True, False, True]))
     2
@@ -84,13 +94,13 @@ def count(mask: torch.Tensor) -> int:
 
 
 def count_equal(values: torch.Tensor, value: float) -> int:
-    """The number of entries of a 1-D tensor equal to ``value`` (compared in ``values``'
-    dtype, as torch does).
+    """The number of entries of a 1-D tensor equal to ``value`` (compared as :func:`greater`
+    compares).
 
     >>> count_equal(torch.tensor([1.0, 2.0, 1.0]), 1.0)
     2
     """
-    array = _array(values)
+    array = _floating_array(values)
     if array is None:
         return int(torch.count_nonzero(values == value))
     with np.errstate(over="ignore"):

@@ -1,8 +1,9 @@
 """torch's CPU kernels against synflow.core.flat_ops (NumPy) for the pruning loop's bookkeeping,
 in ONE run: a comparison with a number, a count, the positions of True entries, a k-th
-smallest value, a count of equal entries and an assignment at positions on ``--size`` entries (the alive scores of a mid-schedule SynFlow iteration
-on VGG-16), each the best of ``--repeats`` rounds of 20 calls, rounds interleaved. Prints
-each op's time both ways and the ratio flat_ops / torch (below 1: flat_ops is faster).
+smallest value, a count of equal entries and an assignment at positions on ``--size``
+entries (the alive scores of a mid-schedule SynFlow iteration on VGG-16), each the best of
+``--repeats`` rounds of 20 calls, rounds interleaved. Prints each op's time both ways and
+the ratio flat_ops / torch (below 1: flat_ops is faster).
 
     python benchmarks/flat_ops_speed.py [--size 3000000] [--threads 2]
 """

@@ -8,9 +8,9 @@ are several times slower than NumPy's, most of all on one thread (the way ``make
 reproduce`` runs); ``python benchmarks/flat_ops_speed.py`` prints the ratio of each. The
 results are the same: IEEE comparisons of the same values (the number rounded to the
 values' dtype, as torch does; integer and bool values are compared by torch), positions
-ascending. Inputs are 1-D and contiguous or
-strided; NumPy takes CPU tensors of the dtypes it has (bool, float32, float64, int32,
-int64) outside autograd, and torch the rest (bfloat16, float16, CUDA).
+ascending. Inputs are 1-D and contiguous or strided; NumPy takes CPU tensors of the
+dtypes it has (bool, float32, float64, int32, int64) outside autograd, and torch the rest
+(bfloat16, float16, CUDA).
 """
 
 from __future__ import annotations

@@ -204,7 +204,8 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
             warn_uninformative_counts([int(torch.count_nonzero(s)) for s in scores.split(counts)],
                                       [bool(part.any()) for part in live.split(counts)], names,
                                       stacklevel=stacklevel + 1)
-        record = _full(grads, used) if callback is not None else None  # new tensors
+        # new tensors of the weights' shapes, kept by the callback if it likes
+        record = _full(grads, used) if callback is not None else None
         before = _masks(names, shapes, positions, counts, live) if callback is not None else None
         live, gone = _drop_alive(scores, live, counts, sizes, density, scope=scope, invert=invert)
         ends = torch.tensor(counts, device=positions.device).cumsum(0)
@@ -222,8 +223,7 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
             counts = [b - a for a, b in itertools.pairwise(cuts)]
             live = torch.ones(positions.numel(), dtype=torch.bool, device=live.device)
         if callback is not None:
-            split = {name: record[name].view(shape) for name, shape in zip(names, shapes)}
-            step = iteration_type(iteration, len(densities), density, split, before,
+            step = iteration_type(iteration, len(densities), density, record, before,
                                   _masks(names, shapes, positions, counts, live), R=float(R))
             if callback(step):
                 stopped = True

@@ -215,6 +215,31 @@ def test_two_worker_processes_never_train_the_same_run(env):
     assert len(store.frame("exp")) == 4
 
 
+def test_a_run_stored_by_another_worker_while_claiming_counts_as_stored_not_ran(
+        env, monkeypatch):
+    # the race of two workers on one run: the other stores it and releases its claim
+    # between this worker's look for run.json and its claim (CI counted "4 ran" of 3 runs)
+    store.run_or_load(BASE, "exp")
+    path = store.run_dir(BASE, "exp") / store.RESULT_FILE
+    text = path.read_text()
+    path.unlink()
+    original = claims.claim_run
+
+    def other_worker_finishes_first(folder, **kwargs):
+        path.write_text(text)
+        return original(folder, **kwargs)
+
+    monkeypatch.setattr(claims, "claim_run", other_worker_finishes_first)
+    monkeypatch.setattr(execution, "execute", lambda *a, **k: pytest.fail("ran it again"))
+    from synflow.experiments import launch
+
+    summary = launch.Worker(str(store.results_root()))([("exp", dataclasses.asdict(BASE))])
+    assert (summary["ran"], summary["stored"]) == (0, 1)
+    path.unlink()
+    result, ran = store.run_unless_stored(BASE, "exp")
+    assert not ran and result == RunResult.read(path)
+
+
 def test_a_run_held_by_another_worker_raises_run_busy(env):
     claims.claim_run(store.run_dir(BASE, "exp"), stale_after=600)
     with pytest.raises(store.RunBusy, match=r"being run by another worker .*claim.json"):

@@ -166,10 +166,31 @@ def run_or_load(
     >>> run_or_load(config, "demo", results=results) == stored  # loaded, not run again
     True
     """
+    return run_unless_stored(
+        config, experiment, device=device, root=root, cache=cache, results=results,
+        retry_failed=retry_failed, checkpoint_every=checkpoint_every, stale_after=stale_after,
+    )[0]
+
+
+def run_unless_stored(
+    config: RunConfig, experiment: str, *, device=None, root=None, cache=None, results=None,
+    retry_failed: bool = True, checkpoint_every: int = 1, stale_after: float | None = None,
+) -> tuple[RunResult, bool]:
+    """:func:`run_or_load` that also says whether this call ran the run: ``(result,
+    True)`` when it executed and stored it, ``(result, False)`` when it loaded it (stored
+    before, or by another worker while this one was claiming it). Workers count with it.
+
+    >>> import tempfile
+    >>> config, results = RunConfig("mlp", "mnist"), tempfile.mkdtemp()
+    >>> _ = RunResult(config, {}, dict.fromkeys(RunResult.REQUIRED_METRICS, 0), [], [], [],
+    ...               {}).write(run_dir(config, "demo", results) / RESULT_FILE)
+    >>> run_unless_stored(config, "demo", results=results)[1]  # loaded: not run here
+    False
+    """
     folder = run_dir(config, experiment, results)
     stored = stored_result(config, experiment, results)
     if stored is not None:
-        return stored
+        return stored, False
     failed = failure(config, experiment, results)
     if failed is not None and not retry_failed:
         raise RunFailed(
@@ -185,9 +206,9 @@ def run_or_load(
             f"{holders.heartbeat(holder)}): {folder / claims.CLAIM_FILE}"
         )
     with claim:
-        stored = stored_result(config, experiment, results)  # finished while we waited
+        stored = stored_result(config, experiment, results)  # finished while we claimed
         if stored is not None:
-            return stored
+            return stored, False
         checkpoint = folder / CHECKPOINT_FILE
         try:
             result = execution.execute(
@@ -205,7 +226,7 @@ def run_or_load(
         checkpoint.unlink(missing_ok=True)
         for written in (checkpoint, folder / RESULT_FILE):  # a killed worker's half-writes
             remove_leftovers(written)
-    return result
+    return result, True
 
 
 def sweep(configs, experiment: str, *, workers: int | None = None, **kwargs

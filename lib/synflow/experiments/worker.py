@@ -1,6 +1,6 @@
 """A worker task of ``python -m synflow launch``: it runs its share of a sweep's runs in
-turn through :func:`synflow.experiments.store.run_or_load` (claims keep two workers off
-one run) and reports counts, failures and where each run's seconds went.
+turn through :func:`synflow.experiments.store.run_unless_stored` (claims keep two
+workers off one run) and reports counts, failures and where each run's seconds went.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .runconfig import config_from_dict
 
 @dataclass
 class Worker(submitit.helpers.Checkpointable):
-    """Runs ``(experiment, config dict)`` pairs in turn through ``store.run_or_load``,
+    """Runs ``(experiment, config dict)`` pairs in turn through ``store.run_unless_stored``,
     skipping runs another worker holds; a run that raises is recorded (by the store)
     and the worker goes on with the next. Returns counts and the failures.
 
@@ -62,12 +62,12 @@ class Worker(submitit.helpers.Checkpointable):
                 continue
             start = time.perf_counter()
             try:
-                result = store.run_or_load(config, experiment, results=self.results,
-                                           retry_failed=self.retry_failed,
-                                           checkpoint_every=self.checkpoint_every,
-                                           stale_after=self.stale_after)
-                summary["ran"] += 1
-                outcome = f"done in {time.perf_counter() - start:.1f} s ({phases(result)})"
+                result, ran = store.run_unless_stored(
+                    config, experiment, results=self.results, retry_failed=self.retry_failed,
+                    checkpoint_every=self.checkpoint_every, stale_after=self.stale_after)
+                summary["ran" if ran else "stored"] += 1
+                outcome = (f"done in {time.perf_counter() - start:.1f} s ({phases(result)})"
+                           if ran else "skipped: another worker stored it just now")
             except store.RunBusy:
                 summary["busy"] += 1
                 outcome = "skipped: another worker runs it"

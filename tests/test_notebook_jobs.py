@@ -7,6 +7,8 @@ import csv
 import importlib.util
 import json
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,3 +94,41 @@ def test_each_job_is_timed_and_the_times_file_sums_a_notebooks_runs(tmp_path):
     assert {(r["cpu"], r["train_precision"]) for r in rows} == {(cpu, train_precision)}
     assert train_precision in ("float32", "bfloat16") and "bf16" in cpu
     assert not list(path.parent.glob(".*"))  # no temporary file left
+
+
+def test_training_notebooks_and_their_runs_go_longest_kernel_first(tmp_path):
+    names = ["04_accuracy_vs_compression", "05_iterative_magnitude_pruning", "06_sanity_checks"]
+    paths = [notebook(n) for n in names]
+    times = tmp_path / "run_times.csv"
+    times.write_text("notebook,notebook_minutes,training_runs\n04_accuracy_vs_compression,0.3,78\n"
+                     "05_iterative_magnitude_pruning,0.2,16\n06_sanity_checks,1.1,94\nall,30.1,188\n")
+    minutes = jobs_module.previous_kernel_minutes(times)
+    assert minutes == {names[0]: 0.3, names[1]: 0.2, names[2]: 1.1}
+    jobs = jobs_module.plan(paths, "smoke", lambda nb: [nb.stem], minutes)
+    notebooks = [job.name for job in jobs if job.run is None]
+    assert notebooks == [names[2], names[0], names[1]]  # the shortest kernel ends the schedule
+    owner = {run: job.name for job in jobs for run in job.after}
+    owners = [owner[job.name] for job in jobs if job.run is not None]
+    assert owners == sorted(owners, key=notebooks.index)  # the runs in the same order
+    assert set(owners) == set(names)
+    unordered = jobs_module.plan(paths, "smoke", lambda nb: [nb.stem],
+                                 jobs_module.previous_kernel_minutes(tmp_path / "none.csv"))
+    assert [job.name for job in unordered if job.run is None] == names  # no file: as given
+
+
+def test_the_schedule_wakes_when_a_run_ends_not_on_its_half_second_tick(env, monkeypatch):
+    from synflow.experiments import store
+
+    config = store.RunConfig("mlp", "blobs", pruner="magnitude", compression=2, width=0.2,
+                             epochs=1, batch_size=12, lr=0.05)
+    runs = [jobs_module.Job(f"exp/{c}", 1, run=(n, 2, replace(config, compression=c), "exp", {}))
+            for n, c in enumerate((2, 4), 1)]
+    ticks, sleep = [], time.sleep
+
+    def counted_sleep(seconds):
+        ticks.append(seconds)
+        sleep(seconds)
+
+    monkeypatch.setattr(jobs_module.time, "sleep", counted_sleep)  # only runs: never called
+    assert jobs_module.execute(runs, slots=1, memory_gb=8) == []
+    assert ticks == [] and len(store.frame("exp")) == 2

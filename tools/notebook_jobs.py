@@ -11,19 +11,25 @@ and only while the machine's available memory holds their estimated peaks:
   it only loads them.
 
 Jobs start in this order: the notebooks with the largest memory (the longest), the other
-notebooks without runs, the runs, then the training notebooks. With one thread per job
-a notebook's outputs do not depend on N or on what ran beside it. A run that fails in a
-worker is run again by its notebook, whose output then shows the error.
+notebooks without runs, the runs, then the training notebooks. The training notebooks'
+runs come notebook by notebook, the notebook whose kernel took longest in the last full
+run (its ``run_times.csv``, when there is one) first: the last training notebook starts
+only after the last run and may run alone at the end, so it should be the shortest. With
+one thread per job a notebook's outputs do not depend on N, on the order or on what ran
+beside it. A run that fails in a worker is run again by its notebook, whose output then
+shows the error. The schedule wakes as soon as a run ends (a notebook's end is seen within
+half a second).
 """
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,13 +117,20 @@ class Run:
         self.future.cancel()
 
 
-def plan(notebooks: list[Path], profile: str, child_argv) -> list[Job]:
+def plan(notebooks: list[Path], profile: str, child_argv,
+         kernel_minutes: dict[str, float] | None = None) -> list[Job]:
     """The jobs of ``notebooks`` at ``profile`` in the order they start;
-    ``child_argv(notebook)`` is the command line that executes one notebook alone."""
+    ``child_argv(notebook)`` is the command line that executes one notebook alone.
+    ``kernel_minutes`` (:func:`previous_kernel_minutes`) orders the training notebooks,
+    and their runs, longest kernel first (a notebook not in it counts as 0; ties keep
+    the notebooks' order)."""
     from synflow.experiments import launch, sweeps
 
     sizes = NOTEBOOK_GB.get(profile, {})
     first, runs, last = [], [], []
+    training = [n for n in notebooks if n.stem in sweeps.BUILDERS]
+    training.sort(key=lambda n: -(kernel_minutes or {}).get(n.stem, 0.0))  # stable
+    notebooks = [n for n in notebooks if n.stem not in sweeps.BUILDERS] + training
     for notebook in notebooks:
         stem = notebook.stem
         gb = sizes.get(stem, DEFAULT_NOTEBOOK_GB)
@@ -170,7 +183,11 @@ def execute(jobs: list[Job], slots: int, memory_gb: float | None = None,
                         Notebook(job.argv, job.name)
                     begun[job.name] = time.perf_counter()
                     used += job.memory_gb
-                time.sleep(0.5)
+                futures = [h.future for h in running.values() if isinstance(h, Run)]
+                if futures:  # wake when a run ends, not up to half a second later
+                    wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
+                else:
+                    time.sleep(0.5)
                 for job, handle in list(running.items()):
                     code = handle.poll()
                     if code is not None:
@@ -212,6 +229,17 @@ def host() -> tuple[str, str]:
     return cpu, precision.resolve("auto", "cpu")
 
 
+def previous_kernel_minutes(path: Path | None) -> dict[str, float]:
+    """``{notebook: kernel minutes}`` of the run-times file at ``path``
+    (:func:`write_run_times`); empty when there is none or it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return {row["notebook"]: float(row["notebook_minutes"])
+                    for row in csv.DictReader(handle) if row["notebook"] != "all"}
+    except (OSError, TypeError, KeyError, ValueError):
+        return {}
+
+
 def write_run_times(path: Path, jobs: list[Job], seconds: dict, wall: float, slots: int) -> Path:
     """``path`` (``<figures>/run_times.csv``, read by ``tools/paper_claims.py`` for
     docs/benchmarks.md): per notebook the minutes of its kernel and the number and summed
@@ -219,8 +247,6 @@ def write_run_times(path: Path, jobs: list[Job], seconds: dict, wall: float, slo
     whose ``notebook_minutes`` is the whole schedule's wall clock; every row names the
     machine (:func:`host`). Written atomically
     (:func:`synflow.core.files.atomic_write`)."""
-    import csv
-
     rows = []
     machine = list(host())
     for job in jobs:
@@ -246,8 +272,9 @@ def write_run_times(path: Path, jobs: list[Job], seconds: dict, wall: float, slo
 def main(notebooks: list[Path], profile: str, slots: int, child_argv,
          run_times: Path | None = None) -> list[str]:
     """Plan and execute; prints what runs where. The names of failed jobs. With
-    ``run_times`` and no failure, the times go there (:func:`write_run_times`)."""
-    jobs = plan(notebooks, profile, child_argv)
+    ``run_times`` and no failure, the times go there (:func:`write_run_times`); the
+    times already there order the training notebooks (:func:`plan`)."""
+    jobs = plan(notebooks, profile, child_argv, previous_kernel_minutes(run_times))
     runs = sum(job.run is not None for job in jobs)
     print(f"{len(notebooks)} notebook(s) and {runs} training run(s) at profile {profile}, "
           f"{slots} at once with one thread each, within {available_gb():.1f} GB", flush=True)

@@ -157,8 +157,7 @@ def test_run_or_load_runs_once_and_stores_json(env, counted):
     assert len(counted) == 1
     again = store.run_or_load(run, "exp")
     assert len(counted) == 1  # loaded, not recomputed
-    assert again.metrics == json.loads(json.dumps(result.metrics))
-    assert again == RunResult.from_json(json.loads(json.dumps(result.to_json())))
+    assert again == result  # the first call returns what every later load gives
     stored = json.loads((folder / "run.json").read_text())
     assert stored["config"] == dataclasses.asdict(run)
     metrics = stored["metrics"]

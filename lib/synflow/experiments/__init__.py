@@ -8,7 +8,8 @@ cluster.
 | execution  | build, prune, train, measure one run, resumable                              |
 | weights    | rewinding to init, kept weights at init, Figure 5b's layer records           |
 | folders    | a run's folder in the results store and its failure record                   |
-| store      | the results store: run once, load afterwards; failures, frames               |
+| store      | the results store: run once, load afterwards; failures                       |
+| frames     | the stored runs as a DataFrame (``store.frame``)                             |
 | claims     | one worker per run, on one machine or many                                   |
 | holders    | who holds a claim (job, log) and whether it is alive (stale, heartbeat)      |
 | profiles   | the notebooks' parameter profiles (smoke, laptop, paper), shipped here       |

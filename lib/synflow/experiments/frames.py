@@ -1,0 +1,72 @@
+"""The stored runs of an experiment as one pandas DataFrame (one row per run, or per run
+and epoch), read from the results store's ``run.json`` files
+(:class:`synflow.experiments.results.RunResult`, their one owner). Also reachable as
+``synflow.experiments.store.frame``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, fields
+from typing import TYPE_CHECKING
+
+from .folders import check_experiment, results_root
+from .results import RESULT_FILE, DamagedResult, RunResult
+from .runconfig import RunConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def frame(experiment: str, *, results=None, history: bool = False) -> pd.DataFrame:
+    """All stored runs of ``experiment`` as one DataFrame, ready for seaborn.
+
+    One row per run: the config fields (one missing from an old run's config as it was
+    meant then, as :func:`synflow.experiments.runconfig.config_from_dict` reads it: e.g.
+    init "kaiming_fan_in"), the ``metrics`` (``best_top1``: best-epoch, ``final_top1``:
+    final-epoch accuracy), ``key`` and ``path``.
+    With ``history=True``, one row per (run, epoch) instead, with the epoch's
+    ``train_loss``, ``test_loss``, ``top1``, ``top5``. Config keys unknown to
+    RunConfig are reported and kept as columns. A damaged ``run.json`` (see
+    :meth:`RunResult.read`) is not a done run: it is named in a warning and left out.
+    Raises FileNotFoundError naming the stored experiments when there is no ``experiment``.
+
+    >>> import tempfile
+    >>> from synflow.experiments.folders import run_dir
+    >>> config, results = RunConfig("mlp", "mnist"), tempfile.mkdtemp()
+    >>> stored = RunResult(config, {}, dict.fromkeys(RunResult.REQUIRED_METRICS, 0), [], [], [], {})
+    >>> _ = stored.write(run_dir(config, "demo", results) / RESULT_FILE)
+    >>> frame("demo", results=results)[["model", "pruner", "best_top1"]]
+      model pruner  best_top1
+    0   mlp  dense          0
+    """
+    import pandas as pd  # here, not at the top: a worker that only runs runs never needs it
+
+    folder = results_root(results) / check_experiment(experiment)
+    if not folder.is_dir():
+        root = results_root(results)
+        known = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        raise FileNotFoundError(
+            f"no experiment {experiment!r} in {root}; stored experiments: {known or 'none'}"
+        )
+    rows = []
+    for path in sorted(folder.glob(f"*/{RESULT_FILE}")):
+        try:
+            result = RunResult.read(path)
+        except DamagedResult as error:  # not done, as status and launch see it
+            warnings.warn(f"{error}; it is left out of the table (`status` reports it as "
+                          "damaged; `launch` or run_or_load moves it aside and runs it again)",
+                          stacklevel=2)
+            continue
+        # missing fields as they were meant (an old run's init: kaiming_fan_in)
+        base = {**asdict(result.config), **result.extra_config, "key": result.key,
+                "path": str(path.parent)}
+        if history:
+            rows += [{**base, **epoch} for epoch in result.history]
+        else:
+            rows.append({**base, **result.metrics})
+    columns = [f.name for f in fields(RunConfig)]
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    return table

@@ -116,6 +116,19 @@ def test_training_notebooks_and_their_runs_go_longest_kernel_first(tmp_path):
     assert [job.name for job in unordered if job.run is None] == names  # no file: as given
 
 
+def test_a_damaged_run_times_file_is_ignored(tmp_path):
+    path = tmp_path / "run_times.csv"
+    header = "notebook,notebook_minutes\n"
+    for body in ["", "nonsense", "04_a,fast\n", "04_a,nan\n06_b,2\n", "04_a,-1\n",
+                 "04_a,inf\n", '04_a,"' + "x" * 200_000 + '"\n', "04_a\n"]:
+        path.write_text(header + body)
+        assert jobs_module.previous_kernel_minutes(path) == {}, body[:20]
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    assert jobs_module.previous_kernel_minutes(path) == {}
+    path.write_text(header + "04_a,0.3\n")
+    assert jobs_module.previous_kernel_minutes(path) == {"04_a": 0.3}
+
+
 def test_the_schedule_wakes_when_a_run_ends_not_on_its_half_second_tick(env, monkeypatch):
     from synflow.experiments import store
 
@@ -132,3 +145,38 @@ def test_the_schedule_wakes_when_a_run_ends_not_on_its_half_second_tick(env, mon
     monkeypatch.setattr(jobs_module.time, "sleep", counted_sleep)  # only runs: never called
     assert jobs_module.execute(runs, slots=1, memory_gb=8) == []
     assert ticks == [] and len(store.frame("exp")) == 2
+
+
+def test_a_worker_killed_mid_run_fails_that_run_and_the_schedule_goes_on(env, capsys):
+    import os
+    import signal
+    import threading
+
+    import psutil
+
+    from synflow.experiments import claims, store
+
+    config = store.RunConfig("mlp", "blobs", pruner="magnitude", compression=2, width=0.2,
+                             epochs=1, batch_size=12, lr=0.05)
+    configs = [replace(config, compression=c) for c in (2, 4, 8)]
+    runs = [jobs_module.Job(f"exp/{c.compression}", 1, run=(n, 3, c, "exp", {}))
+            for n, c in enumerate(configs, 1)]
+    first_claim = store.run_dir(configs[0], "exp") / claims.CLAIM_FILE
+
+    def kill_the_worker_of_the_first_run():  # as the kernel's OOM killer would
+        deadline = time.monotonic() + 120
+        while not first_claim.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for child in psutil.Process().children(recursive=True):
+            if "spawn_main" in " ".join(child.cmdline()):  # the pool's workers only
+                os.kill(child.pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_the_worker_of_the_first_run)
+    killer.start()
+    failed = jobs_module.execute(runs, slots=1, memory_gb=8)
+    killer.join()
+    assert failed == []  # a failed run fails its notebook, not the schedule
+    out = capsys.readouterr().out
+    assert "run 1/3" in out and "FAILED" in out.split("run 1/3")[1].splitlines()[0]
+    assert store.stored_result(configs[0], "exp") is None
+    assert all(store.stored_result(c, "exp") is not None for c in configs[1:])

@@ -16,13 +16,15 @@ runs come notebook by notebook, the notebook whose kernel took longest in the la
 run (its ``run_times.csv``, when there is one) first: the last training notebook starts
 only after the last run and may run alone at the end, so it should be the shortest. With
 one thread per job a notebook's outputs do not depend on N, on the order or on what ran
-beside it. A run that fails in a worker is run again by its notebook, whose output then
-shows the error. The schedule wakes as soon as a run ends (a notebook's end is seen within
+beside it. A run that fails in a worker, or whose worker is killed (e.g. for memory: the
+next runs then go to a new pool), is run again by its notebook, whose output then shows
+the error. The schedule wakes as soon as a run ends (a notebook's end is seen within
 half a second).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import subprocess
@@ -30,6 +32,7 @@ import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,7 +168,9 @@ def execute(jobs: list[Job], slots: int, memory_gb: float | None = None,
     pending, running, ended, failed = list(jobs), {}, set(), []
     begun, seconds = {}, {} if seconds is None else seconds
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(slots, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(slots, mp_context=context)
+    with contextlib.ExitStack() as stack:
+        stack.callback(lambda: pool.shutdown(wait=True))
         try:
             while pending or running:
                 used = sum(job.memory_gb for job in running)
@@ -179,8 +184,17 @@ def execute(jobs: list[Job], slots: int, memory_gb: float | None = None,
                     if job.run is not None and store.stored_result(job.run[2], job.run[3]) is not None:
                         ended.add(job.name)  # stored before: nothing to do
                         continue
-                    running[job] = Run(pool, job.run) if job.run is not None else \
-                        Notebook(job.argv, job.name)
+                    if job.run is None:
+                        running[job] = Notebook(job.argv, job.name)
+                    else:
+                        try:
+                            running[job] = Run(pool, job.run)
+                        except BrokenProcessPool:  # a worker died (killed for memory?): its
+                            # runs then in the pool were reported failed (their notebooks
+                            # run them again); the next runs go to a new pool
+                            pool.shutdown(wait=True)
+                            pool = ProcessPoolExecutor(slots, mp_context=context)
+                            running[job] = Run(pool, job.run)
                     begun[job.name] = time.perf_counter()
                     used += job.memory_gb
                 futures = [h.future for h in running.values() if isinstance(h, Run)]
@@ -231,13 +245,15 @@ def host() -> tuple[str, str]:
 
 def previous_kernel_minutes(path: Path | None) -> dict[str, float]:
     """``{notebook: kernel minutes}`` of the run-times file at ``path``
-    (:func:`write_run_times`); empty when there is none or it cannot be read."""
+    (:func:`write_run_times`); empty when there is none or it cannot be read, or when a
+    value is not a finite number >= 0 (the file is only a hint for the order)."""
     try:
         with open(path, encoding="utf-8") as handle:
-            return {row["notebook"]: float(row["notebook_minutes"])
-                    for row in csv.DictReader(handle) if row["notebook"] != "all"}
-    except (OSError, TypeError, KeyError, ValueError):
+            minutes = {row["notebook"]: float(row["notebook_minutes"])
+                       for row in csv.DictReader(handle) if row["notebook"] != "all"}
+    except (OSError, TypeError, KeyError, ValueError, csv.Error):
         return {}
+    return minutes if all(0 <= m < float("inf") for m in minutes.values()) else {}
 
 
 def write_run_times(path: Path, jobs: list[Job], seconds: dict, wall: float, slots: int) -> Path:

@@ -8,8 +8,13 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from synflow.experiments import profiles
@@ -182,6 +187,7 @@ def test_runner_writes_other_profiles_beside_the_laptop_outputs(tmp_path, monkey
     monkeypatch.setattr(runner, "NOTEBOOKS_DIR", notebooks)
     monkeypatch.setattr(runner, "ensure_kernel", lambda: None)
     monkeypatch.delenv("SYNFLOW_FIGURES", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the failed run's scratch copy
     targets = []
 
     def fake_run(notebook, target, parameters, prepare_only):
@@ -209,3 +215,28 @@ def test_runner_writes_other_profiles_beside_the_laptop_outputs(tmp_path, monkey
     assert runner.main(["--profile", profile, NOTEBOOKS[0].stem]) == 1
     assert source.read_text() == before  # the committed notebook is untouched
     assert in_place or not destination.exists()  # nothing half-written where outputs go
+
+
+def test_a_terminated_runner_leaves_no_scratch_files_and_no_kernel(tmp_path):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    environment = {**os.environ, "TMPDIR": str(scratch), "JUPYTER_RUNTIME_DIR": str(scratch),
+                   "SYNFLOW_FIGURES": str(tmp_path / "figures"),
+                   "SYNFLOW_RESULTS": str(tmp_path / "results")}
+    runner = subprocess.Popen(
+        [sys.executable, str(ROOT / "tools" / "run_notebooks.py"), "--profile", "smoke",
+         "--output-dir", str(tmp_path / "out"), "00_quickstart"], env=environment,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline, kernels = time.monotonic() + 120, []
+    while not kernels and runner.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)  # until the kernel runs
+        kernels = [p for p in psutil.Process(runner.pid).children(recursive=True)
+                   if "ipykernel" in " ".join(p.cmdline())]
+    time.sleep(1.0)
+    assert kernels and list(scratch.glob("00_quickstart-*")), "no kernel or scratch folder"
+    runner.terminate()
+    output = runner.communicate(timeout=60)[0]
+    assert runner.returncode != 0
+    assert sorted(p.name for p in scratch.iterdir()) == [], output[-2000:]
+    assert not [p for p in kernels if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not (tmp_path / "out" / "00_quickstart.ipynb").exists()

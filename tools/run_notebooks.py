@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -252,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
             target = Path(tempfile.mkdtemp(prefix=f"{notebook.stem}-")) / notebook.name
         try:
             run_one(notebook, target, parameters, args.prepare_only)
+        except KeyboardInterrupt:  # Ctrl-C, or a parent's terminate(): nothing half-written
+            if target != destination:
+                shutil.rmtree(target.parent, ignore_errors=True)
+            raise
         # a cell's error (papermill names the cell), a dead or stuck kernel, nbstripout failing
         except (PapermillExecutionError, RuntimeError, TimeoutError, OSError,
                 subprocess.CalledProcessError) as error:
@@ -294,5 +299,12 @@ def side_by_side(args, notebooks: list[Path], output_dir: Path | None) -> int:
     return 1 if failed else 0
 
 
+def interrupted(signum, frame):
+    """SIGTERM (``--jobs``' scheduler stopping its notebooks) handled as Ctrl-C: the kernel
+    is shut down and the scratch files are removed."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, interrupted)
     sys.exit(main())

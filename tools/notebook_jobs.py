@@ -24,7 +24,6 @@ half a second).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import os
 import subprocess
@@ -169,52 +168,52 @@ def execute(jobs: list[Job], slots: int, memory_gb: float | None = None,
     begun, seconds = {}, {} if seconds is None else seconds
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(slots, mp_context=context)
-    with contextlib.ExitStack() as stack:
-        stack.callback(lambda: pool.shutdown(wait=True))
-        try:
-            while pending or running:
-                used = sum(job.memory_gb for job in running)
-                for job in list(pending):
-                    if len(running) >= slots:
-                        break
-                    fits = used + job.memory_gb <= budget or not running
-                    if not fits or not job.after <= ended:
-                        continue
-                    pending.remove(job)
-                    if job.run is not None and store.stored_result(job.run[2], job.run[3]) is not None:
-                        ended.add(job.name)  # stored before: nothing to do
-                        continue
-                    if job.run is None:
-                        running[job] = Notebook(job.argv, job.name)
-                    else:
-                        try:
-                            running[job] = Run(pool, job.run)
-                        except BrokenProcessPool:  # a worker died (killed for memory?): its
-                            # runs then in the pool were reported failed (their notebooks
-                            # run them again); the next runs go to a new pool
-                            pool.shutdown(wait=True)
-                            pool = ProcessPoolExecutor(slots, mp_context=context)
-                            running[job] = Run(pool, job.run)
-                    begun[job.name] = time.perf_counter()
-                    used += job.memory_gb
-                futures = [h.future for h in running.values() if isinstance(h, Run)]
-                if futures:  # wake when a run ends, not up to half a second later
-                    wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
+    try:
+        while pending or running:
+            used = sum(job.memory_gb for job in running)
+            for job in list(pending):
+                if len(running) >= slots:
+                    break
+                fits = used + job.memory_gb <= budget or not running
+                if not fits or not job.after <= ended:
+                    continue
+                pending.remove(job)
+                if job.run is not None and store.stored_result(job.run[2], job.run[3]) is not None:
+                    ended.add(job.name)  # stored before: nothing to do
+                    continue
+                if job.run is None:
+                    running[job] = Notebook(job.argv, job.name)
                 else:
-                    time.sleep(0.5)
-                for job, handle in list(running.items()):
-                    code = handle.poll()
-                    if code is not None:
-                        del running[job]
-                        seconds[job.name] = time.perf_counter() - begun[job.name]
-                        ended.add(job.name)  # a failed run still lets its notebook start
-                        if code:
-                            failed.append(job.name)
-        except BaseException:
-            for handle in running.values():
-                handle.stop()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+                    try:
+                        running[job] = Run(pool, job.run)
+                    except BrokenProcessPool:  # a worker died (killed for memory?): its
+                        # runs then in the pool were reported failed (their notebooks
+                        # run them again); the next runs go to a new pool
+                        pool.shutdown(wait=True)
+                        pool = ProcessPoolExecutor(slots, mp_context=context)
+                        running[job] = Run(pool, job.run)
+                begun[job.name] = time.perf_counter()
+                used += job.memory_gb
+            futures = [h.future for h in running.values() if isinstance(h, Run)]
+            if futures:  # wake when a run ends, not up to half a second later
+                wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
+            else:
+                time.sleep(0.5)
+            for job, handle in list(running.items()):
+                code = handle.poll()
+                if code is not None:
+                    del running[job]
+                    seconds[job.name] = time.perf_counter() - begun[job.name]
+                    ended.add(job.name)  # a failed run still lets its notebook start
+                    if code:
+                        failed.append(job.name)
+    except BaseException:
+        for handle in running.values():
+            handle.stop()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
     return failed
 
 

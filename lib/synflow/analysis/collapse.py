@@ -17,7 +17,7 @@ from ..core.masks import Masks, current_masks, effective_weight, empty_layers, p
 from ..core.scorers import DATA_METHODS, ITERATIVE_METHODS
 from ..core.scorers.functional import buffer_copies, scoring_view
 from ..core.scoring import compute_scores
-from ..core.selection import check_finite_scores, ranking_dtype, select
+from ..core.selection import check_finite_scores, check_score_dict, ranking_dtype, select
 from .saliency import parameter_name
 
 
@@ -102,11 +102,11 @@ def exact_critical_compression(scores: dict[str, torch.Tensor]) -> tuple[float, 
     Raises ValueError for an empty dict, a layer without weights, or NaN/inf scores.
 
     >>> import torch
-    >>> exact_critical_compression({"a.weight": torch.tensor([4.0, 3.0, 2.0]), "b.weight": torch.tensor([1.0])})
+    >>> exact_critical_compression({"a.weight": torch.tensor([4.0, 3.0, 2.0]),
+    ...                             "b.weight": torch.tensor([1.0])})
     (1.0, 'b.weight')
     """
-    if not isinstance(scores, dict) or not scores:
-        raise ValueError(f"scores must be a non-empty dict of tensors, got {scores!r}")
+    check_score_dict(scores)
     empty = [name for name, s in scores.items() if s.numel() == 0]
     if empty:
         raise ValueError(f"layers without weights have no critical compression: {empty}")

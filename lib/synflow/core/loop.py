@@ -88,7 +88,8 @@ def prune_through(
     of ``SCORERS`` or a scorer function with their signature (no shortcut is then
     taken, and of the score checks only the one for NaN and inf is made).
     ``callback(Iteration)`` is called after every step; a true return value stops the
-    loop there (early stop): the masks after that step are installed and returned. The other arguments are ``prune``'s, checked alike.
+    loop there (early stop): the masks after that step are installed and returned. The
+    other arguments are ``prune``'s, checked alike.
 
     Raises ValueError for an unknown method, scope, bad densities (in global scope, one
     that keeps no weight: round(N * density) = 0), missing data or input shape, scores

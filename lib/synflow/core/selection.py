@@ -185,11 +185,21 @@ def _select_flat(flat, alive, sizes, density, *, scope, invert, zero_when_pruned
     return kept
 
 
+def check_score_dict(scores) -> None:
+    """Raise ``ValueError`` unless ``scores`` is a non-empty dict (of score tensors).
+
+    >>> check_score_dict({})
+    Traceback (most recent call last):
+    ValueError: scores must be a non-empty dict of tensors, got dict
+    """
+    if not isinstance(scores, dict) or not scores:
+        raise ValueError(f"scores must be a non-empty dict of tensors, got {type(scores).__name__}")
+
+
 def _check_scores(scores, masks) -> None:
     """ValueError naming the first key of ``masks`` without a score tensor of its shape,
     or a mask that is not boolean (or 0/1)."""
-    if not isinstance(scores, dict) or not scores:
-        raise ValueError(f"scores must be a non-empty dict of tensors, got {type(scores).__name__}")
+    check_score_dict(scores)
     for name, mask in masks.items():
         score = scores.get(name)
         if not isinstance(score, torch.Tensor):

@@ -30,8 +30,14 @@ from pathlib import Path
 from ..core.files import remove_leftovers
 from ..utils.progress import log_line, progress
 from . import claims, execution, holders, parallel
-from .folders import FAILURE_FILE, failure, record_failure, results_root, run_dir  # noqa: F401
-from .frames import frame  # noqa: F401  (store.frame: the stored runs as a DataFrame)
+from .folders import (
+    FAILURE_FILE,
+    failure,
+    record_failure,
+    results_root,  # noqa: F401  (re-exported: store.results_root)
+    run_dir,
+)
+from .frames import frame  # noqa: F401  (re-exported: store.frame)
 from .results import RESULT_FILE, DamagedResult, RunResult
 from .runconfig import RunConfig
 

@@ -144,7 +144,7 @@ def _checked_scores(model, layers, leaves, values, unpruned, offsets, counts, in
                                                input_shape, torch.float32, transform, values, top,
                                                out)
         low, high = paths.FLOAT32_SAFE_RANGE
-        if (finite and low < float(R) < high) or paths._safe_in_float32(R, _full(grads, leaves)):
+        if (finite and low < float(R) < high) or paths.safe_in_float32(R, _full(grads, leaves)):
             return R, grads, scores, leaves
         # new leaves: gathered afresh, and top, the float32 leaves' bound, is not theirs
         leaves = path_leaves(fresh_leaves(unpruned(), transform, torch.float64), channels_last)

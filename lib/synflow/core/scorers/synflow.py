@@ -94,11 +94,16 @@ def path_gradients(model, layers, leaves, input_shape, dtype, transform):
     return R.detach(), grads
 
 
-def _safe_in_float32(R, scores) -> bool:
-    """R inside float32's comfortable range and no score overflowed.
+def safe_in_float32(R, scores) -> bool:
+    """R inside float32's comfortable range (``FLOAT32_SAFE_RANGE``) and no score
+    overflowed: a float32 pass need not be redone in float64 (:func:`checked_pass` and
+    the pruning loop). One sum per layer detects an inf or NaN anywhere without an
+    elementwise pass (:func:`synflow.core.checks.all_finite`).
 
-    One sum per layer detects an inf or NaN anywhere without an elementwise pass
-    (:func:`synflow.core.checks.all_finite`).
+    >>> safe_in_float32(torch.tensor(2.0), {"w": torch.ones(2)})
+    True
+    >>> safe_in_float32(torch.tensor(1e37), {"w": torch.ones(2)})
+    False
     """
     low, high = FLOAT32_SAFE_RANGE
     return low < float(R) < high and all(all_finite(s) for s in scores.values())
@@ -147,7 +152,7 @@ def checked_pass(model, layers, weights, input_shape, precision="float64", power
     """
     if check_precision(precision) == "float32":
         R, scores = synflow_pass(model, layers, weights, input_shape, torch.float32, power)
-        if _safe_in_float32(R, scores):
+        if safe_in_float32(R, scores):
             return R, scores
     R, scores = synflow_pass(model, layers, weights, input_shape, torch.float64, power)
     return check_finite(R, scores, len(layers), power)

@@ -1,9 +1,7 @@
 """SynFlow pruning speed against its floor and against the authors' loop, in ONE run.
 
 The floor is what any SynFlow implementation must do: ``--iterations`` forward+backward
-passes of the dense model on one all-ones input, in the pass's dtype. The float64 pass
-stores some convolution weights channels-last (:mod:`synflow.core.scorers.layout`), so a
-second float64 floor runs the dense model in that same layout, for reference. The authors' time is
+passes of the dense model on one all-ones input, in the pass's dtype. The authors' time is
 their ``prune_loop`` with their ``SynFlow`` pruner (ganguli-lab/Synaptic-Flow,
 ``prune.py`` and ``Pruners/pruners.py``: every state-dict tensor made positive in place,
 one backward, ``|grad * p|`` cloned per layer, one global ``kthvalue`` threshold, masks as
@@ -15,7 +13,6 @@ busy machine slows every side alike. Prints four ratios:
 2. ``synflow.prune(precision="float32")`` / the float32 floor      goal <= 1.5
 3. ``synflow.prune(precision="float32")`` / the authors' loop       goal <= 0.25
 4. ``synflow.prune`` (float64) / the authors' loop                   (for reference)
-5. ``synflow.prune`` (float64) / the float64 floor in the pass's layout (for reference)
 
     python benchmarks/prune_speed.py [--quick] [--model vgg16_bn] [--iterations 100] [--threads 2]
     python benchmarks/prune_speed.py --model vgg19_imagenet --shape 3 224 224 --classes 1000 \\
@@ -31,7 +28,6 @@ import time
 import torch
 
 import synflow
-from synflow.core.scorers.layout import channels_last_layers, row_major_outputs
 
 
 def authors_prune(model, compression: float, iterations: int, shape, device) -> None:
@@ -105,26 +101,16 @@ def main() -> None:
           f"{args.iterations} iterations, best of {args.repeats} interleaved rounds; "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
     dense = {dtype: build().to(dtype).eval() for dtype in (torch.float64, torch.float32)}
-    laid_out = build().double().eval()  # the float64 pass's layout
-    layers = synflow.prunable_layers(laid_out)
-    for name in channels_last_layers(laid_out, layers, shape, torch.device(device),
-                                     torch.float64):
-        layers[name].weight.data = layers[name].weight.data.contiguous(
-            memory_format=torch.channels_last)
-    dense["pass layout"] = laid_out
 
-    def floor(dtype, key=None):
-        model = dense[key or dtype]
+    def floor(dtype):
         ones = torch.ones(1, *shape, device=device, dtype=dtype)
-        with row_major_outputs(layers, {name: m.weight for name, m in layers.items()}):
-            for _ in range(args.iterations):
-                model.zero_grad(set_to_none=True)
-                model(ones).sum().backward()
+        for _ in range(args.iterations):
+            dense[dtype].zero_grad(set_to_none=True)
+            dense[dtype](ones).sum().backward()
 
     variants = {
         "floor float64": lambda model: floor(torch.float64),
         "floor float32": lambda model: floor(torch.float32),
-        "floor f64 layout": lambda model: floor(torch.float64, "pass layout"),
         "prune float64": lambda model: synflow.prune(
             model, "synflow", args.compression, iterations=args.iterations, input_shape=shape),
         "prune float32": lambda model: synflow.prune(
@@ -135,7 +121,6 @@ def main() -> None:
     }
     floor(torch.float64)  # warm-up
     floor(torch.float32)
-    floor(torch.float64, "pass layout")
     best = dict.fromkeys(variants, float("inf"))
     for _ in range(args.repeats):
         for name, run in variants.items():
@@ -153,8 +138,6 @@ def main() -> None:
         ("prune float32 / authors float32", best["prune float32"] / best["authors float32"],
          0.25),
         ("prune float64 / authors float32", best["prune float64"] / best["authors float32"],
-         None),
-        ("prune float64 / floor f64 layout", best["prune float64"] / best["floor f64 layout"],
          None),
     ]
     for label, ratio, goal in ratios:

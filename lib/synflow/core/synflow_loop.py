@@ -5,9 +5,8 @@ et al. 2020).
 A pruned weight scores exactly 0 and stays pruned, and the alive weights shrink
 geometrically over the schedule (a mean density of 0.21 over 100 iterations to
 compression 100), so each iteration scores and ranks the alive weights only. The loop
-keeps, per layer, where the alive weights lie in the pass's leaves (|w|**power in the
-pass's dtype; their storage offsets, in row-major order of the weights), and zeroes a
-leaf when its weight is pruned,
+keeps, per layer, the flat positions of the alive weights (ascending) and the pass's
+leaves |w|**power in the pass's dtype, and zeroes a leaf when its weight is pruned,
 instead of building full-size copies, concatenations and masks every iteration. The
 masks are the general loop's bit for bit: the same pass on the same values gives the
 same scores, and the k best alive scores (ties to the lowest position) are the same
@@ -31,66 +30,51 @@ from .masked import install
 from .masks import Masks, effective_weight, layer_masks
 from .scorers import synflow as paths
 from .scorers.functional import check_materialized, fresh_leaves
-from .scorers.inputs import device_of
-from .scorers.layout import channels_last_layers, path_leaves
 
 POWERS = {"synflow": 1, "synflow_l2": 2}  # the methods this loop runs: |w| or w**2
 
 
-def _gather(tensors, offsets, counts, dtype) -> torch.Tensor:
-    """The entries of ``tensors`` (one per layer) at storage ``offsets`` (``counts[l]`` of
-    them for layer l, concatenated), in one flat tensor."""
-    out = torch.empty(offsets.numel(), dtype=dtype, device=offsets.device)
-    for t, p, part in zip(tensors, offsets.split(counts), out.split(counts)):
-        torch.index_select(_storage(t), 0, p, out=part)
+def _gather(tensors, positions, counts, dtype) -> torch.Tensor:
+    """The entries of ``tensors`` (one per layer) at ``positions`` (flat positions within
+    each layer, ``counts[l]`` of them for layer l, concatenated), in one flat tensor."""
+    out = torch.empty(positions.numel(), dtype=dtype, device=positions.device)
+    for t, p, part in zip(tensors, positions.split(counts), out.split(counts)):
+        torch.index_select(_flat(t), 0, p, out=part)
     return out
 
 
-def _storage(tensor) -> torch.Tensor:
-    """The tensor's entries in storage order, one dimension, a view (the tensor is dense:
-    row-major or channels-last, as every leaf and gradient of the pass)."""
-    return tensor.detach().as_strided((tensor.numel(),), (1,))
+def _flat(tensor) -> torch.Tensor:
+    """The tensor's entries in row-major order, one dimension (a copy only when its
+    strides are not row-major, as in a channels-last model)."""
+    return tensor.detach().reshape(-1)
 
 
-def _offsets(positions, tensor) -> torch.Tensor:
-    """The storage offsets (:func:`_storage`) of ``tensor``'s entries at row-major flat
-    ``positions``, in their dtype: the positions themselves for a row-major tensor."""
+def _zero_at(tensor, where) -> None:
+    """Set the entries at row-major flat positions ``where`` to 0, in place, whatever the
+    tensor's strides."""
+    tensor = tensor.detach()
     if tensor.is_contiguous():
-        return positions
-    index = torch.unravel_index(positions.long(), tensor.shape)
-    return sum(i * s for i, s in zip(index, tensor.stride())).to(positions.dtype)
+        tensor.view(-1).index_fill_(0, where, 0)
+    else:
+        tensor.index_put_(torch.unravel_index(where, tensor.shape), tensor.new_zeros(()))
 
 
-def _offsets_in(leaves, positions, counts) -> torch.Tensor:
-    """:func:`_offsets` in each layer's leaf of the row-major ``positions`` (``counts[l]``
-    of them for layer l, concatenated), concatenated."""
-    parts = [_offsets(p, leaf) for p, leaf in zip(positions.split(counts), leaves.values())]
-    return torch.cat(parts)
-
-
-def _stored_like(grad, leaf) -> torch.Tensor:
-    """``grad`` stored as ``leaf`` is (a copy only where a layer returned another layout)."""
-    return grad if grad.stride() == leaf.stride() else torch.empty_like(leaf).copy_(grad)
-
-
-def _scores(grads, leaves, offsets, counts, values, dtype, out=None) -> torch.Tensor:
-    """The scores dR/dw * w at storage ``offsets`` in one flat tensor (``out`` if given, a
+def _scores(grads, leaves, positions, counts, values, dtype, out=None) -> torch.Tensor:
+    """The scores dR/dw * w at ``positions`` in one flat tensor (``out`` if given, a
     buffer of ``dtype`` holding at least as many), w the leaves there (``values``, one
-    flat tensor like the result, if given). A layer whose offsets are all of its weights
-    (none pruned since the last compaction; in row-major order) is multiplied in place of
-    a gather."""
+    flat tensor like the result, if given). A layer whose positions are all of its weights
+    (none pruned since the last compaction) is multiplied in place of a gather."""
     if values is None:
-        values = _gather(leaves, offsets, counts, dtype)
+        values = _gather(leaves, positions, counts, dtype)
     if out is None or out.dtype != dtype:
-        out = torch.empty(offsets.numel(), dtype=dtype, device=offsets.device)
-    out = out[:offsets.numel()]
-    for g, leaf, p, part, w in zip(grads, leaves, offsets.split(counts), out.split(counts),
-                                   values.split(counts)):
-        g = _stored_like(g.detach(), leaf)
-        if p.numel() == g.numel():  # every weight, row-major: w is the leaf there
-            torch.mul(g, leaf.detach(), out=part.view(g.shape))
+        out = torch.empty(positions.numel(), dtype=dtype, device=positions.device)
+    out = out[:positions.numel()]
+    for g, p, part, w in zip(grads, positions.split(counts), out.split(counts),
+                             values.split(counts)):
+        if p.numel() == g.numel():  # p is every position, in order
+            torch.mul(_flat(g), w, out=part)
         else:
-            torch.index_select(_storage(g), 0, p, out=part).mul_(w)
+            torch.index_select(_flat(g), 0, p, out=part).mul_(w)
     return out
 
 
@@ -109,10 +93,10 @@ def _alive_positions(mask) -> torch.Tensor:
     return nonzero(flat).to(device=flat.device, dtype=dtype)
 
 
-def _alive_pass(model, layers, leaves, offsets, counts, input_shape, dtype, transform,
+def _alive_pass(model, layers, leaves, positions, counts, input_shape, dtype, transform,
                 values=None, top=math.inf, out=None):
     """One SynFlow pass: ``(R, gradients, alive scores, finite)``; the alive scores are
-    dR/dw * w at storage ``offsets``, one flat tensor (layer after layer; w the
+    dR/dw * w at ``positions``, one flat tensor in flat order (layer after layer; w the
     leaves there, ``values`` if given), ``finite`` says that every score, the pruned
     weights' ``gradient * 0`` included, is finite. ``top`` bounds every leaf: with the
     gradients' bound B, B * top < ``dtype``'s largest value * 2**-20 (room for rounding
@@ -120,37 +104,34 @@ def _alive_pass(model, layers, leaves, offsets, counts, input_shape, dtype, tran
     The scores are written into ``out`` where it is a buffer of ``dtype``."""
     with gradient_bound(layers) as bounds:
         R, grads = paths.path_gradients(model, layers, leaves, input_shape, dtype, transform)
-    scores = _scores(grads, leaves.values(), offsets, counts, values, dtype, out)
+    scores = _scores(grads, leaves.values(), positions, counts, values, dtype, out)
     limit = torch.finfo(dtype).max * 2.0 ** -20
     finite, bound = grads_finite(layers, grads, bounds, limit)
     return R, grads, scores, finite and (bound * top < limit or all_finite(scores))
 
 
 def _full(grads, leaves) -> dict[str, torch.Tensor]:
-    """Every weight's score, pruned ones included: what the general loop ranks (row-major)."""
-    return {name: g.mul(w.detach()).contiguous() for (name, w), g in zip(leaves.items(), grads)}
+    """Every weight's score, pruned ones included: what the general loop ranks."""
+    return {name: g.mul(w.detach()) for (name, w), g in zip(leaves.items(), grads)}
 
 
-def _checked_scores(model, layers, leaves, values, unpruned, offsets, counts, input_shape,
-                    precision, power, top, out, channels_last):
+def _checked_scores(model, layers, leaves, values, unpruned, positions, counts, input_shape,
+                    precision, power, top, out):
     """:func:`synflow.core.scorers.synflow.checked_pass` on the alive weights:
     ``(R, grads, alive scores, leaves used)``, with the same float32 fallback (on the weights
     ``unpruned()`` returns) and the same overflow error (decided on every score when the
-    quick test fails); ``top`` bounds every leaf; ``out``: a buffer for the scores;
-    ``channels_last``: the layers whose leaves are stored channels-last."""
+    quick test fails); ``top`` bounds every leaf; ``out``: a buffer for the scores."""
     transform = paths.path_transform(power)
     if precision == "float32":
-        R, grads, scores, finite = _alive_pass(model, layers, leaves, offsets, counts,
+        R, grads, scores, finite = _alive_pass(model, layers, leaves, positions, counts,
                                                input_shape, torch.float32, transform, values, top,
                                                out)
         low, high = paths.FLOAT32_SAFE_RANGE
         if (finite and low < float(R) < high) or paths.safe_in_float32(R, _full(grads, leaves)):
             return R, grads, scores, leaves
         # new leaves: gathered afresh, and top, the float32 leaves' bound, is not theirs
-        leaves = path_leaves(fresh_leaves(unpruned(), transform, torch.float64), channels_last)
-        # float32's leaves are row-major: its offsets are the positions
-        offsets, values, top = _offsets_in(leaves, offsets, counts), None, math.inf
-    R, grads, scores, finite = _alive_pass(model, layers, leaves, offsets, counts,
+        leaves, values, top = fresh_leaves(unpruned(), transform, torch.float64), None, math.inf
+    R, grads, scores, finite = _alive_pass(model, layers, leaves, positions, counts,
                                            input_shape, torch.float64, transform, values, top,
                                            out)
     if not (finite and math.isfinite(float(R))):
@@ -158,15 +139,14 @@ def _checked_scores(model, layers, leaves, values, unpruned, offsets, counts, in
     return R, grads, scores, leaves
 
 
-def _masks(names, leaves, offsets, counts, live) -> Masks:
-    """The boolean masks (row-major): True at the storage ``offsets`` in the ``leaves``
-    whose ``live`` entry is True."""
+def _masks(names, shapes, positions, counts, live) -> Masks:
+    """The boolean masks: True at the ``positions`` whose ``live`` entry is True."""
     masks = {}
-    for name, leaf, where, part in zip(names, leaves, offsets.split(counts),
-                                       live.split(counts)):
-        mask = torch.zeros(leaf.numel(), dtype=torch.bool, device=where.device)
+    for name, shape, where, part in zip(names, shapes, positions.split(counts),
+                                        live.split(counts)):
+        mask = torch.zeros(shape.numel(), dtype=torch.bool, device=where.device)
         put(mask, where, part)
-        masks[name] = mask.as_strided(leaf.shape, leaf.stride()).contiguous()
+        masks[name] = mask.view(shape)
     return masks
 
 
@@ -177,14 +157,12 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
     ``model`` in place; returns ``(masks, stopped early)``. ``iteration_type`` builds
     what ``callback`` gets; warnings point ``stacklevel`` frames up.
 
-    ``offsets`` hold the storage offsets, within their layer's leaf, of a superset of the
-    alive weights in row-major order (``counts[l]`` of them for layer l, concatenated;
-    the flat positions themselves where the leaf is row-major, see
-    :mod:`synflow.core.scorers.layout`) and ``live`` which of them are alive: the weights
-    pruned since the last compaction score exactly 0 (their leaf is 0) and are excluded
-    from the ranking by ``live`` (:func:`synflow.core.alive_selection._drop_alive`);
-    offsets are compacted once a quarter of them are dead (a compaction is a full scan,
-    the slowest step).
+    ``positions`` hold the flat positions, within their layer, of a superset of the alive
+    weights (``counts[l]`` of them for layer l, concatenated) and ``live`` which of them
+    are alive: the weights pruned since the last compaction
+    score exactly 0 (their leaf is 0) and are excluded from the ranking by ``live``
+    (:func:`synflow.core.alive_selection._drop_alive`); positions are compacted once a
+    quarter of them are dead (a compaction is a full scan, the slowest step).
 
     >>> import torch.nn as nn
     >>> from synflow.core.loop import Iteration
@@ -201,66 +179,59 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
         paths.synflow_scores(model, layers, {}, input_shape=None)
     power = POWERS[method]
     names, masks = list(layers), layer_masks(layers)
+    shapes = [mask.shape for mask in masks.values()]
     sizes = [mask.numel() for mask in masks.values()]
+    parts = [_alive_positions(mask) for mask in masks.values()]
+    positions, counts = torch.cat(parts), [p.numel() for p in parts]
+    del parts
+    live = torch.ones(positions.numel(), dtype=torch.bool, device=positions.device)
     weights = {name: effective_weight(module) for name, module in layers.items()}
     check_materialized(weights)
     dtype = torch.float32 if precision == "float32" else torch.float64
-    # the float64 passes' layout (float32's leaves stay row-major)
-    channels_last = channels_last_layers(model, layers, input_shape, device_of(model),
-                                         torch.float64)
-    leaves = path_leaves(fresh_leaves(weights, paths.path_transform(power), dtype),
-                         channels_last if dtype == torch.float64 else ())
-    parts = [_alive_positions(mask) for mask in masks.values()]
-    counts = [p.numel() for p in parts]
-    offsets = _offsets_in(leaves, torch.cat(parts), counts)
-    del parts
-    live = torch.ones(offsets.numel(), dtype=torch.bool, device=offsets.device)
+    leaves = fresh_leaves(weights, paths.path_transform(power), dtype)
     # the float64 fallback of precision="float32" starts again from the (masked) weights
     originals = {name: w.clone() for name, w in weights.items()} if dtype != torch.float64 \
         else None
 
-    def current_masks():
-        return _masks(names, leaves.values(), offsets, counts, live)
-
     def unpruned():  # the original weights, 0 where pruned by now
-        alive = current_masks()
+        alive = _masks(names, shapes, positions, counts, live)
         return {name: w.masked_fill(~alive[name], 0) for name, w in originals.items()}
 
-    values = _gather(leaves.values(), offsets, counts, dtype)  # the leaves at offsets
+    values = _gather(leaves.values(), positions, counts, dtype)  # the leaves at positions
     top = max(float(largest(leaf)) for leaf in leaves.values())  # pruning only lowers it
     buffer = torch.empty_like(values)  # for the scores: the same pages every iteration
     stopped = False
     for iteration, density in enumerate(densities, start=1):
         R, grads, scores, used = _checked_scores(model, layers, leaves, values, unpruned,
-                                                 offsets, counts, input_shape, precision, power,
-                                                 top, buffer, channels_last)
+                                              positions, counts, input_shape, precision, power,
+                                              top, buffer)
         if iteration in (1, len(densities)):
             warn_uninformative_counts([int(torch.count_nonzero(s)) for s in scores.split(counts)],
                                       [bool(part.any()) for part in live.split(counts)], names,
                                       stacklevel=stacklevel + 1)
         # new tensors of the weights' shapes, kept by the callback if it likes
         record = _full(grads, used) if callback is not None else None
-        before = current_masks() if callback is not None else None
+        before = _masks(names, shapes, positions, counts, live) if callback is not None else None
         live, gone = _drop_alive(scores, live, counts, sizes, density, scope=scope, invert=invert)
         if gone.numel():
             values.index_fill_(0, gone, 0)
-            where = offsets.index_select(0, gone).long()
+            where = positions.index_select(0, gone).long()  # ascending per layer
             cuts = [0, *torch.searchsorted(gone, _ends(counts, gone.device)).tolist()]
-            for i, leaf in enumerate(leaves.values()):
+            for i, name in enumerate(names):
                 if cuts[i + 1] > cuts[i]:
-                    _storage(leaf).index_fill_(0, where[cuts[i]:cuts[i + 1]], 0)
+                    _zero_at(leaves[name], where[cuts[i]:cuts[i + 1]])
         if 4 * (live.numel() - count(live)) > live.numel():  # compact
             alive = nonzero(live)
-            offsets, values = offsets.index_select(0, alive), values.index_select(0, alive)
+            positions, values = positions.index_select(0, alive), values.index_select(0, alive)
             cuts = [0, *torch.searchsorted(alive, _ends(counts, alive.device)).tolist()]
             counts = [b - a for a, b in itertools.pairwise(cuts)]
-            live = torch.ones(offsets.numel(), dtype=torch.bool, device=live.device)
+            live = torch.ones(positions.numel(), dtype=torch.bool, device=live.device)
         if callback is not None:
             step = iteration_type(iteration, len(densities), density, record, before,
-                                  current_masks(), R=float(R))
+                                  _masks(names, shapes, positions, counts, live), R=float(R))
             if callback(step):
                 stopped = True
                 break
-    masks = current_masks()
+    masks = _masks(names, shapes, positions, counts, live)
     install(layers, masks)
     return masks, stopped

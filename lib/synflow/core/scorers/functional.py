@@ -205,23 +205,6 @@ def call_with_weights(
     return check_logits(model, output)
 
 
-def call_on_meta(model: nn.Module, input_shape, dtype: torch.dtype) -> object:
-    """``model``'s output for one input of ``input_shape`` on the ``meta`` device, every
-    floating parameter, buffer and the input in ``dtype`` (as a scoring pass casts them):
-    shapes only, no arithmetic, the model's own tensors untouched, in eval mode. Raises
-    whatever the model raises there (e.g. a forward that reads a number from a tensor).
-
-    >>> call_on_meta(nn.Linear(3, 2), (3,), torch.float64).shape
-    torch.Size([1, 2])
-    """
-    tensors = {name: torch.empty_like(t, device="meta",
-                                      dtype=dtype if t.is_floating_point() else t.dtype)
-               for name, t in [*model.named_parameters(), *model.named_buffers()]}
-    inputs = torch.ones((1, *input_shape), device="meta", dtype=dtype)
-    with scoring_view(model), torch.no_grad():
-        return functional_call(model, tensors, (inputs,))
-
-
 def fresh_leaves(weights, transform=None, dtype=None):
     """Fresh autograd leaves holding ``transform(w)`` for every weight (detached from it),
     in ``dtype`` if given.

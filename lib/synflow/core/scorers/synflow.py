@@ -23,7 +23,6 @@ from .functional import (
 )
 from .guards import gradients
 from .inputs import SYNFLOW_INPUT, device_of
-from .layout import channels_last_layers, path_leaves, row_major_outputs
 
 # precision="float32": outside this range of R (or with a non-finite score) the pass is
 # redone in float64. Every score lies in [0, R], so R up to 1e36 leaves a 300x margin below
@@ -55,10 +54,9 @@ def synflow_pass(model, layers, weights, input_shape, dtype, power=1):
     """
     check_materialized(weights)
     transform = path_transform(power)
-    leaves = path_leaves(fresh_leaves(weights, transform, dtype),
-                         channels_last_layers(model, layers, input_shape, device_of(model), dtype))
+    leaves = fresh_leaves(weights, transform, dtype)
     R, grads = path_gradients(model, layers, leaves, input_shape, dtype, transform)
-    return R, {name: g.mul_(w.detach()).contiguous() for (name, w), g in zip(leaves.items(), grads)}
+    return R, {name: g.mul_(w.detach()) for (name, w), g in zip(leaves.items(), grads)}
 
 
 def path_transform(power=1):
@@ -73,10 +71,9 @@ def path_transform(power=1):
 
 def path_gradients(model, layers, leaves, input_shape, dtype, transform):
     """The pass itself: ``(R, [dR/dleaf])`` with the prunable weights replaced by
-    ``leaves`` (already |w|**power, in ``dtype``, requiring gradients; some stored
-    channels-last, see :mod:`synflow.core.scorers.layout`) and every other parameter by
-    ``transform(p)``; R a detached 0-d tensor in ``dtype``, one gradient per leaf, stored
-    as the leaf is (:func:`synflow_pass` and the pruning loop's SynFlow path).
+    ``leaves`` (already |w|**power, in ``dtype``, requiring gradients) and every other
+    parameter by ``transform(p)``; R a detached 0-d tensor in ``dtype``, one gradient per
+    leaf (:func:`synflow_pass` and the pruning loop's SynFlow path).
 
     >>> import torch.nn as nn
     >>> model = nn.Linear(2, 1, bias=False)
@@ -87,7 +84,7 @@ def path_gradients(model, layers, leaves, input_shape, dtype, transform):
     >>> float(R), grads[0].tolist()  # R = |2| + |-3|, dR/d|w| = the input, 1
     (5.0, [[1.0, 1.0]])
     """
-    with scoring_view(model), differentiable(), row_major_outputs(layers, leaves):
+    with scoring_view(model), differentiable():
         ones = torch.ones((1, *input_shape), dtype=dtype, device=device_of(model))
         R = call_with_weights(model, layers, leaves, ones, transform, dtype, SYNFLOW_INPUT).sum()
         grads = gradients(model, layers, R, leaves)

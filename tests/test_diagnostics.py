@@ -237,3 +237,37 @@ def test_batchnorm_without_running_stats_is_refused_for_synflow(norm, shape):
     x = torch.randn(6, *shape, generator=torch.Generator().manual_seed(0))
     masks = synflow.prune(model, "snip", 4, data=[(x, torch.arange(6) % 2)])
     assert synflow.compression_of(masks) == pytest.approx(4, rel=0.05)
+
+
+def collapsing_call(call):
+    """The LayerCollapseWarnings of ``call()`` (every warning recorded)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        masks = call()
+    return masks, [w for w in caught if issubclass(w.category, synflow.LayerCollapseWarning)]
+
+
+@pytest.mark.parametrize("method,iterations", [("magnitude", 1), ("random", 3), ("synflow", 1),
+                                               ("synflow", 3)])
+def test_masks_that_empty_a_layer_warn_naming_it_at_the_callers_line(method, iterations):
+    """Layer-collapse (Section 4): prune and prune_through warn naming every empty layer
+    (the general loop and SynFlow's own), pointing at the caller's line."""
+    model = synflow.build_model("vgg11_bn", width=1 / 16, seed=0)
+    masks, caught = collapsing_call(lambda: synflow.prune(
+        model, method, 3000, iterations=iterations, input_shape=(3, 32, 32)))
+    empty = synflow.empty_layers(masks)
+    assert empty and len(caught) == 1
+    assert all(name in str(caught[0].message) for name in empty[:10])
+    assert caught[0].filename == __file__
+    masks, caught = collapsing_call(lambda: synflow.prune_through(
+        synflow.build_model("vgg11_bn", width=1 / 16, seed=0), method, [1 / 3000],
+        input_shape=(3, 32, 32)))
+    assert synflow.empty_layers(masks) and len(caught) == 1 and caught[0].filename == __file__
+
+
+@pytest.mark.parametrize("method", ["magnitude", "synflow"])
+def test_masks_that_keep_every_layer_do_not_warn_of_collapse(method):
+    model = synflow.build_model("vgg11_bn", width=1 / 16, seed=0)
+    masks, caught = collapsing_call(lambda: synflow.prune(
+        model, method, 10, iterations=10, input_shape=(3, 32, 32)))
+    assert not synflow.empty_layers(masks) and caught == []

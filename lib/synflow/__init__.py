@@ -25,6 +25,7 @@ import importlib as _importlib
 from types import ModuleType as _ModuleType
 
 from . import _deprecated
+from .core.counts import LayerCollapseWarning
 from .core.diagnostics import CompressionWarning, ScoreWarning
 from .core.loop import Iteration, prune, prune_through
 from .core.masks import (
@@ -48,6 +49,7 @@ __all__ = [
     "SCORERS",
     "CompressionWarning",
     "Iteration",
+    "LayerCollapseWarning",
     "ScoreWarning",
     "apply_masks",
     "build_model",

@@ -1,7 +1,10 @@
 """Counting and permuting mask dicts (``{"<layer>.weight": BoolTensor}``): kept weights,
-layer-collapse, compression, the layer-wise shuffle of Frankle et al. (2021)."""
+layer-collapse (and its warning), compression, the layer-wise shuffle of Frankle et al.
+(2021)."""
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 
@@ -28,6 +31,42 @@ def empty_layers(masks: Masks) -> list[str]:
     ['b.weight']
     """
     return [name for name, mask in masks.items() if not count(mask.reshape(-1))]
+
+
+class LayerCollapseWarning(UserWarning):
+    """Masks that prune every weight of a layer (layer-collapse: Section 4 and Figure 1 of
+    Tanaka et al. 2020), from :func:`synflow.prune` and :func:`synflow.prune_through`
+    (:func:`warn_collapsed`); ``warnings.simplefilter("error", LayerCollapseWarning)`` turns
+    it into an error.
+
+    >>> issubclass(LayerCollapseWarning, UserWarning)
+    True
+    """
+
+
+def warn_collapsed(masks: Masks, stacklevel: int = 3) -> None:
+    """Warn :class:`LayerCollapseWarning` naming the layers whose every weight ``masks``
+    prune (:func:`empty_layers`); nothing when there is none.
+
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_collapsed({"a.weight": torch.tensor([True]), "b.weight": torch.tensor([False])})
+    >>> str(caught[0].message)[:54]
+    'the masks prune every weight of b.weight: no signal pa'
+    """
+    empty = empty_layers(masks)
+    if not empty:
+        return
+    names = ", ".join(empty[:10]) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
+    warnings.warn(
+        f"the masks prune every weight of {names}: no signal passes through "
+        f"{'that layer' if len(empty) == 1 else 'these layers'} (layer-collapse, Section 4 of "
+        "the SynFlow paper). Where every input-output path crosses one (a plain feed-forward "
+        "network such as VGG; a residual block's shortcut goes around its convolutions) the "
+        "output no longer depends on the input and the network cannot learn. Prune less, or "
+        "with iterative SynFlow (iterations=100: it keeps every layer up to the maximal "
+        "compression, Theorem 3); synflow.empty_layers(masks) lists them",
+        LayerCollapseWarning, stacklevel=stacklevel)
 
 
 def compression_of(masks: Masks) -> float:

@@ -21,6 +21,7 @@ from .checks import (
     check_iterations,
     check_kept,
 )
+from .counts import warn_collapsed
 from .diagnostics import warn_far_from, warn_uninformative
 from .masked import install
 from .masks import Masks, effective_weight, layer_masks, weight_count
@@ -121,6 +122,7 @@ def _prune_through(model, layers, densities, *, method, scorer, options, zero_wh
                 model, layers, densities, method=method, precision=options["precision"],
                 scope=scope, invert=invert, input_shape=input_shape, callback=callback,
                 iteration_type=Iteration, stacklevel=4)
+        warn_collapsed(masks, stacklevel=4)
         if not stopped:
             warn_far_from(sum(int(m.count_nonzero()) for m in masks.values()),
                           weight_count(layers), densities[-1], scope, len(layers),
@@ -178,6 +180,7 @@ def _prune_through(model, layers, densities, *, method, scorer, options, zero_wh
                     break
         masks = unflatten(alive)
         install(layers, masks)
+    warn_collapsed(masks, stacklevel=4)
     if not stopped:
         warn_far_from(int(alive.sum()), total, densities[-1], scope, len(layers), stacklevel=4)
     return masks

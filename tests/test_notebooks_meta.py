@@ -130,13 +130,17 @@ def test_runner_rejects_a_parameter_the_notebook_does_not_declare(tmp_path):
 
 def test_clean_cuts_this_checkouts_path_from_printed_text(tmp_path):
     """A warning printed in a cell names its file by absolute path; the saved notebook
-    names it relative to the repository (committed outputs name no machine)."""
+    names it relative to the repository, or ``cell`` for the notebook's own code
+    (committed outputs name no machine and no process)."""
     import nbformat
 
     warning = f"{runner.ROOT}{os.sep}lib{os.sep}synflow{os.sep}analysis.py:560: ScoreWarning: x\n"
     cell = nbformat.v4.new_code_cell("f()", execution_count=1, outputs=[
         nbformat.v4.new_output("stream", name="stderr", text=warning),
-        nbformat.v4.new_output("stream", name="stdout", text="/elsewhere/a.py stays\n")])
+        nbformat.v4.new_output("stream", name="stdout", text="/elsewhere/a.py stays\n"),
+        nbformat.v4.new_output("stream", name="stderr", text=(
+            "/tmp/ipykernel_11601/2254627175.py:6: LayerCollapseWarning: y\n"
+            "  masks = f()\n"))])
     path = tmp_path / "n.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)
     runner.clean(path)
@@ -144,6 +148,8 @@ def test_clean_cuts_this_checkouts_path_from_printed_text(tmp_path):
     assert outputs[0].text == warning.replace(f"{runner.ROOT}{os.sep}", "")
     assert outputs[0].text.startswith(f"lib{os.sep}synflow") and str(runner.ROOT) not in path.read_text()
     assert outputs[1].text == "/elsewhere/a.py stays\n"
+    # a warning at the notebook's own line: ipykernel's file name holds the kernel's pid
+    assert outputs[2].text == "cell:6: LayerCollapseWarning: y\n  masks = f()\n"
 
 
 def test_saved_figures_are_byte_stable(tmp_path, monkeypatch):

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -47,6 +48,8 @@ from papermill.exceptions import PapermillExecutionError
 from synflow.experiments import profiles
 
 ROOT = Path(__file__).resolve().parents[1]
+# the file ipykernel compiles a cell into, named after the kernel's process
+KERNEL_CELL = re.compile(r"[^\s\"']*ipykernel_\d+[/\\]-?\d+\.py")
 NOTEBOOKS_DIR = ROOT / "notebooks"
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
 KERNEL = "python3"
@@ -133,7 +136,9 @@ def ensure_kernel() -> None:
 def clean(path: Path) -> None:
     """nbstripout keeping outputs and execution counts, dropping papermill's metadata;
     this checkout's absolute path in printed text (e.g. a warning's file name) is cut
-    to the path relative to the repository, so no outputs name the machine they ran on."""
+    to the path relative to the repository, and the file name ipykernel gives a cell
+    (``/tmp/ipykernel_<pid>/<hash>.py``: a warning pointing at the notebook's own line)
+    becomes ``cell``, so no outputs name the machine or the process they ran in."""
     subprocess.run(
         [sys.executable, "-m", "nbstripout", "--keep-output", "--keep-count",
          "--extra-keys", VOLATILE_KEYS, str(path)],
@@ -143,8 +148,11 @@ def clean(path: Path) -> None:
     prefix, changed = f"{ROOT}{os.sep}", False
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream" and prefix in output.get("text", ""):
-                output["text"], changed = output["text"].replace(prefix, ""), True
+            if output.get("output_type") != "stream":
+                continue
+            text = KERNEL_CELL.sub("cell", output.get("text", "").replace(prefix, ""))
+            if text != output.get("text", ""):
+                output["text"], changed = text, True
     if changed:
         nbformat.write(notebook, path)
 

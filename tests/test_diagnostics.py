@@ -271,3 +271,17 @@ def test_masks_that_keep_every_layer_do_not_warn_of_collapse(method):
     masks, caught = collapsing_call(lambda: synflow.prune(
         model, method, 10, iterations=10, input_shape=(3, 32, 32)))
     assert not synflow.empty_layers(masks) and caught == []
+
+
+@pytest.mark.parametrize("method", ["magnitude", "synflow"])
+def test_collapse_as_an_error_leaves_the_model_as_it_was(method):
+    """warnings.simplefilter("error", LayerCollapseWarning): prune raises before it masks
+    the model (the library's rule for errors)."""
+    model = synflow.build_model("vgg11_bn", width=1 / 16, seed=0)
+    before = {name: t.clone() for name, t in model.state_dict().items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", synflow.LayerCollapseWarning)
+        with pytest.raises(synflow.LayerCollapseWarning, match="every weight of"):
+            synflow.prune(model, method, 3000, input_shape=(3, 32, 32))
+    after = model.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)

@@ -122,7 +122,6 @@ def _prune_through(model, layers, densities, *, method, scorer, options, zero_wh
                 model, layers, densities, method=method, precision=options["precision"],
                 scope=scope, invert=invert, input_shape=input_shape, callback=callback,
                 iteration_type=Iteration, stacklevel=4)
-        warn_collapsed(masks, stacklevel=4)
         if not stopped:
             warn_far_from(sum(int(m.count_nonzero()) for m in masks.values()),
                           weight_count(layers), densities[-1], scope, len(layers),
@@ -179,8 +178,8 @@ def _prune_through(model, layers, densities, *, method, scorer, options, zero_wh
                     stopped = True
                     break
         masks = unflatten(alive)
+        warn_collapsed(masks, stacklevel=4)  # before install: as an error, the model is as it was
         install(layers, masks)
-    warn_collapsed(masks, stacklevel=4)
     if not stopped:
         warn_far_from(int(alive.sum()), total, densities[-1], scope, len(layers), stacklevel=4)
     return masks

@@ -23,6 +23,7 @@ import torch
 
 from .alive_selection import _drop_alive
 from .checks import all_finite
+from .counts import warn_collapsed
 from .diagnostics import warn_uninformative_counts
 from .flat_ops import count, nonzero, put
 from .gradient_bound import gradient_bound, grads_finite, largest
@@ -233,5 +234,6 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
                 stopped = True
                 break
     masks = _masks(names, shapes, positions, counts, live)
+    warn_collapsed(masks, stacklevel=stacklevel + 1)  # before install, as the general loop
     install(layers, masks)
     return masks, stopped

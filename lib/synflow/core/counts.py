@@ -45,27 +45,25 @@ class LayerCollapseWarning(UserWarning):
 
 
 def warn_collapsed(masks: Masks, stacklevel: int = 3) -> None:
-    """Warn :class:`LayerCollapseWarning` naming the layers whose every weight ``masks``
-    prune (:func:`empty_layers`); nothing when there is none.
+    """Warn :class:`LayerCollapseWarning` naming every layer whose weights ``masks`` all
+    prune (:func:`empty_layers`; a layer of no weights is not one); nothing when there is
+    none.
 
     >>> with warnings.catch_warnings(record=True) as caught:
     ...     warnings.simplefilter("always")
     ...     warn_collapsed({"a.weight": torch.tensor([True]), "b.weight": torch.tensor([False])})
     >>> str(caught[0].message)[:54]
-    'the masks prune every weight of b.weight: no signal pa'
+    'the masks prune every weight of 1 layer(s), b.weight ('
     """
-    empty = empty_layers(masks)
+    empty = [name for name in empty_layers(masks) if masks[name].numel()]
     if not empty:
         return
-    names = ", ".join(empty[:10]) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
     warnings.warn(
-        f"the masks prune every weight of {names}: no signal passes through "
-        f"{'that layer' if len(empty) == 1 else 'these layers'} (layer-collapse, Section 4 of "
-        "the SynFlow paper). Where every input-output path crosses one (a plain feed-forward "
-        "network such as VGG; a residual block's shortcut goes around its convolutions) the "
-        "output no longer depends on the input and the network cannot learn. Prune less, or "
-        "with iterative SynFlow (iterations=100: it keeps every layer up to the maximal "
-        "compression, Theorem 3); synflow.empty_layers(masks) lists them",
+        f"the masks prune every weight of {len(empty)} layer(s), {', '.join(empty)} "
+        "(layer-collapse, Section 4 of the SynFlow paper): where every input-output path "
+        "crosses one (a plain network such as VGG; a shortcut bypasses a residual block's "
+        "convolutions) the output no longer depends on the input. Prune less, or iteratively with SynFlow "
+        "(Theorem 3: no collapse below the maximal compression in a network without biases)",
         LayerCollapseWarning, stacklevel=stacklevel)
 
 

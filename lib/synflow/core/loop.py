@@ -297,6 +297,8 @@ def prune(
         CompressionWarning: weights of rank >= 2 that no mask can govern are left
             dense (LSTM, embeddings, ...: named, with their share of the weights), or
             the masks end more than 10 % away from the asked compression.
+        LayerCollapseWarning: the masks prune every weight of a layer (named), before
+            they are installed (as an error, the model is left as it was).
 
     >>> from torch import nn
     >>> model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import doctest
 import importlib
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,9 @@ MODULES = sorted(
 @pytest.mark.parametrize("name", MODULES)
 def test_the_examples_run(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # an example never depends on (or writes into) the cwd
+    # the examples' tempfile.mkdtemp() folders go to pytest's own temporary folder, which
+    # it prunes, not to the system's /tmp (about 25 left there by every run of the suite)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     for variable in ("SYNFLOW_RESULTS", "SYNFLOW_FIGURES", "SYNFLOW_DATA"):
         monkeypatch.delenv(variable, raising=False)
     module = importlib.import_module(name)

@@ -196,8 +196,10 @@ def test_all_zero_scores_warn_as_loudly_as_one_zero_layer(method):
     with pytest.warns(ScoreWarning, match=ALL_ZERO + ".*decided by position"):
         scores = synflow.compute_scores(zero_head_mlp(), method, **kwargs)
     assert all(not s.any() for s in scores.values())
-    with pytest.warns(ScoreWarning, match=ALL_ZERO):
+    with pytest.warns(ScoreWarning, match=ALL_ZERO) as caught:
         synflow.prune(zero_head_mlp(), method, 10, **kwargs)
+    # at the caller's line, from either loop (snip: the general one)
+    assert [w.filename for w in caught if w.category is ScoreWarning] == [__file__]
     flat = torch.cat([s.flatten() for s in scores.values()])
     names, sizes = list(scores), [s.numel() for s in scores.values()]
     assert synflow.core.diagnostics.uninformative_layers(

@@ -21,7 +21,7 @@ MODULES = sorted(
 def test_the_examples_run(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # an example never depends on (or writes into) the cwd
     # the examples' tempfile.mkdtemp() folders go to pytest's own temporary folder, which
-    # it prunes, not to the system's /tmp (about 25 left there by every run of the suite)
+    # it prunes, not to the system's /tmp (about 50 were left there by every run)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     for variable in ("SYNFLOW_RESULTS", "SYNFLOW_FIGURES", "SYNFLOW_DATA"):
         monkeypatch.delenv(variable, raising=False)

@@ -62,8 +62,9 @@ def warn_collapsed(masks: Masks, stacklevel: int = 3) -> None:
         f"the masks prune every weight of {len(empty)} layer(s), {', '.join(empty)} "
         "(layer-collapse, Section 4 of the SynFlow paper): where every input-output path "
         "crosses one (a plain network such as VGG; a shortcut bypasses a residual block's "
-        "convolutions) the output no longer depends on the input. Prune less, or iteratively with SynFlow "
-        "(Theorem 3: no collapse below the maximal compression in a network without biases)",
+        "convolutions) the output no longer depends on the input. Prune less, or "
+        "iteratively with SynFlow (Theorem 3: no collapse below the maximal compression in "
+        "a network without biases)",
         LayerCollapseWarning, stacklevel=stacklevel)
 
 

@@ -116,73 +116,76 @@ def _prune_through(model, layers, densities, *, method, scorer, options, zero_wh
     """:func:`prune_through` on checked arguments (``layers``: the model's
     ``prunable_layers``; ``method`` the scorer's name, None for a function). Warnings
     point at the caller of ``prune``/``prune_through``."""
-    if method in POWERS:  # SynFlow's passes: scored and ranked on the alive weights only
-        with scoring_context():
+    with scoring_context():  # gradients and ordinary tensors, whatever the caller's context
+        if method in POWERS:  # SynFlow's passes: scored and ranked on the alive weights only
             masks, stopped = synflow_loop(
                 model, layers, densities, method=method, precision=options["precision"],
                 scope=scope, invert=invert, input_shape=input_shape, callback=callback,
                 iteration_type=Iteration, stacklevel=4)
-        if not stopped:
-            warn_far_from(sum(int(m.count_nonzero()) for m in masks.values()),
-                          weight_count(layers), densities[-1], scope, len(layers),
-                          stacklevel=4)
-        return masks
-    with scoring_context():  # gradients and ordinary tensors, whatever the caller's context
-        masks = layer_masks(layers)
-        names = list(masks)
-        sizes = [mask.numel() for mask in masks.values()]
-        shapes = [mask.shape for mask in masks.values()]
-        total = sum(sizes)
-        # the loop works on its own copies of the effective weights (each layer in its own
-        # dtype) and on flat buffers reused by every iteration; the model is masked once, at
-        # the end
-        weights = {name: effective_weight(module).clone() for name, module in layers.items()}
-        # alive as 0/1 weights: multiplying by it zeroes the pruned weights in one
-        # branch-free pass (a float * bool product or masked_fill_ is several times slower)
-        factors = [torch.empty_like(weight) for weight in weights.values()]
-        alive = torch.cat([mask.flatten() for mask in masks.values()])
-        kept = torch.empty_like(alive)
-        flat = None
-        generator = torch.Generator().manual_seed(seed)
-        stopped = False
-
-        def unflatten(flat_tensor):
-            return {n: p.view(s) for n, s, p in zip(names, shapes, flat_tensor.split(sizes))}
-
-        for iteration, density in enumerate(densities, start=1):
-            result = scorer(model, layers, weights, data=data, input_shape=input_shape,
-                            generator=generator, alive=unflatten(alive), **options)
-            result = {name: s.detach() for name, s in result.items()}
-            check_finite_scores(result)
-            scores = [s.flatten() for s in result.values()]
-            dtype = ranking_dtype(s.dtype for s in scores)
-            if flat is None or flat.dtype != dtype:
-                flat = torch.empty(total, dtype=dtype, device=alive.device)
-            torch.cat(scores, out=flat)
-            if zero_when_pruned and iteration in (1, len(densities)):
-                # the first and the last step only: a per-layer pass costs about as much
-                # as a selection pass on VGG-16, too much for every one of 100 iterations
-                warn_uninformative(flat, alive, names, sizes, stacklevel=4)
-            record = flat.clone() if callback is not None else None
-            _select_flat(flat, alive, sizes, density, scope=scope, invert=invert,
-                         zero_when_pruned=zero_when_pruned, out=kept)
-            alive, kept = kept, alive
-            for weight, factor, keep in zip(weights.values(), factors, alive.split(sizes)):
-                weight.mul_(factor.copy_(keep.view(weight.shape)))
-            if callback is not None:
-                step = Iteration(
-                    iteration, len(densities), density, unflatten(record),
-                    unflatten(kept.clone()), unflatten(alive.clone()),
-                )
-                if callback(step):
-                    stopped = True
-                    break
-        masks = unflatten(alive)
+        else:
+            masks, stopped = _general_loop(
+                model, layers, densities, scorer=scorer, options=options,
+                zero_when_pruned=zero_when_pruned, scope=scope, data=data,
+                input_shape=input_shape, invert=invert, seed=seed, callback=callback)
         warn_collapsed(masks, stacklevel=4)  # before install: as an error, the model is as it was
         install(layers, masks)
     if not stopped:
-        warn_far_from(int(alive.sum()), total, densities[-1], scope, len(layers), stacklevel=4)
+        warn_far_from(sum(int(m.count_nonzero()) for m in masks.values()), weight_count(layers),
+                      densities[-1], scope, len(layers), stacklevel=4)
     return masks
+
+
+def _general_loop(model, layers, densities, *, scorer, options, zero_when_pruned, scope, data,
+                  input_shape, invert, seed, callback) -> tuple[Masks, bool]:
+    """The loop for every scorer but SynFlow's own path: ``(masks, stopped early)``, the
+    model not yet masked; warnings point at the caller of ``prune``/``prune_through``."""
+    masks = layer_masks(layers)
+    names = list(masks)
+    sizes = [mask.numel() for mask in masks.values()]
+    shapes = [mask.shape for mask in masks.values()]
+    total = sum(sizes)
+    # the loop works on its own copies of the effective weights (each layer in its own
+    # dtype) and on flat buffers reused by every iteration; the caller masks the model
+    weights = {name: effective_weight(module).clone() for name, module in layers.items()}
+    # alive as 0/1 weights: multiplying by it zeroes the pruned weights in one
+    # branch-free pass (a float * bool product or masked_fill_ is several times slower)
+    factors = [torch.empty_like(weight) for weight in weights.values()]
+    alive = torch.cat([mask.flatten() for mask in masks.values()])
+    kept = torch.empty_like(alive)
+    flat = None
+    generator = torch.Generator().manual_seed(seed)
+    stopped = False
+
+    def unflatten(flat_tensor):
+        return {n: p.view(s) for n, s, p in zip(names, shapes, flat_tensor.split(sizes))}
+
+    for iteration, density in enumerate(densities, start=1):
+        result = scorer(model, layers, weights, data=data, input_shape=input_shape,
+                        generator=generator, alive=unflatten(alive), **options)
+        result = {name: s.detach() for name, s in result.items()}
+        check_finite_scores(result)
+        scores = [s.flatten() for s in result.values()]
+        dtype = ranking_dtype(s.dtype for s in scores)
+        if flat is None or flat.dtype != dtype:
+            flat = torch.empty(total, dtype=dtype, device=alive.device)
+        torch.cat(scores, out=flat)
+        if zero_when_pruned and iteration in (1, len(densities)):
+            # the first and the last step only: a per-layer pass costs about as much
+            # as a selection pass on VGG-16, too much for every one of 100 iterations
+            warn_uninformative(flat, alive, names, sizes, stacklevel=5)
+        record = flat.clone() if callback is not None else None
+        _select_flat(flat, alive, sizes, density, scope=scope, invert=invert,
+                     zero_when_pruned=zero_when_pruned, out=kept)
+        alive, kept = kept, alive
+        for weight, factor, keep in zip(weights.values(), factors, alive.split(sizes)):
+            weight.mul_(factor.copy_(keep.view(weight.shape)))
+        if callback is not None:
+            step = Iteration(iteration, len(densities), density, unflatten(record),
+                             unflatten(kept.clone()), unflatten(alive.clone()))
+            if callback(step):
+                stopped = True
+                break
+    return unflatten(alive), stopped
 
 
 def prune(

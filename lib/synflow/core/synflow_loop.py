@@ -23,11 +23,9 @@ import torch
 
 from .alive_selection import _drop_alive
 from .checks import all_finite
-from .counts import warn_collapsed
 from .diagnostics import warn_uninformative_counts
 from .flat_ops import count, nonzero, put
 from .gradient_bound import gradient_bound, grads_finite, largest
-from .masked import install
 from .masks import Masks, effective_weight, layer_masks
 from .scorers import synflow as paths
 from .scorers.functional import check_materialized, fresh_leaves
@@ -154,8 +152,9 @@ def _masks(names, shapes, positions, counts, live) -> Masks:
 def synflow_loop(model, layers, densities, *, method, precision, scope, invert, input_shape,
                  callback, iteration_type, stacklevel) -> tuple[Masks, bool]:
     """The pruning loop for ``method`` ("synflow" or "synflow_l2") on checked arguments
-    (:func:`synflow.core.loop._prune_through`'s), inside its scoring context: masks
-    ``model`` in place; returns ``(masks, stopped early)``. ``iteration_type`` builds
+    (:func:`synflow.core.loop._prune_through`'s), inside its scoring context: returns
+    ``(masks, stopped early)``, the model not yet masked (the caller installs them, as
+    for the general loop). ``iteration_type`` builds
     what ``callback`` gets; warnings point ``stacklevel`` frames up.
 
     ``positions`` hold the flat positions, within their layer, of a superset of the alive
@@ -233,7 +232,4 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
             if callback(step):
                 stopped = True
                 break
-    masks = _masks(names, shapes, positions, counts, live)
-    warn_collapsed(masks, stacklevel=stacklevel + 1)  # before install, as the general loop
-    install(layers, masks)
-    return masks, stopped
+    return _masks(names, shapes, positions, counts, live), stopped

@@ -91,6 +91,16 @@ def test_kth_smallest_is_kthvalue(dtype):
         assert flat_ops.kth_smallest(values, k) == float(torch.kthvalue(values, k).values), k
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_order_statistics_are_kthvalues_in_one_call(dtype):
+    values = values_with_ties(dtype, 5_001)
+    ks = [1, 2, 2_500, 5_000, 5_001]
+    assert flat_ops.order_statistics(values, ks) == [
+        float(torch.kthvalue(values, k).values) for k in ks]
+    assert flat_ops.order_statistics(values, [4_000, 3]) == [
+        float(torch.kthvalue(values, k).values) for k in (4_000, 3)]  # any order
+
+
 def test_tensors_that_require_grad_take_torchs_path():
     values = torch.tensor([1.0, 3.0], requires_grad=True)
     assert flat_ops.greater(values, 2.0).tolist() == [False, True]

@@ -52,9 +52,11 @@ def _drop_in_band(values, live, k):
     if not 0 < k < n:
         return None
     low, high = _bracket(values, k)
-    kept = greater(values, high)
+    if not high > 0:  # the k-th best is at most 0
+        return None
+    kept = greater(values, high)  # alive: the pruned score 0 <= high
     above = count(kept)
-    rest = nonzero(kept.logical_not().logical_and_(live))  # alive, at or below high
+    rest = nonzero(kept.bitwise_xor(live))  # alive, at or below high
     rest_values = values.index_select(0, rest)
     in_band = nonzero(greater(rest_values, low))  # positions within rest
     if not above < k <= above + in_band.numel():

@@ -7,12 +7,13 @@ together. Used by :func:`synflow.prune`'s loop and by :func:`select`.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
 from .checks import all_finite, check_choice, check_density, check_kept, describe_non_finite, flag
-from .flat_ops import count, greater, kth_smallest, nonzero
+from .flat_ops import count, greater, kth_smallest, nonzero, order_statistics
 from .masks import Masks
 
 SCOPES = ("global", "local")
@@ -59,22 +60,27 @@ def _bracket(values, k, sample_size=SAMPLE_SIZE) -> tuple[float, float]:
     ``values``, with high probability, from a fixed stratified sample of ``sample_size``
     of them (``values.numel() > 4 * sample_size``); either may be infinite."""
     n = values.numel()
-    sample = values.index_select(0, _sample_positions(n, sample_size, values.device)).cpu()
+    where = _sample_positions(n, sample_size).to(values.device)
+    sample = values.index_select(0, where).cpu()
     rank = sample_size * (1 - k / n)  # where the threshold falls in the sorted sample
     margin = 4 * math.sqrt(sample_size * (k / n) * (1 - k / n)) + 8
-    low_rank, high_rank = int(rank - margin), int(rank + margin)
-    low = kth_smallest(sample, low_rank + 1) if low_rank >= 0 else -math.inf
-    high = kth_smallest(sample, high_rank + 1) if high_rank < sample_size else math.inf
+    low_rank, high_rank = int(rank - margin), int(rank + margin)  # low < size, high >= 0
+    stats = iter(order_statistics(sample, [r + 1 for r in (low_rank, high_rank)
+                                           if 0 <= r < sample_size]))
+    low = next(stats) if low_rank >= 0 else -math.inf
+    high = next(stats) if high_rank < sample_size else math.inf
     return low, high
 
 
-def _sample_positions(n, size, device) -> torch.Tensor:
+@functools.lru_cache(maxsize=4)
+def _sample_positions(n, size) -> torch.Tensor:
     """``size`` positions in range(n), one uniformly at random in each of ``size`` equal
     strata: ascending, so the sample's gather streams through memory (a sorted random
-    sample's order statistics, with less variance); fixed for a given ``n``."""
+    sample's order statistics, with less variance); fixed for a given ``n`` (kept for the
+    last few ``n``: the pruning loop brackets the same count until it compacts)."""
     jitter = torch.rand(size, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
     positions = torch.arange(size, dtype=torch.float64).add_(jitter).mul_(n / size).long()
-    return positions.clamp_max_(n - 1).to(device)
+    return positions.clamp_max_(n - 1)
 
 
 def _choose(chosen, positions, candidates, k):

@@ -136,7 +136,8 @@ def old_init_weights(model):
 @pytest.mark.parametrize("name", ["mlp", "vgg11_bn", "resnet20", "resnet18", "vgg19_imagenet"])
 def test_kaiming_fan_in_is_the_old_init_bit_for_bit(name):
     shape = input_shape(name)
-    new = synflow.build_model(name, input_shape=shape, width=0.25, seed=3, init="kaiming_fan_in")
+    new = synflow.build_model(name, input_shape=shape, num_classes=10, width=0.25, seed=3,
+                              init="kaiming_fan_in")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(3)
         old = old_init_weights(synflow.MODELS[name](shape, 10, width=0.25))
@@ -144,7 +145,7 @@ def test_kaiming_fan_in_is_the_old_init_bit_for_bit(name):
     for key, value in new.state_dict().items():
         assert torch.equal(value, old_state[key]), key
     if expected_family(name) == "kaiming_fan_in":  # the CIFAR lottery nets did not change
-        authors = synflow.build_model(name, input_shape=shape, width=0.25, seed=3)
+        authors = synflow.build_model(name, input_shape=shape, num_classes=10, width=0.25, seed=3)
         assert all(torch.equal(a, b) for a, b in zip(authors.state_dict().values(),
                                                      old_state.values()))
 

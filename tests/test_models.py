@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 
@@ -85,3 +87,24 @@ def test_unknown_model_names_the_valid_ones():
 def test_bad_width():
     with pytest.raises(ValueError, match="width must be > 0"):
         synflow.build_model("vgg16", width=0)
+
+
+@pytest.mark.parametrize("name, dataset", [("vgg19_imagenet", "imagenet"),
+                                           ("vgg16_bn_tiny", "tinyimagenet"),
+                                           ("vgg16_bn", "cifar10"), ("resnet18", "cifar10")])
+def test_build_model_defaults_to_the_shape_and_classes_of_the_nets_dataset(name, dataset):
+    """An ImageNet VGG-19 built without arguments has ImageNet's 1000 classes, not
+    CIFAR-10's 10 (a silent 10-way head was the old default for every net)."""
+    from synflow.data.imagenet import IMAGENET
+
+    info = IMAGENET if dataset == "imagenet" else synflow.data.DATASETS[dataset]
+    assert synflow.models.default_data(name) == (info.input_shape, info.num_classes)
+    model = synflow.build_model(name, width=1 / 16, seed=0).eval()
+    assert model(torch.zeros(1, *info.input_shape)).shape == (1, info.num_classes)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "10", [10]])
+def test_num_classes_must_be_a_whole_number(bad):
+    message = re.escape(f"num_classes must be a whole number >= 1, got {bad!r}")
+    with pytest.raises(ValueError, match=message):
+        synflow.build_model("mlp", num_classes=bad)

@@ -2,7 +2,7 @@
 
 | module    | concern                                                                  |
 |-----------|--------------------------------------------------------------------------|
-| registry  | ``MODELS``, ``MODEL_INITS``, :func:`build_model`, input-shape checks      |
+| registry  | ``MODELS``, ``MODEL_INITS``, :func:`build_model` and its defaults, checks |
 | networks  | the VGGs and ResNets as ``nn.Module`` classes                             |
 | inits     | each family's weight laws (``INITS``), :func:`reinitialize_kept`         |
 
@@ -13,9 +13,18 @@ Linear(in_features=784, out_features=100, bias=True)
 
 from .inits import INITS, reinitialize_kept
 from .networks import BasicBlock, CifarVGG, ImageNetVGG, ResNet, TinyImageNetVGG
-from .registry import MODEL_INITS, MODELS, build_model, check_input_shape, model_init
+from .registry import (
+    DEFAULT_DATA,
+    MODEL_INITS,
+    MODELS,
+    build_model,
+    check_input_shape,
+    default_data,
+    model_init,
+)
 
 __all__ = [
+    "DEFAULT_DATA",
     "INITS",
     "MODELS",
     "MODEL_INITS",
@@ -26,6 +35,7 @@ __all__ = [
     "TinyImageNetVGG",
     "build_model",
     "check_input_shape",
+    "default_data",
     "model_init",
     "reinitialize_kept",
 ]

@@ -11,6 +11,7 @@ channel count, for small CPU-scale variants (width=1 is the paper's net).
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Sequence
 
 import torch
@@ -136,6 +137,37 @@ MODEL_INITS: dict[str, str] = {
 }
 
 
+# what build_model builds a net for when not told: the shape and class count of the
+# dataset the net is made for (ImageNet's, Tiny ImageNet's, else CIFAR-10's)
+DEFAULT_DATA: dict[str, tuple[tuple[int, int, int], int]] = {
+    "_imagenet": ((3, 224, 224), 1000),
+    "_tiny": ((3, 64, 64), 200),
+    "": ((3, 32, 32), 10),
+}
+
+
+def default_data(name: str) -> tuple[tuple[int, int, int], int]:
+    """``(input_shape, num_classes)`` that :func:`build_model` gives the model ``name``
+    unless told: ImageNet's for the ``*_imagenet`` nets, Tiny ImageNet's for the
+    ``*_tiny`` ones, CIFAR-10's for every other (``DEFAULT_DATA``).
+
+    >>> default_data("vgg19_imagenet"), default_data("vgg16_bn_tiny"), default_data("resnet18")
+    (((3, 224, 224), 1000), ((3, 64, 64), 200), ((3, 32, 32), 10))
+    """
+    return next(data for suffix, data in DEFAULT_DATA.items() if name.endswith(suffix))
+
+
+def _class_count(num_classes) -> int:
+    """``num_classes`` as an int, or ValueError unless it is a whole number >= 1."""
+    try:
+        count = operator.index(num_classes)
+    except TypeError:
+        count = 0
+    if isinstance(num_classes, bool) or count < 1:
+        raise ValueError(f"num_classes must be a whole number >= 1, got {num_classes!r}")
+    return count
+
+
 def model_init(name: str, init: str = AUTHORS) -> str:
     """The key of ``synflow.models.inits.INITS`` that ``build_model(name, init=init)`` applies:
     ``MODEL_INITS[name]`` for "authors", else ``init`` itself.
@@ -186,8 +218,8 @@ def check_input_shape(name: str, input_shape: Sequence[int]) -> None:
 def build_model(
     name: str,
     *,
-    num_classes: int = 10,
-    input_shape: Sequence[int] = (3, 32, 32),
+    num_classes: int | None = None,
+    input_shape: Sequence[int] | None = None,
     width: float = 1.0,
     seed: int | None = None,
     init: str = AUTHORS,
@@ -199,9 +231,12 @@ def build_model(
 
     Args:
         name: a key of ``MODELS``.
-        num_classes: size of the output layer (logits, float32, shape (B, num_classes)).
+        num_classes: size of the output layer (logits, float32, shape (B, num_classes));
+            default: the model's dataset's (:func:`default_data`: 1000 for the
+            ``*_imagenet`` nets, 200 for the ``*_tiny`` ones, 10 for every other).
         input_shape: one sample's shape, channels first, (C, H, W) (e.g. (3, 32, 32) for
-            CIFAR, (1, 28, 28) for MNIST); the MLPs flatten it.
+            CIFAR, (1, 28, 28) for MNIST); the MLPs flatten it. Default: the model's
+            dataset's ((3, 224, 224), (3, 64, 64) or (3, 32, 32), as ``num_classes``).
         width: multiplies every hidden channel count (rounded, at least 1); 1 is the
             paper's net, e.g. 0.125 for the laptop profile.
         seed: fixes the initial weights (the global RNG is left untouched); None draws
@@ -217,7 +252,8 @@ def build_model(
     with running statistics (momentum 0.1). Nothing is pruned.
 
     Raises ValueError naming the value and the allowed ones for an unknown name or init,
-    a width that is not > 0 or a bad input_shape.
+    a width that is not > 0, a num_classes that is not a whole number >= 1 or a bad
+    input_shape.
 
     >>> model = build_model("mlp", input_shape=(1, 8, 8), width=0.1, seed=0)
     >>> model(torch.zeros(2, 1, 8, 8)).shape, sum(p.numel() for p in model.parameters())
@@ -229,6 +265,10 @@ def build_model(
     initialise = INITS[model_init(name, init)]
     if not width > 0:
         raise ValueError(f"width must be > 0, got {width!r}")
+    default_shape, default_classes = default_data(name)
+    input_shape = default_shape if input_shape is None else input_shape
+    num_classes = default_classes if num_classes is None else num_classes
+    num_classes = _class_count(num_classes)
     check_input_shape(name, input_shape)
     input_shape = tuple(int(d) for d in input_shape)
     if seed is None:

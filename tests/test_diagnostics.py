@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn.utils import parametrizations
 
 import synflow
-from synflow import ScoreWarning
+from synflow import ScoreWarning, analysis
 
 
 def attention_net(seed=0):
@@ -290,3 +290,26 @@ def test_collapse_as_an_error_leaves_the_model_as_it_was(method):
             synflow.prune(model, method, 3000, input_shape=(3, 32, 32))
     after = model.state_dict()
     assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
+
+
+def test_analyses_that_prune_to_collapse_on_purpose_do_not_warn_of_it():
+    """critical_compression, iterative_masks and synflow_iterations empty layers to find
+    or trace collapse, and their results say it: no LayerCollapseWarning from them (nor
+    left behind), while iterative_masks(stop_on_collapse=False), a plain prune, still warns."""
+    def net():
+        return synflow.build_model("vgg11_bn", width=1 / 16, seed=0)
+
+    densities = synflow.core.schedules.schedule_densities(3000, 2, "exponential")
+    masks, caught = collapsing_call(lambda: analysis.iterative_masks(net(), "magnitude", densities))
+    assert synflow.empty_layers(masks) and caught == []
+    found, caught = collapsing_call(lambda: analysis.critical_compression(
+        net, "magnitude", iterations=2, input_shape=(3, 32, 32), bisection_steps=1))
+    assert found.first_empty and caught == []
+    steps, caught = collapsing_call(lambda: analysis.synflow_iterations(
+        nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)), [0.1], (4,)))
+    assert 0 in steps[-1].kept.values() and caught == []
+    masks, caught = collapsing_call(lambda: analysis.iterative_masks(
+        net(), "magnitude", densities, stop_on_collapse=False))
+    assert synflow.empty_layers(masks) and len(caught) == 1
+    _, caught = collapsing_call(lambda: synflow.prune(net(), "magnitude", 3000))
+    assert len(caught) == 1  # the filter was put back

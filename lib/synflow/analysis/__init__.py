@@ -51,6 +51,7 @@ from .critical import (
 )
 from .iteration import (
     Step,
+    collapse_expected,
     iterative_masks,
     prune_size_ratio,
     single_removal_iterations,
@@ -80,6 +81,7 @@ __all__ = [
     "fit_slope",
     "input_output_paths",
     "iterations_table",
+    "collapse_expected",
     "iterative_masks",
     "kept_weight_signs",
     "layer_averages",

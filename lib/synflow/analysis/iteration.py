@@ -3,16 +3,40 @@ against R_SF (prune size / cut size), and the iterations that avoid layer-collap
 
 from __future__ import annotations
 
+import contextlib
 import math
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from torch import nn
 
+from ..core.counts import LayerCollapseWarning
 from ..core.flat_ops import count, nonzero
 from ..core.loop import Iteration, prune_through
 from ..core.masks import Masks, empty_layers
 from ..core.schedules import schedule_densities
+
+
+@contextlib.contextmanager
+def collapse_expected():
+    """No :class:`synflow.LayerCollapseWarning` inside: for the analyses that prune to
+    layer-collapse on purpose and report it in their result (other warnings pass).
+
+    >>> import torch
+    >>> from synflow.core.loop import prune
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 1))
+    >>> _ = net[1].weight.data.fill_(1e-3)  # the smallest weights: magnitude empties layer 1
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error")  # any warning would raise
+    ...     with collapse_expected():
+    ...         masks = prune(net, "magnitude", 10.0)
+    >>> int(masks["1.weight"].sum())
+    0
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LayerCollapseWarning)
+        yield
 
 
 @dataclass
@@ -47,7 +71,9 @@ def synflow_iterations(
     loop on the alive weights, :mod:`synflow.core.synflow_loop`) at ``precision``
     ("float64", the default and ``prune``'s, or "float32"), recording each step from its
     callback: the same masks as ``synflow.prune(model, "synflow", ..., precision=precision)``.
-    Returns one Step per density. Raises ValueError for an unknown precision.
+    Returns one Step per density; a layer it empties has a kept count of 0 there and is not
+    warned of (no LayerCollapseWarning: :func:`collapse_expected`). Raises ValueError for
+    an unknown precision.
 
     >>> import torch
     >>> from torch import nn
@@ -68,8 +94,9 @@ def synflow_iterations(
         kept = {n: count(m.flatten()) for n, m in step.after.items()}
         steps.append(Step(step.density, step.R, removed, kept))
 
-    prune_through(model, "synflow", list(densities), input_shape=tuple(input_shape),
-                  precision=precision, callback=record)
+    with collapse_expected():  # an emptied layer is in the steps: its kept count is 0
+        prune_through(model, "synflow", list(densities), input_shape=tuple(input_shape),
+                      precision=precision, callback=record)
     return steps
 
 
@@ -118,7 +145,8 @@ def iterative_masks(
     ``densities`` (global masking), pruning ``model`` in place: score the masked
     model, keep the best alive weights, repeat. With ``stop_on_collapse`` it stops
     once a layer is empty (masks only shrink, so the final mask would be collapsed
-    too: use it to ask *whether* a layer collapses, not how many) and returns that mask.
+    too: use it to ask *whether* a layer collapses, not how many) and returns that mask,
+    without a LayerCollapseWarning (:func:`collapse_expected`).
 
     >>> import torch
     >>> from torch import nn
@@ -128,15 +156,16 @@ def iterative_masks(
     >>> {name: int(mask.sum()) for name, mask in masks.items()}
     {'0.weight': 11, '2.weight': 1}
     """
-    return prune_through(
-        model,
-        method,
-        list(densities),
-        data=data,
-        input_shape=input_shape,
-        seed=seed,
-        callback=(lambda step: bool(empty_layers(step.after))) if stop_on_collapse else None,
-    )
+    with collapse_expected() if stop_on_collapse else contextlib.nullcontext():
+        return prune_through(
+            model,
+            method,
+            list(densities),
+            data=data,
+            input_shape=input_shape,
+            seed=seed,
+            callback=(lambda step: bool(empty_layers(step.after))) if stop_on_collapse else None,
+        )
 
 
 def single_removal_iterations(compression: float, layers: int) -> int:

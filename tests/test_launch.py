@@ -39,7 +39,8 @@ def test_launch_inline_then_nothing_to_submit(tiny, capsys):
     assert len(store.frame("tiny")) == 5
     assert main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "local") == 0
     out = capsys.readouterr().out
-    assert "5 done" in out and "nothing to submit" in out and "submitted" not in out
+    assert "5 done" in out and "submitted" not in out
+    assert "nothing to submit: finished, all 5 runs are stored" in out
 
 
 def truncate(payload, text):
@@ -157,7 +158,8 @@ def test_failed_runs_are_not_resubmitted_unless_asked(tiny, capsys, monkeypatch)
     assert "ValueError: diverged: loss is nan" in out and "failed.json" in out
     assert "runs/h" in out and "ETA for 1 runs" in out
     assert main("launch", NOTEBOOK, "--profile", "smoke") == 0
-    assert "nothing to submit" in capsys.readouterr().out
+    assert "nothing to submit: 4 stored, 1 failed (--retry-failed retries them)" in \
+        capsys.readouterr().out
     monkeypatch.setattr(execution, "execute", original)
     assert main("launch", NOTEBOOK, "--profile", "smoke", "--retry-failed") == 0
     assert "finished: 1 ran" in capsys.readouterr().out

@@ -91,6 +91,21 @@ def state_of(config: RunConfig, experiment: str, results=None, *,
     return "missing"
 
 
+def _why_nothing(counts: dict[str, int]) -> str:
+    """Why no run of a launch is left to submit, from its :func:`state_of` counts.
+
+    >>> _why_nothing({"done": 5})
+    'finished, all 5 runs are stored'
+    >>> _why_nothing({"done": 3, "running": 1, "failed": 1})
+    '3 stored, 1 running (claimed by a live worker), 1 failed (--retry-failed retries them)'
+    """
+    if set(counts) == {"done"}:
+        return f"finished, all {counts['done']} runs are stored"
+    said = {"done": "stored", "running": "running (claimed by a live worker)",
+            "failed": "failed (--retry-failed retries them)"}
+    return ", ".join(f"{counts[state]} {text}" for state, text in said.items() if state in counts)
+
+
 def _slurm_parameters(args) -> dict:
     extra = {}
     for item in args.slurm_param:
@@ -133,8 +148,7 @@ def launch(args) -> int:
     print(f"{len(planned)} runs of {', '.join(args.notebooks)} at profile {args.profile} in "
           f"{results}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     if not todo:
-        print("nothing to submit: every run is stored, running or failed "
-              "(--retry-failed retries failed ones)")
+        print(f"nothing to submit: {_why_nothing(counts)}")
         return 0
     worker = Worker(results, args.retry_failed, args.checkpoint_every, args.stale_after,
                     threads=None, processes=getattr(args, "runs_per_gpu", 1))

@@ -313,3 +313,16 @@ def test_analyses_that_prune_to_collapse_on_purpose_do_not_warn_of_it():
     assert synflow.empty_layers(masks) and len(caught) == 1
     _, caught = collapsing_call(lambda: synflow.prune(net(), "magnitude", 3000))
     assert len(caught) == 1  # the filter was put back
+
+
+def test_a_runs_pruning_warnings_name_the_run(env):
+    """A sweep's run that empties a layer says which run it is (its name in front of the
+    warning), also when its masks are the process's remembered ones."""
+    from synflow.experiments import execution, store
+
+    config = store.RunConfig("mlp", "blobs", pruner="magnitude", compression=100, width=0.2,
+                             epochs=1, batch_size=12, lr=0.05)
+    for _ in range(2):  # the second run reuses the first's masks
+        result, caught = collapsing_call(lambda: execution.execute(config, device="cpu"))
+        assert result.empty_layers and len(caught) == 1
+        assert str(caught[0].message).startswith(f"run {config.name()}: the masks prune every")

@@ -6,6 +6,7 @@ cluster.
 | runconfig  | :class:`RunConfig`: everything that determines a run, its name and hash      |
 | results    | :class:`RunResult`: the one owner of ``run.json``                            |
 | execution  | build, prune, train, measure one run, resumable                              |
+| run_data   | a run's training data: the dataset, or class-balanced subsets kept in memory |
 | weights    | rewinding to init, kept weights at init, Figure 5b's layer records           |
 | folders    | a run's folder in the results store and its failure record                   |
 | store      | the results store: run once, load afterwards; failures                       |

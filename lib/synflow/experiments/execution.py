@@ -20,6 +20,7 @@ import functools
 import os
 import platform
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ from ..training import loop as training_loop
 from ..training import precision as precisions
 from ..training.checkpoints import load_checkpoint, save_checkpoint
 from .results import RunResult
+from .run_data import training_data
 from .runconfig import RunConfig
 from .weights import at_initial_values, layer_weight_statistics, rewind
 
@@ -104,7 +106,7 @@ def execute(
                       device, root, cache)
     model = setting.build()
     training = config.training()
-    data = _training_data(config, training, setting.info, device, root, cache)
+    data = training_data(config, training, setting.info, device, root, cache)
     # the run's progress besides the training state: stage 1..cycles are IMP's trainings,
     # stage cycles + 1 the final one
     progress = saved["progress"] if saved else {
@@ -175,7 +177,9 @@ def _prune_to(model: torch.nn.Module, setting: _Setting, compression: float) -> 
                   config.scope, config.invert, config.prune_per_class, config.bn_mode,
                   str(setting.root), os.environ.get("SYNFLOW_DATA"))
     if not config.cycles and remembered in _MASKS:
-        masks = {name: mask.to(device) for name, mask in _MASKS[remembered].items()}
+        kept, caught = _MASKS[remembered]
+        _reissue(caught, config.name())
+        masks = {name: mask.to(device) for name, mask in kept.items()}
         apply_masks(model, masks)
         return masks
     batches = None
@@ -184,21 +188,35 @@ def _prune_to(model: torch.nn.Module, setting: _Setting, compression: float) -> 
             config.dataset, root=setting.root, cache=setting.cache,
             per_class=config.prune_per_class, seed=config.seed, device=device,
         )
-    masks = prune(
-        model, config.pruner, compression, iterations=config.iterations,
-        schedule=config.schedule, scope=config.scope, data=batches,
-        input_shape=setting.info.input_shape, invert=config.invert, seed=config.seed,
-        bn_mode=config.bn_mode,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        masks = prune(
+            model, config.pruner, compression, iterations=config.iterations,
+            schedule=config.schedule, scope=config.scope, data=batches,
+            input_shape=setting.info.input_shape, invert=config.invert, seed=config.seed,
+            bn_mode=config.bn_mode,
+        )
     if not config.cycles:
-        _MASKS[remembered] = {name: mask.cpu().clone() for name, mask in masks.items()}
+        _MASKS[remembered] = ({name: mask.cpu().clone() for name, mask in masks.items()},
+                              caught)
         while len(_MASKS) > 16:
             _MASKS.pop(next(iter(_MASKS)))
+    _reissue(caught, config.name())
     return masks
 
 
-# masks of recent prunings at initialization in this process (see _prune_to)
-_MASKS: dict[tuple, dict] = {}
+# masks of recent prunings at initialization in this process and their warnings (see
+# _prune_to)
+_MASKS: dict[tuple, tuple[dict, list]] = {}
+
+
+def _reissue(caught: list, name: str) -> None:
+    """Warn again each of ``caught`` (``warnings.WarningMessage``), the run's ``name`` in
+    front of its message: a pruning warning (layer-collapse, uninformative scores) says
+    which run of a sweep it is about."""
+    for warning in caught:
+        warnings.warn_explicit(f"run {name}: {warning.message}", warning.category,
+                               warning.filename, warning.lineno)
 
 
 def _mask_variant(masks: dict, model: torch.nn.Module,
@@ -285,34 +303,4 @@ def _assemble(config: RunConfig, training, metrics: dict, masks: dict, progress:
         },
         cycles=progress["cycles"] or None,
         layer_history=progress["layer_history"] if config.record_layers else None,
-    )
-
-
-def _training_data(config, training, info, device, root, cache):
-    """What ``train`` gets: the dataset name (as before), or with ``test_subset`` a
-    ``(train, test)`` pair whose test batches hold that many images per class (drawn
-    with seed 0). The decoded subsets are kept in memory for the next run of the
-    process (:func:`_subset_images`)."""
-    if config.test_subset is None:
-        return config.dataset
-    memory_format = precisions.memory_format(training.precision)
-    key = (config.dataset, str(root), str(cache))
-    train_images = _subset_images(*key, "train", training.subset, config.seed)
-    test_images = _subset_images(*key, "test", config.test_subset, 0)
-    train_batches = data_batches.Batches(
-        train_images, info, batch_size=training.batch_size, shuffle=True, seed=config.seed,
-        augment=info.augment, device=device, memory_format=memory_format,
-    )
-    test_batches = data_batches.Batches(
-        test_images, info, batch_size=1000, device=device, memory_format=memory_format
-    )
-    return train_batches, test_batches
-
-
-@functools.lru_cache(maxsize=8)
-def _subset_images(dataset, root, cache, split, per_class, seed):
-    """``data.load`` of a split (class-balanced subset), remembered per process."""
-    return data_images.load(
-        dataset, split, root=None if root == "None" else root,
-        cache=None if cache == "None" else cache, per_class=per_class, seed=seed,
     )

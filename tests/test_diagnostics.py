@@ -293,8 +293,8 @@ def test_collapse_as_an_error_leaves_the_model_as_it_was(method):
 
 
 def test_analyses_that_prune_to_collapse_on_purpose_do_not_warn_of_it():
-    """critical_compression, iterative_masks and synflow_iterations empty layers to find
-    or trace collapse, and their results say it: no LayerCollapseWarning from them (nor
+    """critical_compression, iterative_masks, synflow_iterations and empty_layer_counts empty
+    layers to find, trace or count collapse, and their results say it: no LayerCollapseWarning from them (nor
     left behind), while iterative_masks(stop_on_collapse=False), a plain prune, still warns."""
     def net():
         return synflow.build_model("vgg11_bn", width=1 / 16, seed=0)
@@ -308,6 +308,11 @@ def test_analyses_that_prune_to_collapse_on_purpose_do_not_warn_of_it():
     steps, caught = collapsing_call(lambda: analysis.synflow_iterations(
         nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)), [0.1], (4,)))
     assert 0 in steps[-1].kept.values() and caught == []
+    counts, caught = collapsing_call(lambda: analysis.empty_layer_counts(
+        lambda: (torch.manual_seed(0), nn.Sequential(nn.Linear(4, 8), nn.ReLU(),
+                                                     nn.Linear(8, 2)))[1],
+        ["synflow"], [1.0, 1.7, 2.0], synflow_iterations=3, input_shape=(4,)))
+    assert counts["empty_layers"].max() > 0 and caught == []
     masks, caught = collapsing_call(lambda: analysis.iterative_masks(
         net(), "magnitude", densities, stop_on_collapse=False))
     assert synflow.empty_layers(masks) and len(caught) == 1
@@ -316,8 +321,9 @@ def test_analyses_that_prune_to_collapse_on_purpose_do_not_warn_of_it():
 
 
 def test_a_runs_pruning_warnings_name_the_run(env):
-    """A sweep's run that empties a layer says which run it is (its name in front of the
-    warning), also when its masks are the process's remembered ones."""
+    """A sweep's run that empties a layer says which run it is (its name after the
+    warning), also when its masks are the process's remembered ones; filters on the
+    message's start or on the module still match it."""
     from synflow.experiments import execution, store
 
     config = store.RunConfig("mlp", "blobs", pruner="magnitude", compression=100, width=0.2,
@@ -325,4 +331,13 @@ def test_a_runs_pruning_warnings_name_the_run(env):
     for _ in range(2):  # the second run reuses the first's masks
         result, caught = collapsing_call(lambda: execution.execute(config, device="cpu"))
         assert result.empty_layers and len(caught) == 1
-        assert str(caught[0].message).startswith(f"run {config.name()}: the masks prune every")
+        message = str(caught[0].message)
+        assert message.startswith("the masks prune every weight of 1 layer(s)")
+        assert message.endswith(f" (run {config.name()})")
+    for rule in ({"message": "the masks prune every weight"},
+                 {"category": synflow.LayerCollapseWarning, "module": "synflow"}):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.filterwarnings("ignore", **rule)
+            execution.execute(config, device="cpu")
+        assert caught == [], rule

@@ -99,6 +99,7 @@ def test_order_statistics_are_kthvalues_in_one_call(dtype):
         float(torch.kthvalue(values, k).values) for k in ks]
     assert flat_ops.order_statistics(values, [4_000, 3]) == [
         float(torch.kthvalue(values, k).values) for k in (4_000, 3)]  # any order
+    assert flat_ops.order_statistics(values, []) == []
 
 
 def test_tensors_that_require_grad_take_torchs_path():

@@ -40,7 +40,7 @@ def test_launch_inline_then_nothing_to_submit(tiny, capsys):
     assert main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "local") == 0
     out = capsys.readouterr().out
     assert "5 done" in out and "submitted" not in out
-    assert "nothing to submit: finished, all 5 runs are stored" in out
+    assert "nothing to submit: finished, 5 of 5 runs stored" in out
 
 
 def truncate(payload, text):

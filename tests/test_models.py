@@ -103,6 +103,12 @@ def test_build_model_defaults_to_the_shape_and_classes_of_the_nets_dataset(name,
     assert model(torch.zeros(1, *info.input_shape)).shape == (1, info.num_classes)
 
 
+@pytest.mark.parametrize("name", ["nope", "VGG19_IMAGENET", None])
+def test_default_data_of_an_unknown_model_is_an_error(name):
+    with pytest.raises(ValueError, match=re.escape(f"unknown model {name!r}; choose one of: ")):
+        synflow.models.default_data(name)
+
+
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True, "10", [10]])
 def test_num_classes_must_be_a_whole_number(bad):
     message = re.escape(f"num_classes must be a whole number >= 1, got {bad!r}")

@@ -56,6 +56,13 @@ def test_top_k_sample_brackets_the_threshold_so_only_a_narrow_band_is_ranked(mon
     assert max(ranked) < n // 50, ranked
 
 
+@pytest.mark.parametrize("k", [1, 500, 999])
+def test_top_k_with_a_sample_too_small_to_bracket_ranks_everything(k):
+    """A sample whose margin covers all of it brackets nothing (-inf, inf): the exact path."""
+    values = torch.rand(1000, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert torch.equal(top_k(values.clone(), k, sample_size=16)[0], sort_oracle(values, k))
+
+
 def test_density_schedules():
     assert synflow.core.schedules.density_after(100, 100, 1000, "exponential") == pytest.approx(1e-3)
     assert synflow.core.schedules.density_after(50, 100, 100, "exponential") == pytest.approx(0.1)

@@ -18,6 +18,7 @@ from ..core.scorers import DATA_METHODS, ITERATIVE_METHODS
 from ..core.scorers.functional import buffer_copies, scoring_view
 from ..core.scoring import compute_scores
 from ..core.selection import check_finite_scores, check_score_dict, ranking_dtype, select
+from .iteration import collapse_expected
 from .saliency import parameter_name
 
 
@@ -187,7 +188,8 @@ def empty_layer_counts(
     training). Single-shot methods score once and select per compression;
     SynFlow (``synflow_iterations`` > 1) prunes a fresh model iteratively per
     compression, which is costly. Compressions above N are clipped to N (one
-    weight left). Columns: method, log10_compression, empty_layers.
+    weight left). Columns: method, log10_compression, empty_layers. An emptied layer is
+    counted, not warned of (no LayerCollapseWarning).
 
     >>> import torch
     >>> from torch import nn
@@ -211,10 +213,11 @@ def empty_layer_counts(
             compression = min(10.0**exponent, float(total))
             if method in ITERATIVE_METHODS and synflow_iterations > 1:
                 # the whole schedule: the final mask, whose empty layers are counted
-                masks = prune(
-                    model_factory(), method, compression, iterations=synflow_iterations,
-                    input_shape=input_shape, seed=seed,
-                )
+                with collapse_expected():  # counted, not warned of
+                    masks = prune(
+                        model_factory(), method, compression, iterations=synflow_iterations,
+                        input_shape=input_shape, seed=seed,
+                    )
             else:
                 if single is None:
                     single = compute_scores(

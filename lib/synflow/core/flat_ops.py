@@ -123,7 +123,7 @@ def order_statistics(values: torch.Tensor, ks: list[int]) -> list[float]:
     [0.0, 3.0]
     """
     array = _array(values)
-    if array is None:
+    if array is None or not ks:
         return [float(torch.kthvalue(values, k).values) for k in ks]
     parted = np.partition(array, [k - 1 for k in ks])
     return [float(parted[k - 1]) for k in ks]

@@ -211,12 +211,14 @@ _MASKS: dict[tuple, tuple[dict, list]] = {}
 
 
 def _reissue(caught: list, name: str) -> None:
-    """Warn again each of ``caught`` (``warnings.WarningMessage``), the run's ``name`` in
-    front of its message: a pruning warning (layer-collapse, uninformative scores) says
-    which run of a sweep it is about."""
+    """Warn again each of ``caught`` (``warnings.WarningMessage``), the run's ``name`` after
+    its message: a pruning warning (layer-collapse, uninformative scores) says which run of
+    a sweep it is about, and the user's filters (by message start, category or module)
+    match it as they match prune's own."""
     for warning in caught:
-        warnings.warn_explicit(f"run {name}: {warning.message}", warning.category,
-                               warning.filename, warning.lineno)
+        module = __name__ if warning.filename == __file__ else None  # None: from the file
+        warnings.warn_explicit(f"{warning.message} (run {name})", warning.category,
+                               warning.filename, warning.lineno, module=module)
 
 
 def _mask_variant(masks: dict, model: torch.nn.Module,

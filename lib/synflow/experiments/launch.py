@@ -95,12 +95,16 @@ def _why_nothing(counts: dict[str, int]) -> str:
     """Why no run of a launch is left to submit, from its :func:`state_of` counts.
 
     >>> _why_nothing({"done": 5})
-    'finished, all 5 runs are stored'
+    'finished, 5 of 5 runs stored'
     >>> _why_nothing({"done": 3, "running": 1, "failed": 1})
     '3 stored, 1 running (claimed by a live worker), 1 failed (--retry-failed retries them)'
+    >>> _why_nothing({})
+    'the notebooks plan no runs at this profile'
     """
+    if not counts:
+        return "the notebooks plan no runs at this profile"
     if set(counts) == {"done"}:
-        return f"finished, all {counts['done']} runs are stored"
+        return f"finished, {counts['done']} of {counts['done']} runs stored"
     said = {"done": "stored", "running": "running (claimed by a live worker)",
             "failed": "failed (--retry-failed retries them)"}
     return ", ".join(f"{counts[state]} {text}" for state, text in said.items() if state in counts)

@@ -151,9 +151,13 @@ def default_data(name: str) -> tuple[tuple[int, int, int], int]:
     unless told: ImageNet's for the ``*_imagenet`` nets, Tiny ImageNet's for the
     ``*_tiny`` ones, CIFAR-10's for every other (``DEFAULT_DATA``).
 
+    Raises ValueError naming an unknown model and the known ones.
+
     >>> default_data("vgg19_imagenet"), default_data("vgg16_bn_tiny"), default_data("resnet18")
     (((3, 224, 224), 1000), ((3, 64, 64), 200), ((3, 32, 32), 10))
     """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}")
     return next(data for suffix, data in DEFAULT_DATA.items() if name.endswith(suffix))
 
 

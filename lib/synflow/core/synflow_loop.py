@@ -211,6 +211,7 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
                                       stacklevel=stacklevel + 1)
         # new tensors of the weights' shapes, kept by the callback if it likes
         record = _full(grads, used) if callback is not None else None
+        del grads  # freed before the next pass: its peak holds one set of gradients, not two
         before = _masks(names, shapes, positions, counts, live) if callback is not None else None
         live, gone = _drop_alive(scores, live, counts, sizes, density, scope=scope, invert=invert)
         if gone.numel():
@@ -232,4 +233,5 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
             if callback(step):
                 stopped = True
                 break
+            del record, before, step  # ours: the callback keeps what it likes
     return _masks(names, shapes, positions, counts, live), stopped

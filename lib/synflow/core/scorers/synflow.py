@@ -69,11 +69,13 @@ def path_transform(power=1):
     return (lambda p: p.abs()) if power == 1 else (lambda p: p.abs() ** power)
 
 
-def path_gradients(model, layers, leaves, input_shape, dtype, transform):
+def path_gradients(model, layers, leaves, input_shape, dtype, transform, after_forward=None):
     """The pass itself: ``(R, [dR/dleaf])`` with the prunable weights replaced by
     ``leaves`` (already |w|**power, in ``dtype``, requiring gradients) and every other
     parameter by ``transform(p)``; R a detached 0-d tensor in ``dtype``, one gradient per
-    leaf (:func:`synflow_pass` and the pruning loop's SynFlow path).
+    leaf (:func:`synflow_pass` and the pruning loop's SynFlow path). ``after_forward``,
+    if given, is called between the forward and the backward pass (the pruning loop
+    releases the previous pass's gradients there).
 
     >>> import torch.nn as nn
     >>> model = nn.Linear(2, 1, bias=False)
@@ -87,6 +89,8 @@ def path_gradients(model, layers, leaves, input_shape, dtype, transform):
     with scoring_view(model), differentiable():
         ones = torch.ones((1, *input_shape), dtype=dtype, device=device_of(model))
         R = call_with_weights(model, layers, leaves, ones, transform, dtype, SYNFLOW_INPUT).sum()
+        if after_forward is not None:
+            after_forward()
         grads = gradients(model, layers, R, leaves)
     return R.detach(), grads
 

@@ -136,6 +136,25 @@ def test_remove_masks_exports_plain_weights_that_load_into_a_fresh_model():
     torch.testing.assert_close(fresh.eval()(x), model.eval()(x))
 
 
+@pytest.mark.parametrize("copied", [False, True])
+def test_remove_masks_puts_every_weight_back_in_its_place(copied):
+    """A fresh model's parameter order (parameters(), state_dict(), an optimizer's param
+    indices) after remove_masks, also on a deep copy of the masked model;
+    torch.nn.utils.prune.remove puts the weight after its bias."""
+    model, _ = pruned_mlp()
+    model = copy.deepcopy(model) if copied else model
+    synflow.remove_masks(model)
+    by_torch = nn.Linear(6, 5)
+    torch.nn.utils.prune.random_unstructured(by_torch, "weight", amount=0.5)
+    torch.nn.utils.prune.remove(by_torch, "weight")
+    assert [n for n, _ in by_torch.named_parameters()] == ["bias", "weight"]
+    dense = nn.Sequential(
+        nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 3)
+    )
+    assert [n for n, _ in model.named_parameters()] == [n for n, _ in dense.named_parameters()]
+    assert list(model.state_dict()) == list(dense.state_dict())
+
+
 def test_a_model_masked_by_torch_prune_is_adopted():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))

@@ -79,6 +79,8 @@ def _install_mask(module: nn.Module, mask: torch.Tensor) -> None:
                 del module._forward_pre_hooks[key]
         module.__dict__.pop("weight", None)
     else:
+        # where weight stood among the parameters: remove_mask puts it back there
+        module._synflow_weight_position = list(module._parameters).index("weight")
         weight = module._parameters.pop("weight")
         module.register_parameter("weight_orig", weight)
         module.register_buffer(
@@ -90,13 +92,16 @@ def _install_mask(module: nn.Module, mask: torch.Tensor) -> None:
 def remove_mask(module: nn.Module) -> None:
     """Undo :func:`_install_mask`: ``weight_orig``, the same Parameter object (an
     optimizer holding it keeps training it), becomes ``weight`` again with the masked
-    values (as ``torch.nn.utils.prune.remove`` does).
+    values (as ``torch.nn.utils.prune.remove`` does), at its place among the parameters
+    before masking (``torch.nn.utils.prune.remove`` appends it: ``bias`` came first).
 
     >>> layer = nn.Linear(2, 2)
     >>> install({"weight": layer}, {"weight": torch.tensor([[True, False], [True, True]])})
     >>> remove_mask(layer)
     >>> is_masked(layer), int(layer.weight.count_nonzero()), type(layer).__name__
     (False, 3, 'Linear')
+    >>> [name for name, _ in layer.named_parameters()]  # the unmasked layer's order
+    ['weight', 'bias']
     """
     if not isinstance(module, _MaskedWeight):
         torch_prune.remove(module, "weight")
@@ -107,6 +112,12 @@ def remove_mask(module: nn.Module) -> None:
         weight.mul_(mask)
     module.__class__ = type(module).__bases__[1]
     module.register_parameter("weight", weight)
+    position = module.__dict__.pop("_synflow_weight_position", None)
+    if position is not None:  # the order of parameters(), state_dict() and optimizers
+        order = list(module._parameters.items())
+        order.insert(position, order.pop())
+        module._parameters.clear()
+        module._parameters.update(order)
 
 
 @torch.inference_mode(False)  # masks made inside torch.inference_mode() must still train

@@ -163,15 +163,16 @@ def remove_masks(model: nn.Module) -> None:
     ``weight_orig * weight_mask`` (pruned entries exactly 0) and its original class;
     that parameter is the same object as ``weight_orig`` (and as the layer's ``weight``
     before pruning), so an optimizer built earlier keeps updating it. ``weight_orig``
-    and ``weight_mask`` are gone, so the state dict has the unpruned model's keys and
-    loads into a fresh model of the same architecture. The zeros are no longer
+    and ``weight_mask`` are gone, so the state dict has the unpruned model's keys, in its
+    order (so do ``parameters()`` and an optimizer built afterwards), and loads into a
+    fresh model of the same architecture. The zeros are no longer
     enforced: further training can make them non-zero.
 
     >>> model = nn.Sequential(nn.Linear(3, 2))
     >>> apply_masks(model, {"0.weight": torch.tensor([[True, False, True], [False, True, True]])})
     >>> remove_masks(model)
     >>> list(model.state_dict()), int(model[0].weight.count_nonzero())
-    (['0.bias', '0.weight'], 4)
+    (['0.weight', '0.bias'], 4)
     """
     for module in prunable_layers(model).values():
         if is_masked(module):

@@ -31,6 +31,8 @@ from .scorers import synflow as paths
 from .scorers.functional import check_materialized, fresh_leaves
 
 POWERS = {"synflow": 1, "synflow_l2": 2}  # the methods this loop runs: |w| or w**2
+# the largest set of gradients (bytes) the loop holds from one pass to the next forward
+HOLD_BYTES = 1 << 28
 
 
 def _gather(tensors, positions, counts, dtype) -> torch.Tensor:
@@ -204,11 +206,15 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
     top = max(float(largest(leaf)) for leaf in leaves.values())  # pruning only lowers it
     buffer = torch.empty_like(values)  # for the scores: the same pages every iteration
     stopped = False
-    # the last pass's gradients: released once the next pass's forward is done, so that
-    # its backward reuses their memory (one set at the peak); released before that
-    # forward, the allocator returned their pages to the system and the backward took
-    # them back one page fault at a time (VGG-16, float64: 1-4 s of 10 over 100 passes)
+    # the last pass's gradients, up to HOLD_BYTES: released once the next pass's forward
+    # is done, so that its backward reuses their memory; released earlier, the allocator
+    # returned their pages to the system and the backward took them back one page fault
+    # at a time (CIFAR VGG-16, float64: 1-4 s of 10 over 100 passes). Held through the
+    # selection they add a set to the peak: a larger set (ImageNet VGG-19: 1.1 GB more,
+    # no fewer faults, its largest blocks are mapped afresh anyway) and a compaction
+    # release them first
     held = []
+    hold = sum(leaf.numel() * leaf.element_size() for leaf in leaves.values()) <= HOLD_BYTES
     for iteration, density in enumerate(densities, start=1):
         R, grads, scores, used = _checked_scores(model, layers, leaves, values, unpruned,
                                               positions, counts, input_shape, precision, power,
@@ -219,7 +225,8 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
                                       stacklevel=stacklevel + 1)
         # new tensors of the weights' shapes, kept by the callback if it likes
         record = _full(grads, used) if callback is not None else None
-        held.append(grads)
+        if hold:
+            held.append(grads)
         del grads  # held alone keeps them
         before = _masks(names, shapes, positions, counts, live) if callback is not None else None
         live, gone = _drop_alive(scores, live, counts, sizes, density, scope=scope, invert=invert)
@@ -231,6 +238,7 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
                 if cuts[i + 1] > cuts[i]:
                     _zero_at(leaves[name], where[cuts[i]:cuts[i + 1]])
         if 4 * (live.numel() - count(live)) > live.numel():  # compact
+            held.clear()  # its new arrays, not the gradients, are then the peak
             alive = nonzero(live)
             positions, values = positions.index_select(0, alive), values.index_select(0, alive)
             cuts = [0, *torch.searchsorted(alive, _ends(counts, alive.device)).tolist()]

@@ -93,7 +93,9 @@ def remove_mask(module: nn.Module) -> None:
     """Undo :func:`_install_mask`: ``weight_orig``, the same Parameter object (an
     optimizer holding it keeps training it), becomes ``weight`` again with the masked
     values (as ``torch.nn.utils.prune.remove`` does), at its place among the parameters
-    before masking (``torch.nn.utils.prune.remove`` appends it: ``bias`` came first).
+    before masking (``torch.nn.utils.prune.remove`` appends it: ``bias`` came first). A
+    layer that ``torch.nn.utils.prune`` masked first keeps torch's order: its place
+    before that is not known.
 
     >>> layer = nn.Linear(2, 2)
     >>> install({"weight": layer}, {"weight": torch.tensor([[True, False], [True, True]])})

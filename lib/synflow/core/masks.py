@@ -164,8 +164,9 @@ def remove_masks(model: nn.Module) -> None:
     that parameter is the same object as ``weight_orig`` (and as the layer's ``weight``
     before pruning), so an optimizer built earlier keeps updating it. ``weight_orig``
     and ``weight_mask`` are gone, so the state dict has the unpruned model's keys, in its
-    order (so do ``parameters()`` and an optimizer built afterwards), and loads into a
-    fresh model of the same architecture. The zeros are no longer
+    order (so do ``parameters()`` and an optimizer built afterwards; a layer masked by
+    ``torch.nn.utils.prune`` before keeps torch's order, weight after bias), and loads
+    into a fresh model of the same architecture. The zeros are no longer
     enforced: further training can make them non-zero.
 
     >>> model = nn.Sequential(nn.Linear(3, 2))

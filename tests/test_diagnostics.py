@@ -341,3 +341,25 @@ def test_a_runs_pruning_warnings_name_the_run(env):
             warnings.filterwarnings("ignore", **rule)
             execution.execute(config, device="cpu")
         assert caught == [], rule
+
+
+def test_warnings_from_inside_an_analysis_point_at_the_callers_line():
+    """However deep inside synflow a warning is issued (here an analysis calling the
+    loop), it names the first line outside the package (synflow.core.stack)."""
+    from synflow import analysis
+    from synflow.core.schedules import schedule_densities
+
+    def collapse():
+        return analysis.iterative_masks(
+            synflow.build_model("vgg11_bn", width=1 / 16, seed=0), "synflow",
+            schedule_densities(3000, 2, "exponential"), input_shape=(3, 32, 32),
+            stop_on_collapse=False)
+
+    masks, caught = collapsing_call(collapse)
+    assert synflow.empty_layers(masks) and len(caught) == 1
+    assert caught[0].filename == __file__
+    x = torch.randn(8, 256, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(ScoreWarning, match=ALL_ZERO) as scored:
+        analysis.iterative_masks(zero_head_mlp(), "snip", [0.5],
+                                 data=[(x, torch.arange(8) % 10)])
+    assert {w.filename for w in scored if w.category is ScoreWarning} == {__file__}

@@ -15,4 +15,5 @@ and saving pruned models. It imports nothing from the other layers of synflow.
 | diagnostics     | ``ScoreWarning``, ``CompressionWarning``: empty scores, unmet compression |
 | saving, files   | pruned models to and from files, atomically                               |
 | checks          | argument checks (one rule for numbers), once per public call              |
+| stack           | where warnings point: the first frame outside synflow                     |
 """

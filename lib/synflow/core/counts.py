@@ -10,6 +10,7 @@ import torch
 
 from .checks import check_seed
 from .flat_ops import count
+from .stack import outside_stacklevel
 
 Masks = dict[str, torch.Tensor]
 
@@ -44,7 +45,7 @@ class LayerCollapseWarning(UserWarning):
     """
 
 
-def warn_collapsed(masks: Masks, stacklevel: int = 3) -> None:
+def warn_collapsed(masks: Masks) -> None:
     """Warn :class:`LayerCollapseWarning` naming every layer whose weights ``masks`` all
     prune (:func:`empty_layers`; a layer of no weights is not one); nothing when there is
     none.
@@ -65,7 +66,7 @@ def warn_collapsed(masks: Masks, stacklevel: int = 3) -> None:
         "convolutions) the output no longer depends on the input. Prune less, or "
         "iteratively with SynFlow (Theorem 3: no collapse below the maximal compression in "
         "a network without biases)",
-        LayerCollapseWarning, stacklevel=stacklevel)
+        LayerCollapseWarning, stacklevel=outside_stacklevel())
 
 
 def compression_of(masks: Masks) -> float:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .masks import dense_weights, weight_count
+from .stack import outside_stacklevel
 
 # activations that are not positively homogeneous (f(a x) != a f(x) for some a > 0)
 NON_HOMOGENEOUS = (
@@ -81,7 +82,7 @@ class CompressionWarning(UserWarning):
     """
 
 
-def check_synflow_network(model: nn.Module, stacklevel: int = 3) -> None:
+def check_synflow_network(model: nn.Module) -> None:
     """Refuse or warn about modules SynFlow's all-ones, |p| evaluation cannot score.
 
     Raises ValueError naming every
@@ -134,7 +135,7 @@ def check_synflow_network(model: nn.Module, stacklevel: int = 3) -> None:
             "mode; on its all-ones input saturating activations pass no gradient, so "
             "upstream layers may score 0 and the tie-break decides their masks",
             ScoreWarning,
-            stacklevel=stacklevel,
+            stacklevel=outside_stacklevel(),
         )
 
 
@@ -165,7 +166,7 @@ def _uninformative(nonzero: list[int], alive: list[bool], names: list[str]) -> l
 
 
 def warn_uninformative(
-    flat: torch.Tensor, alive: torch.Tensor, names: list[str], sizes: list[int], stacklevel=3
+    flat: torch.Tensor, alive: torch.Tensor, names: list[str], sizes: list[int]
 ) -> None:
     """Warn :class:`ScoreWarning` naming the :func:`uninformative_layers`: their masks
     would be decided by the tie-break (lowest index), not by the score. When no alive
@@ -182,11 +183,10 @@ def warn_uninformative(
     """
     nonzero = [int(torch.count_nonzero(part)) for part in flat.split(sizes)]
     alive_any = [bool(part.any()) for part in alive.split(sizes)]
-    warn_uninformative_counts(nonzero, alive_any, names, stacklevel=stacklevel + 1)
+    warn_uninformative_counts(nonzero, alive_any, names)
 
 
-def warn_uninformative_counts(nonzero: list[int], alive: list[bool], names: list[str],
-                              stacklevel=3) -> None:
+def warn_uninformative_counts(nonzero: list[int], alive: list[bool], names: list[str]) -> None:
     """:func:`warn_uninformative` from each layer's count of non-zero scores (pruned
     weights scoring 0) and whether it has alive weights (the pruning loop's SynFlow path,
     which scores the alive weights only).
@@ -221,10 +221,10 @@ def warn_uninformative_counts(nonzero: list[int], alive: list[bool], names: list
             "non-homogeneous activation before it (SynFlow), no path through it to the "
             "output (a cut branch), or all-zero weights"
         )
-    warnings.warn(message, ScoreWarning, stacklevel=stacklevel)
+    warnings.warn(message, ScoreWarning, stacklevel=outside_stacklevel())
 
 
-def warn_dense(model: nn.Module, layers: dict[str, nn.Module], stacklevel=3) -> None:
+def warn_dense(model: nn.Module, layers: dict[str, nn.Module]) -> None:
     """Warn :class:`CompressionWarning` naming the weights of rank >= 2 that no mask
     governs (:func:`synflow.core.masks.dense_weights`: RNN/LSTM/GRU weights, embeddings,
     MultiheadAttention's ``in_proj_weight``, ...) and their share of all such weights.
@@ -250,12 +250,11 @@ def warn_dense(model: nn.Module, layers: dict[str, nn.Module], stacklevel=3) -> 
         "mask (the table in synflow.core.masks says why). Compression counts the pruned "
         "layers' weights only, so the model as a whole is compressed less",
         CompressionWarning,
-        stacklevel=stacklevel,
+        stacklevel=outside_stacklevel(),
     )
 
 
-def warn_far_from(masks_kept: int, total: int, density: float, scope: str, layers: int,
-                  stacklevel=3) -> None:
+def warn_far_from(masks_kept: int, total: int, density: float, scope: str, layers: int) -> None:
     """Warn :class:`CompressionWarning` when the masks keep ``masks_kept`` of ``total``
     weights and their compression is more than 10 % away from ``1 / density``, the
     asked one (existing masks sparser than asked, local scope's rounding and its one
@@ -287,5 +286,5 @@ def warn_far_from(masks_kept: int, total: int, density: float, scope: str, layer
         f"compression {asked:.4g} was asked, the masks have compression {got:.4g} "
         f"({masks_kept:,} of {total:,} weights kept, {round(total * density):,} asked): {why}",
         CompressionWarning,
-        stacklevel=stacklevel,
+        stacklevel=outside_stacklevel(),
     )

@@ -115,30 +115,30 @@ def _prune_through(model, layers, densities, *, method, scorer, options, zero_wh
                    scope, data, input_shape, invert, seed, callback) -> Masks:
     """:func:`prune_through` on checked arguments (``layers``: the model's
     ``prunable_layers``; ``method`` the scorer's name, None for a function). Warnings
-    point at the caller of ``prune``/``prune_through``."""
+    point at the first caller outside synflow (:mod:`synflow.core.stack`)."""
     with scoring_context():  # gradients and ordinary tensors, whatever the caller's context
         if method in POWERS:  # SynFlow's passes: scored and ranked on the alive weights only
             masks, stopped = synflow_loop(
                 model, layers, densities, method=method, precision=options["precision"],
                 scope=scope, invert=invert, input_shape=input_shape, callback=callback,
-                iteration_type=Iteration, stacklevel=4)
+                iteration_type=Iteration)
         else:
             masks, stopped = _general_loop(
                 model, layers, densities, scorer=scorer, options=options,
                 zero_when_pruned=zero_when_pruned, scope=scope, data=data,
                 input_shape=input_shape, invert=invert, seed=seed, callback=callback)
-        warn_collapsed(masks, stacklevel=4)  # before install: as an error, the model is as it was
+        warn_collapsed(masks)  # before install: as an error, the model is as it was
         install(layers, masks)
     if not stopped:
         warn_far_from(sum(int(m.count_nonzero()) for m in masks.values()), weight_count(layers),
-                      densities[-1], scope, len(layers), stacklevel=4)
+                      densities[-1], scope, len(layers))
     return masks
 
 
 def _general_loop(model, layers, densities, *, scorer, options, zero_when_pruned, scope, data,
                   input_shape, invert, seed, callback) -> tuple[Masks, bool]:
     """The loop for every scorer but SynFlow's own path: ``(masks, stopped early)``, the
-    model not yet masked; warnings point at the caller of ``prune``/``prune_through``."""
+    model not yet masked."""
     masks = layer_masks(layers)
     names = list(masks)
     sizes = [mask.numel() for mask in masks.values()]
@@ -172,7 +172,7 @@ def _general_loop(model, layers, densities, *, scorer, options, zero_when_pruned
         if zero_when_pruned and iteration in (1, len(densities)):
             # the first and the last step only: a per-layer pass costs about as much
             # as a selection pass on VGG-16, too much for every one of 100 iterations
-            warn_uninformative(flat, alive, names, sizes, stacklevel=5)
+            warn_uninformative(flat, alive, names, sizes)
         record = flat.clone() if callback is not None else None
         _select_flat(flat, alive, sizes, density, scope=scope, invert=invert,
                      zero_when_pruned=zero_when_pruned, out=kept)

@@ -142,8 +142,7 @@ def scoring_context():
         yield
 
 
-def checked_model(model: nn.Module, method: str | None,
-                  stacklevel: int = 4) -> tuple[nn.Module, dict[str, nn.Module]]:
+def checked_model(model: nn.Module, method: str | None) -> tuple[nn.Module, dict[str, nn.Module]]:
     """``(unwrapped model, prunable layers)`` once the model is checked for ``method``
     (a name of ``SCORERS``, or None for a scorer function): layers a mask cannot govern
     and networks SynFlow cannot score refused, weights left dense warned about.
@@ -158,8 +157,8 @@ def checked_model(model: nn.Module, method: str | None,
     check_model(model, layers)
     check_finite_weights(model, layers)
     if method in SYNFLOW_METHODS:
-        check_synflow_network(model, stacklevel=stacklevel)
-    warn_dense(model, layers, stacklevel=stacklevel)
+        check_synflow_network(model)
+    warn_dense(model, layers)
     return model, layers
 
 

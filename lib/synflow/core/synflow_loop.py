@@ -155,12 +155,11 @@ def _masks(names, shapes, positions, counts, live) -> Masks:
 
 
 def synflow_loop(model, layers, densities, *, method, precision, scope, invert, input_shape,
-                 callback, iteration_type, stacklevel) -> tuple[Masks, bool]:
+                 callback, iteration_type) -> tuple[Masks, bool]:
     """The pruning loop for ``method`` ("synflow" or "synflow_l2") on checked arguments
     (:func:`synflow.core.loop._prune_through`'s), inside its scoring context: returns
     ``(masks, stopped early)``, the model not yet masked (the caller installs them, as
-    for the general loop). ``iteration_type`` builds
-    what ``callback`` gets; warnings point ``stacklevel`` frames up.
+    for the general loop). ``iteration_type`` builds what ``callback`` gets.
 
     ``positions`` hold the flat positions, within their layer, of a superset of the alive
     weights (``counts[l]`` of them for layer l, concatenated) and ``live`` which of them
@@ -176,7 +175,7 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
     >>> masks, stopped = synflow_loop(
     ...     model, prunable_layers(model), [0.7, 0.5], method="synflow", precision="float64",
     ...     scope="global", invert=False, input_shape=(4,), callback=None,
-    ...     iteration_type=Iteration, stacklevel=2)
+    ...     iteration_type=Iteration)
     >>> sum(int(mask.sum()) for mask in masks.values()), stopped  # 18 weights * 0.5
     (9, False)
     """
@@ -221,8 +220,7 @@ def synflow_loop(model, layers, densities, *, method, precision, scope, invert, 
                                               top, buffer, held.clear)
         if iteration in (1, len(densities)):
             warn_uninformative_counts([int(torch.count_nonzero(s)) for s in scores.split(counts)],
-                                      [bool(part.any()) for part in live.split(counts)], names,
-                                      stacklevel=stacklevel + 1)
+                                      [bool(part.any()) for part in live.split(counts)], names)
         # new tensors of the weights' shapes, kept by the callback if it likes
         record = _full(grads, used) if callback is not None else None
         if hold:

@@ -213,12 +213,11 @@ _MASKS: dict[tuple, tuple[dict, list]] = {}
 def _reissue(caught: list, name: str) -> None:
     """Warn again each of ``caught`` (``warnings.WarningMessage``), the run's ``name`` after
     its message: a pruning warning (layer-collapse, uninformative scores) says which run of
-    a sweep it is about, and the user's filters (by message start, category or module)
-    match it as they match prune's own."""
-    for warning in caught:
-        module = __name__ if warning.filename == __file__ else None  # None: from the file
+    a sweep it is about, at the line it named; the user's filters by message start,
+    category or module (this one's: "synflow" matches) match it."""
+    for warning in caught:  # (module=None would drop it: warn_explicit's shutdown case)
         warnings.warn_explicit(f"{warning.message} (run {name})", warning.category,
-                               warning.filename, warning.lineno, module=module)
+                               warning.filename, warning.lineno, module=__name__)
 
 
 def _mask_variant(masks: dict, model: torch.nn.Module,

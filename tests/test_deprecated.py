@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -52,6 +53,23 @@ def test_old_top_level_names_warn_and_work(name):
     with pytest.warns(DeprecationWarning, match=rf"synflow.{name} is deprecated.*{module}.{attr}"):
         value = getattr(synflow, name)
     assert value is getattr(importlib.import_module(module), attr)
+
+
+def test_every_deprecation_names_the_users_line():
+    """An old top-level name, an old module imported, an old call: each warning names
+    this file (the DeprecationWarning filter shows it there;
+    at synflow's own line Python's default filters hid it)."""
+    sys.modules.pop("synflow.masks", None)
+    sys.modules.pop("synflow.scores", None)
+    model = synflow.build_model("conv", input_shape=(3, 8, 8), width=0.25, seed=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        synflow.shuffle_masks  # noqa: B018
+        importlib.import_module("synflow.masks")
+        synflow.scores(model, "synflow", input_shape=(3, 8, 8))
+    caught = [w for w in caught if w.category is DeprecationWarning]
+    assert len(caught) >= 3 and {w.filename for w in caught} == {__file__}, \
+        [(w.filename, str(w.message)[:40]) for w in caught]
 
 
 def test_calling_synflow_scores_still_works_with_a_deprecation_warning():

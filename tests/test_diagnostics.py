@@ -1,6 +1,7 @@
 """Models a mask cannot govern, and scores that carry no information (issue 11, items 1-3)."""
 
 import copy
+import inspect
 import warnings
 
 import pytest
@@ -322,20 +323,24 @@ def test_analyses_that_prune_to_collapse_on_purpose_do_not_warn_of_it():
 
 def test_a_runs_pruning_warnings_name_the_run(env):
     """A sweep's run that empties a layer says which run it is (its name after the
-    warning), also when its masks are the process's remembered ones; filters on the
-    message's start or on the module still match it."""
+    warning), at the caller's line, also when its masks are the process's remembered ones
+    (caught by an earlier call); filters on the message's start or on the module (the
+    caller's, as for prune's own warnings) match it."""
     from synflow.experiments import execution, store
 
     config = store.RunConfig("mlp", "blobs", pruner="magnitude", compression=100, width=0.2,
                              epochs=1, batch_size=12, lr=0.05)
-    for _ in range(2):  # the second run reuses the first's masks
-        result, caught = collapsing_call(lambda: execution.execute(config, device="cpu"))
+    first = collapsing_call(lambda: execution.execute(config, device="cpu"))
+    second = collapsing_call(lambda: execution.execute(config, device="cpu"))  # remembered
+    line = inspect.currentframe().f_lineno - 2
+    for (result, caught), at in ((first, line), (second, line + 1)):
         assert result.empty_layers and len(caught) == 1
         message = str(caught[0].message)
         assert message.startswith("the masks prune every weight of 1 layer(s)")
         assert message.endswith(f" (run {config.name()})")
+        assert (caught[0].filename, caught[0].lineno) == (__file__, at)
     for rule in ({"message": "the masks prune every weight"},
-                 {"category": synflow.LayerCollapseWarning, "module": "synflow"}):
+                 {"category": synflow.LayerCollapseWarning, "module": __name__}):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             warnings.filterwarnings("ignore", **rule)

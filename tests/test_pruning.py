@@ -350,6 +350,20 @@ def test_local_scope_never_empties_a_small_layer():
     assert synflow.count_kept(synflow.select(scores, 0.01, scope="local")) == {"0.weight": (1, 6)}
 
 
+def test_an_unmet_compression_as_an_error_leaves_the_model_as_it_was():
+    """Found by a new-user trial: warnings.simplefilter("error", CompressionWarning) raised
+    after the masks were installed (the library's rule: an error leaves the model as it
+    was)."""
+    tiny = nn.Sequential(nn.Linear(10, 10), nn.ReLU(), nn.Linear(10, 10), nn.ReLU(), nn.Linear(10, 1))
+    before = {name: t.clone() for name, t in tiny.state_dict().items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", synflow.CompressionWarning)
+        with pytest.raises(synflow.CompressionWarning, match="local scope keeps"):
+            synflow.prune(tiny, "magnitude", 100, scope="local")
+    after = tiny.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
+
+
 def test_a_tiny_global_prune_blames_the_rounding_not_local_scope():
     """Found by a new-user trial: 32 weights at compression 20 keep round(1.6) = 2, as
     asked; the warning named local scope's rule though the scope was global."""

@@ -17,6 +17,8 @@ import sys
 import types
 import warnings
 
+from .core.stack import outside_stacklevel
+
 # old module -> the new modules that hold its names, searched in order
 MODULES: dict[str, tuple[str, ...]] = {
     "synflow.masks": ("synflow.core.masks", "synflow.models.inits"),
@@ -67,7 +69,7 @@ ATTRIBUTES: dict[str, str] = {
 
 def _warn(old: str, new: str) -> None:
     warnings.warn(f"{old} is deprecated since synflow 0.2 and goes in the next release: "
-                  f"use {new}", DeprecationWarning, stacklevel=3)
+                  f"use {new}", DeprecationWarning, stacklevel=outside_stacklevel())
 
 
 class OldModule(types.ModuleType):

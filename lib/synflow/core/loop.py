@@ -127,11 +127,11 @@ def _prune_through(model, layers, densities, *, method, scorer, options, zero_wh
                 model, layers, densities, scorer=scorer, options=options,
                 zero_when_pruned=zero_when_pruned, scope=scope, data=data,
                 input_shape=input_shape, invert=invert, seed=seed, callback=callback)
-        warn_collapsed(masks)  # before install: as an error, the model is as it was
+        warn_collapsed(masks)  # before install: as errors, the model is as it was
+        if not stopped:
+            warn_far_from(sum(int(m.count_nonzero()) for m in masks.values()),
+                          weight_count(layers), densities[-1], scope, len(layers))
         install(layers, masks)
-    if not stopped:
-        warn_far_from(sum(int(m.count_nonzero()) for m in masks.values()), weight_count(layers),
-                      densities[-1], scope, len(layers))
     return masks
 
 

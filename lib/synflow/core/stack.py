@@ -6,6 +6,7 @@ for Python 3.11).
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -14,8 +15,10 @@ PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 def outside_stacklevel() -> int:
     """The ``stacklevel`` that makes a ``warnings.warn`` in the calling function point at
-    the first frame of the stack outside the synflow package (the outermost frame when
-    every one is inside it, as under ``python -m synflow``).
+    the first frame of the stack outside the synflow package and importlib (an old module
+    name imported by the user names the user's ``import``; the bootstrap's frames are not
+    counted, as ``warnings.warn`` counts); with no such frame, the outermost one (under
+    ``python -m synflow``, the runpy frame that ran it).
 
     >>> import warnings
     >>> with warnings.catch_warnings(record=True) as caught:
@@ -25,7 +28,17 @@ def outside_stacklevel() -> int:
     False
     """
     frame, level = sys._getframe(1), 1
-    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
-            PACKAGE):
-        frame, level = frame.f_back, level + 1
+    while frame.f_back is not None and (_bootstrap(frame.f_code.co_filename) or os.path.abspath(
+            frame.f_code.co_filename).startswith((PACKAGE, IMPORTLIB))):
+        frame = frame.f_back
+        level += not _bootstrap(frame.f_code.co_filename)
     return level
+
+
+IMPORTLIB = os.path.dirname(os.path.abspath(importlib.__file__)) + os.sep
+
+
+def _bootstrap(filename: str) -> bool:
+    """A frame of importlib's bootstrap, which ``warnings`` passes over and does not count
+    (CPython's rule)."""
+    return "importlib" in filename and "_bootstrap" in filename

@@ -37,6 +37,7 @@ from ..core.masks import (
     shuffle_masks,
 )
 from ..core.scorers import DATA_METHODS
+from ..core.stack import outside_stacklevel
 from ..data import batches as data_batches
 from ..data import images as data_images
 from ..models.inits import reinitialize_kept
@@ -213,11 +214,12 @@ _MASKS: dict[tuple, tuple[dict, list]] = {}
 def _reissue(caught: list, name: str) -> None:
     """Warn again each of ``caught`` (``warnings.WarningMessage``), the run's ``name`` after
     its message: a pruning warning (layer-collapse, uninformative scores) says which run of
-    a sweep it is about, at the line it named; the user's filters by message start,
-    category or module (this one's: "synflow" matches) match it."""
-    for warning in caught:  # (module=None would drop it: warn_explicit's shutdown case)
-        warnings.warn_explicit(f"{warning.message} (run {name})", warning.category,
-                               warning.filename, warning.lineno, module=__name__)
+    a sweep it is about, at the caller's line, as prune's own (also for remembered masks,
+    caught by an earlier call); the user's filters by message start, category or module
+    match it as they match prune's."""
+    for warning in caught:
+        warnings.warn(f"{warning.message} (run {name})", warning.category,
+                      stacklevel=outside_stacklevel())
 
 
 def _mask_variant(masks: dict, model: torch.nn.Module,

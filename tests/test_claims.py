@@ -296,10 +296,11 @@ def test_a_damaged_run_json_is_named_and_moved_aside_when_resuming(env):
     path = store.run_dir(BASE, "exp") / store.RESULT_FILE
     text = path.read_text()
     path.write_text(text[: len(text) // 2])  # truncated
-    with pytest.warns(UserWarning, match=rf"{path} is damaged.*left out of the table"):
+    with pytest.warns(UserWarning, match=rf"{path} is damaged.*left out of the table") as table:
         assert store.frame("exp").empty
-    with pytest.warns(UserWarning, match=r"run.json is damaged.*moved it to .*damaged-"):
+    with pytest.warns(UserWarning, match=r"run.json is damaged.*moved it to .*damaged-") as moved:
         result = store.run_or_load(BASE, "exp")
+    assert {w.filename for w in [*table, *moved]} == {__file__}  # at the caller's line
     assert result.metrics["kept"] > 0 and RunResult.read(path).key == BASE.key()
     aside = list(path.parent.glob("run.json.damaged-*"))
     assert len(aside) == 1 and aside[0].read_text() == text[: len(text) // 2]  # kept

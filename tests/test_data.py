@@ -574,8 +574,9 @@ def test_an_unreadable_cache_folder_costs_speed_not_the_load(tmp_path, cache, of
         return real(path)
 
     monkeypatch.setattr(Path, "is_file", no_permission)
-    with pytest.warns(UserWarning, match=rf"image cache folder {cache} cannot be read"):
+    with pytest.warns(UserWarning, match=rf"image cache folder {cache} cannot be read") as caught:
         assert len(data.load("blobs", root=tmp_path)) == 6
+    assert {w.filename for w in caught} == {__file__}  # at the caller's line
 
 
 def test_the_image_cache_format_is_pinned(tmp_path):

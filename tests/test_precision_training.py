@@ -228,3 +228,14 @@ def test_worker_counts_are_checked(monkeypatch):
         parallel.count_workers(None, "cpu")
     with pytest.raises(ValueError, match=r"workers 0 .*integer >= 1"):
         parallel.count_workers(0, "cpu")
+
+
+def test_a_stored_config_with_unknown_keys_warns_naming_them_at_the_callers_line():
+    """A config written by a later version: its unknown keys are named (and left out of
+    the run's identity), in a warning at the caller's line."""
+    stored = {"model": "mlp", "dataset": "mnist", "future_option": 3}
+    with pytest.warns(UserWarning, match=r"run.json has keys that RunConfig does not know: "
+                                         r"\['future_option'\]") as caught:
+        config = config_from_dict(stored, "run.json")
+    assert config == config_from_dict({"model": "mlp", "dataset": "mnist"})
+    assert {w.filename for w in caught} == {__file__}

@@ -162,8 +162,9 @@ def test_a_damaged_checkpoint_is_set_aside_and_the_run_starts_again(env, damage)
     damage(checkpoint)
     damaged = checkpoint.read_bytes()
     with pytest.warns(UserWarning, match=rf"training checkpoint {checkpoint} is damaged .*moved "
-                      r"it to .*checkpoint.pt.damaged-.*starts again from its beginning"):
+                      r"it to .*checkpoint.pt.damaged-.*starts again from its beginning") as caught:
         result = store.run_or_load(config, "exp", retry_failed=False)
+    assert {w.filename for w in caught} == {__file__}  # at the caller's line
     assert result.environment["resumed_from_stage"] is None  # from the beginning
     assert without_times(result) == without_times(execution.execute(config))
     aside = list(folder.glob("checkpoint.pt.damaged-*"))

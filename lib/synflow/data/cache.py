@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from ..core.files import atomic_write
+from ..core.stack import outside_stacklevel
 from ..utils.paths import cache_dir
 from .datasets import Images, Source
 
@@ -95,7 +96,7 @@ def read_cache(path: Path, key: str, count: int) -> Images | None:
             return None
     except OSError as error:  # an unreadable cache folder: decode instead
         warnings.warn(f"the image cache folder {path.parent} cannot be read ({error}); "
-                      "decoding the images instead", stacklevel=3)
+                      "decoding the images instead", stacklevel=outside_stacklevel())
         return None
     try:
         stored = torch.load(path, map_location="cpu", weights_only=True)
@@ -108,10 +109,12 @@ def read_cache(path: Path, key: str, count: int) -> Images | None:
         )
     except (OSError, RuntimeError, EOFError, KeyError, TypeError, ValueError, AttributeError,
             pickle.UnpicklingError) as error:  # truncated, garbage, wrong structure
-        warnings.warn(f"image cache {path} is unreadable ({error!r}); rebuilding it", stacklevel=3)
+        warnings.warn(f"image cache {path} is unreadable ({error!r}); rebuilding it",
+                      stacklevel=outside_stacklevel())
         return None
     if not valid:
-        warnings.warn(f"image cache {path} does not match its source; rebuilding it", stacklevel=3)
+        warnings.warn(f"image cache {path} does not match its source; rebuilding it",
+                      stacklevel=outside_stacklevel())
         return None
     return Images(images, labels, tuple(stored["classes"]))
 
@@ -143,4 +146,4 @@ def write_cache(path: Path, key: str, data: Images) -> None:
         # raises RuntimeError when its writer fails, e.g. on a full disk)
         warnings.warn(f"could not write the image cache {path} in the folder {path.parent} "
                       f"({type(error).__name__}: {error}); the images were loaded, and will be "
-                      "decoded again next time", stacklevel=3)
+                      "decoded again next time", stacklevel=outside_stacklevel())

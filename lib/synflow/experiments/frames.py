@@ -10,6 +10,7 @@ import warnings
 from dataclasses import asdict, fields
 from typing import TYPE_CHECKING
 
+from ..core.stack import outside_stacklevel
 from .folders import check_experiment, results_root
 from .results import RESULT_FILE, DamagedResult, RunResult
 from .runconfig import RunConfig
@@ -56,7 +57,7 @@ def frame(experiment: str, *, results=None, history: bool = False) -> pd.DataFra
         except DamagedResult as error:  # not done, as status and launch see it
             warnings.warn(f"{error}; it is left out of the table (`status` reports it as "
                           "damaged; `launch` or run_or_load moves it aside and runs it again)",
-                          stacklevel=2)
+                          stacklevel=outside_stacklevel())
             continue
         # missing fields as they were meant (an old run's init: kaiming_fan_in)
         base = {**asdict(result.config), **result.extra_config, "key": result.key,

@@ -23,6 +23,7 @@ from ..core.schedules import SCHEDULES
 from ..core.scorers import BN_MODE_METHODS, SCORERS
 from ..core.scorers.functional import BN_MODES
 from ..core.selection import SCOPES
+from ..core.stack import outside_stacklevel
 from ..data.datasets import DATASETS
 from ..models.inits import AUTHORS, check_init
 from ..models.registry import MODELS
@@ -298,6 +299,6 @@ def config_from_dict(stored: dict, where: str = "a stored config") -> RunConfig:
         warnings.warn(
             f"{where} has keys that RunConfig does not know: {unknown}; "
             f"they are ignored for the run's identity (known keys: {sorted(known)})",
-            stacklevel=2,
+            stacklevel=outside_stacklevel(),
         )
     return RunConfig(**{k: v for k, v in _stored_fields(stored).items() if k in known})

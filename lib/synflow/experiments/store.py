@@ -28,6 +28,7 @@ import warnings
 from pathlib import Path
 
 from ..core.files import remove_leftovers
+from ..core.stack import outside_stacklevel
 from ..utils.progress import log_line, progress
 from . import claims, execution, holders, parallel
 from .folders import (
@@ -77,7 +78,8 @@ def _move_aside(path: Path, why: str) -> Path | None:
         os.replace(path, target)
     except FileNotFoundError:
         return None
-    warnings.warn(f"{why}; moved it to {target} and treating the run as missing", stacklevel=3)
+    warnings.warn(f"{why}; moved it to {target} and treating the run as missing",
+                  stacklevel=outside_stacklevel())
     return target
 
 

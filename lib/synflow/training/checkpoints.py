@@ -23,6 +23,7 @@ import torch
 
 from ..core.files import atomic_write
 from ..core.saving import load_pruned_state_dict
+from ..core.stack import outside_stacklevel
 
 CHECKPOINT_FORMAT = 1
 
@@ -187,7 +188,7 @@ def load_checkpoint(path: Path, config) -> dict | None:
     if saved is None:
         aside = _set_aside(path)
         warnings.warn(f"training checkpoint {path} is damaged ({reason}); moved it to {aside}; "
-                      "the run starts again from its beginning", stacklevel=2)
+                      "the run starts again from its beginning", stacklevel=outside_stacklevel())
         return None
     if saved["key"] != config.key():
         raise ValueError(

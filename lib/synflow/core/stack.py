@@ -11,6 +11,7 @@ import os
 import sys
 
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+IMPORTLIB = os.path.dirname(os.path.abspath(importlib.__file__)) + os.sep
 
 
 def outside_stacklevel() -> int:
@@ -28,14 +29,15 @@ def outside_stacklevel() -> int:
     False
     """
     frame, level = sys._getframe(1), 1
-    while frame.f_back is not None and (_bootstrap(frame.f_code.co_filename) or os.path.abspath(
-            frame.f_code.co_filename).startswith((PACKAGE, IMPORTLIB))):
+    while frame.f_back is not None and _passed_over(frame.f_code.co_filename):
         frame = frame.f_back
         level += not _bootstrap(frame.f_code.co_filename)
     return level
 
 
-IMPORTLIB = os.path.dirname(os.path.abspath(importlib.__file__)) + os.sep
+def _passed_over(filename: str) -> bool:
+    """A frame of synflow or of the import machinery."""
+    return _bootstrap(filename) or os.path.abspath(filename).startswith((PACKAGE, IMPORTLIB))
 
 
 def _bootstrap(filename: str) -> bool:

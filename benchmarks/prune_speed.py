@@ -14,6 +14,10 @@ busy machine slows every side alike. Prints four ratios:
 3. ``synflow.prune(precision="float32")`` / the authors' loop       goal <= 0.25
 4. ``synflow.prune`` (float64) / the authors' loop                   (for reference)
 
+The header names the glibc malloc variables in effect: with the defaults the passes take
+thousands of page faults each, which ``MALLOC_TRIM_THRESHOLD_=1073741824
+MALLOC_MMAP_THRESHOLD_=33554432`` remove (docs/benchmarks.md, "Pruning speed").
+
     python benchmarks/prune_speed.py [--quick] [--model vgg16_bn] [--iterations 100] [--threads 2]
     python benchmarks/prune_speed.py --model vgg19_imagenet --shape 3 224 224 --classes 1000 \\
         --iterations 10 --repeats 1
@@ -70,6 +74,16 @@ def authors_prune(model, compression: float, iterations: int, shape, device) -> 
         hook.remove()
 
 
+MALLOC_VARIABLES = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
+
+
+def allocator_settings() -> str:
+    """The glibc malloc variables this process started with (they decide how many page
+    faults the passes take: docs/benchmarks.md, "Pruning speed")."""
+    given = [f"{name}={os.environ[name]}" for name in MALLOC_VARIABLES if name in os.environ]
+    return "malloc: " + (" ".join(given) if given else "glibc's defaults")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="vgg16_bn")
@@ -99,7 +113,8 @@ def main() -> None:
     print(f"model {args.model} at {shape} ({n:,} prunable weights), device {device}, "
           f"threads {torch.get_num_threads()}, compression {args.compression:g}, "
           f"{args.iterations} iterations, best of {args.repeats} interleaved rounds; "
-          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; "
+          f"{allocator_settings()}", flush=True)
     dense = {dtype: build().to(dtype).eval() for dtype in (torch.float64, torch.float32)}
 
     def floor(dtype):

@@ -312,6 +312,29 @@ def test_an_empty_resnet_shortcut_keeps_paths():
     assert analysis.input_output_paths(net, masks) == 0
 
 
+def test_paths_do_not_depend_on_batchnorm_statistics():
+    net = synflow.build_model("vgg16_bn", width=0.125, seed=0)
+    masks = synflow.current_masks(net)
+    masks["features.10.weight"][:] = False  # an empty layer: no path
+    untrained = analysis.input_output_paths(net, masks), analysis.input_output_paths(net)
+    generator = torch.Generator().manual_seed(0)
+    for module in net.modules():  # as after training: shifts and means of both signs
+        if isinstance(module, torch.nn.BatchNorm2d):
+            for tensor in (module.weight.data, module.bias.data, module.running_mean,
+                           module.running_var):
+                tensor.add_(torch.randn(tensor.shape, generator=generator))
+    assert untrained[0] == 0 and untrained[1] > 0
+    assert (analysis.input_output_paths(net, masks), analysis.input_output_paths(net)) == untrained
+
+
+@pytest.mark.parametrize("norm", [torch.nn.LayerNorm(4), torch.nn.GroupNorm(2, 4),
+                                  torch.nn.BatchNorm1d(4, track_running_stats=False)])
+def test_paths_refuse_a_mean_subtracting_normalisation(norm):
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), norm, torch.nn.Linear(4, 2))
+    with pytest.raises(ValueError, match=r"cannot count paths through \['1'\].*LayerNorm"):
+        analysis.input_output_paths(net, input_shape=(3,))
+
+
 # ----------------------------------------------------- the SynFlow loop, traced
 
 

@@ -12,6 +12,7 @@ from torch import nn
 
 import synflow
 from synflow import analysis
+from synflow.core.scorers.inputs import InputShapeError
 from synflow.core.schedules import schedule_densities
 
 
@@ -327,12 +328,57 @@ def test_paths_do_not_depend_on_batchnorm_statistics():
     assert (analysis.input_output_paths(net, masks), analysis.input_output_paths(net)) == untrained
 
 
-@pytest.mark.parametrize("norm", [torch.nn.LayerNorm(4), torch.nn.GroupNorm(2, 4),
-                                  torch.nn.BatchNorm1d(4, track_running_stats=False)])
-def test_paths_refuse_a_mean_subtracting_normalisation(norm):
-    net = torch.nn.Sequential(torch.nn.Linear(3, 4), norm, torch.nn.Linear(4, 2))
-    with pytest.raises(ValueError, match=r"cannot count paths through \['1'\].*LayerNorm"):
+@pytest.mark.parametrize("module", [torch.nn.LayerNorm(4), torch.nn.GroupNorm(2, 4),
+                                    torch.nn.BatchNorm1d(4, track_running_stats=False),
+                                    torch.nn.Softmax(dim=1)])
+def test_paths_refuse_a_self_normalising_module(module):
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), module, torch.nn.Linear(4, 2))
+    name = type(module).__name__
+    with pytest.raises(ValueError, match=rf"cannot count paths through \['1 \({name}\)'\]"):
         analysis.input_output_paths(net, input_shape=(3,))
+
+
+class Offset(nn.Module):
+    """Adds a learned per-feature offset named like no bias torch knows."""
+
+    def __init__(self, features):
+        super().__init__()
+        self.offset_bias = nn.Parameter(torch.ones(features))
+
+    def forward(self, x):
+        return x + self.offset_bias
+
+
+def test_paths_are_zero_when_the_input_cannot_reach_the_output():
+    cut = {"0.weight": torch.zeros(4, 3), "3.weight": torch.ones(2, 4)}
+    # an offset after the cut layer and a head that is not 0 at 0 feed the output anyway
+    net = nn.Sequential(nn.Linear(3, 4), Offset(4), nn.ReLU(), nn.Linear(4, 2), nn.Sigmoid())
+    assert analysis.input_output_paths(net, cut, (3,)) == 0
+    kept = {"0.weight": torch.ones(4, 3), "3.weight": torch.ones(2, 4)}
+    count = analysis.input_output_paths(net, kept, (3,))
+    net[1].offset_bias.data.fill_(5.0)  # every bias is 0 on the pass: the same count
+    assert count > 0 and analysis.input_output_paths(net, kept, (3,)) == count
+
+
+def test_paths_of_a_wrapped_model_are_its_own():
+    net = chain([3, 4, 2])
+    plain = analysis.input_output_paths(net, input_shape=(3,))
+    assert plain == 24
+    for wrapped in (nn.DataParallel(net), torch.compile(net)):
+        assert analysis.input_output_paths(wrapped, input_shape=(3,)) == plain
+    synflow.prune(net, "magnitude", 2)
+    assert analysis.input_output_paths(torch.compile(net), input_shape=(3,)) == \
+        analysis.input_output_paths(net, input_shape=(3,))
+
+
+def test_paths_refuse_masks_that_do_not_fit_and_shapes_the_model_cannot_take():
+    net = chain([3, 4, 2])
+    with pytest.raises(KeyError, match=r"no mask for the prunable weight\(s\) \['2.weight'\]"):
+        analysis.input_output_paths(net, {"0.weight": torch.ones(4, 3)}, (3,))
+    with pytest.raises(KeyError, match="no prunable weight named"):
+        analysis.input_output_paths(net, {**synflow.current_masks(net), "x": torch.ones(1)}, (3,))
+    with pytest.raises(InputShapeError, match=r"inputs of shape \(5,\)"):
+        analysis.input_output_paths(net, input_shape=(5,))
 
 
 # ----------------------------------------------------- the SynFlow loop, traced

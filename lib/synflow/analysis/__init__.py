@@ -5,7 +5,8 @@ accuracy tables and the figures. Nothing in synflow imports this layer.
 |---------------|----------------------------------------------------------------------|
 | saliency      | dR/dp * p of every parameter; Figure 4's per-layer statistic          |
 | conservation  | Theorems 1 and 2: neuron-wise flows, layer totals, slopes (Figs 3, 4)  |
-| collapse      | empty layers, rho_max, input-output paths (Section 4)                 |
+| collapse      | empty layers, rho_max (Section 4)                                     |
+| paths         | whether a mask still links input to output (Section 4)               |
 | critical      | critical compression by search or in closed form (Figure 1's arrows)   |
 | iteration     | the SynFlow loop traced: prune size / cut size (Theorem 3, Figure 7)   |
 | tables        | stored runs and the paper's numbers as tidy tables (Figures 1, 5, 6)   |
@@ -24,7 +25,6 @@ from .collapse import (
     empty_layer_counts,
     exact_critical_compression,
     first_collapse,
-    input_output_paths,
     kept_weight_signs,
     layer_fractions,
     max_compression,
@@ -57,6 +57,7 @@ from .iteration import (
     single_removal_iterations,
     synflow_iterations,
 )
+from .paths import input_output_paths
 from .saliency import (
     layer_averages,
     loss_saliency,

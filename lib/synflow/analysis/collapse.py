@@ -1,5 +1,5 @@
-"""Layer-collapse (Section 4): when a mask empties a layer, rho_max, and whether a mask still
-links input to output."""
+"""Layer-collapse (Section 4): when a mask empties a layer, and rho_max (whether a mask still
+links input to output: :mod:`synflow.analysis.paths`)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,14 @@ from collections.abc import Callable, Iterable, Sequence
 import pandas as pd
 import torch
 from torch import nn
-from torch.func import functional_call
 
 from ..core.flat_ops import count, count_equal, greater
 from ..core.loop import prune
 from ..core.masks import Masks, current_masks, effective_weight, empty_layers, prunable_layers
 from ..core.scorers import DATA_METHODS, ITERATIVE_METHODS
-from ..core.scorers.functional import buffer_copies, scoring_view
 from ..core.scoring import compute_scores
 from ..core.selection import check_finite_scores, check_score_dict, ranking_dtype, select
 from .iteration import collapse_expected
-from .saliency import parameter_name
 
 
 def max_compression(model_or_masks) -> float:
@@ -123,75 +120,6 @@ def exact_critical_compression(scores: dict[str, torch.Tensor]) -> tuple[float, 
         ranks[name] = better + tied + 1
     layer = max(ranks, key=ranks.get)
     return sum(part.numel() for part in parts) / ranks[layer], layer
-
-
-# normalisations that subtract a mean computed from the input itself: an all-ones input
-# comes out as zeros, so the pass below would count no path where there are many
-MEAN_SUBTRACTING = (nn.LayerNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm)
-
-
-def input_output_paths(
-    model: nn.Module, masks: Masks | None = None, input_shape: Sequence[int] = (3, 32, 32)
-) -> float:
-    """Weighted count of input-to-output paths through the kept weights (float64).
-
-    The net is evaluated on an all-ones input with every prunable weight
-    replaced by its 0/1 mask, every bias set to 0, BatchNorm as the identity
-    (scale 1, shift 0, running mean 0, running variance 1: a path through it
-    is a path whatever its trained statistics) and every other parameter by its
-    absolute value. The result is > 0 exactly when some path from input to
-    output survives: 0 means the mask disconnects the net, whether or not a
-    layer is empty. With BatchNorm's own statistics a shift would feed the
-    layers after an empty one and a mean could cut a surviving path.
-
-    Raises ValueError naming the modules of a normalisation that subtracts its
-    input's own mean (``MEAN_SUBTRACTING``: LayerNorm, GroupNorm, InstanceNorm, and
-    BatchNorm without running statistics), whose output on this pass says nothing
-    about paths.
-
-    >>> import torch
-    >>> from torch import nn
-    >>> net = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
-    >>> input_output_paths(net, {"0.weight": torch.ones(2, 2), "2.weight": torch.ones(1, 2)}, (2,))
-    4.0
-    >>> input_output_paths(net, {"0.weight": torch.ones(2, 2), "2.weight": torch.zeros(1, 2)}, (2,))
-    0.0
-    """
-    refused = [name for name, m in model.named_modules() if isinstance(m, MEAN_SUBTRACTING) or (
-        isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is None)]
-    if refused:
-        raise ValueError(
-            f"input_output_paths cannot count paths through {refused[:5]}"
-            f"{' ...' if len(refused) > 5 else ''}: a normalisation that subtracts its input's "
-            "own mean (LayerNorm, GroupNorm, InstanceNorm, BatchNorm with "
-            "track_running_stats=False) maps the all-ones pass to zeros. Supported: "
-            "convolutions, linear layers, BatchNorm with running statistics, "
-            "ReLU-like activations, pooling and residual sums")
-    masks = current_masks(model) if masks is None else masks
-    norms = {name for name, m in model.named_modules()
-             if isinstance(m, nn.modules.batchnorm._BatchNorm)}
-    identity = {"weight": torch.ones_like, "bias": torch.zeros_like,
-                "running_mean": torch.zeros_like, "running_var": torch.ones_like}
-    params = {}
-    for name, p in model.named_parameters():
-        base = parameter_name(name)
-        module, _, kind = base.rpartition(".")
-        if base in masks:
-            params[name] = masks[base].to(torch.float64)
-        elif kind == "bias" or (module in norms and kind in identity):
-            params[name] = identity[kind](p, dtype=torch.float64)
-        else:
-            params[name] = p.detach().to(torch.float64).abs()
-    buffers = buffer_copies(model, torch.float64)
-    for name in list(buffers):
-        module, _, kind = name.rpartition(".")
-        if name.endswith("weight_mask"):  # a masked layer's mask buffer: keep it as the mask
-            buffers[name] = masks[name[: -len("_mask")]].to(torch.float64)
-        elif module in norms and kind in identity:
-            buffers[name] = identity[kind](buffers[name])
-    ones = torch.ones((1, *input_shape), dtype=torch.float64)
-    with torch.no_grad(), scoring_view(model):
-        return float(functional_call(model, {**params, **buffers}, (ones,)).sum())
 
 
 def data_for(method: str, data):

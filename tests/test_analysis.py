@@ -12,8 +12,8 @@ from torch import nn
 
 import synflow
 from synflow import analysis
-from synflow.core.scorers.inputs import InputShapeError
 from synflow.core.schedules import schedule_densities
+from synflow.core.scorers.inputs import InputShapeError
 
 
 def chain(widths, activation=nn.ReLU, bias=True, seed=0):
@@ -379,6 +379,14 @@ def test_paths_refuse_masks_that_do_not_fit_and_shapes_the_model_cannot_take():
         analysis.input_output_paths(net, {**synflow.current_masks(net), "x": torch.ones(1)}, (3,))
     with pytest.raises(InputShapeError, match=r"inputs of shape \(5,\)"):
         analysis.input_output_paths(net, input_shape=(5,))
+    with pytest.raises(ValueError, match="input_shape must be one sample's shape.*got 3"):
+        analysis.input_output_paths(net, input_shape=3)
+    with pytest.raises(TypeError, match="masks must be a dict .* got list"):
+        analysis.input_output_paths(net, [torch.ones(4, 3)], (3,))
+    tied = chain([3, 3, 3])
+    tied[2].weight = tied[0].weight  # one mask could not govern both uses
+    with pytest.raises(ValueError, match="tied weights"):
+        analysis.input_output_paths(tied, input_shape=(3,))
 
 
 # ----------------------------------------------------- the SynFlow loop, traced

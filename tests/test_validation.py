@@ -84,6 +84,12 @@ def test_a_channels_last_input_is_named_as_such(method):
         synflow.prune(tiny_cnn(), method, 10, data=data)
 
 
+def test_a_last_dimension_that_is_not_the_channels_is_not_called_channels_last():
+    with pytest.raises(ValueError, match=r"inputs of shape \(5, 4, 4\)") as error:
+        synflow.prune(tiny_cnn(), "synflow", 10, input_shape=(5, 4, 4))  # 3 channels expected
+    assert "channels-last" not in str(error.value)
+
+
 def test_a_wrong_input_shape_for_an_mlp_names_the_features():
     model = synflow.build_model("mlp", input_shape=(1, 28, 28), width=0.1, seed=0)
     with pytest.raises(ValueError, match=r"\(1, 32, 32\).*784 input features"):

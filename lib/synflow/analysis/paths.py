@@ -10,8 +10,9 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from ..core.checks import sample_shape
 from ..core.masks import Masks, current_masks
-from ..core.prunable import check_masks, prunable_layers, unwrap
+from ..core.prunable import check_masks, check_model, prunable_layers, unwrap
 from ..core.scorers.functional import buffer_copies, scoring_view
 from ..core.scorers.inputs import explained_errors
 from .saliency import parameter_name
@@ -40,17 +41,25 @@ def input_output_paths(
     path) and every other parameter replaced by its absolute value; the result
     is the sum of the outputs' differences. For a ReLU network the zeros give 0
     and the result counts paths (BatchNorm's eps and the other parameters weight
-    it); a monotone head (Sigmoid) keeps the sign but not the count. The result
-    is > 0 exactly when some path from input to output survives: 0 means the
-    mask disconnects the net, whether or not a layer is empty. A wrapper
-    (``nn.DataParallel``, ``torch.compile``) is unwrapped first.
+    it). The result is > 0 exactly when some path from input to output
+    survives: 0 means the mask disconnects the net, whether or not a layer is
+    empty. That holds for networks of convolutions, linear layers, BatchNorm,
+    ReLU-like activations, pooling, concatenations and residual sums; count the
+    logits, not a saturating head's output (a Sigmoid or Hardsigmoid can round
+    both passes to the same value: 0 for a connected net), and a forward that
+    normalises, negates or subtracts in its own code (``F.layer_norm``,
+    ``-x``) is outside what the pass can see. A wrapper (``nn.DataParallel``,
+    ``torch.compile``) is unwrapped first.
 
     Raises ValueError naming the modules whose output says nothing about paths
     (``SELF_NORMALISING``: LayerNorm, GroupNorm, InstanceNorm, BatchNorm without
-    running statistics, Softmax and its kin), KeyError naming masks for no
-    prunable weight or prunable weights with no mask, ValueError for a mask of
-    the wrong shape, and :class:`synflow.core.scorers.inputs.InputShapeError`
-    when the model cannot take ``input_shape``.
+    running statistics, Softmax and its kin) or layers a mask cannot govern (tied
+    weights, parametrizations: :func:`synflow.core.prunable.check_model`);
+    TypeError when ``masks`` is not a dict; KeyError naming masks for no
+    prunable weight or prunable weights with no mask; ValueError for a mask of
+    the wrong shape or an ``input_shape`` that is not one sample's shape; and
+    :class:`synflow.core.scorers.inputs.InputShapeError` when the model cannot
+    take ``input_shape``.
 
     >>> import torch
     >>> from torch import nn
@@ -73,7 +82,12 @@ def input_output_paths(
             "1 whatever reaches it. Supported: convolutions, linear layers, BatchNorm with "
             "running statistics, ReLU-like activations, pooling and residual sums (count the "
             "paths of the logits: leave a softmax head out)")
+    input_shape = sample_shape(input_shape)
     layers = prunable_layers(model)
+    check_model(model, layers)
+    if masks is not None and not isinstance(masks, dict):
+        raise TypeError(f"masks must be a dict {{weight name: 0/1 tensor}} or None, got "
+                        f"{type(masks).__name__}")
     masks = current_masks(model) if masks is None else masks
     check_masks(layers, masks)
     missing = sorted(set(layers) - set(masks))

@@ -209,7 +209,10 @@ def explained_errors(model: nn.Module, layers: dict[str, nn.Module], inputs: tor
             raise
         sample = tuple(inputs.shape[1:])
         hint = ""
-        if len(sample) == 3 and sample[-1] in (1, 3, 4) and sample[0] > sample[-1]:
+        # channels last: the last dimension is what the first layer expects as channels
+        # and the first is not
+        channels = getattr(next(iter(layers.values()), None), "in_channels", None)
+        if len(sample) == 3 and sample[-1] == channels != sample[0]:
             hint = f" {sample} looks channels-last (H, W, C): try {(sample[-1], *sample[:-1])}."
         raise InputShapeError(
             f"the model cannot take inputs of shape {sample} (one sample, from input_shape or "

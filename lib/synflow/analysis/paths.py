@@ -70,9 +70,11 @@ def input_output_paths(
     0.0
     """
     model = unwrap(model)
+    norms = {name: m for name, m in model.named_modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm)}
     refused = [f"{name or '(the model itself)'} ({type(m).__name__})"
                for name, m in model.named_modules() if isinstance(m, SELF_NORMALISING) or (
-                   isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is None)]
+                   name in norms and m.running_mean is None)]
     if refused:
         raise ValueError(
             f"input_output_paths cannot count paths through {refused[:5]}"
@@ -94,8 +96,6 @@ def input_output_paths(
     if missing:
         raise KeyError(f"no mask for the prunable weight(s) {missing}: give one for every "
                        f"prunable weight ({len(layers)}), or masks=None for the installed ones")
-    norms = {name for name, m in model.named_modules()
-             if isinstance(m, nn.modules.batchnorm._BatchNorm)}
     params = {}
     for name, p in model.named_parameters():
         base = parameter_name(name)

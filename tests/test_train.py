@@ -133,6 +133,29 @@ def test_pruned_weights_stay_exactly_zero(blobs):
         assert not torch.equal(kept, before[name][masks[name]])  # the kept ones did train
 
 
+def test_a_checkpoint_kept_in_memory_resumes_to_the_uninterrupted_run(blobs):
+    # the states on_checkpoint gets are copies: the optimizer's later steps (its momentum
+    # buffers) and the scheduler's must not change one a caller keeps
+    config = presets.TrainConfig(epochs=3, lr=0.1, milestones=(2,), gamma=0.1,
+                                 weight_decay=5e-4, batch_size=8)
+    states = []
+    model = tiny_model(name="conv")
+    synflow.prune(model, "magnitude", 4)
+    uninterrupted = train_loop.train(model, "blobs", config, device="cpu", root=blobs,
+                                     on_checkpoint=states.append)
+    assert [len(s["history"]) for s in states] == [1, 2]
+    first = states[0]
+    assert first["optimizer"]["state"] and first["scheduler"]["last_epoch"] == 1
+    again = tiny_model(name="conv")
+    synflow.prune(again, "magnitude", 4)
+    resumed = train_loop.train(again, "blobs", config, device="cpu", root=blobs, resume=first)
+    assert resumed["history"][1:] == [
+        {**row, "seconds": r["seconds"]} for row, r in zip(uninterrupted["history"][1:],
+                                                          resumed["history"][1:])]
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                 again.state_dict().values()))
+
+
 def test_train_accepts_explicit_batches(blobs):
     info = data.dataset_info("blobs", root=blobs)
     split = data.load("blobs", "train", root=blobs)

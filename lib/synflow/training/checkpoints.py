@@ -12,6 +12,7 @@ archives read with ``weights_only=True`` (no arbitrary pickles).
 from __future__ import annotations
 
 import collections
+import copy
 import os
 import pickle
 import time
@@ -46,14 +47,29 @@ def training_state(model, optimizer, scheduler, train_batches, history, seconds)
     """
     return {
         "model": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
+        "optimizer": _cpu_copy(optimizer.state_dict()),  # not the live momentum buffers
+        "scheduler": _cpu_copy(scheduler.state_dict()),
         "data_epoch": getattr(train_batches, "epoch", None),
         "rng_cpu": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "history": [dict(row) for row in history],
         "seconds": float(seconds),
     }
+
+
+def _cpu_copy(tree):
+    """``tree`` (dicts, lists and tuples of tensors and plain values) with every tensor
+    cloned to the CPU: a state that later steps of the optimizer cannot change."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().to("cpu", copy=True)
+    if isinstance(tree, dict):  # its own type kept (a scheduler's milestones are a Counter)
+        copied = copy.copy(tree)
+        for key, value in tree.items():
+            copied[key] = _cpu_copy(value)
+        return copied
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_cpu_copy(value) for value in tree)
+    return tree
 
 
 def restore_training_state(state, model, optimizer, scheduler, train_batches) -> None:

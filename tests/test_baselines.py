@@ -11,6 +11,7 @@ from torch import nn
 import synflow
 from synflow.core.scorers import SCORERS
 from synflow.core.scorers import erk as baselines
+from synflow.experiments.store import RunConfig
 
 
 def vgg(seed=0):
@@ -70,6 +71,69 @@ def test_random_erk_pruning_keeps_erk_counts_exactly(compression):
         assert abs(kept - expected[name] * size) <= 1.5, name
     other = synflow.prune(vgg(), "random_erk", compression, input_shape=(3, 32, 32), seed=2)
     assert any(not torch.equal(masks[n], other[n]) for n in masks)  # positions are random
+
+
+def erk_counts(masks):
+    return {name: kept for name, (kept, _) in synflow.count_kept(masks).items()}
+
+
+@pytest.mark.parametrize("iterations", [2, 5, 20])
+def test_random_erk_in_several_iterations_ends_at_erk_densities(iterations):
+    # each step ranks the alive weights only: the pruned ones must not take ranks (a
+    # fresh order over every weight moved the survivors towards the smallest layers)
+    single = erk_counts(synflow.prune(vgg(), "random_erk", 100, input_shape=(3, 32, 32)))
+    iterated = erk_counts(synflow.prune(vgg(), "random_erk", 100, iterations=iterations,
+                                        input_shape=(3, 32, 32), seed=3))
+    expected = baselines.erk_densities(vgg(), 100)
+    sizes = {name: m.numel() for name, m in synflow.current_masks(vgg()).items()}
+    assert sum(iterated.values()) == sum(single.values())
+    for name, kept in iterated.items():
+        assert abs(kept - single[name]) <= 2 and abs(kept - expected[name] * sizes[name]) <= 2, name
+
+
+def test_random_erk_on_a_pruned_model_keeps_erk_densities():
+    model = vgg()
+    synflow.prune(model, "random_erk", 2, input_shape=(3, 32, 32), seed=0)
+    second = erk_counts(synflow.prune(model, "random_erk", 100, input_shape=(3, 32, 32),
+                                      seed=1))
+    once = erk_counts(synflow.prune(vgg(), "random_erk", 100, input_shape=(3, 32, 32)))
+    assert all(abs(second[name] - once[name]) <= 2 for name in once), (second, once)
+
+
+def test_random_erk_ranks_the_alive_weights_first_and_uniformly():
+    alive = torch.zeros(1000, dtype=torch.bool)
+    alive[::3] = True
+    weight = torch.ones(20, 50)
+    scores = baselines.random_erk_scores(None, None, {"w": weight}, alive={"w": alive.view(20, 50)},
+                                         generator=torch.Generator().manual_seed(0))["w"].flatten()
+    ranks = -scores * weight.numel() * baselines.erk_coefficient(weight.shape) - 0.5
+    ranks = ranks.round().long()
+    assert sorted(ranks.tolist()) == list(range(1000))
+    assert sorted(ranks[alive].tolist()) == list(range(int(alive.sum())))
+    # every weight alive: the plain permutation (the masks of single-step runs unchanged)
+    everything = baselines.random_erk_scores(None, None, {"w": weight},
+                                             generator=torch.Generator().manual_seed(0))["w"]
+    plain = torch.randperm(1000, generator=torch.Generator().manual_seed(0)).double()
+    assert torch.equal(everything.flatten(), -(plain + 0.5) / (1000 * baselines.erk_coefficient((20, 50))))
+
+
+def test_random_erk_compute_scores_ranks_a_pruned_models_alive_weights_first():
+    model = vgg()
+    masks = synflow.prune(model, "random_erk", 10, input_shape=(3, 32, 32))
+    scores = synflow.compute_scores(model, "random_erk", seed=1)  # another order than the mask's
+    pruned = [name for name, mask in masks.items() if not mask.all()]
+    assert pruned
+    for name in pruned:
+        assert scores[name][masks[name]].min() > scores[name][~masks[name]].max(), name
+
+
+def test_random_erk_refuses_local_scope():
+    with pytest.raises(ValueError, match="scope 'local' with method 'random_erk'.*scope='global'"):
+        synflow.prune(vgg(), "random_erk", 10, scope="local")
+    with pytest.raises(ValueError, match="RunConfig: scope 'local' with method 'random_erk'"):
+        RunConfig(model="vgg11", dataset="cifar10", pruner="random_erk",
+                                            compression=10, scope="local")
+    synflow.prune(vgg(), "random", 10, scope="local")  # uniform per layer is "random"
 
 
 def test_random_erk_is_registered():

@@ -32,6 +32,7 @@ from .masks import (
 from .scorers import (
     BN_MODE_METHODS,
     DATA_METHODS,
+    GLOBAL_ONLY_METHODS,
     SCORERS,
     SYNFLOW_METHODS,
     TEMPERATURE_METHODS,
@@ -220,8 +221,29 @@ def check_run(method, scope, invert, seed, callback, bn_mode, temperature, preci
     return {"method": method if named else None,
             "scorer": SCORERS[method] if named else method, "options": options,
             "zero_when_pruned": named and method in ZERO_WHEN_PRUNED,
-            "scope": check_choice(scope, SCOPES, "scope"), "invert": flag(invert, "invert"),
+            "scope": check_scope(method if named else None, scope),
+            "invert": flag(invert, "invert"),
             "seed": check_seed(seed), "callback": callback}
+
+
+def check_scope(method, scope) -> str:
+    """``scope`` if it is one of ``SCOPES`` and ``method`` (a name, or None for a scorer
+    function) can rank in it; ValueError naming both otherwise: local scope would give
+    the ``GLOBAL_ONLY_METHODS`` every layer the same density.
+
+    >>> check_scope("random_erk", "global")
+    'global'
+    >>> check_scope("random_erk", "local")
+    Traceback (most recent call last):
+    ValueError: scope 'local' with method 'random_erk' keeps the same fraction of every layer ...
+    """
+    check_choice(scope, SCOPES, "scope")
+    if method in GLOBAL_ONLY_METHODS and scope != "global":
+        raise ValueError(
+            f"scope {scope!r} with method {method!r} keeps the same fraction of every layer "
+            f"at random, which is method 'random': {method!r} sets each layer's density "
+            "through the global ranking; use scope='global'")
+    return scope
 
 
 def check_data(method, data, input_shape):

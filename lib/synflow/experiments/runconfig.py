@@ -22,6 +22,7 @@ import numpy as np
 from ..core.schedules import SCHEDULES
 from ..core.scorers import BN_MODE_METHODS, SCORERS
 from ..core.scorers.functional import BN_MODES
+from ..core.scoring import check_scope
 from ..core.selection import SCOPES
 from ..core.stack import outside_stacklevel
 from ..data.datasets import DATASETS
@@ -201,6 +202,11 @@ class RunConfig:
             raise bad("schedule", f"one of: {', '.join(SCHEDULES)}")
         if self.scope not in SCOPES:
             raise bad("scope", f"one of: {', '.join(SCOPES)}")
+        if self.pruner != DENSE:
+            try:
+                check_scope(self.pruner, self.scope)
+            except ValueError as error:
+                raise ValueError(f"RunConfig: {error}") from None
         if self.preset is not None and self.preset not in presets.PRESETS:
             raise bad("preset", f"None or one of: {', '.join(presets.PRESETS)}")
         if not isinstance(self.dataset, str) or not self.dataset:

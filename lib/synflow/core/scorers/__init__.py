@@ -48,5 +48,8 @@ ITERATIVE_METHODS = SYNFLOW_METHODS
 ZERO_WHEN_PRUNED = frozenset({"magnitude", "snip", "grasp", "synflow", "synflow_l2"})
 BN_MODE_METHODS = DATA_METHODS  # the scores that run data through BatchNorm
 TEMPERATURE_METHODS = frozenset({"grasp"})
+# scores that set each layer's density through the global ranking: in local scope every
+# layer keeps the same fraction, uniformly at random ("random"'s masks)
+GLOBAL_ONLY_METHODS = frozenset({"random_erk"})
 # the paper's five methods, in the order of its figures (Figures 1-4, 6)
 PAPER_METHODS = ("random", "magnitude", "snip", "grasp", "synflow")

@@ -19,8 +19,14 @@ scores ``-(r + 1/2) / (n_l * c_l)``. Global selection keeps every weight above
 one threshold ``-t``, i.e. the ``~ t * c_l * n_l`` best ranks of each layer --
 exactly ERK's densities ``min(1, t * c_l)`` with the cap and the redistribution
 built in (``t`` plays ``eps``), each layer within one weight of
-``erk_densities * n_l`` and the total exactly ``round(N / compression)``. It
-also works with existing masks (pruned weights never come back).
+``erk_densities * n_l`` and the total exactly ``round(N / compression)``.
+
+With existing masks (a second call, or ``iterations > 1``) the ranks are drawn among the
+alive weights (the pruned ones take the ranks after them), so a layer keeps
+``min(alive_l, t * c_l * n_l)``: ERK's densities again, capped at what is alive, and
+pruning in several steps ends at the single step's densities. In local scope every
+layer would keep the same fraction uniformly at random ("random"'s masks), so
+:func:`synflow.prune` refuses that scope for "random_erk".
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ import torch
 from torch import nn
 
 from ..checks import check_compression
-from ..masks import Masks, current_masks
+from ..flat_ops import nonzero
+from ..masks import Masks, current_masks, layer_masks
 from .functional import check_materialized
 
 
@@ -85,15 +92,17 @@ def erk_densities(model_or_masks: nn.Module | Masks, compression: float) -> dict
     return {name: 1.0 if name in dense else eps * coefficients[name] for name in sizes}
 
 
-def random_erk_scores(model, layers, weights, *, generator, **_):
+def random_erk_scores(model, layers, weights, *, generator, alive=None, **_):
     """Random ERK scores (Evci et al. 2020, RigL's Erdos-Renyi-Kernel densities): their
     global top-k is random pruning with ERK layer densities (see the module docstring).
 
     A layer's score is ``-(rank + 0.5) / (n * erk_coefficient(shape))`` for a random
     permutation ``rank`` of its ``n`` weights (drawn from ``generator``, so a seed fixes
-    them on any device): negative, float64, of the weight's shape, on its device;
-    higher = keep, as every scorer. Needs no data and no forward pass (BatchNorm is not
-    involved); pruned weights do not score 0 (only alive weights compete in the loop).
+    them on any device), the alive weights first (``alive``: boolean masks by weight
+    name, from the pruning loop; else the layers' own masks; a layer without one is all
+    alive): negative, float64, of the weight's shape, on its device; higher = keep, as
+    every scorer. Needs no data and no forward pass (BatchNorm is not involved); pruned
+    weights do not score 0 (only alive weights compete in the loop).
 
     >>> generator = torch.Generator().manual_seed(0)
     >>> scores = random_erk_scores(None, None, {"fc.weight": torch.ones(2, 3)}, generator=generator)
@@ -101,13 +110,30 @@ def random_erk_scores(model, layers, weights, *, generator, **_):
     (torch.Size([2, 3]), torch.float64, True)
     """
     check_materialized(weights)
+    if alive is None:
+        alive = layer_masks(layers) if layers is not None else {}
     result = {}
     for name, weight in weights.items():
         n = weight.numel()
-        ranks = torch.randperm(n, generator=generator).to(torch.float64)
+        ranks = _alive_first_ranks(alive.get(name), n, generator)
         scores = -(ranks + 0.5) / (n * erk_coefficient(weight.shape))
         result[name] = scores.view(weight.shape).to(weight.device)
     return result
+
+
+def _alive_first_ranks(mask, n, generator) -> torch.Tensor:
+    """A random permutation of 0..n-1 (float64, flat) in which the True entries of
+    ``mask`` (None: all) take the ranks 0..alive-1; with every entry alive, exactly
+    ``torch.randperm(n, generator=generator)``."""
+    if mask is None or bool(mask.all()):
+        return torch.randperm(n, generator=generator).to(torch.float64)
+    flat = mask.detach().flatten().cpu().bool()
+    kept, pruned = nonzero(flat), nonzero(~flat)
+    ranks = torch.empty(n, dtype=torch.float64)
+    ranks[kept] = torch.randperm(kept.numel(), generator=generator).to(torch.float64)
+    ranks[pruned] = torch.randperm(pruned.numel(), generator=generator).to(torch.float64) \
+        + kept.numel()
+    return ranks
 
 
 __all__ = ["erk_coefficient", "erk_densities", "random_erk_scores"]

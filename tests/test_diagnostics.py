@@ -2,6 +2,7 @@
 
 import copy
 import inspect
+import re
 import warnings
 
 import pytest
@@ -165,6 +166,35 @@ def test_relu_mlp_scores_every_layer_without_warning():
 def test_other_non_homogeneous_activations_warn(activation):
     with pytest.warns(ScoreWarning, match=rf"1 \({activation.__name__}\)"):
         synflow.compute_scores(three_layer_mlp(activation), "synflow", input_shape=(256,))
+
+
+class Recurrent(nn.Module):
+    def __init__(self, cell):
+        super().__init__()
+        self.inp, self.rnn, self.fc = nn.Linear(4, 8), cell(8, 8, batch_first=True), nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.fc(self.rnn(torch.relu(self.inp(x)))[0][:, -1])
+
+
+class Attention(nn.Module):
+    def __init__(self, norm):
+        super().__init__()
+        self.inp, self.att, self.norm = nn.Linear(4, 8), nn.MultiheadAttention(8, 2), norm(8)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = self.inp(x)
+        return self.fc(self.norm(h + self.att(h, h, h)[0]).mean(0))
+
+
+@pytest.mark.parametrize(("model", "named"), [
+    (lambda: Recurrent(nn.GRU), "rnn (GRU)"), (lambda: Recurrent(nn.LSTM), "rnn (LSTM)"),
+    (lambda: Attention(nn.RMSNorm), "att (MultiheadAttention), norm (RMSNorm)")])
+def test_gated_recurrences_attention_and_rms_norm_warn(model, named):
+    # their saturating gates, softmax and per-sample normalisation are inside the module
+    with pytest.warns(ScoreWarning, match=re.escape(named)):
+        synflow.compute_scores(model(), "synflow", input_shape=(5, 4))
 
 
 def test_mobilenet_v2_synflow_warns_about_relu6_and_empty_scores():

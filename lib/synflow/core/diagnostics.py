@@ -50,7 +50,11 @@ NON_HOMOGENEOUS = (
     nn.Softmax2d,
     nn.LayerNorm,
     nn.GroupNorm,
+    nn.RMSNorm,
     nn.LocalResponseNorm,
+    nn.MultiheadAttention,  # a softmax inside
+    nn.RNNBase,  # RNN, LSTM, GRU: tanh and sigmoid gates, and a recurrence
+    nn.RNNCellBase,
 )
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 _INSTANCE_NORMS = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import synflow
+from synflow.core.saving import StateMismatchError
 
 
 def pruned_mlp(seed=0):
@@ -164,6 +165,32 @@ def test_a_model_masked_by_torch_prune_is_adopted():
     assert not torch.any(masks["0.weight"] & ~before)  # torch's pruned weights stay pruned
     F.mse_loss(model(torch.randn(2, 6)), torch.zeros(2, 3)).backward()
     copy.deepcopy(model)
+
+
+def test_torch_pruned_weights_round_trip_and_other_tensors_are_refused(tmp_path):
+    # a torch-pruned layer weight travels as weight_orig/weight_mask and loads into a fresh
+    # model; a torch-pruned bias or Embedding weight could not be loaded back: refused
+    def net():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+
+    model = net()
+    torch.nn.utils.prune.random_unstructured(model[0], "weight", amount=0.5)
+    loaded = synflow.load_pruned(net(), synflow.save_pruned(model, tmp_path / "layer.pt"))
+    assert torch.equal(loaded[0].weight_mask, model[0].weight_mask)
+    for module, tensor in ((model[2], "bias"), (nn.Embedding(4, 6), "weight")):
+        other = nn.Sequential(module, nn.Linear(6, 3)) if tensor == "weight" else model
+        torch.nn.utils.prune.random_unstructured(module, tensor, amount=0.5)
+        synflow.prune(other, "magnitude", 2)
+        path = tmp_path / f"{tensor}.pt"
+        with pytest.raises(ValueError, match=rf"cannot save \d\.{tensor}: torch.nn.utils.prune "
+                                             r"masks them.*prune.remove"):
+            synflow.save_pruned(other, path)
+        assert not path.exists() and list(tmp_path.iterdir()) == [tmp_path / "layer.pt"]
+    state = model.state_dict()  # saved some other way, then loaded: the error says why
+    with pytest.raises(StateMismatchError, match=r"unexpected key\(s\) \['2.bias_orig', "
+                                                        r"'2.bias_mask'\].*torch.nn.utils.prune's masks"):
+        synflow.load_pruned_state_dict(net(), state)
 
 
 # ------------------------------- issue 19, item 3: a failed load leaves its target as it was

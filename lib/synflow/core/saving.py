@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn.utils import prune as torch_prune
 
 from .files import atomic_write
 from .masks import (
@@ -86,6 +87,10 @@ def _check_state(expected: dict, state: dict) -> None:
         problems.append(f"missing key(s) {missing}")
     if unexpected:
         problems.append(f"unexpected key(s) {unexpected}")
+        if any(key.endswith(("_orig", "_mask")) for key in unexpected):
+            problems.append("keys ending in _orig and _mask are torch.nn.utils.prune's masks on "
+                            "tensors synflow does not mask: make that pruning permanent "
+                            "(torch.nn.utils.prune.remove) before saving")
     for key, value in state.items():
         target = expected.get(key)
         if not (isinstance(target, torch.Tensor) and isinstance(value, torch.Tensor)):
@@ -157,7 +162,9 @@ def save_pruned(model: nn.Module, path: str | os.PathLike) -> Path:
     Atomic: written to a temporary file in the same folder, then renamed, so an
     interrupted save never leaves a half-written file. Returns the path. Wrappers
     (DataParallel, DDP, torch.compile) are unwrapped: the keys are the plain model's.
-    Returns ``path`` as a Path.
+    Returns ``path`` as a Path. Raises ValueError, writing nothing, for a model in which
+    ``torch.nn.utils.prune`` masks a tensor that :func:`load_pruned` cannot mask again (a
+    bias, an Embedding's weight).
 
     >>> import tempfile; from synflow.core.masks import apply_masks
     >>> model = nn.Sequential(nn.Linear(3, 2))
@@ -166,8 +173,28 @@ def save_pruned(model: nn.Module, path: str | os.PathLike) -> Path:
     >>> path.name, sorted(torch.load(path))
     ('pruned.pt', ['0.bias', '0.weight_mask', '0.weight_orig'])
     """
-    state = unwrap(model).state_dict()
+    model = unwrap(model)
+    foreign = _torch_pruned(model)
+    if foreign:
+        raise ValueError(
+            f"save_pruned cannot save {', '.join(foreign)}: torch.nn.utils.prune masks them "
+            "(their _orig and _mask keys), and load_pruned cannot rebuild that (synflow masks "
+            "the weights of Linear, Conv and ConvTranspose layers only). Make that pruning "
+            "permanent first, e.g. torch.nn.utils.prune.remove(module, 'bias') (the pruned "
+            "entries stay 0, no longer held at 0 in training); nothing was written")
+    state = model.state_dict()
     return atomic_write(path, lambda file: torch.save(state, file))
+
+
+def _torch_pruned(model: nn.Module) -> list[str]:
+    """The tensors ``torch.nn.utils.prune`` masks other than prunable layers' weights (a
+    bias, an Embedding's weight), named ``<module path>.<tensor>``."""
+    layers = {id(module) for module in prunable_layers(model).values()}
+    return [f"{path}.{hook._tensor_name}" if path else hook._tensor_name
+            for path, module in model.named_modules()
+            for hook in module._forward_pre_hooks.values()
+            if isinstance(hook, torch_prune.BasePruningMethod)
+            and not (hook._tensor_name == "weight" and id(module) in layers)]
 
 
 def load_pruned(

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from synflow.core.files import atomic_write
+from synflow.data import images
 from synflow.experiments import execution, runconfig, store
 from synflow.experiments.results import RunResult
 from synflow.utils import paths, progress
@@ -167,6 +168,24 @@ def test_run_or_load_runs_once_and_stores_json(env, counted):
     assert sum(layer["total"] for layer in stored["layers"]) == metrics["prunable"]
     assert len(stored["history"]) == 1 and stored["training"]["epochs"] == 1
     assert not list(paths.repo_root().glob("results/exp"))  # never into the repository
+
+
+def test_a_run_trained_on_another_copy_of_its_data_is_not_reused(env, counted, monkeypatch):
+    # the copy of the dataset (torchvision's exact files, a JPEG or PNG folder) changes the
+    # result: a run records it, and is not loaded where the data root holds another copy
+    run = config()
+    first = store.run_or_load(run, "exp")
+    assert first.environment["data"] == "folder blobs"
+    assert store.run_or_load(run, "exp") == first and len(counted) == 1
+    (env / "data" / "blobs").rename(env / "data" / "blobs-png")
+    monkeypatch.setattr(images, "_LABELS", {})  # a new process: the copies found forgotten
+    with pytest.raises(store.OtherDataError, match=r"trained on blobs from 'folder blobs', and "
+                       r"this process reads it from 'folder blobs-png'.*not reused"):
+        store.run_or_load(run, "exp")
+    assert len(counted) == 1
+    (env / "data" / "blobs-png").rename(env / "data" / "elsewhere")
+    monkeypatch.setattr(images, "_LABELS", {})
+    assert store.run_or_load(run, "exp") == first  # the data is not here: results are read
 
 
 def test_runs_are_reproducible_for_a_seed(env):

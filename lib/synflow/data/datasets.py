@@ -125,13 +125,21 @@ class Source:
     >>> for split in ("train", "test"):
     ...     (root / "toy" / split / "a").mkdir(parents=True)
     >>> source = locate("toy", root, download=False)
-    >>> source.kind, source.path.name
-    ('folder', 'toy')
+    >>> source.kind, source.path.name, source.label
+    ('folder', 'toy', 'folder toy')
     """
 
     name: str
     kind: str
     path: Path
+
+    @property
+    def label(self) -> str:
+        """Which copy of the dataset this is, the same on every machine (the kind, and
+        for image folders the folder's name: ``cifar10-jpeg`` holds other pixels than
+        torchvision's exact files): what a run records, and what a stored run must match
+        to be reused."""
+        return f"folder {self.path.name}" if self.kind == "folder" else self.kind
 
 
 def folder_candidates(name: str, root: Path) -> list[Path]:

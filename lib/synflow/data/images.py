@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..utils.paths import data_root
 from ..utils.progress import progress, quiet
 from .cache import cache_key, cache_path, read_cache, write_cache
 from .datasets import (
@@ -254,6 +255,27 @@ def load(
     data = Images(_decode(split_dir, files, channels, shape), labels, classes)
     write_cache(path, key, data)
     return data
+
+
+_LABELS: dict[tuple[str, str], str] = {}  # found copies (torchvision's check reads md5 sums)
+
+
+def source_label(dataset: str, root: str | os.PathLike | None = None) -> str | None:
+    """:attr:`Source.label` of the copy of ``dataset`` under the data root ("torchvision",
+    "folder cifar10-jpeg", ...), or None where it is not there (nothing is downloaded).
+    A run records it; a stored run trained on another copy is not reused
+    (:func:`synflow.experiments.store.run_unless_stored`).
+
+    >>> source_label("nothing", "/no/data") is None
+    True
+    """
+    key = (dataset, str(data_root(root)))
+    if key not in _LABELS:
+        try:
+            _LABELS[key] = locate(dataset, root, download=False).label
+        except DatasetNotFoundError:
+            return None
+    return _LABELS[key]
 
 
 def dataset_info(

@@ -139,7 +139,8 @@ def execute(
     if masks is None:
         masks = current_masks(model)
     return _assemble(config, training, metrics, masks, progress, device=device,
-                    wall_start=wall_start, resume_stage=resume_stage)
+                    wall_start=wall_start, resume_stage=resume_stage,
+                    data=data_images.source_label(config.dataset, root))
 
 
 def _trainer(setting: _Setting, training, data, saved: dict | None, checkpoint: Path | None,
@@ -274,7 +275,8 @@ def _record_layers(history: list, epoch: int, model: torch.nn.Module) -> None:
 
 
 def _assemble(config: RunConfig, training, metrics: dict, masks: dict, progress: dict, *,
-             device: torch.device, wall_start: float, resume_stage: int) -> RunResult:
+             device: torch.device, wall_start: float, resume_stage: int,
+             data: str | None) -> RunResult:
     """The run's :class:`RunResult` from the final training's ``metrics``, the final
     ``masks`` and the ``progress`` (IMP cycles, layer records, pruning time);
     ``wall_start`` is the ``time.time()`` the execution (or its resume) began."""
@@ -303,6 +305,7 @@ def _assemble(config: RunConfig, training, metrics: dict, masks: dict, progress:
             # wall-clock seconds of this execution (since the resume when resumed)
             "duration": time.time() - wall_start,
             "resumed_from_stage": resume_stage or None,
+            "data": data,  # the dataset's copy (data.images.source_label)
         },
         cycles=progress["cycles"] or None,
         layer_history=progress["layer_history"] if config.record_layers else None,

@@ -11,7 +11,8 @@ A run's folder in the results store (:mod:`synflow.experiments.store`) holds its
                  "empty_layers", "prune_seconds"},
      "history": [{"epoch", "lr", "train_loss", "test_loss", "top1", "top5", "seconds"}, ...],
      "layers": [{"layer", "kept", "total"}, ...], "empty_layers": ["<layer>.weight", ...],
-     "environment": {"device", "torch", "python", "finished", "host", "duration", ...},
+     "environment": {"device", "torch", "python", "finished", "host", "duration", "data",
+                     ...},
      "cycles": [...] (IMP only), "layer_history": [...] (record_layers only)}
 
 Accuracies are in percent, times in seconds. :meth:`RunResult.read` refuses (with

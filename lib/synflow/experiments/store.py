@@ -29,6 +29,8 @@ from pathlib import Path
 
 from ..core.files import remove_leftovers
 from ..core.stack import outside_stacklevel
+from ..data.images import source_label
+from ..utils.paths import data_root
 from ..utils.progress import log_line, progress
 from . import claims, execution, holders, parallel
 from .folders import (
@@ -187,7 +189,7 @@ def run_unless_stored(
     folder = run_dir(config, experiment, results)
     stored = stored_result(config, experiment, results)
     if stored is not None:
-        return stored, False
+        return _same_data(stored, root, folder), False
     failed = failure(config, experiment, results)
     if failed is not None and not retry_failed:
         raise RunFailed(
@@ -205,7 +207,7 @@ def run_unless_stored(
     with claim:
         stored = stored_result(config, experiment, results)  # finished while we claimed
         if stored is not None:
-            return stored, False
+            return _same_data(stored, root, folder), False
         checkpoint = folder / CHECKPOINT_FILE
         try:
             result = execution.execute(
@@ -224,6 +226,28 @@ def run_unless_stored(
         for written in (checkpoint, folder / RESULT_FILE):  # a killed worker's half-writes
             remove_leftovers(written)
     return RunResult.read(folder / RESULT_FILE), True  # as every later load gives it
+
+
+class OtherDataError(ValueError):
+    """A stored run was trained on another copy of its dataset than the one this process
+    reads (torchvision's exact files against a JPEG folder, say): it is not reused."""
+
+
+def _same_data(stored: RunResult, root, folder) -> RunResult:
+    """``stored``, unless it records a copy of its dataset other than the one under this
+    process's data root (:func:`synflow.data.images.source_label`): then
+    :class:`OtherDataError` naming both. A run without a record, or a dataset not found
+    here (results read where the data is not), is reused."""
+    recorded = stored.environment.get("data")
+    here = source_label(stored.config.dataset, root) if recorded is not None else None
+    if here is None or here == recorded:
+        return stored
+    raise OtherDataError(
+        f"{stored.config.name()} was trained on {stored.config.dataset} from '{recorded}', "
+        f"and this process reads it from '{here}' under {data_root(root)}: the stored run is "
+        f"not reused (another copy gives other results). Point the data root "
+        f"($SYNFLOW_DATA) at the copy the run used, or give another results folder "
+        f"({folder.parent.parent})")
 
 
 def sweep(configs, experiment: str, *, workers: int | None = None, **kwargs

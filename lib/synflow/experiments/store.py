@@ -230,7 +230,11 @@ def run_unless_stored(
 
 class OtherDataError(ValueError):
     """A stored run was trained on another copy of its dataset than the one this process
-    reads (torchvision's exact files against a JPEG folder, say): it is not reused."""
+    reads (torchvision's exact files against a JPEG folder, say): it is not reused.
+
+    >>> issubclass(OtherDataError, ValueError)
+    True
+    """
 
 
 def _same_data(stored: RunResult, root, folder) -> RunResult:

@@ -305,6 +305,19 @@ def test_frame_has_one_row_per_run(env):
     assert len(per_epoch) == 3 and {"epoch", "train_loss", "top1"} <= set(per_epoch)
 
 
+def test_frame_leaves_out_a_copy_of_another_runs_result(env):
+    # a run.json copied into another run's folder: status calls it damaged, and the table
+    # must not count its run twice
+    runs = [config(compression=2), config(compression=4)]
+    store.sweep(runs, "fig")
+    folders = [env / "results" / "fig" / run.name() for run in runs]
+    (folders[1] / "run.json").write_text((folders[0] / "run.json").read_text())
+    with pytest.warns(UserWarning, match=rf"{folders[1].name}/run.json holds the run of "
+                                         rf"{runs[0].name()}.*left out"):
+        table = store.frame("fig")
+    assert table["path"].tolist() == [str(folders[0])]
+
+
 def test_frame_reports_unknown_config_keys_and_keeps_them(env):
     run = config()
     store.run_or_load(run, "exp")

@@ -29,7 +29,8 @@ def frame(experiment: str, *, results=None, history: bool = False) -> pd.DataFra
     With ``history=True``, one row per (run, epoch) instead, with the epoch's
     ``train_loss``, ``test_loss``, ``top1``, ``top5``. Config keys unknown to
     RunConfig are reported and kept as columns. A damaged ``run.json`` (see
-    :meth:`RunResult.read`) is not a done run: it is named in a warning and left out.
+    :meth:`RunResult.read`), or a copy of another folder's run, is not a done run: it is
+    named in a warning and left out.
     Raises FileNotFoundError naming the stored experiments when there is no ``experiment``.
 
     >>> import tempfile
@@ -51,14 +52,7 @@ def frame(experiment: str, *, results=None, history: bool = False) -> pd.DataFra
             f"no experiment {experiment!r} in {root}; stored experiments: {known or 'none'}"
         )
     rows = []
-    for path in sorted(folder.glob(f"*/{RESULT_FILE}")):
-        try:
-            result = RunResult.read(path)
-        except DamagedResult as error:  # not done, as status and launch see it
-            warnings.warn(f"{error}; it is left out of the table (`status` reports it as "
-                          "damaged; `launch` or run_or_load moves it aside and runs it again)",
-                          stacklevel=outside_stacklevel())
-            continue
+    for path, result in _readable(folder):
         # missing fields as they were meant (an old run's init: kaiming_fan_in)
         base = {**asdict(result.config), **result.extra_config, "key": result.key,
                 "path": str(path.parent)}
@@ -71,3 +65,29 @@ def frame(experiment: str, *, results=None, history: bool = False) -> pd.DataFra
     if table.empty:
         return pd.DataFrame(columns=columns)
     return table
+
+
+def _readable(folder):
+    """``(path, result)`` of every readable ``run.json`` under ``folder``; a damaged one,
+    or one holding the same run as another folder's whose name it does not have (a copy:
+    its own folder's run is not done, as status and launch see it), is named in a warning
+    and left out."""
+    found = []
+    for path in sorted(folder.glob(f"*/{RESULT_FILE}")):
+        try:
+            found.append((path, RunResult.read(path)))
+        except DamagedResult as error:
+            _leave_out(str(error))
+    keys = [result.key for _, result in found]
+    for path, result in found:
+        if keys.count(result.key) > 1 and path.parent.name != result.config.name():
+            _leave_out(f"{path} holds the run of {result.config.name()}, stored there too")
+        else:
+            yield path, result
+
+
+def _leave_out(why: str) -> None:
+    warnings.warn(f"{why}; it is left out of the table (`status` reports it as damaged; "
+                  "`launch` or run_or_load moves it aside and runs it again)",
+                  stacklevel=outside_stacklevel())
+

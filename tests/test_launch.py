@@ -128,16 +128,18 @@ def test_local_executor_two_workers_store_every_run_once(tiny, capsys):
 
 
 def test_a_failure_in_a_local_worker_records_its_log(tiny, capsys, monkeypatch):
-    nowhere = dataclasses.replace(BASE, dataset="nowhere")
+    # a compression above the weight count fails in the worker (the real plan refuses it
+    # up front: parameters.check_runs)
+    failing = dataclasses.replace(BASE, compression=1e9)
     monkeypatch.setattr(launch, "planned_runs",
-                        lambda notebooks, profile, *overrides: [("tiny", nowhere)])
+                        lambda notebooks, profile, *overrides: [("tiny", failing)])
     code = main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "local", "--workers", "1",
                 "--wait", "--logs", str(tiny / "logs"))
-    assert code == 1 and "FAILED mlp-w0.2-nowhere" in capsys.readouterr().out
-    record = store.failure(nowhere, "tiny")
-    assert record["error"].startswith("DatasetNotFoundError: unknown dataset 'nowhere'")
+    assert code == 1 and "FAILED mlp-w0.2-blobs" in capsys.readouterr().out
+    record = store.failure(failing, "tiny")
+    assert record["error"].startswith("ValueError: compression 1000000000.0 keeps"), record
     assert record["log"].startswith(str(tiny / "logs")) and record["log"].endswith("_log.out")
-    assert "nowhere" in Path(record["log"]).read_text()  # the worker's output is there
+    assert "compression must be in" in Path(record["log"]).read_text()  # the worker's output
 
 
 def test_failed_runs_are_not_resubmitted_unless_asked(tiny, capsys, monkeypatch):
@@ -229,6 +231,29 @@ def test_results_naming_a_file_is_one_line_naming_it(tmp_path, capsys, command, 
     assert err.startswith(f"synflow {command}: the results folder {results} is ")
     assert f"{a_file} is a file" in err or "is a file, not a folder" in err
     assert a_file.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("executor", ["inline", "local"])
+def test_missing_data_is_named_before_anything_is_submitted(tiny, capsys, monkeypatch, executor):
+    monkeypatch.setenv("SYNFLOW_DATA", str(tiny / "nowhere"))
+    code = main("launch", NOTEBOOK, "--profile", "smoke", "--executor", executor)
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    assert err.startswith("synflow launch: unknown dataset 'blobs'") and "Nothing was submitted" in err
+    assert not list((tiny / "results").glob("tiny/*/failed.json"))  # no run marked failed
+    assert not (tiny / "results" / "_submitit").exists()
+
+
+def test_a_results_folder_that_cannot_be_written_is_named(tiny, capsys, monkeypatch):
+    def read_only(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(launch.tempfile, "TemporaryFile", read_only)
+    code = main("launch", NOTEBOOK, "--profile", "smoke")
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"the results folder {tiny / 'results' / 'tiny'} cannot be written" in err
+    assert "Read-only file system" in err and "Nothing was submitted" in err
 
 
 def test_bad_slurm_param_is_named(tiny, capsys, monkeypatch):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -154,6 +155,7 @@ def launch(args) -> int:
     if not todo:
         print(f"nothing to submit: {_why_nothing(counts)}")
         return 0
+    _check_ready(results, todo)
     worker = Worker(results, args.retry_failed, args.checkpoint_every, args.stale_after,
                     threads=None, processes=getattr(args, "runs_per_gpu", 1))
     if args.executor == "inline":
@@ -195,6 +197,28 @@ def launch(args) -> int:
     if not args.wait:
         return 0
     return _report(_wait(jobs, slurm=args.executor == "slurm"))
+
+
+def _check_ready(results: str, todo: list) -> None:
+    """ValueError, before anything is submitted, when every run would fail at its start:
+    an experiment folder that cannot be written, or a dataset that is not under the data
+    root (downloaded here first where torchvision can: once, not by every worker)."""
+    from ..data.datasets import DatasetNotFoundError, locate
+
+    for experiment in sorted({experiment for experiment, _ in todo}):
+        folder = Path(results) / experiment
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=folder).close()
+        except OSError as error:
+            raise ValueError(f"the results folder {folder} cannot be written ({error}); give a "
+                             "writable one (--results or $SYNFLOW_RESULTS). Nothing was "
+                             "submitted") from None
+    for dataset in sorted({config["dataset"] for _, config in todo}):
+        try:
+            locate(dataset)
+        except DatasetNotFoundError as error:
+            raise ValueError(f"{error}\nNothing was submitted") from None
 
 
 def _slurm_queue(jobs) -> set[str] | None:

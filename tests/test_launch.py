@@ -35,6 +35,7 @@ def test_launch_inline_then_nothing_to_submit(tiny, capsys):
     assert main("launch", NOTEBOOK, "--profile", "smoke") == 0
     out = capsys.readouterr().out
     assert "5 runs of 04_accuracy_vs_compression at profile smoke" in out and "5 missing" in out
+    assert "training precision float32, decided on this machine" in out  # conftest's variable
     assert "finished: 5 ran" in out
     assert len(store.frame("tiny")) == 5
     assert main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "local") == 0

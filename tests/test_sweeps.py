@@ -100,7 +100,8 @@ def test_profile_params_are_the_profiles_section_with_the_overrides():
     assert params["epochs"] == 1 and params["experiment"] == "05_imp_smoke"
     changed = sweeps.profile_params("05_iterative_magnitude_pruning", "smoke", {"epochs": 3})
     assert changed == {**params, "epochs": 3}
-    with pytest.raises(ValueError, match=r"parameters \['data_root'\] are not allowed.*epochs"):
+    with pytest.raises(ValueError, match=r"parameters \['data_root'\] are not allowed for "
+                       r"05_iterative_magnitude_pruning's training runs.*take: .*epochs"):
         sweeps.profile_params("05_iterative_magnitude_pruning", "smoke", {"data_root": "/x"})
 
 

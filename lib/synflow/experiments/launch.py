@@ -30,6 +30,7 @@ from . import claims, holders, store, sweeps
 from .parameters import check_runs
 from .results import DamagedResult
 from .runconfig import RunConfig
+from ..training.precision import VARIABLE
 from .worker import Worker
 
 EXECUTORS = ("inline", "local", "slurm")
@@ -152,6 +153,9 @@ def launch(args) -> int:
             todo.append((experiment, asdict(config)))
     print(f"{len(planned)} runs of {', '.join(args.notebooks)} at profile {args.profile} in "
           f"{results}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    precisions = sorted({config.train_precision for _, config in planned})
+    print(f"training precision {', '.join(precisions)}, decided on this machine (its own "
+          f"'auto' unless ${VARIABLE} says otherwise)")
     if not todo:
         print(f"nothing to submit: {_why_nothing(counts)}")
         return 0

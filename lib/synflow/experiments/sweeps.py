@@ -216,8 +216,9 @@ def profile_params(notebook: str, profile: str, overrides: dict | None = None) -
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(names))
     if unknown:
-        raise ValueError(f"parameters {unknown} are not allowed for {notebook}; "
-                         f"it takes: {', '.join(names)}")
+        raise ValueError(f"parameters {unknown} are not allowed for {notebook}'s training "
+                         "runs (its other parameters do not change which runs train); they "
+                         f"take: {', '.join(names)}")
     return {**params, **overrides}
 
 

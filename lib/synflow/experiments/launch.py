@@ -26,11 +26,11 @@ from pathlib import Path
 
 import submitit
 
+from ..training.precision import VARIABLE
 from . import claims, holders, store, sweeps
 from .parameters import check_runs
 from .results import DamagedResult
 from .runconfig import RunConfig
-from ..training.precision import VARIABLE
 from .worker import Worker
 
 EXECUTORS = ("inline", "local", "slurm")

@@ -396,6 +396,10 @@ def test_pruning_again_in_local_scope_after_global_says_what_it_got():
     assert synflow.compression_of(masks) > 66  # more than 10 % away: hence the warning
     with pytest.warns(synflow.CompressionWarning, match=r"compression 10 was asked.*masks only shrink"):
         synflow.prune(model, "magnitude", 10)  # a denser target than the masks already are
+    with pytest.warns(synflow.CompressionWarning, match=r"compression 2 was asked.*masks only "
+                      r"shrink: weights pruned earlier \(before this call, or at an earlier step"):
+        synflow.prune_through(synflow.build_model("conv", width=0.5, seed=0), "magnitude",
+                              [0.1, 0.5])  # rising densities within one call
 
 
 @pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.bool, torch.float16])

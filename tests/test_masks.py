@@ -169,3 +169,17 @@ def test_apply_masks_checks_every_mask_before_changing_any_layer():
     with pytest.raises(ValueError, match=r"mask for 2.weight must be boolean or 0/1"):
         synflow.apply_masks(model, {"0.weight": good, "2.weight": torch.full((4, 5), 0.5)})
     assert not any(synflow.core.masks.is_masked(m) for m in synflow.prunable_layers(model).values())
+
+
+@pytest.mark.parametrize("function", [synflow.count_kept, synflow.empty_layers,
+                                      synflow.compression_of, synflow.shuffle_masks])
+def test_mask_counts_refuse_a_model_and_masks_of_other_values(function):
+    model = nn.Sequential(nn.Linear(3, 2))
+    with pytest.raises(ValueError, match=rf"{function.__name__} takes masks.*got Sequential: "
+                                         r"for a model's masks, synflow.current_masks\(model\)"):
+        function(model)
+    with pytest.raises(ValueError, match=r"the mask of '0.weight' must be boolean or 0/1"):
+        function({"0.weight": torch.full((2, 3), 3.0)})
+    with pytest.raises(ValueError, match=r"the mask of '0.weight' is a list, not a tensor"):
+        function({"0.weight": [1, 0]})
+    function({"0.weight": torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])})  # 0/1 floats count

@@ -21,6 +21,7 @@ def count_kept(masks: Masks) -> dict[str, tuple[int, int]]:
     >>> count_kept({"fc.weight": torch.tensor([[True, False], [True, True]])})
     {'fc.weight': (3, 4)}
     """
+    _check(masks, "count_kept")
     return {name: (int(mask.sum()), mask.numel()) for name, mask in masks.items()}
 
 
@@ -31,7 +32,26 @@ def empty_layers(masks: Masks) -> list[str]:
     >>> empty_layers({"a.weight": torch.tensor([True, False]), "b.weight": torch.zeros(3, dtype=bool)})
     ['b.weight']
     """
+    _check(masks, "empty_layers")
     return [name for name, mask in masks.items() if not count(mask.reshape(-1))]
+
+
+def _check(masks, function: str) -> None:
+    """ValueError naming ``function`` unless ``masks`` is a dict of boolean (or 0/1)
+    tensors: a model, or masks of other values, would give a meaningless count."""
+    if not isinstance(masks, dict):
+        hint = ": for a model's masks, synflow.current_masks(model)" \
+            if isinstance(masks, torch.nn.Module) else ""
+        raise ValueError(  # noqa: TRY004 (the library raises ValueError for every bad argument)
+            f"{function} takes masks, a dict of boolean tensors by weight name (what prune "
+            f"returns), got {type(masks).__name__}{hint}")
+    for name, mask in masks.items():
+        if not isinstance(mask, torch.Tensor):
+            raise ValueError(  # noqa: TRY004 (as above)
+                f"{function}: the mask of {name!r} is a {type(mask).__name__}, not a tensor")
+        if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
+            raise ValueError(f"{function}: the mask of {name!r} must be boolean or 0/1, got "
+                             f"{mask.dtype} with other values")
 
 
 class LayerCollapseWarning(UserWarning):
@@ -76,6 +96,7 @@ def compression_of(masks: Masks) -> float:
     >>> compression_of({"a.weight": torch.tensor([True, False]), "b.weight": torch.zeros(2, dtype=bool)})
     4.0
     """
+    _check(masks, "compression_of")
     total = sum(mask.numel() for mask in masks.values())
     kept = sum(int(mask.sum()) for mask in masks.values())
     return total / kept if kept else float("inf")
@@ -93,6 +114,7 @@ def shuffle_masks(masks: Masks, seed: int = 0) -> Masks:
     >>> count_kept(shuffled), torch.equal(shuffled["fc.weight"], masks["fc.weight"])
     ({'fc.weight': (2, 6)}, False)
     """
+    _check(masks, "shuffle_masks")
     generator = torch.Generator().manual_seed(check_seed(seed))
     shuffled = {}
     for name, mask in masks.items():

@@ -207,8 +207,8 @@ def prune(
 ) -> Masks:
     """Prune ``model`` in place and return its boolean masks.
 
-    Score, keep the best weights, repeat: Algorithm 1 of Tanaka et al. (2020) for
-    ``method="synflow"``, the same loop (single-shot by default) for the other scores.
+    Score, keep the best weights, repeat: Algorithm 1 of Tanaka et al. (2020) with
+    ``method="synflow", iterations=100``; single-shot by default, SynFlow included.
 
     Args:
         model: any ``nn.Module``; its Linear, Conv and ConvTranspose weights are pruned
@@ -216,7 +216,8 @@ def prune(
             embeddings, ...) or refused, and why, is the table of
             :mod:`synflow.core.masks`.
         method: a key of ``SCORERS``: "random", "magnitude", "snip", "grasp",
-            "synflow", "synflow_l2", "random_erk" (see each scorer's docstring).
+            "synflow", "synflow_l2", "random_erk" (see each scorer's docstring), or a
+            scorer function with their signature (as :func:`prune_through` takes it).
         compression: rho = N / kept, a number in [1, N] (10 keeps 1 weight in 10; the
             paper plots log10 rho); exactly ``round(N / compression)`` weights stay with
             global scope, N = every prunable weight of the model, pruned ones included.
@@ -279,14 +280,13 @@ def prune(
     the masks are ordinary tensors that train.
 
     Raises:
-        ValueError: unknown method/schedule/scope, compression outside [1, N],
-            iterations not an integer >= 1, a number refused by the rule above, missing
-            data (snip, grasp) or input shape (synflow), a weight or scores with NaN or inf, a
-            network SynFlow cannot score (BatchNorm without running statistics, mixed
-            parameter dtypes), a ``bn_mode`` other than "eval"/"train" or "train" for a
-            method without data, a ``temperature`` that is not a finite number > 0 or
-            set for a method other than grasp, a ``precision`` other than
-            "float64"/"float32" or "float32" for a method other than synflow/synflow_l2.
+        ValueError: unknown method/schedule/scope ("local" for random_erk), compression
+            outside [1, N], iterations not an integer >= 1, a number refused by the rule
+            above, missing data (snip, grasp) or input shape (synflow), a weight or
+            scores with NaN or inf, BatchNorm without running statistics (synflow), a
+            forward that casts to a dtype of its own (snip and grasp: also parameters of
+            several dtypes), a ``bn_mode``, ``temperature`` or ``precision`` not allowed
+            or set for a method without it (:func:`synflow.core.scoring.check_options`).
             Also a model a mask cannot govern (the table of :mod:`synflow.core.masks`:
             tied, parametrized, hook-computed, meta-device, lazy or inference weights,
             torch.jit modules), or a layer read by a module without being called.

@@ -128,6 +128,22 @@ def test_local_executor_two_workers_store_every_run_once(tiny, capsys):
     assert "task start-up: " in logs and ", pruning " in logs and ", training " in logs
 
 
+def test_ctrl_c_while_waiting_leaves_the_tasks_running_and_says_so(tiny, capsys, monkeypatch):
+    waited, real_wait = [], launch._wait
+
+    def interrupted(jobs, **kwargs):
+        waited.extend(jobs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(launch, "_wait", interrupted)
+    code = main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "local", "--workers", "1",
+                "--wait")
+    out = capsys.readouterr().out
+    assert code == 130 and "stopped waiting; the 1 task(s) keep running" in out, out
+    assert not [line for s in real_wait(waited) for line in s.get("failed", [])]  # they went on
+    assert len(store.frame("tiny")) == len(RUNS)
+
+
 def test_a_failure_in_a_local_worker_records_its_log(tiny, capsys, monkeypatch):
     # a compression above the weight count fails in the worker (the real plan refuses it
     # up front: parameters.check_runs)
@@ -255,6 +271,22 @@ def test_a_results_folder_that_cannot_be_written_is_named(tiny, capsys, monkeypa
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert f"the results folder {tiny / 'results' / 'tiny'} cannot be written" in err
     assert "Read-only file system" in err and "Nothing was submitted" in err
+
+
+def test_status_into_a_reader_that_stops_early_is_quiet(tmp_path):
+    # `status ... | head -1`: the closed pipe is not an error, and says nothing
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "synflow", "status", NOTEBOOK,
+               "05_iterative_magnitude_pruning", "06_sanity_checks", "--profile", "laptop",
+               "--results", str(tmp_path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "SYNFLOW_QUIET": "1"})
+    first = process.stdout.readline()
+    process.stdout.close()  # as head does after its line
+    error = process.stderr.read().decode()
+    assert first.startswith(NOTEBOOK.encode()) and process.wait() == 0 and error == "", error
 
 
 def test_bad_slurm_param_is_named(tiny, capsys, monkeypatch):

@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import re
 import sys
 
@@ -133,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
             status.show(args.notebooks, args.profile, args.results, args.stale_after, args.set)
             return 0
         return launch.launch(args)
+    except BrokenPipeError:  # a reader that stopped early (`| head`): not an error
+        with contextlib.suppress(OSError, ValueError):  # no more writes to the closed pipe
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, OSError) as error:
         print(f"synflow {args.command}: {error}", file=sys.stderr)
         return 2

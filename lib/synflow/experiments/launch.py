@@ -200,7 +200,15 @@ def launch(args) -> int:
           f"{', '.join(ids)}; logs in {logs}")
     if not args.wait:
         return 0
-    return _report(_wait(jobs, slurm=args.executor == "slurm"))
+    try:
+        return _report(_wait(jobs, slurm=args.executor == "slurm"))
+    except KeyboardInterrupt:  # Ctrl-C stops the waiting, not the tasks
+        stop = f"scancel {' '.join(ids)}" if args.executor == "slurm" else \
+            "stopping their processes"
+        print(f"\nstopped waiting; the {len(jobs)} task(s) keep running: `python -m synflow "
+              f"status` follows them, {stop} ends them (a run left half-done resumes at the "
+              "next launch)")
+        return 130
 
 
 def _check_ready(results: str, todo: list) -> None:

@@ -72,6 +72,12 @@ def test_bn_mode_keeps_the_identity_of_earlier_runs_at_its_default():
         ({"iterations": 0}, r"iterations 0.*integer >= 1"),
         ({"preset": "fast"}, r"preset 'fast'.*vgg-cifar"),
         ({"pruner": "dense"}, r"pruner 'dense' needs compression 1"),
+        # one dense run has one identity: not also "synflow at compression 1" or "dense in
+        # 100 iterations" (two stored copies would count as two seeds)
+        ({"compression": 1}, r"pruner 'magnitude' with compression 1 prunes nothing.*'dense'"),
+        ({"pruner": "dense", "compression": 1, "iterations": 100},
+         r"iterations, schedule, scope and invert are for a pruner"),
+        ({"pruner": "dense", "compression": 1, "scope": "local"}, r"the dense run keeps"),
         ({"pruner": "grasp", "bn_mode": "batch"}, r"bn_mode 'batch'.*eval, train"),
         ({"bn_mode": "train"}, r"bn_mode 'train' is for the pruners grasp, snip, not 'magnitude'"),
         ({"init": "he"}, r"init 'he' is not allowed.*'authors'.*kaiming_fan_in, "),

@@ -213,6 +213,14 @@ class RunConfig:
             raise bad("dataset", f"a dataset name such as {', '.join(DATASETS)}")
         if self.pruner == DENSE and self.compression != 1:
             raise ValueError(f"pruner 'dense' needs compression 1, got {self.compression!r}")
+        if self.pruner != DENSE and self.compression == 1:  # one dense run, one identity
+            raise ValueError(f"pruner {self.pruner!r} with compression 1 prunes nothing: that "
+                             "is the dense run, pruner='dense'")
+        if self.pruner == DENSE and (self.iterations, self.schedule, self.scope,
+                                     self.invert) != (1, "exponential", "global", False):
+            raise ValueError("iterations, schedule, scope and invert are for a pruner; the "
+                             "dense run keeps their defaults (1, 'exponential', 'global', "
+                             "False)")
         if self.mask not in MASK_VARIANTS:
             raise bad("mask", f"one of: {', '.join(MASK_VARIANTS)}")
         if self.cycles and self.mask != "as_found":

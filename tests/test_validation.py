@@ -114,6 +114,17 @@ def test_wrong_data_for_snip_names_the_expected_shape():
         synflow.prune(tiny_cnn(), "snip", 10, data=data)
 
 
+@pytest.mark.parametrize("method", ["snip", "grasp"])
+def test_an_input_shape_other_than_the_datas_is_refused(method):
+    data = [(torch.randn(4, 3, 8, 8), torch.zeros(4, dtype=torch.long))]
+    model = tiny_cnn()
+    with pytest.raises(ValueError, match=rf"input_shape \(3, 32, 32\) does not match the "
+                                         rf"data's inputs \(3, 8, 8\): {method} takes"):
+        synflow.prune(model, method, 10, data=data, input_shape=(3, 32, 32))
+    assert not synflow.current_masks(model)["0.weight"].logical_not().any()  # left as it was
+    synflow.prune(model, method, 10, data=data, input_shape=(3, 8, 8))  # the same: fine
+
+
 @pytest.mark.parametrize("shape", [(0, 8, 8), (3, -8, 8), (3.0, 8, 8), (), (True, 8, 8)])
 def test_input_shape_must_be_positive_integers(shape):
     with pytest.raises(ValueError, match="input_shape must be one sample's shape.*got"):

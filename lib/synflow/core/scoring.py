@@ -122,7 +122,13 @@ def check_inputs(method: str, data, input_shape):
             raise ValueError(
                 f"{method} needs data: pass data=an iterable of (inputs, targets) batches"
             )
-        return [_ordinary(batch) for batch in data], None  # read once, reused by every iteration
+        batches = [_ordinary(batch) for batch in data]  # read once, reused by every iteration
+        found = tuple(first_inputs(batches).shape[1:])
+        if input_shape is not None and sample_shape(input_shape) != found:
+            raise ValueError(f"input_shape {sample_shape(input_shape)} does not match the "
+                             f"data's inputs {found}: {method} takes its input shape from "
+                             "data (leave input_shape out)")
+        return batches, None
     if input_shape is None and data is not None:
         input_shape = first_inputs(data).shape[1:]
     if input_shape is None:

@@ -39,13 +39,12 @@ def check_gradients_on(layers: dict[str, nn.Module], without_grad: set[int]) -> 
 
 
 def check_layers_called(model: nn.Module, layers: dict[str, nn.Module], called: set[int]):
-    """Raise ValueError naming the prunable layers a forward pass did not call: a mask
-    is applied when its layer is called, so a module that reads a layer's weight
-    directly (``F.linear(x, child.weight)``) would use the unmasked, untrained weight,
-    and a layer outside the forward would be pruned on no information. Layers inside
-    a ``READS_CHILD_WEIGHTS`` module (``nn.MultiheadAttention``'s ``out_proj``) are
-    masked by :func:`synflow.core.masks.apply_masks` and allowed. ``called``: the
-    ``id`` of each module a forward pre-hook saw.
+    """Raise ValueError naming the prunable layers a forward pass did not call: a layer
+    outside the forward would be pruned on no information, and one whose weight another
+    module reads (``F.linear(x, child.weight)``) cannot be told from it by the hooks
+    that see calls. Layers inside a ``READS_CHILD_WEIGHTS`` module
+    (``nn.MultiheadAttention``'s ``out_proj``), known to be read so, are allowed.
+    ``called``: the ``id`` of each module a forward pre-hook saw.
 
     >>> model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
     >>> layers = {"0.weight": model[0], "1.weight": model[1]}
@@ -59,10 +58,11 @@ def check_layers_called(model: nn.Module, layers: dict[str, nn.Module], called: 
     ]
     if missed:
         raise ValueError(
-            f"the forward pass never called the prunable layer(s) {missed}: a module reads "
-            "their weight without calling the layer (e.g. F.linear(x, layer.weight)), which "
-            "bypasses the mask, or the layer is not part of the forward. Call the layer "
-            "instead, or prune a model without the unused layers"
+            f"the forward pass never called the prunable layer(s) {missed}: either a module "
+            "reads their weight without calling the layer (e.g. F.linear(x, layer.weight)) "
+            "or the layer is not part of the forward, and synflow cannot tell which (an "
+            "unused layer would be pruned on no information). Call the layer instead, or "
+            "prune a model without the unused layers"
         )
 
 

@@ -288,3 +288,13 @@ def test_an_infinite_buffer_is_not_refused():
     model.register_buffer("mask", torch.full((4,), -float("inf")))
     masks = synflow.prune(model, "magnitude", 2)
     assert sum(int(m.sum()) for m in masks.values()) == 12  # of 24
+
+
+@pytest.mark.parametrize("method", ["snip", "grasp"])
+def test_bn_mode_train_on_batches_of_one_names_the_option(method):
+    model = nn.Sequential(nn.Linear(8, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 3))
+    data = [(torch.randn(1, 8), torch.tensor([0]))]
+    with pytest.raises(ValueError, match=r"bn_mode='train' normalises each batch by its own "
+                                         r"statistics.*at least 2 samples, or bn_mode='eval'"):
+        synflow.prune(model, method, 2, data=data, bn_mode="train")
+    assert model.training and not hasattr(model[0], "weight_mask")  # as it was

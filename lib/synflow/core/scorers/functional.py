@@ -79,6 +79,12 @@ def scoring_view(model: nn.Module, bn_mode: str = "eval"):
                 module.training = True
     try:
         yield
+    except ValueError as error:  # torch's, from a batch of one sample: say which option
+        if bn_mode == "train" and "more than 1 value per channel" in str(error):
+            raise ValueError(f"bn_mode='train' normalises each batch by its own statistics, "
+                             f"which a batch of one sample does not have ({error}): give "
+                             "batches of at least 2 samples, or bn_mode='eval'") from error
+        raise
     finally:
         for module, training in modes:
             module.training = training

@@ -298,3 +298,20 @@ def test_bn_mode_train_on_batches_of_one_names_the_option(method):
                                          r"statistics.*at least 2 samples, or bn_mode='eval'"):
         synflow.prune(model, method, 2, data=data, bn_mode="train")
     assert model.training and not hasattr(model[0], "weight_mask")  # as it was
+
+
+@pytest.mark.parametrize("method", ["synflow", "snip"])
+def test_a_forward_of_two_arguments_is_named(method):
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 2)
+
+        def forward(self, x, y):
+            return self.b(self.a(x) + y)
+
+    data = [(torch.randn(3, 4), torch.tensor([0, 1, 0]))]
+    with pytest.raises(ValueError, match=r"scoring calls model\(inputs\) with one batch.*takes "
+                                         r"other arguments .*missing 1 required positional"):
+        synflow.prune(Two(), method, 2, input_shape=(4,) if method == "synflow" else None,
+                      data=data if method == "snip" else None)

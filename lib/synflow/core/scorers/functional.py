@@ -203,6 +203,12 @@ def call_with_weights(
     try:
         with explained_errors(model, layers, inputs, dtype), embedding_guard(model, source):
             output = functional_call(model, tensors, (inputs,))
+    except TypeError as error:  # the model's own forward takes other arguments
+        if "forward()" not in str(error) or "argument" not in str(error):
+            raise
+        raise ValueError(f"scoring calls model(inputs) with one batch of inputs, and this "
+                         f"model's forward takes other arguments ({error}): wrap it in a "
+                         "module whose forward(x) calls it as it needs") from error
     finally:
         for handle in handles:
             handle.remove()

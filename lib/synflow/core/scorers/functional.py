@@ -204,8 +204,8 @@ def call_with_weights(
         with explained_errors(model, layers, inputs, dtype), embedding_guard(model, source):
             output = functional_call(model, tensors, (inputs,))
     except TypeError as error:  # the model's own forward takes other arguments
-        if "forward()" not in str(error) or "argument" not in str(error):
-            raise
+        if not str(error).startswith(f"{type(model).__name__}.forward() "):
+            raise  # from inside the forward: the model's own fault
         raise ValueError(f"scoring calls model(inputs) with one batch of inputs, and this "
                          f"model's forward takes other arguments ({error}): wrap it in a "
                          "module whose forward(x) calls it as it needs") from error

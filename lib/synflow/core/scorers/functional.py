@@ -204,7 +204,7 @@ def call_with_weights(
         with explained_errors(model, layers, inputs, dtype), embedding_guard(model, source):
             output = functional_call(model, tensors, (inputs,))
     except TypeError as error:  # the model's own forward takes other arguments
-        if not str(error).startswith(f"{type(model).__name__}.forward() "):
+        if not str(error).startswith(f"{type(model).forward.__qualname__}() "):
             raise  # from inside the forward: the model's own fault
         raise ValueError(f"scoring calls model(inputs) with one batch of inputs, and this "
                          f"model's forward takes other arguments ({error}): wrap it in a "

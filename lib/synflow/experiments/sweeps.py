@@ -34,7 +34,9 @@ SANITY_VARIANTS = {"as found": {}, "shuffled": {"mask": "shuffled"}, "reinit": {
 def _accuracy(*, datasets, models, methods, log10_compressions, seeds, synflow_iterations,
               subset, epochs, batch_size, lr, prune_per_class, test_subset, fig1_dataset,
               fig1_model, fig1_width, fig1_log10_compressions):
-    """04: Figure 6 on every (dataset, model), plus Figure 1's extra compressions."""
+    """04: Figure 6 on every (dataset, model), plus Figure 1's runs: ``fig1_model`` on
+    ``fig1_dataset`` at ``fig1_log10_compressions`` (empty: ``log10_compressions``), the
+    ones not already planned."""
     training = {"subset": subset, "epochs": epochs, "batch_size": batch_size, "lr": lr,
                 "prune_per_class": prune_per_class, "test_subset": test_subset}
     runs = [

@@ -398,3 +398,21 @@ def test_warnings_from_inside_an_analysis_point_at_the_callers_line():
         analysis.iterative_masks(zero_head_mlp(), "snip", [0.5],
                                  data=[(x, torch.arange(8) % 10)])
     assert {w.filename for w in scored if w.category is ScoreWarning} == {__file__}
+
+
+def test_a_torch_pruned_embedding_is_named_by_its_weight_in_the_dense_warning():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.e, self.fc = nn.Embedding(20, 8), nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.fc(self.e(x).mean(1))
+
+    model = Net()
+    torch.nn.utils.prune.l1_unstructured(model.e, "weight", amount=0.5)
+    with pytest.warns(synflow.CompressionWarning) as record:
+        synflow.prune(model, "magnitude", 2)
+    message = " ".join(str(w.message) for w in record)
+    assert "e.weight (masked by torch.nn.utils.prune, not by synflow) (160 weights" in message
+    assert "weight_orig" not in message

@@ -20,7 +20,7 @@ import warnings
 import torch
 from torch import nn
 
-from .masks import dense_weights, weight_count
+from .masks import dense_weights, unwrap, weight_count
 from .stack import outside_stacklevel
 
 # activations that are not positively homogeneous (f(a x) != a f(x) for some a > 0)
@@ -246,7 +246,10 @@ def warn_dense(model: nn.Module, layers: dict[str, nn.Module]) -> None:
         return
     left = sum(dense.values())
     total = left + weight_count(layers)
-    names = list(dense)
+    buffers = {name for name, _ in unwrap(model).named_buffers()}
+    names = [f"{name.removesuffix('_orig')} (masked by torch.nn.utils.prune, not by synflow)"
+             if name.endswith("_orig") and name.removesuffix("_orig") + "_mask" in buffers
+             else name for name in dense]
     warnings.warn(
         f"{', '.join(names[:8])}" + (f" and {len(names) - 8} more" if len(names) > 8 else "")
         + f" ({left:,} weights, {100 * left / total:.1f} % of the model's {total:,} weights "

@@ -196,6 +196,16 @@ def test_status_counts_running_and_missing(tiny, capsys):
     assert "finished: 3 ran" in capsys.readouterr().out
 
 
+def test_status_names_missing_runs_stored_at_the_other_precision(tiny, capsys, monkeypatch):
+    # planned on a float32 machine, the runs a bfloat16 machine stored are missing: said so
+    store.run_or_load(dataclasses.replace(RUNS[0], train_precision="bfloat16"), "tiny")
+    assert main("status", NOTEBOOK, "--profile", "smoke") == 0
+    out = capsys.readouterr().out
+    assert "0 done" in out and "5 missing" in out
+    assert ("1 of the missing runs are stored trained in bfloat16: this machine plans float32 "
+            "(set $SYNFLOW_TRAIN_PRECISION=bfloat16") in out, out
+
+
 def test_status_flags_a_heartbeat_in_the_future_and_bounds_its_block(tiny, capsys):
     import time
 

@@ -2,17 +2,21 @@
 
 Per notebook: done / running (claimed, heartbeat fresh) / failed (the error's
 last line and the log path) / damaged (a ``run.json`` that is not a complete result of
-this format, named with the reason; read only: ``launch`` sets it aside) / missing, the
-throughput of finished runs and an ETA. A claim whose heartbeat lies in the future is
+this format, named with the reason; read only: ``launch`` sets it aside) / missing (and
+how many of those are stored at the other training precision), the throughput of finished
+runs and an ETA. A claim whose heartbeat lies in the future is
 flagged as clock skew (see :mod:`synflow.experiments.claims` for how long it can block).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from . import claims, holders, launch, store
 from .results import RESULT_FILE, DamagedResult, RunResult
+
+_OTHER = {"float32": "bfloat16", "bfloat16": "float32"}  # the training precisions
 
 
 def _duration_of(result: RunResult) -> float:
@@ -51,7 +55,13 @@ def _summarize(notebook: str, profile: str, results=None, stale_after=None,
         rate = 3600 / (sum(durations) / len(durations))  # one worker
     else:
         rate = None
-    return {"states": states, "durations": durations, "rate": rate,
+    # missing here, stored at the other training precision (planned on another machine)
+    elsewhere: dict[str, int] = {}
+    for experiment, config in states["missing"]:
+        other = replace(config, train_precision=_OTHER[config.train_precision])
+        if (store.run_dir(other, experiment, results) / RESULT_FILE).is_file():
+            elsewhere[other.train_precision] = elsewhere.get(other.train_precision, 0) + 1
+    return {"states": states, "durations": durations, "rate": rate, "elsewhere": elsewhere,
             "eta_hours": left / rate if rate else None, "left": left, "skewed": skewed,
             "stale_after": holders.stale_after_default() if stale_after is None else stale_after}
 
@@ -74,6 +84,10 @@ def show(notebooks: list[str], profile: str, results=None, stale_after=None,
         total = sum(len(v) for v in states.values())
         print(f"{notebook} at profile {profile}: {total} runs: "
               + ", ".join(f"{len(v)} {k}" for k, v in states.items()))
+        for precision, count in summary["elsewhere"].items():
+            print(f"  {count} of the missing runs are stored trained in {precision}: this "
+                  f"machine plans {_OTHER[precision]} (set $SYNFLOW_TRAIN_PRECISION="
+                  f"{precision} to count and use them)")
         for experiment, config in states["running"]:
             holder = claims.read_claim(
                 store.run_dir(config, experiment, results) / claims.CLAIM_FILE) or {}

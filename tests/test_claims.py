@@ -267,7 +267,7 @@ def test_a_failing_run_is_recorded_and_not_retried_unless_asked(env, broken, mon
     with pytest.raises(RuntimeError, match="out of memory"):
         store.run_or_load(BASE, "exp", retry_failed=False)
     record = store.failure(BASE, "exp")
-    assert record["error"] == "RuntimeError: CUDA out of memory"
+    assert record["error"] == "RuntimeError: CUDA out of memory second line"  # all, one line
     assert "Traceback" in record["traceback"] and "second line" in record["traceback"]
     assert record["config"] == dataclasses.asdict(BASE) and record["job"] == "123"
     assert {"host", "time", "log", "attempts"} <= set(record)

@@ -108,7 +108,8 @@ def record_failure(folder: Path, config: RunConfig, error: BaseException) -> Pat
     path = folder / FAILURE_FILE
     record = {
         "config": asdict(config), "key": config.key(),
-        "error": f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else
+        # the whole message on one line (a DatasetNotFoundError lists the places looked)
+        "error": " ".join(f"{type(error).__name__}: {error}".split()) if str(error) else
         type(error).__name__,
         "traceback": text, "host": platform.node(), "pid": os.getpid(),
         "job": holders.job_id(), "log": holders.log_path(),

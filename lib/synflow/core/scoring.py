@@ -228,17 +228,13 @@ def check_run(method, scope, invert, seed, callback, bn_mode, temperature, preci
             "scorer": SCORERS[method] if named else method, "options": options,
             "zero_when_pruned": named and method in ZERO_WHEN_PRUNED,
             "scope": check_scope(method if named else None, scope),
-            "invert": flag(invert, "invert"),
-            "seed": check_seed(seed), "callback": callback}
+            "invert": flag(invert, "invert"), "seed": check_seed(seed), "callback": callback}
 
 
 def check_scope(method, scope) -> str:
-    """``scope`` if it is one of ``SCOPES`` and ``method`` (a name, or None for a scorer
-    function) can rank in it; ValueError naming both otherwise: local scope would give
-    the ``GLOBAL_ONLY_METHODS`` every layer the same density.
+    """``scope`` if it is in ``SCOPES`` and ``method`` (a name, or None) can rank in it;
+    else ValueError naming both (``GLOBAL_ONLY_METHODS`` in local scope).
 
-    >>> check_scope("random_erk", "global")
-    'global'
     >>> check_scope("random_erk", "local")
     Traceback (most recent call last):
     ValueError: scope 'local' with method 'random_erk' keeps the same fraction of every layer ...

@@ -21,7 +21,7 @@ def test_overrides_replace_the_profile_values_and_change_the_runs():
 
 
 def test_an_unknown_override_is_named_with_the_allowed_ones():
-    with pytest.raises(ValueError, match=r"\['epoch'\] are not allowed .* takes: .*epochs"):
+    with pytest.raises(ValueError, match=r"\['epoch'\] are not allowed .* take: .*epochs"):
         sweeps.profile_params(NOTEBOOK, "smoke", {"epoch": 4})
 
 

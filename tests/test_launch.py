@@ -299,6 +299,16 @@ def test_status_into_a_reader_that_stops_early_is_quiet(tmp_path):
     assert first.startswith(NOTEBOOK.encode()) and process.wait() == 0 and error == "", error
 
 
+def test_launch_into_a_reader_that_stops_early_is_an_error(tiny, capsys, monkeypatch):
+    # runs not started are lost to a closed pipe: unlike status, launch says so (exit 2)
+    def closed(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(launch, "launch", closed)
+    assert main("launch", NOTEBOOK, "--profile", "smoke") == 2
+    assert "runs not started are still missing" in capsys.readouterr().err
+
+
 def test_bad_slurm_param_is_named(tiny, capsys, monkeypatch):
     monkeypatch.setenv("PATH", str(tiny))  # named before anything else, sbatch or not
     code = main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "slurm",

@@ -135,10 +135,14 @@ def main(argv: list[str] | None = None) -> int:
             status.show(args.notebooks, args.profile, args.results, args.stale_after, args.set)
             return 0
         return launch.launch(args)
-    except BrokenPipeError:  # a reader that stopped early (`| head`): not an error
+    except BrokenPipeError as error:  # a reader that stopped early (`| head`)
         with contextlib.suppress(OSError, ValueError):  # no more writes to the closed pipe
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        if args.command == "status":  # it only reports: nothing is lost
+            return 0
+        print(f"synflow {args.command}: {error} (its output's reader stopped; runs not "
+              "started are still missing)", file=sys.stderr)
+        return 2
     except (ValueError, OSError) as error:
         print(f"synflow {args.command}: {error}", file=sys.stderr)
         return 2

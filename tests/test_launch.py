@@ -139,7 +139,8 @@ def test_ctrl_c_while_waiting_leaves_the_tasks_running_and_says_so(tiny, capsys,
     code = main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "local", "--workers", "1",
                 "--wait")
     out = capsys.readouterr().out
-    assert code == 130 and "stopped waiting; the 1 task(s) keep running" in out, out
+    assert code == 130 and "stopped waiting; local workers that got the Ctrl-C too" in out, out
+    assert f"`python -m synflow status {NOTEBOOK} --profile smoke --results " in out
     assert not [line for s in real_wait(waited) for line in s.get("failed", [])]  # they went on
     assert len(store.frame("tiny")) == len(RUNS)
 

@@ -202,12 +202,16 @@ def launch(args) -> int:
         return 0
     try:
         return _report(_wait(jobs, slurm=args.executor == "slurm"))
-    except KeyboardInterrupt:  # Ctrl-C stops the waiting, not the tasks
-        stop = f"scancel {' '.join(ids)}" if args.executor == "slurm" else \
-            "stopping their processes"
-        print(f"\nstopped waiting; the {len(jobs)} task(s) keep running: `python -m synflow "
-              f"status` follows them, {stop} ends them (a run left half-done resumes at the "
-              "next launch)")
+    except KeyboardInterrupt:  # Ctrl-C stops the waiting; Slurm's tasks go on
+        follow = (f"python -m synflow status {' '.join(args.notebooks)} --profile "
+                  f"{args.profile} --results {results}")
+        if args.executor == "slurm":
+            print(f"\nstopped waiting; the {len(jobs)} Slurm task(s) keep running: `{follow}` "
+                  f"follows them, `scancel {' '.join(ids)}` ends them")
+        else:  # a terminal's Ctrl-C reaches the local workers too (one process group)
+            print(f"\nstopped waiting; local workers that got the Ctrl-C too have stopped "
+                  f"(a run left half-done resumes from its checkpoint at the next launch); "
+                  f"`{follow}` shows what is stored")
         return 130
 
 

@@ -154,6 +154,11 @@ def test_a_checkpoint_kept_in_memory_resumes_to_the_uninterrupted_run(blobs):
                                                           resumed["history"][1:])]
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
                                                  again.state_dict().values()))
+    third = tiny_model(name="conv")  # the kept state, resumed once, is unchanged: again
+    synflow.prune(third, "magnitude", 4)
+    twice = train_loop.train(third, "blobs", config, device="cpu", root=blobs, resume=first)
+    assert [row["train_loss"] for row in twice["history"]] == [
+        row["train_loss"] for row in resumed["history"]]
 
 
 def test_train_accepts_explicit_batches(blobs):

@@ -89,8 +89,10 @@ def restore_training_state(state, model, optimizer, scheduler, train_batches) ->
     True
     """
     load_pruned_state_dict(model, state["model"])  # already masked alike: a copy
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
+    # copies: load_state_dict keeps a state's tensors as the live buffers where device and
+    # dtype fit, and training would change a state the caller keeps (to resume it again)
+    optimizer.load_state_dict(_cpu_copy(state["optimizer"]))
+    scheduler.load_state_dict(_cpu_copy(state["scheduler"]))
     if state["data_epoch"] is not None:
         train_batches.epoch = state["data_epoch"]
     torch.set_rng_state(state["rng_cpu"])

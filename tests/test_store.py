@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from synflow.core.files import atomic_write
-from synflow.data import images
 from synflow.experiments import execution, runconfig, store
 from synflow.experiments.results import RunResult
 from synflow.utils import paths, progress
@@ -184,14 +183,15 @@ def test_a_run_trained_on_another_copy_of_its_data_is_not_reused(env, counted, m
     assert first.environment["data"] == "folder blobs"
     assert store.run_or_load(run, "exp") == first and len(counted) == 1
     (env / "data" / "blobs").rename(env / "data" / "blobs-png")
-    monkeypatch.setattr(images, "_LABELS", {})  # a new process: the copies found forgotten
     with pytest.raises(store.OtherDataError, match=r"trained on blobs from 'folder blobs', and "
                        r"this process reads it from 'folder blobs-png'.*not reused"):
         store.run_or_load(run, "exp")
     assert len(counted) == 1
     (env / "data" / "blobs-png").rename(env / "data" / "elsewhere")
-    monkeypatch.setattr(images, "_LABELS", {})
     assert store.run_or_load(run, "exp") == first  # the data is not here: results are read
+    (env / "data" / "elsewhere").rename(env / "data" / "blobs-png")  # in this same process,
+    other = store.run_or_load(config(seed=1), "exp")  # a new run records the copy it used
+    assert other.environment["data"] == "folder blobs-png"
 
 
 def test_runs_are_reproducible_for_a_seed(env):

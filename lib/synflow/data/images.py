@@ -257,7 +257,9 @@ def load(
     return data
 
 
-_LABELS: dict[tuple[str, str], str] = {}  # found copies (torchvision's check reads md5 sums)
+# found copies, by dataset, root and the root's mtime (a folder renamed or added there
+# changes it): torchvision's check reads md5 sums, too slow for every stored run loaded
+_LABELS: dict[tuple[str, str, int], str] = {}
 
 
 def source_label(dataset: str, root: str | os.PathLike | None = None) -> str | None:
@@ -269,7 +271,11 @@ def source_label(dataset: str, root: str | os.PathLike | None = None) -> str | N
     >>> source_label("nothing", "/no/data") is None
     True
     """
-    key = (dataset, str(data_root(root)))
+    base = data_root(root)
+    try:
+        key = (dataset, str(base), base.stat().st_mtime_ns)
+    except OSError:  # no data root: nothing is there
+        return None
     if key not in _LABELS:
         try:
             _LABELS[key] = locate(dataset, root, download=False).label

@@ -207,6 +207,21 @@ def test_status_names_missing_runs_stored_at_the_other_precision(tiny, capsys, m
             "(set $SYNFLOW_TRAIN_PRECISION=bfloat16") in out, out
 
 
+def test_status_and_launch_name_runs_trained_on_another_copy_of_the_data(tiny, capsys):
+    # what run_or_load would refuse to reuse is not "done" for status and launch either
+    store.run_or_load(RUNS[0], "tiny")
+    (tiny / "data" / "blobs").rename(tiny / "data" / "blobs-png")
+    assert main("status", NOTEBOOK, "--profile", "smoke") == 0
+    out = capsys.readouterr().out
+    assert "0 done" in out and "4 missing, 1 other data" in out, out
+    assert (f"OTHER DATA {RUNS[0].name()}: trained on 'folder blobs', the data root holds "
+            "'folder blobs-png': not reused") in out
+    assert main("launch", NOTEBOOK, "--profile", "smoke") == 2
+    err = capsys.readouterr().err
+    assert "1 stored runs were trained on another copy" in err and "Nothing was submitted" in err
+    assert len(store.frame("tiny")) == 1  # no run trained
+
+
 def test_status_flags_a_heartbeat_in_the_future_and_bounds_its_block(tiny, capsys):
     import time
 

@@ -257,16 +257,15 @@ def load(
     return data
 
 
-# found copies, by dataset, root and the root's mtime (a folder renamed or added there
-# changes it): torchvision's check reads md5 sums, too slow for every stored run loaded
+# found copies by dataset, root and the root's mtime (renaming or adding a folder changes
+# it); torchvision's check reads md5 sums, too slow for every stored run loaded
 _LABELS: dict[tuple[str, str, int], str] = {}
 
 
 def source_label(dataset: str, root: str | os.PathLike | None = None) -> str | None:
     """:attr:`Source.label` of the copy of ``dataset`` under the data root ("torchvision",
     "folder cifar10-jpeg", ...), or None where it is not there (nothing is downloaded).
-    A run records it; a stored run trained on another copy is not reused
-    (:func:`synflow.experiments.store.run_unless_stored`).
+    A run records it; one trained on another copy is not reused (experiments.store).
 
     >>> source_label("nothing", "/no/data") is None
     True

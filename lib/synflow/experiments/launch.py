@@ -63,10 +63,13 @@ def planned_runs(notebooks: list[str], profile: str, overrides: dict | None = No
 
 def state_of(config: RunConfig, experiment: str, results=None, *,
              stale_after: float | None = None, resuming: bool = False) -> str:
-    """"done", "damaged", "running" (fresh claim), "failed" (failure record) or "missing".
+    """"done", "other data", "damaged", "running" (fresh claim), "failed" (failure
+    record) or "missing".
 
     Done is :func:`synflow.experiments.store.read_stored`'s answer, for ``status`` and
-    ``launch`` alike. A damaged ``run.json`` (or one holding another config) is
+    ``launch`` alike, unless the run was trained on another copy of its dataset than the
+    data root holds (:func:`synflow.experiments.store.other_data`): "other data", which
+    the notebooks would refuse. A damaged ``run.json`` (or one holding another config) is
     "damaged" (read only: ``status``); ``resuming=True`` (``launch``) moves it aside,
     named in a warning, and the run reads as missing.
 
@@ -75,15 +78,13 @@ def state_of(config: RunConfig, experiment: str, results=None, *,
     'missing'
     """
     folder = store.run_dir(config, experiment, results)
-    if resuming:
-        if store.stored_result(config, experiment, results) is not None:
-            return "done"
-    else:
-        try:
-            if store.read_stored(config, experiment, results) is not None:
-                return "done"
-        except DamagedResult:
-            return "damaged"
+    try:
+        stored = (store.stored_result if resuming else store.read_stored)(
+            config, experiment, results)
+    except DamagedResult:
+        return "damaged"
+    if stored is not None:
+        return "done" if store.other_data(stored) is None else "other data"
     holder = claims.read_claim(folder / claims.CLAIM_FILE)
     stale = holders.stale_after_default() if stale_after is None else stale_after
     if holder is not None and not holders.is_stale(holder, stale):
@@ -156,6 +157,12 @@ def launch(args) -> int:
     precisions = sorted({config.train_precision for _, config in planned})
     print(f"training precision {', '.join(precisions)}, decided on this machine (its own "
           f"'auto' unless ${VARIABLE} says otherwise)")
+    if counts.get("other data"):
+        raise ValueError(f"{counts['other data']} stored runs were trained on another copy of "
+                         "their dataset than the data root holds ($SYNFLOW_DATA; `status` "
+                         "names them): the notebooks would not reuse them. Point the data "
+                         "root at that copy, or give another results folder. Nothing was "
+                         "submitted")
     if not todo:
         print(f"nothing to submit: {_why_nothing(counts)}")
         return 0

@@ -31,12 +31,13 @@ def _duration_of(result: RunResult) -> float:
 def _summarize(notebook: str, profile: str, results=None, stale_after=None,
               overrides=None) -> dict:
     """Counts, failures and timing of ``notebook``'s runs at ``profile``."""
-    states = {"done": [], "running": [], "failed": [], "damaged": [], "missing": []}
+    states = {"done": [], "running": [], "failed": [], "damaged": [], "missing": [],
+              "other data": []}
     durations, finished, skewed = [], [], []
     for experiment, config in launch.planned_runs([notebook], profile, overrides):
         state = launch.state_of(config, experiment, results, stale_after=stale_after)
         states[state].append((experiment, config))
-        if state != "done":
+        if state not in ("done", "other data"):
             path = store.run_dir(config, experiment, results) / claims.CLAIM_FILE
             holder = claims.read_claim(path)
             if holder is not None and holder["age"] < -holders.SKEW_TOLERANCE:
@@ -83,7 +84,8 @@ def show(notebooks: list[str], profile: str, results=None, stale_after=None,
         states = summary["states"]
         total = sum(len(v) for v in states.values())
         print(f"{notebook} at profile {profile}: {total} runs: "
-              + ", ".join(f"{len(v)} {k}" for k, v in states.items()))
+              + ", ".join(f"{len(v)} {k}" for k, v in states.items()
+                          if v or k != "other data"))
         for precision, count in summary["elsewhere"].items():
             print(f"  {count} of the missing runs are stored trained in {precision}: this "
                   f"machine plans {_OTHER[precision]} (set $SYNFLOW_TRAIN_PRECISION="
@@ -105,6 +107,10 @@ def show(notebooks: list[str], profile: str, results=None, stale_after=None,
                 problem = str(error)
             print(f"  DAMAGED {problem}; not done: `launch` moves it aside (never deletes it) "
                   "and runs it again")
+        for experiment, config in states["other data"]:
+            stored = store.read_stored(config, experiment, results)
+            print(f"  OTHER DATA {config.name()}: trained on '{stored.environment['data']}', "
+                  f"the data root holds '{store.other_data(stored)}': not reused")
         for experiment, config in states["failed"]:
             record = store.failure(config, experiment, results) or {}
             print(f"  FAILED {config.name()}: {record.get('error')} (log: {record.get('log')}; "

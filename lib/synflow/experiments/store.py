@@ -229,23 +229,34 @@ def run_unless_stored(
 
 
 class OtherDataError(ValueError):
-    """A stored run was trained on another copy of its dataset than the one this process
-    reads (torchvision's exact files against a JPEG folder, say): it is not reused.
+    """A stored run trained on another copy of its dataset than this process reads (exact
+    files against a JPEG folder, say): not reused.
 
     >>> issubclass(OtherDataError, ValueError)
     True
     """
 
 
-def _same_data(stored: RunResult, root, folder) -> RunResult:
-    """``stored``, unless it records a copy of its dataset other than the one under this
-    process's data root (:func:`synflow.data.images.source_label`): then
-    :class:`OtherDataError` naming both. A run without a record, or a dataset not found
-    here (results read where the data is not), is reused."""
+def other_data(stored: RunResult, root=None) -> str | None:
+    """The copy of ``stored``'s dataset under this data root (``source_label``) when the
+    run records another, else None (the same copy; no record: stored before; the data not
+    here: results read elsewhere).
+
+    >>> other_data(RunResult(RunConfig("mlp", "mnist"), {}, {}, [], [], [], {})) is None
+    True
+    """
     recorded = stored.environment.get("data")
     here = source_label(stored.config.dataset, root) if recorded is not None else None
-    if here is None or here == recorded:
+    return None if here is None or here == recorded else here
+
+
+def _same_data(stored: RunResult, root, folder) -> RunResult:
+    """``stored``, unless it was trained on another copy of its dataset
+    (:func:`other_data`): then :class:`OtherDataError` naming both."""
+    here = other_data(stored, root)
+    if here is None:
         return stored
+    recorded = stored.environment["data"]
     raise OtherDataError(
         f"{stored.config.name()} was trained on {stored.config.dataset} from '{recorded}', "
         f"and this process reads it from '{here}' under {data_root(root)}: the stored run is "

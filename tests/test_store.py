@@ -75,8 +75,10 @@ def test_bn_mode_keeps_the_identity_of_earlier_runs_at_its_default():
         # 100 iterations" (two stored copies would count as two seeds)
         ({"compression": 1}, r"pruner 'magnitude' with compression 1 prunes nothing.*'dense'"),
         ({"pruner": "dense", "compression": 1, "iterations": 100},
-         r"iterations, schedule, scope and invert are for a pruner"),
+         r"iterations, schedule, scope, invert, cycles and mask are for a pruner"),
         ({"pruner": "dense", "compression": 1, "scope": "local"}, r"the dense run keeps"),
+        ({"pruner": "dense", "compression": 1, "cycles": 2}, r"cycles and mask are for a pruner"),
+        ({"pruner": "dense", "compression": 1, "mask": "reinit"}, r"the dense run keeps"),
         ({"pruner": "grasp", "bn_mode": "batch"}, r"bn_mode 'batch'.*eval, train"),
         ({"bn_mode": "train"}, r"bn_mode 'train' is for the pruners grasp, snip, not 'magnitude'"),
         ({"init": "he"}, r"init 'he' is not allowed.*'authors'.*kaiming_fan_in, "),

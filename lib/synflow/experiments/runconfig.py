@@ -216,11 +216,11 @@ class RunConfig:
         if self.pruner != DENSE and self.compression == 1:  # one dense run, one identity
             raise ValueError(f"pruner {self.pruner!r} with compression 1 prunes nothing: that "
                              "is the dense run, pruner='dense'")
-        if self.pruner == DENSE and (self.iterations, self.schedule, self.scope,
-                                     self.invert) != (1, "exponential", "global", False):
-            raise ValueError("iterations, schedule, scope and invert are for a pruner; the "
-                             "dense run keeps their defaults (1, 'exponential', 'global', "
-                             "False)")
+        if self.pruner == DENSE and (self.iterations, self.schedule, self.scope, self.invert,
+                                     self.cycles, self.mask) != (1, "exponential", "global",
+                                                                 False, 0, "as_found"):
+            raise ValueError("iterations, schedule, scope, invert, cycles and mask are for a "
+                             "pruner; the dense run keeps their defaults")
         if self.mask not in MASK_VARIANTS:
             raise bad("mask", f"one of: {', '.join(MASK_VARIANTS)}")
         if self.cycles and self.mask != "as_found":

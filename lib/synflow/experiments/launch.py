@@ -228,20 +228,20 @@ def _check_ready(results: str, todo: list) -> None:
     root (downloaded here first where torchvision can: once, not by every worker)."""
     from ..data.datasets import DatasetNotFoundError, locate
 
-    for experiment in sorted({experiment for experiment, _ in todo}):
-        folder = Path(results) / experiment
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            tempfile.TemporaryFile(dir=folder).close()
-        except OSError as error:
-            raise ValueError(f"the results folder {folder} cannot be written ({error}); give a "
-                             "writable one (--results or $SYNFLOW_RESULTS). Nothing was "
-                             "submitted") from None
     for dataset in sorted({config["dataset"] for _, config in todo}):
         try:
             locate(dataset)
         except DatasetNotFoundError as error:
             raise ValueError(f"{error}\nNothing was submitted") from None
+    for experiment in sorted({experiment for experiment, _ in todo}):
+        folder = Path(results) / experiment
+        existing = next(p for p in (folder, *folder.parents) if p.exists())  # made there
+        try:
+            tempfile.TemporaryFile(dir=existing).close()
+        except OSError as error:
+            raise ValueError(f"the results folder {folder} cannot be written ({error}); give a "
+                             "writable one (--results or $SYNFLOW_RESULTS). Nothing was "
+                             "submitted") from None
 
 
 def _slurm_queue(jobs) -> set[str] | None:

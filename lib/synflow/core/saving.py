@@ -23,6 +23,7 @@ from torch.nn.utils import prune as torch_prune
 
 from .files import atomic_write
 from .masks import (
+    PRUNABLE_TYPES,
     check_masks,
     check_model,
     install,
@@ -176,12 +177,13 @@ def save_pruned(model: nn.Module, path: str | os.PathLike) -> Path:
     model = unwrap(model)
     foreign = _torch_pruned(model)
     if foreign:
+        tensor = foreign[0].rsplit(".", 1)[-1]
         raise ValueError(
             f"save_pruned cannot save {', '.join(foreign)}: torch.nn.utils.prune masks them "
             "(their _orig and _mask keys), and load_pruned cannot rebuild that (synflow masks "
             "the weights of Linear, Conv and ConvTranspose layers only). Make that pruning "
-            "permanent first, e.g. torch.nn.utils.prune.remove(module, 'bias') (the pruned "
-            "entries stay 0, no longer held at 0 in training); nothing was written")
+            f"permanent first, e.g. torch.nn.utils.prune.remove(module, {tensor!r}) (the "
+            "pruned entries stay 0, no longer held at 0 in training); nothing was written")
     state = model.state_dict()
     return atomic_write(path, lambda file: torch.save(state, file))
 
@@ -189,12 +191,11 @@ def save_pruned(model: nn.Module, path: str | os.PathLike) -> Path:
 def _torch_pruned(model: nn.Module) -> list[str]:
     """The tensors ``torch.nn.utils.prune`` masks other than prunable layers' weights (a
     bias, an Embedding's weight), named ``<module path>.<tensor>``."""
-    layers = {id(module) for module in prunable_layers(model).values()}
     return [f"{path}.{hook._tensor_name}" if path else hook._tensor_name
             for path, module in model.named_modules()
             for hook in module._forward_pre_hooks.values()
             if isinstance(hook, torch_prune.BasePruningMethod)
-            and not (hook._tensor_name == "weight" and id(module) in layers)]
+            and not (hook._tensor_name == "weight" and isinstance(module, PRUNABLE_TYPES))]
 
 
 def load_pruned(

@@ -127,10 +127,17 @@ def test_random_erk_compute_scores_ranks_a_pruned_models_alive_weights_first():
         assert scores[name][masks[name]].min() > scores[name][~masks[name]].max(), name
 
 
-def test_random_erk_refuses_local_scope():
-    with pytest.raises(ValueError, match="scope 'local' with method 'random_erk'.*scope='global'"):
+def test_random_erk_refuses_local_scope_and_invert():
+    with pytest.raises(ValueError, match="method 'random_erk' sets each layer's density through "
+                                         "the global ranking, which scope='local', invert=False "
+                                         "undoes.*use scope='global'"):
         synflow.prune(vgg(), "random_erk", 10, scope="local")
-    with pytest.raises(ValueError, match="RunConfig: scope 'local' with method 'random_erk'"):
+    with pytest.raises(ValueError, match="scope='global', invert=True undoes.*small layers"):
+        synflow.prune(vgg(), "random_erk", 10, invert=True)
+    with pytest.raises(ValueError, match="RunConfig: method 'random_erk' sets each layer's"):
+        RunConfig(model="vgg11", dataset="cifar10", pruner="random_erk", compression=10,
+                  invert=True)
+    with pytest.raises(ValueError, match="RunConfig: method 'random_erk' sets each layer's"):
         RunConfig(model="vgg11", dataset="cifar10", pruner="random_erk",
                                             compression=10, scope="local")
     synflow.prune(vgg(), "random", 10, scope="local")  # uniform per layer is "random"
@@ -184,7 +191,7 @@ def test_inverted_scores_keep_the_lowest_even_when_they_are_zero(iterations):
         assert torch.isfinite(module.weight).all()
 
 
-@pytest.mark.parametrize("method", ["synflow", "random_erk"])
+@pytest.mark.parametrize("method", ["synflow", "magnitude"])
 def test_inverted_iterative_pruning_keeps_exact_counts(method):
     model = vgg()
     masks = synflow.prune(model, method, 10, iterations=3, invert=True, input_shape=(3, 32, 32))

@@ -227,24 +227,25 @@ def check_run(method, scope, invert, seed, callback, bn_mode, temperature, preci
     return {"method": method if named else None,
             "scorer": SCORERS[method] if named else method, "options": options,
             "zero_when_pruned": named and method in ZERO_WHEN_PRUNED,
-            "scope": check_scope(method if named else None, scope),
+            "scope": check_scope(method if named else None, scope, invert),
             "invert": flag(invert, "invert"), "seed": check_seed(seed), "callback": callback}
 
 
-def check_scope(method, scope) -> str:
-    """``scope`` if it is in ``SCOPES`` and ``method`` (a name, or None) can rank in it;
-    else ValueError naming both (``GLOBAL_ONLY_METHODS`` in local scope).
+def check_scope(method, scope, invert=False) -> str:
+    """``scope`` if it is in ``SCOPES`` and ``method`` (a name, or None) can rank so; else
+    ValueError naming them (``GLOBAL_ONLY_METHODS`` in local scope or inverted).
 
     >>> check_scope("random_erk", "local")
     Traceback (most recent call last):
-    ValueError: scope 'local' with method 'random_erk' keeps the same fraction of every layer ...
+    ValueError: method 'random_erk' sets each layer's density through the global ranking, ...
     """
     check_choice(scope, SCOPES, "scope")
-    if method in GLOBAL_ONLY_METHODS and scope != "global":
+    if method in GLOBAL_ONLY_METHODS and (scope != "global" or invert is True):
         raise ValueError(
-            f"scope {scope!r} with method {method!r} keeps the same fraction of every layer "
-            f"at random, which is method 'random': {method!r} sets each layer's density "
-            "through the global ranking; use scope='global'")
+            f"method {method!r} sets each layer's density through the global ranking, which "
+            f"scope={scope!r}, invert={invert!r} undoes: local scope keeps the same fraction "
+            "of every layer at random (method 'random'), invert the reverse of its densities "
+            "(small layers emptied); use scope='global', invert=False")
     return scope
 
 

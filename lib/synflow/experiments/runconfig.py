@@ -204,7 +204,7 @@ class RunConfig:
             raise bad("scope", f"one of: {', '.join(SCOPES)}")
         if self.pruner != DENSE:
             try:
-                check_scope(self.pruner, self.scope)
+                check_scope(self.pruner, self.scope, self.invert)
             except ValueError as error:
                 raise ValueError(f"RunConfig: {error}") from None
         if self.preset is not None and self.preset not in presets.PRESETS:

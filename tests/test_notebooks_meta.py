@@ -223,6 +223,14 @@ def test_runner_writes_other_profiles_beside_the_laptop_outputs(tmp_path, monkey
     assert in_place or not destination.exists()  # nothing half-written where outputs go
 
 
+def _command_line(process) -> str:
+    """The process's command line, "" for one that ended meanwhile (gone, or a zombie)."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
+
+
 def test_a_terminated_runner_leaves_no_scratch_files_and_no_kernel(tmp_path):
     scratch = tmp_path / "tmp"
     scratch.mkdir()
@@ -237,7 +245,7 @@ def test_a_terminated_runner_leaves_no_scratch_files_and_no_kernel(tmp_path):
     while not kernels and runner.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)  # until the kernel runs
         kernels = [p for p in psutil.Process(runner.pid).children(recursive=True)
-                   if "ipykernel" in " ".join(p.cmdline())]
+                   if "ipykernel" in _command_line(p)]
     time.sleep(1.0)
     assert kernels and list(scratch.glob("00_quickstart-*")), "no kernel or scratch folder"
     runner.terminate()

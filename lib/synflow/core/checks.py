@@ -281,6 +281,15 @@ def sample_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
     return shape
 
 
+def is_binary(mask: torch.Tensor) -> bool:
+    """Whether ``mask`` is boolean or holds only 0s and 1s (what a mask may hold).
+
+    >>> is_binary(torch.tensor([0.0, 1.0])), is_binary(torch.tensor([2.0]))
+    (True, False)
+    """
+    return mask.dtype == torch.bool or bool(((mask == 0) | (mask == 1)).all())
+
+
 def all_finite(tensor: torch.Tensor) -> bool:
     """Whether every entry of a floating tensor is finite. One sum decides where it is
     finite (a NaN or inf makes it NaN or inf), in the tensor's dtype for float32 and

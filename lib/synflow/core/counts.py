@@ -8,7 +8,7 @@ import warnings
 
 import torch
 
-from .checks import check_seed
+from .checks import check_seed, is_binary
 from .flat_ops import count
 from .stack import outside_stacklevel
 
@@ -49,7 +49,7 @@ def _check(masks, function: str) -> None:
         if not isinstance(mask, torch.Tensor):
             raise ValueError(  # noqa: TRY004 (as above)
                 f"{function}: the mask of {name!r} is a {type(mask).__name__}, not a tensor")
-        if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
+        if not is_binary(mask):
             raise ValueError(f"{function}: the mask of {name!r} must be boolean or 0/1, got "
                              f"{mask.dtype} with other values")
 

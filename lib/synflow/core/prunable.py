@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from .checks import is_binary
 from .masked import is_masked
 
 PRUNABLE_TYPES = (
@@ -205,7 +206,7 @@ def check_masks(layers: dict[str, nn.Module], masks: Masks) -> None:
         if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != shape:
             got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
             raise ValueError(f"mask for {name} has shape {got}, weight has {shape}")
-        if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
+        if not is_binary(mask):
             raise ValueError(f"mask for {name} must be boolean or 0/1, got dtype {mask.dtype} "
                              "with other values")
 

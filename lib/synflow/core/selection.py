@@ -12,7 +12,15 @@ import math
 
 import torch
 
-from .checks import all_finite, check_choice, check_density, check_kept, describe_non_finite, flag
+from .checks import (
+    all_finite,
+    check_choice,
+    check_density,
+    check_kept,
+    describe_non_finite,
+    flag,
+    is_binary,
+)
 from .flat_ops import count, greater, kth_smallest, nonzero, order_statistics
 from .masks import Masks
 
@@ -214,7 +222,7 @@ def _check_scores(scores, masks) -> None:
         if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != tuple(score.shape):
             shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
             raise ValueError(f"mask for {name!r} is {shape}, its scores have shape {tuple(score.shape)}")
-        if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
+        if not is_binary(mask):
             raise ValueError(f"mask for {name!r} must be boolean or 0/1, got {mask.dtype} with other values")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -132,8 +133,9 @@ def test_random_erk_refuses_local_scope_and_invert():
                                          "the global ranking, which scope='local', invert=False "
                                          "undoes.*use scope='global'"):
         synflow.prune(vgg(), "random_erk", 10, scope="local")
-    with pytest.raises(ValueError, match="scope='global', invert=True undoes.*small layers"):
-        synflow.prune(vgg(), "random_erk", 10, invert=True)
+    for invert in (True, np.bool_(True)):  # checked as the flag it is read as
+        with pytest.raises(ValueError, match="scope='global', invert=True undoes.*small layers"):
+            synflow.prune(vgg(), "random_erk", 10, invert=invert)
     with pytest.raises(ValueError, match="RunConfig: method 'random_erk' sets each layer's"):
         RunConfig(model="vgg11", dataset="cifar10", pruner="random_erk", compression=10,
                   invert=True)

@@ -123,11 +123,10 @@ def check_inputs(method: str, data, input_shape):
                 f"{method} needs data: pass data=an iterable of (inputs, targets) batches"
             )
         batches = [_ordinary(batch) for batch in data]  # read once, reused by every iteration
-        found = tuple(first_inputs(batches).shape[1:])
-        if input_shape is not None and sample_shape(input_shape) != found:
-            raise ValueError(f"input_shape {sample_shape(input_shape)} does not match the "
-                             f"data's inputs {found}: {method} takes its input shape from "
-                             "data (leave input_shape out)")
+        given = None if input_shape is None else sample_shape(input_shape)
+        if given is not None and given != (found := tuple(first_inputs(batches).shape[1:])):
+            raise ValueError(f"input_shape {given} does not match the data's inputs {found}: "
+                             f"{method} takes its input shape from data (leave input_shape out)")
         return batches, None
     if input_shape is None and data is not None:
         input_shape = first_inputs(data).shape[1:]
@@ -227,8 +226,9 @@ def check_run(method, scope, invert, seed, callback, bn_mode, temperature, preci
     return {"method": method if named else None,
             "scorer": SCORERS[method] if named else method, "options": options,
             "zero_when_pruned": named and method in ZERO_WHEN_PRUNED,
+            "invert": (invert := flag(invert, "invert")),
             "scope": check_scope(method if named else None, scope, invert),
-            "invert": flag(invert, "invert"), "seed": check_seed(seed), "callback": callback}
+            "seed": check_seed(seed), "callback": callback}
 
 
 def check_scope(method, scope, invert=False) -> str:
@@ -240,7 +240,7 @@ def check_scope(method, scope, invert=False) -> str:
     ValueError: method 'random_erk' sets each layer's density through the global ranking, ...
     """
     check_choice(scope, SCOPES, "scope")
-    if method in GLOBAL_ONLY_METHODS and (scope != "global" or invert is True):
+    if method in GLOBAL_ONLY_METHODS and (scope != "global" or invert):
         raise ValueError(
             f"method {method!r} sets each layer's density through the global ranking, which "
             f"scope={scope!r}, invert={invert!r} undoes: local scope keeps the same fraction "

@@ -280,9 +280,9 @@ def warn_far_from(masks_kept: int, total: int, density: float, scope: str, layer
         return
     if masks_kept < round(total * density):
         why = ("masks only shrink: weights pruned earlier (before this call, or at an "
-               "earlier step's lower density) stay pruned and too few were alive" + (" in some layers (local scope keeps each layer's share of "
-                               "ALL its weights, at most its alive ones)"
-                               if scope == "local" else ""))
+               "earlier step's lower density) stay pruned and too few were alive"
+               + (" in some layers (local scope keeps each layer's share of ALL its weights, "
+                  "at most its alive ones)" if scope == "local" else ""))
     elif masks_kept == round(total * density):
         why = (f"exactly the round(N * density) asked are kept; with N = {total:,} weights "
                "that rounding moves the compression this far")

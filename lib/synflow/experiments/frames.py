@@ -7,6 +7,7 @@ and epoch), read from the results store's ``run.json`` files
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from dataclasses import asdict, fields
 from typing import TYPE_CHECKING
 
@@ -78,9 +79,9 @@ def _readable(folder):
             found.append((path, RunResult.read(path)))
         except DamagedResult as error:
             _leave_out(str(error))
-    keys = [result.key for _, result in found]
+    stored = Counter(result.key for _, result in found)
     for path, result in found:
-        if keys.count(result.key) > 1 and path.parent.name != result.config.name():
+        if stored[result.key] > 1 and path.parent.name != result.config.name():
             _leave_out(f"{path} holds the run of {result.config.name()}, stored there too")
         else:
             yield path, result
@@ -90,4 +91,3 @@ def _leave_out(why: str) -> None:
     warnings.warn(f"{why}; it is left out of the table (`status` reports it as damaged; "
                   "`launch` or run_or_load moves it aside and runs it again)",
                   stacklevel=outside_stacklevel())
-

@@ -1,11 +1,12 @@
 """``python -m synflow status``: how far a sweep is, from the results store alone.
 
 Per notebook: done / running (claimed, heartbeat fresh) / failed (the error, on one
-line, and the log path) / other data (trained on another copy of its dataset) / damaged (a ``run.json`` that is not a complete result of
-this format, named with the reason; read only: ``launch`` sets it aside) / missing (and
-how many of those are stored at the other training precision), the throughput of finished
-runs and an ETA. A claim whose heartbeat lies in the future is
-flagged as clock skew (see :mod:`synflow.experiments.claims` for how long it can block).
+line, and the log path) / other data (trained on another copy of its dataset) / damaged
+(a ``run.json`` that is not a complete result of this format, named with the reason; read
+only: ``launch`` sets it aside) / missing (and how many of those are stored at the other
+training precision), the throughput of finished runs and an ETA. A claim whose heartbeat
+lies in the future is flagged as clock skew (see :mod:`synflow.experiments.claims` for
+how long it can block).
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from synflow.core import masks as masks_module
+from synflow.core.counts import LayerCollapseWarning
 from synflow.core.loop import prune
+from synflow.core.paths import input_output_paths, warn_disconnected
 from synflow.core.saving import load_pruned, save_pruned
 from synflow.core.scorers import SCORERS
 from synflow.core.scoring import compute_scores
@@ -79,6 +81,23 @@ def test_snip_masks_on_the_device_agree_with_the_cpus(device):
     same = sum(int((got[n].cpu() == expected[n]).sum()) for n in expected)
     total = sum(mask.numel() for mask in expected.values())
     assert same >= 0.999 * total  # float32 sums in another order may swap near-ties
+
+
+def test_paths_and_the_disconnection_warning_on_the_device_are_the_cpus(device):
+    masks = masks_module.current_masks(network())  # dense
+    masks["features.4.weight"][1:] = False  # output channel 0 alone goes on
+    masks["features.8.weight"][:, :1] = False  # and nothing reads it: no path
+    counts = [input_output_paths(network().to(where), {k: m.to(where) for k, m in masks.items()},
+                                 SHAPE) for where in ("cpu", device)]
+    assert counts[0] == 0 and counts[1] == counts[0]
+    linked = prune(network(), "magnitude", 10)
+    counts = [input_output_paths(network().to(where), {k: m.to(where) for k, m in linked.items()},
+                                 SHAPE) for where in ("cpu", device)]
+    assert counts[0] > 0 and counts[1] == pytest.approx(counts[0], rel=1e-12)
+    net = network().to(device)
+    layers = masks_module.prunable_layers(net)
+    with pytest.warns(LayerCollapseWarning, match="cut every input-output path"):
+        warn_disconnected(net, layers, {k: m.to(device) for k, m in masks.items()}, SHAPE)
 
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])

@@ -6,13 +6,15 @@ accuracy tables and the figures. Nothing in synflow imports this layer.
 | saliency      | dR/dp * p of every parameter; Figure 4's per-layer statistic          |
 | conservation  | Theorems 1 and 2: neuron-wise flows, layer totals, slopes (Figs 3, 4)  |
 | collapse      | empty layers, rho_max (Section 4)                                     |
-| paths         | whether a mask still links input to output (Section 4)               |
 | critical      | critical compression by search or in closed form (Figure 1's arrows)   |
 | iteration     | the SynFlow loop traced: prune size / cut size (Theorem 3, Figure 7)   |
 | tables        | stored runs and the paper's numbers as tidy tables (Figures 1, 5, 6)   |
 | reference     | the paper's reference data, shipped in the package                    |
 | plots         | the style, byte-stable saving, Figures 1 and 6                        |
 | report        | each notebook's claims, saved beside its figures as a CSV             |
+
+``input_output_paths`` (whether a mask still links input to output, Section 4) lives in
+:mod:`synflow.core.paths`, where ``prune`` uses it; it is importable from here too.
 
 The measurement functions are importable from here, as ``synflow.analysis.<name>``:
 
@@ -21,6 +23,7 @@ The measurement functions are importable from here, as ``synflow.analysis.<name>
 1.0
 """
 
+from ..core.paths import input_output_paths
 from .collapse import (
     empty_layer_counts,
     exact_critical_compression,
@@ -57,7 +60,6 @@ from .iteration import (
     single_removal_iterations,
     synflow_iterations,
 )
-from .paths import input_output_paths
 from .saliency import (
     layer_averages,
     loss_saliency,

@@ -1,5 +1,5 @@
 """Layer-collapse (Section 4): when a mask empties a layer, and rho_max (whether a mask still
-links input to output: :mod:`synflow.analysis.paths`)."""
+links input to output: :mod:`synflow.core.paths`)."""
 
 from __future__ import annotations
 

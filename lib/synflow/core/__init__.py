@@ -7,6 +7,7 @@ and saving pruned models. It imports nothing from the other layers of synflow.
 | masks           | which layers take a mask (pruned, left dense, refused); mask dicts        |
 | masked          | one masked layer: ``weight = weight_orig * weight_mask``                  |
 | counts          | mask dicts counted: kept weights, layer-collapse (its warning), compression |
+| paths           | input-output paths through the kept weights; the warning when none is left |
 | scorers/        | one function per method, registered in ``SCORERS``                        |
 | scoring         | :func:`compute_scores`: one scoring pass; the checks of a call            |
 | selection       | exact top-k, global or per layer: :func:`select`                          |

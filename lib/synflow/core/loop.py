@@ -14,17 +14,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .checks import (
-    check_choice,
-    check_compression,
-    check_densities,
-    check_iterations,
-    check_kept,
-)
+from .checks import check_choice, check_compression, check_densities, check_iterations, check_kept
 from .counts import warn_collapsed
 from .diagnostics import warn_far_from, warn_uninformative
 from .masked import install
 from .masks import Masks, effective_weight, layer_masks, weight_count
+from .paths import warn_disconnected
 from .schedules import SCHEDULES, _schedule_densities
 from .scorers import Scorer
 from .scorers.gradient import GRASP_TEMPERATURE
@@ -128,6 +123,7 @@ def _prune_through(model, layers, densities, *, method, scorer, options, zero_wh
                 zero_when_pruned=zero_when_pruned, scope=scope, data=data,
                 input_shape=input_shape, invert=invert, seed=seed, callback=callback)
         warn_collapsed(masks)  # before install: as errors, the model is as it was
+        warn_disconnected(model, layers, masks, input_shape, data)
         if not stopped:
             warn_far_from(sum(int(m.count_nonzero()) for m in masks.values()),
                           weight_count(layers), densities[-1], scope, len(layers))
@@ -233,7 +229,8 @@ def prune(
         data: iterable of (inputs, targets) batches: inputs float (B, *input_shape),
             targets int64 class indices (B,); needed by snip and grasp, read once.
         input_shape: one sample's shape without the batch axis, e.g. (3, 32, 32),
-            for synflow (read from ``data`` if omitted).
+            for synflow (read from ``data`` if omitted); with any method, the shape of
+            the check that the masks leave an input-output path (see Warns).
         invert: keep the lowest scores instead of the highest (Frankle et al. 2021's
             inversion check), True or False. The sign convention is "higher = keep".
         seed: an integer; fixes the random scores ("random" and "random_erk"); one
@@ -300,8 +297,11 @@ def prune(
         CompressionWarning: weights of rank >= 2 that no mask can govern are left
             dense (LSTM, embeddings, ...: named, with their share of the weights), or
             the masks end more than 10 % away from the asked compression.
-        LayerCollapseWarning: the masks prune every weight of a layer (named), before
-            they are installed (as an error, the model is left as it was).
+        LayerCollapseWarning: the masks prune every weight of a layer (named), or, with
+            no layer empty, cut every input-output path (two float64 passes through
+            the kept weights, :func:`synflow.core.paths.warn_disconnected`, run where an
+            input shape is given or read from float data); before they are installed
+            (as an error, the model is left as it was).
 
     >>> from torch import nn
     >>> model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))

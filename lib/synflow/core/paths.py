@@ -1,21 +1,24 @@
 """Whether a mask still links input to output (Section 4): layer-collapse is the special
-case of an empty layer, but masks can cut every input-output path without emptying one.
+case of an empty layer, but masks can cut every input-output path without emptying one
+(:func:`input_output_paths`; :func:`warn_disconnected`, which ``prune`` calls).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from ..core.checks import sample_shape
-from ..core.masks import Masks, current_masks
-from ..core.prunable import check_masks, check_model, prunable_layers, unwrap
-from ..core.scorers.functional import buffer_copies, scoring_view
-from ..core.scorers.inputs import explained_errors
-from .saliency import parameter_name
+from .checks import sample_shape
+from .counts import LayerCollapseWarning
+from .masks import Masks, current_masks
+from .prunable import check_masks, check_model, prunable_layers, unwrap
+from .scorers.functional import buffer_copies, scoring_view
+from .scorers.inputs import explained_errors, first_inputs
+from .stack import outside_stacklevel
 
 # modules whose output on the pass below says nothing about paths: normalisations that
 # subtract their input's own mean (an all-ones input comes out as zeros) and outputs
@@ -70,11 +73,7 @@ def input_output_paths(
     0.0
     """
     model = unwrap(model)
-    norms = {name: m for name, m in model.named_modules()
-             if isinstance(m, nn.modules.batchnorm._BatchNorm)}
-    refused = [f"{name or '(the model itself)'} ({type(m).__name__})"
-               for name, m in model.named_modules() if isinstance(m, SELF_NORMALISING) or (
-                   name in norms and m.running_mean is None)]
+    refused = _uncountable(model)
     if refused:
         raise ValueError(
             f"input_output_paths cannot count paths through {refused[:5]}"
@@ -96,12 +95,28 @@ def input_output_paths(
     if missing:
         raise KeyError(f"no mask for the prunable weight(s) {missing}: give one for every "
                        f"prunable weight ({len(layers)}), or masks=None for the installed ones")
+    outputs = _passes(model, layers, masks, input_shape)
+    return float((outputs[0] - outputs[1]).sum())
+
+
+def _uncountable(model: nn.Module) -> list[str]:
+    """The modules of ``model`` whose output on the path pass says nothing about paths."""
+    return [f"{name or '(the model itself)'} ({type(m).__name__})"
+            for name, m in model.named_modules() if isinstance(m, SELF_NORMALISING) or (
+                isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is None)]
+
+
+def _passes(model, layers, masks, input_shape) -> list:
+    """The model's outputs on the all-ones and all-zeros inputs of the path pass (float64,
+    on the model's device), as :func:`input_output_paths` describes it."""
+    norms = {name for name, m in model.named_modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm)}
     params = {}
     for name, p in model.named_parameters():
-        base = parameter_name(name)
+        base = name.removesuffix("_orig")  # a masked layer's dense weight is its weight
         module, _, kind = base.rpartition(".")
         if base in masks:
-            params[name] = masks[base].to(torch.float64)
+            params[name] = masks[base].to(p.device, torch.float64)
         elif "bias" in kind or (module in norms and kind in BATCHNORM_IDENTITY):
             params[name] = (BATCHNORM_IDENTITY.get(kind) or torch.zeros_like)(
                 p, dtype=torch.float64)
@@ -111,12 +126,57 @@ def input_output_paths(
     for name in list(buffers):
         module, _, kind = name.rpartition(".")
         if name.endswith("weight_mask"):  # a masked layer's mask buffer: keep it as the mask
-            buffers[name] = masks[name[: -len("_mask")]].to(torch.float64)
+            buffers[name] = masks[name[: -len("_mask")]].to(buffers[name].device, torch.float64)
         elif module in norms and kind in BATCHNORM_IDENTITY:
             buffers[name] = BATCHNORM_IDENTITY[kind](buffers[name])
-    ones = torch.ones((1, *input_shape), dtype=torch.float64)
+    device = next(iter(layers.values())).weight.device
+    ones = torch.ones((1, *input_shape), dtype=torch.float64, device=device)
     with torch.no_grad(), scoring_view(model), explained_errors(model, layers, ones,
                                                                  torch.float64):
-        outputs = [functional_call(model, {**params, **buffers}, (x,))
-                   for x in (ones, torch.zeros_like(ones))]
-    return float((outputs[0] - outputs[1]).sum())
+        return [functional_call(model, {**params, **buffers}, (x,))
+                for x in (ones, torch.zeros_like(ones))]
+
+
+def warn_disconnected(model: nn.Module, layers: dict[str, nn.Module], masks: Masks,
+                      input_shape: Sequence[int] | None, data: list | None = None) -> None:
+    """Warn :class:`synflow.core.counts.LayerCollapseWarning` when ``masks`` cut every
+    input-output path of ``model`` while no layer is empty (an empty layer has its own
+    warning): the output of :func:`input_output_paths`' two passes is then the same, so
+    the pruned net's output no longer depends on its input. Silent where it cannot
+    decide: no ``input_shape`` and no floating-point ``data`` (checked batches, whose first
+    inputs give the shape; magnitude and random need neither: give one), a module
+    whose output says nothing about paths (``SELF_NORMALISING``), a forward that fails
+    or returns something other than a tensor on the float64 all-ones input (an
+    Embedding's indices, a float32-only forward). ``layers`` are ``model``'s prunable
+    layers, ``masks`` one 0/1 mask per layer, checked by the caller.
+
+    >>> import warnings
+    >>> net = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))
+    >>> layers = {"0.weight": net[0], "2.weight": net[2]}
+    >>> cut = {"0.weight": torch.tensor([[1, 0, 0], [0, 0, 0]]), "2.weight": torch.tensor([[0, 1]])}
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_disconnected(net, layers, cut, (3,))
+    >>> str(caught[0].message)[:57]
+    'the masks cut every input-output path without emptying a '
+    """
+    if input_shape is None and data and first_inputs(data).is_floating_point():
+        input_shape = first_inputs(data).shape[1:]
+    if input_shape is None or not layers or _uncountable(model) or any(
+            mask.numel() and not mask.any() for mask in masks.values()):
+        return
+    try:
+        outputs = _passes(model, layers, masks, sample_shape(input_shape))
+    except Exception:  # noqa: BLE001 (a diagnostic: the pruning itself has succeeded)
+        return
+    if not all(isinstance(out, torch.Tensor) for out in outputs) or \
+            not torch.equal(outputs[0], outputs[1]):
+        return
+    warnings.warn(
+        "the masks cut every input-output path without emptying a layer (no path from an "
+        "input to an output unit runs through kept weights only: every path has a pruned "
+        "weight on it), so the pruned net's output no longer depends on its input; counted "
+        "by synflow.analysis.input_output_paths. Prune less, or iteratively with SynFlow "
+        "(Theorem 3). A forward that normalises in its own code (F.layer_norm) can look "
+        "so; the count is then meaningless",
+        LayerCollapseWarning, stacklevel=outside_stacklevel())

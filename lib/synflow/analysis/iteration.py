@@ -169,10 +169,12 @@ def iterative_masks(
 
 
 def single_removal_iterations(compression: float, layers: int) -> int:
-    """Exponential-schedule iterations after which the last steps remove at most
-    one weight each: ``ceil(ln(compression) / ln(1 + 1/L))``. Then a positive,
-    conserved score (SynFlow) can never empty a layer: a layer's last weight
-    carries all of R_SF, more than any weight of a layer with two.
+    """Exponential-schedule iterations whose step factor is at most 1 + 1/L:
+    ``ceil(ln(compression) / ln(1 + 1/L))``. At ``compression`` = rho_max = N/L the
+    last step then keeps L of at most L + 1 weights, so the last steps remove at most
+    one weight each, and a positive, conserved score (SynFlow) can never empty a layer:
+    a layer's last weight carries all of R_SF, more than any weight of a layer with
+    two. Below rho_max the last step removes about N / (compression * L) weights.
 
     >>> single_removal_iterations(100.0, 19)
     90

@@ -90,7 +90,9 @@ class RunConfig:
     ``preset`` names a ``synflow.training.presets.PRESETS`` entry (``None``: the paper's
     for this model and dataset); ``epochs``, ``lr`` and ``batch_size`` override
     it when not ``None``. ``seed`` fixes the initial weights, the data order and
-    augmentation, the subsets and the random scores.
+    augmentation, the subsets and the random scores. ``iterations`` (default 1, one
+    shot, for every pruner, as in :func:`synflow.prune`): the paper's SynFlow takes 100,
+    which the notebooks' sweeps pass; ``schedule`` and ``scope`` are ``prune``'s.
 
     Numbers may be Python or numpy numbers; they are stored as ``int`` (the integer
     fields: ``iterations``, ``seed``, ``subset``, ``prune_per_class``, ``epochs``,

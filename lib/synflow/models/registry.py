@@ -60,7 +60,9 @@ def mlp(input_shape, num_classes, width=1.0, depth=6, hidden=100, batch_norm=Fal
 
 
 def conv(input_shape, num_classes, width=1.0, depth=4, channels=32, batch_norm=False):
-    """The authors' convolutional toy net: ``depth - 1`` 3x3 convs, global pool, Linear.
+    """A small convolutional net: ``depth - 1`` 3x3 convs, global average pool, Linear
+    (not the authors' ``Models/mlp.py`` ``conv``, which flattens the whole feature map
+    into its Linear layer; no notebook uses either).
 
     >>> model = conv((3, 8, 8), 10, width=0.25)
     >>> model(torch.zeros(2, 3, 8, 8)).shape

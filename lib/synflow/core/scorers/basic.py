@@ -13,7 +13,9 @@ def random_scores(model, layers, weights, *, generator, dtype=None, **_):
     Global masking of them is uniform random pruning. One tensor of the weight's shape,
     in ``dtype`` (default float32), on its device, drawn from ``generator`` (a CPU
     ``torch.Generator``: a seed fixes the scores on any device), weight after weight in
-    the order of ``weights``. Needs no data; BatchNorm is not involved.
+    the order of ``weights``. Needs no data; BatchNorm is not involved. The authors'
+    code draws standard normal scores: the same masks in distribution (any i.i.d.
+    continuous law ranks alike), other sums per unit (docs/differences.md).
 
     >>> w = {"0.weight": torch.zeros(2, 3)}
     >>> random_scores(None, None, w, generator=torch.Generator().manual_seed(0))["0.weight"].shape

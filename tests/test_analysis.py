@@ -330,7 +330,7 @@ def test_paths_do_not_depend_on_batchnorm_statistics():
 
 @pytest.mark.parametrize("module", [torch.nn.LayerNorm(4), torch.nn.GroupNorm(2, 4),
                                     torch.nn.BatchNorm1d(4, track_running_stats=False),
-                                    torch.nn.Softmax(dim=1)])
+                                    torch.nn.Softmax(dim=1), torch.nn.Sigmoid()])
 def test_paths_refuse_a_self_normalising_module(module):
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), module, torch.nn.Linear(4, 2))
     name = type(module).__name__
@@ -349,10 +349,17 @@ class Offset(nn.Module):
         return x + self.offset_bias
 
 
+class PlusOne(nn.Module):
+    """A head that is not 0 at 0, in forward code."""
+
+    def forward(self, x):
+        return x + 1.0
+
+
 def test_paths_are_zero_when_the_input_cannot_reach_the_output():
     cut = {"0.weight": torch.zeros(4, 3), "3.weight": torch.ones(2, 4)}
     # an offset after the cut layer and a head that is not 0 at 0 feed the output anyway
-    net = nn.Sequential(nn.Linear(3, 4), Offset(4), nn.ReLU(), nn.Linear(4, 2), nn.Sigmoid())
+    net = nn.Sequential(nn.Linear(3, 4), Offset(4), nn.ReLU(), nn.Linear(4, 2), PlusOne())
     assert analysis.input_output_paths(net, cut, (3,)) == 0
     kept = {"0.weight": torch.ones(4, 3), "3.weight": torch.ones(2, 4)}
     count = analysis.input_output_paths(net, kept, (3,))

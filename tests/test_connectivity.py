@@ -1,7 +1,8 @@
-"""The warning ``prune`` gives when its masks cut every input-output path without
-emptying a layer (synflow.core.paths.warn_disconnected): a mask that disconnects the net
-is meaningless, and single-shot magnitude, SNIP and random reach one on CIFAR VGG-16 within
-the paper's range of compressions with every layer still holding weights."""
+"""What ``prune`` says about the paths its masks leave (synflow.core.paths.warn_cut): a
+DisconnectedWarning when they cut every input-output path without emptying a layer (a
+mask that disconnects the net is meaningless, and single-shot magnitude, SNIP and random
+reach one on CIFAR VGG-16 within the paper's range of compressions with every layer still
+holding weights), and whether paths remain when layers are empty."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import torch
 from torch import nn
 
 import synflow
-from synflow.core.paths import warn_disconnected
+from synflow.core.paths import DisconnectedWarning, input_output_paths, warn_cut
+from synflow.core.scorers.inputs import InputShapeError
 
 CUT = [(0, 0), (0, 1), (0, 0)]  # layer 0 feeds unit 0, layer 1 reads unit 1: no path
 LINKED = [(0, 0), (0, 0), (0, 0)]  # unit 0 all the way: one path
@@ -41,8 +43,9 @@ def test_prune_warns_when_the_masks_cut_every_path_with_no_layer_empty():
     masks, caught = caught_warnings(lambda: synflow.prune(mlp(CUT), "magnitude", 10,
                                                           input_shape=(3,)))
     assert not synflow.empty_layers(masks)
-    assert [category for category, _ in caught] == [synflow.LayerCollapseWarning]
+    assert [category for category, _ in caught] == [DisconnectedWarning]
     assert caught[0][1].startswith("the masks cut every input-output path without emptying")
+    assert "input shape (3,)" in caught[0][1]
     _, caught = caught_warnings(lambda: synflow.prune(mlp(LINKED), "magnitude", 10,
                                                       input_shape=(3,)))
     assert caught == []
@@ -65,6 +68,7 @@ def test_an_empty_layer_gets_the_collapse_warning_alone():
         net[2].weight.fill_(0.001)  # the smallest layer: magnitude empties it
     _, caught = caught_warnings(lambda: synflow.prune(net, "magnitude", 10, input_shape=(3,)))
     assert len(caught) == 1 and caught[0][1].startswith("the masks prune every weight of 1")
+    assert "and no input-output path is left" in caught[0][1]
 
 
 def test_the_shape_comes_from_float_data_and_integer_data_is_not_guessed_at():
@@ -72,10 +76,10 @@ def test_the_shape_comes_from_float_data_and_integer_data_is_not_guessed_at():
     layers = synflow.prunable_layers(net)
     cut = {name: layer.weight == 1.0 for name, layer in layers.items()}
     floats = [(torch.randn(4, 3), torch.zeros(4, dtype=torch.long))]
-    _, caught = caught_warnings(lambda: warn_disconnected(net, layers, cut, None, floats))
+    _, caught = caught_warnings(lambda: warn_cut(net, layers, cut, None, floats))
     assert len(caught) == 1
     indices = [(torch.zeros(4, 3, dtype=torch.long), torch.zeros(4, dtype=torch.long))]
-    _, caught = caught_warnings(lambda: warn_disconnected(net, layers, cut, None, indices))
+    _, caught = caught_warnings(lambda: warn_cut(net, layers, cut, None, indices))
     assert caught == []
 
 
@@ -95,6 +99,116 @@ class Float32Head(nn.Module):
     Float32Head,  # the pass raises
 ], ids=["layer-norm", "float32-forward"])
 def test_where_the_count_means_nothing_prune_is_silent_and_succeeds(build):
-    masks, caught = caught_warnings(lambda: synflow.prune(build(), "magnitude", 10,
+    masks, caught = caught_warnings(lambda: synflow.prune(build(), "magnitude", 2,
                                                           input_shape=(3,)))
-    assert caught == [] and synflow.compression_of(masks) == 10
+    assert caught == [] and synflow.compression_of(masks) == 2
+
+
+class Residual(nn.Module):
+    """stem -> x + branch(x) -> head, all bias-free Linear layers of width 2."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.head = nn.Linear(2, 2, bias=False), nn.Linear(2, 1, bias=False)
+        self.branch = nn.Sequential(nn.Linear(2, 2, bias=False), nn.ReLU(),
+                                    nn.Linear(2, 2, bias=False))
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        return self.head(x + self.branch(x))
+
+
+def test_with_a_layer_empty_the_collapse_warning_says_whether_paths_remain():
+    net = Residual()
+    layers = synflow.prunable_layers(net)
+    masks = {name: torch.ones_like(layer.weight, dtype=torch.bool)
+             for name, layer in layers.items()}
+    masks["branch.0.weight"][:] = False  # the skip bypasses the empty layer
+    _, caught = caught_warnings(lambda: warn_cut(net, layers, masks, (2,)))
+    assert len(caught) == 1 and "yet input-output paths remain" in caught[0][1]
+    masks["head.weight"][:, :] = torch.tensor([[True, False]])
+    masks["stem.weight"][:] = torch.tensor([[False, False], [True, True]])  # feeds unit 1
+    _, caught = caught_warnings(lambda: warn_cut(net, layers, masks, (2,)))
+    assert len(caught) == 1 and "and no input-output path is left" in caught[0][1]
+    assert caught[0][0] is synflow.LayerCollapseWarning
+
+
+class Gain(nn.Module):
+    """Multiplies by a learned gain (not a bias: the pass takes its absolute value)."""
+
+    def __init__(self, gain):
+        super().__init__()
+        self.gain = nn.Parameter(torch.tensor(gain, dtype=torch.float64))
+
+    def forward(self, x):
+        return x * self.gain
+
+
+def test_a_count_past_float64s_range_neither_hides_a_cut_nor_turns_to_nan():
+    net = nn.Sequential(nn.Linear(3, 4, bias=False), Gain(1e200), nn.ReLU(),
+                        nn.Linear(4, 3, bias=False), Gain(1e200), nn.ReLU(),
+                        nn.Linear(3, 2, bias=False))
+    layers = synflow.prunable_layers(net)
+    dense = {name: torch.ones_like(layer.weight) for name, layer in layers.items()}
+    assert input_output_paths(net, dense, (3,)) == float("inf")
+    cut = {name: mask.clone() for name, mask in dense.items()}
+    cut["3.weight"][1:] = 0  # only unit 0 goes on, with a count past 1e308
+    cut["6.weight"][:] = torch.tensor([[0, 1, 0], [0, 0, 0]])  # and nothing reads it
+    assert input_output_paths(net, cut, (3,)) == 0  # not inf * 0 = NaN
+    _, caught = caught_warnings(lambda: warn_cut(net, layers, cut, (3,)))
+    assert [category for category, _ in caught] == [DisconnectedWarning]
+
+
+def test_a_given_input_shape_the_model_cannot_take_is_an_error_and_changes_nothing():
+    net = mlp(CUT)
+    before = {name: tensor.clone() for name, tensor in net.state_dict().items()}
+    with pytest.raises(InputShapeError, match=r"inputs of shape \(4,\)"):
+        synflow.prune(net, "magnitude", 10, input_shape=(4,))
+    after = net.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
+
+
+class Noisy(nn.Module):
+    """A forward that draws random numbers, warns, and returns a tuple."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = mlp(CUT)
+
+    def forward(self, x):
+        warnings.warn("the forward's own warning")
+        return self.body(x + 0 * torch.rand(x.shape, dtype=x.dtype)), "extra"
+
+
+def test_the_check_keeps_the_random_state_hides_the_forwards_warnings_and_reads_tuples():
+    torch.manual_seed(0)
+    _, caught = caught_warnings(lambda: synflow.prune(Noisy(), "magnitude", 10,
+                                                          input_shape=(3,)))
+    drawn = torch.rand(1)
+    torch.manual_seed(0)
+    Noisy()
+    assert torch.equal(drawn, torch.rand(1))
+    assert [category for category, _ in caught] == [DisconnectedWarning]
+
+
+def sigmoid_net(width):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(3, width), nn.Sigmoid(), nn.Linear(width, width),
+                         nn.Sigmoid(), nn.Linear(width, 2))
+
+
+def test_sigmoids_are_checked_on_passes_rescaled_below_saturation():
+    # sigmoid(0) = 0.5 feeds every unit on the all-zeros pass: unscaled, a unit summing a
+    # hundred of them rounds to 1.0 on both passes, as if no path were left
+    masks, caught = caught_warnings(lambda: synflow.prune(sigmoid_net(200), "magnitude", 2,
+                                                          input_shape=(3,)))
+    assert caught == [] and synflow.compression_of(masks) == 2
+    net = sigmoid_net(4)
+    layers = synflow.prunable_layers(net)
+    cut = {name: torch.ones_like(layer.weight) for name, layer in layers.items()}
+    cut["0.weight"][1:] = 0  # unit 0 alone carries the input, and nothing reads it
+    cut["2.weight"][:, 0] = 0
+    _, caught = caught_warnings(lambda: warn_cut(net, layers, cut, (3,)))
+    assert [category for category, _ in caught] == [DisconnectedWarning]
+    with pytest.raises(ValueError, match="Sigmoid"):
+        input_output_paths(net, cut, (3,))

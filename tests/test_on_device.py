@@ -12,9 +12,8 @@ import pytest
 import torch
 
 from synflow.core import masks as masks_module
-from synflow.core.counts import LayerCollapseWarning
 from synflow.core.loop import prune
-from synflow.core.paths import input_output_paths, warn_disconnected
+from synflow.core.paths import DisconnectedWarning, input_output_paths, warn_cut
 from synflow.core.saving import load_pruned, save_pruned
 from synflow.core.scorers import SCORERS
 from synflow.core.scoring import compute_scores
@@ -96,8 +95,8 @@ def test_paths_and_the_disconnection_warning_on_the_device_are_the_cpus(device):
     assert counts[0] > 0 and counts[1] == pytest.approx(counts[0], rel=1e-12)
     net = network().to(device)
     layers = masks_module.prunable_layers(net)
-    with pytest.warns(LayerCollapseWarning, match="cut every input-output path"):
-        warn_disconnected(net, layers, {k: m.to(device) for k, m in masks.items()}, SHAPE)
+    with pytest.warns(DisconnectedWarning, match="cut every input-output path"):
+        warn_cut(net, layers, {k: m.to(device) for k, m in masks.items()}, SHAPE)
 
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])

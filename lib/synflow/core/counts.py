@@ -65,10 +65,13 @@ class LayerCollapseWarning(UserWarning):
     """
 
 
-def warn_collapsed(masks: Masks) -> None:
+def warn_collapsed(masks: Masks, connected: bool | None = None,
+                   input_shape: tuple[int, ...] | None = None) -> None:
     """Warn :class:`LayerCollapseWarning` naming every layer whose weights ``masks`` all
     prune (:func:`empty_layers`; a layer of no weights is not one); nothing when there is
-    none.
+    none. ``connected`` (from :func:`synflow.core.paths.warn_cut`'s passes on
+    ``input_shape``): whether input-output paths remain, said in the message; None: not
+    known.
 
     >>> with warnings.catch_warnings(record=True) as caught:
     ...     warnings.simplefilter("always")
@@ -79,11 +82,20 @@ def warn_collapsed(masks: Masks) -> None:
     empty = [name for name in empty_layers(masks) if masks[name].numel()]
     if not empty:
         return
+    if connected is None:
+        paths = ("where every input-output path crosses one (a plain network such as VGG; a "
+                 "shortcut bypasses a residual block's convolutions) the output no longer "
+                 "depends on the input")
+    elif connected:
+        paths = ("yet input-output paths remain (a skip or shortcut bypasses the empty "
+                 f"layers; two float64 passes on input shape {input_shape}): the output "
+                 "still depends on the input")
+    else:
+        paths = ("and no input-output path is left (two float64 passes on input shape "
+                 f"{input_shape}): the output no longer depends on the input")
     warnings.warn(
         f"the masks prune every weight of {len(empty)} layer(s), {', '.join(empty)} "
-        "(layer-collapse, Section 4 of the SynFlow paper): where every input-output path "
-        "crosses one (a plain network such as VGG; a shortcut bypasses a residual block's "
-        "convolutions) the output no longer depends on the input. Prune less, or "
+        f"(layer-collapse, Section 4 of the SynFlow paper), {paths}. Prune less, or "
         "iteratively with SynFlow (Theorem 3: no collapse below the maximal compression in "
         "a network without biases)",
         LayerCollapseWarning, stacklevel=outside_stacklevel())

@@ -15,11 +15,10 @@ import torch
 from torch import nn
 
 from .checks import check_choice, check_compression, check_densities, check_iterations, check_kept
-from .counts import warn_collapsed
 from .diagnostics import warn_far_from, warn_uninformative
 from .masked import install
 from .masks import Masks, effective_weight, layer_masks, weight_count
-from .paths import warn_disconnected
+from .paths import warn_cut
 from .schedules import SCHEDULES, _schedule_densities
 from .scorers import Scorer
 from .scorers.gradient import GRASP_TEMPERATURE
@@ -122,8 +121,8 @@ def _prune_through(model, layers, densities, *, method, scorer, options, zero_wh
                 model, layers, densities, scorer=scorer, options=options,
                 zero_when_pruned=zero_when_pruned, scope=scope, data=data,
                 input_shape=input_shape, invert=invert, seed=seed, callback=callback)
-        warn_collapsed(masks)  # before install: as errors, the model is as it was
-        warn_disconnected(model, layers, masks, input_shape, data)
+        # before install: as errors, the model is as it was
+        warn_cut(model, layers, masks, input_shape, data)
         if not stopped:
             warn_far_from(sum(int(m.count_nonzero()) for m in masks.values()),
                           weight_count(layers), densities[-1], scope, len(layers))
@@ -297,11 +296,12 @@ def prune(
         CompressionWarning: weights of rank >= 2 that no mask can govern are left
             dense (LSTM, embeddings, ...: named, with their share of the weights), or
             the masks end more than 10 % away from the asked compression.
-        LayerCollapseWarning: the masks prune every weight of a layer (named), or, with
-            no layer empty, cut every input-output path (two float64 passes through
-            the kept weights, :func:`synflow.core.paths.warn_disconnected`, run where an
-            input shape is given or read from float data); before they are installed
-            (as an error, the model is left as it was).
+        LayerCollapseWarning: the masks prune every weight of a layer (named; whether
+            input-output paths remain is said where known), or its subclass
+            ``synflow.core.paths.DisconnectedWarning``: with no layer empty, they cut
+            every input-output path (:func:`synflow.core.paths.warn_cut`: two float64
+            forwards at batch one, where an input shape is given or read from data).
+            Both before the masks are installed (as errors: the model as it was).
 
     >>> from torch import nn
     >>> model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))

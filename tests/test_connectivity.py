@@ -169,18 +169,17 @@ def test_a_given_input_shape_the_model_cannot_take_is_an_error_and_changes_nothi
 
 
 class Noisy(nn.Module):
-    """A forward that draws random numbers, warns, and returns a tuple."""
+    """A forward that draws random numbers and returns a tuple."""
 
     def __init__(self):
         super().__init__()
         self.body = mlp(CUT)
 
     def forward(self, x):
-        warnings.warn("the forward's own warning")
         return self.body(x + 0 * torch.rand(x.shape, dtype=x.dtype)), "extra"
 
 
-def test_the_check_keeps_the_random_state_hides_the_forwards_warnings_and_reads_tuples():
+def test_the_check_keeps_the_random_state_and_reads_tuples():
     torch.manual_seed(0)
     _, caught = caught_warnings(lambda: synflow.prune(Noisy(), "magnitude", 10,
                                                           input_shape=(3,)))
@@ -212,3 +211,15 @@ def test_sigmoids_are_checked_on_passes_rescaled_below_saturation():
     assert [category for category, _ in caught] == [DisconnectedWarning]
     with pytest.raises(ValueError, match="Sigmoid"):
         input_output_paths(net, cut, (3,))
+
+
+def test_the_check_leaves_pythons_once_per_location_record_alone():
+    def warn_once_then_prune():
+        for _ in range(2):
+            warnings.warn("shown once", UserWarning)  # one location: "default" shows it once
+            synflow.prune(mlp(LINKED), "magnitude", 10, input_shape=(3,))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        warn_once_then_prune()
+    assert [str(w.message) for w in caught] == ["shown once"]

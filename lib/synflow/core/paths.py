@@ -152,8 +152,7 @@ def _passes(model, layers, masks, input_shape, rescale=False) -> tuple[list, lis
     """The tensors the model outputs on the all-ones and on the all-zeros input of the
     path pass (float64, on the model's device), as :func:`input_output_paths` describes
     it, each pass's as a list (a tuple's or a dict's tensors in order); ``rescale``: with
-    :class:`_Rescaler`'s hooks. The global random state is left as it was and the
-    forward's own warnings are not shown (this is the library's pass, not the user's)."""
+    :class:`_Rescaler`'s hooks. The global random state is left as it was."""
     norms = {name for name, m in model.named_modules()
              if isinstance(m, nn.modules.batchnorm._BatchNorm)}
     params = {}
@@ -181,10 +180,11 @@ def _passes(model, layers, masks, input_shape, rescale=False) -> tuple[list, lis
         if rescale else []
     outputs = []
     try:
+        # no warnings.catch_warnings here: leaving one resets Python's once-per-location
+        # record, so every warning the user's session had shown would show again
         with torch.no_grad(), scoring_view(model), explained_errors(
-                model, layers, ones, torch.float64), warnings.catch_warnings(), \
+                model, layers, ones, torch.float64), \
                 torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            warnings.simplefilter("ignore")
             for x in (ones, torch.zeros_like(ones)):
                 outputs.append(_tensors(functional_call(model, {**params, **buffers}, (x,))))
                 rescaler.replay = rescaler.scales
@@ -225,10 +225,10 @@ def warn_cut(model: nn.Module, layers: dict[str, nn.Module], masks: Masks,
 
     Whether a path remains is decided by :func:`input_output_paths`' two float64 passes
     (rescaled after every prunable layer, so no count overflows), one forward each of the
-    model (its hooks run; the global random state is kept), where an input shape is
-    known: ``input_shape``, else the first inputs of ``data`` (checked batches) when they
-    are floating point; magnitude and random need neither: without one nothing is
-    checked. Not decided (no such warning, nothing raised): a module whose output says
+    model (its hooks run, and its own warnings show; the global random state is kept),
+    where an input shape is known: ``input_shape``, else the first inputs of ``data``
+    (checked batches) when they are floating point; magnitude and random need neither:
+    without one nothing is checked. Not decided (no such warning, nothing raised): a module whose output says
     nothing about paths (``SELF_NORMALISING``), a forward that fails on the float64 input
     (an Embedding's indices, a float32-only forward) or returns no tensor, NaN or inf
     outputs. A forward that normalises in its own code can look disconnected (the message

@@ -196,21 +196,52 @@ def sigmoid_net(width):
                          nn.Sigmoid(), nn.Linear(width, 2))
 
 
-def test_sigmoids_are_checked_on_passes_rescaled_below_saturation():
-    # sigmoid(0) = 0.5 feeds every unit on the all-zeros pass: unscaled, a unit summing a
-    # hundred of them rounds to 1.0 on both passes, as if no path were left
-    masks, caught = caught_warnings(lambda: synflow.prune(sigmoid_net(200), "magnitude", 2,
-                                                          input_shape=(3,)))
-    assert caught == [] and synflow.compression_of(masks) == 2
-    net = sigmoid_net(4)
-    layers = synflow.prunable_layers(net)
-    cut = {name: torch.ones_like(layer.weight) for name, layer in layers.items()}
-    cut["0.weight"][1:] = 0  # unit 0 alone carries the input, and nothing reads it
-    cut["2.weight"][:, 0] = 0
-    _, caught = caught_warnings(lambda: warn_cut(net, layers, cut, (3,)))
-    assert [category for category, _ in caught] == [DisconnectedWarning]
+def test_sigmoids_and_thresholds_are_not_judged():
+    # sigmoid(0) = 0.5 feeds every unit on the all-zeros pass; rescaled below 1, the gap
+    # between the passes falls under float64's precision in a deep net, unscaled a unit
+    # summing a hundred of them rounds to 1.0: either looks disconnected when it is not
+    torch.manual_seed(0)
+    deep = nn.Sequential(*[module for _ in range(40)
+                           for module in (nn.Linear(16, 16, bias=False), nn.Sigmoid())])
+    with torch.no_grad():
+        for layer in deep[::2]:
+            layer.weight.normal_(0, 3)
+    shrink = nn.Sequential(nn.Linear(3, 4), nn.Softshrink(0.9), nn.Linear(4, 2))  # zeroes < 0.9
+    for net, shape in ((sigmoid_net(200), (3,)), (deep, (16,)), (shrink, (3,))):
+        masks, caught = caught_warnings(lambda net=net, shape=shape: synflow.prune(
+            net, "magnitude", 1.5, input_shape=shape))
+        assert caught == [] and not synflow.empty_layers(masks)
     with pytest.raises(ValueError, match="Sigmoid"):
-        input_output_paths(net, cut, (3,))
+        input_output_paths(sigmoid_net(4), input_shape=(3,))
+
+
+def test_samples_of_one_number_are_not_judged_and_snip_still_prunes():
+    class Scalar(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(1, 8), nn.Linear(8, 2)
+
+        def forward(self, x):
+            return self.b(torch.relu(self.a(x.unsqueeze(1))))
+
+    data = [(torch.randn(16), torch.randint(0, 2, (16,)))]
+    masks = synflow.prune(Scalar(), "snip", 4, data=data)
+    assert sum(int(mask.sum()) for mask in masks.values()) == 6  # round(24 / 4)
+
+
+def test_a_torch_pruned_batchnorm_weight_is_read_as_its_mask():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3),
+                        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    torch.nn.utils.prune.custom_from_mask(net[1], "weight", torch.tensor([1.0, 0, 0, 0]))
+    layers = synflow.prunable_layers(net)
+    masks = {name: torch.ones_like(layer.weight, dtype=torch.bool)
+             for name, layer in layers.items()}
+    assert input_output_paths(net, masks, (3, 6, 6)) > 0
+    masks["3.weight"][:, 0] = False  # nothing reads the one channel BatchNorm lets through
+    assert input_output_paths(net, masks, (3, 6, 6)) == 0
+    _, caught = caught_warnings(lambda: warn_cut(net, layers, masks, (3, 6, 6)))
+    assert [category for category, _ in caught] == [DisconnectedWarning]
 
 
 def test_the_check_leaves_pythons_once_per_location_record_alone():

@@ -27,9 +27,11 @@ from .stack import outside_stacklevel
 SELF_NORMALISING = (nn.LayerNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm,
                     nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.Softmax2d)
 # activations that are not 0 at 0: the all-zeros pass feeds every later unit, and a
-# Sigmoid rounds a large count to 1.0 on both passes. No count then, but warn_cut's
-# passes, rescaled below 1 after every prunable layer, still compare
+# Sigmoid rounds both passes to 1.0 (a large count unscaled; a small gap between the
+# passes, rescaled, below float64's precision after a few dozen layers)
 NOT_ZERO_AT_ZERO = (nn.Sigmoid, nn.Hardsigmoid, nn.LogSigmoid, nn.Softplus)
+# activations that zero small inputs: warn_cut's rescaled passes would cut live units
+THRESHOLDING = (nn.Softshrink, nn.Hardshrink, nn.Threshold)
 # BatchNorm's tensors on the pass: the identity map, whatever its trained statistics
 BATCHNORM_IDENTITY = {"weight": torch.ones_like, "bias": torch.zeros_like,
                       "running_mean": torch.zeros_like, "running_var": torch.ones_like}
@@ -57,8 +59,10 @@ def input_output_paths(
     trained statistics neither feed the layers after an empty one nor cut a
     path) and every other parameter replaced by its absolute value; the result
     is the sum of the outputs' differences. For a ReLU network the zeros give 0
-    and the result counts paths (BatchNorm's eps and the other parameters weight
-    it). The result is > 0 exactly when some path from input to output
+    and the result counts paths (BatchNorm's eps, average pooling and the other
+    parameters weight it; max pooling keeps the largest count, and activations
+    that clamp, ReLU6, Hardtanh, Tanh, give less: the count is then a lower
+    bound). The result is > 0 exactly when some path from input to output
     survives: 0 means the mask disconnects the net, whether or not a layer is
     empty; ``inf`` when the count passes float64's range (about 1e308: a deep
     ResNet at 224) while a path survives (decided on passes rescaled by powers
@@ -169,7 +173,7 @@ def _passes(model, layers, masks, input_shape, rescale=False) -> tuple[list, lis
     buffers = buffer_copies(model, torch.float64)
     for name in list(buffers):
         module, _, kind = name.rpartition(".")
-        if name.endswith("weight_mask"):  # a masked layer's mask buffer: keep it as the mask
+        if name.removesuffix("_mask") in masks:  # a masked layer's mask buffer: the mask
             buffers[name] = masks[name[: -len("_mask")]].to(buffers[name].device, torch.float64)
         elif module in norms and kind in BATCHNORM_IDENTITY:
             buffers[name] = BATCHNORM_IDENTITY[kind](buffers[name])
@@ -228,11 +232,13 @@ def warn_cut(model: nn.Module, layers: dict[str, nn.Module], masks: Masks,
     model (its hooks run, and its own warnings show; the global random state is kept),
     where an input shape is known: ``input_shape``, else the first inputs of ``data``
     (checked batches) when they are floating point; magnitude and random need neither:
-    without one nothing is checked. Not decided (no such warning, nothing raised): a module whose output says
-    nothing about paths (``SELF_NORMALISING``), a forward that fails on the float64 input
-    (an Embedding's indices, a float32-only forward) or returns no tensor, NaN or inf
-    outputs. A forward that normalises in its own code can look disconnected (the message
-    says so). Raises :class:`synflow.core.scorers.inputs.InputShapeError` when the model
+    without one nothing is checked. Not decided (no such warning, nothing raised): a
+    module whose output says nothing about paths (``SELF_NORMALISING``,
+    ``NOT_ZERO_AT_ZERO``, ``THRESHOLDING``: Sigmoid, Softplus, Softshrink ...), samples
+    of shape (), a forward that fails on the float64 input (an Embedding's indices, a
+    float32-only forward) or returns no tensor, NaN or inf outputs. A forward that
+    normalises in its own code, or whose control flow depends on the input's values, can
+    look disconnected (the message says the first). Raises :class:`synflow.core.scorers.inputs.InputShapeError` when the model
     cannot take a given ``input_shape``. ``layers`` are ``model``'s prunable layers,
     ``masks`` one 0/1 mask per layer, checked by the caller.
 
@@ -249,9 +255,10 @@ def warn_cut(model: nn.Module, layers: dict[str, nn.Module], masks: Masks,
     if not given and data and first_inputs(data).is_floating_point():
         input_shape = first_inputs(data).shape[1:]
     connected = None
-    if input_shape is not None and layers and not _uncountable(model):
-        input_shape = sample_shape(input_shape)
+    if input_shape is not None and layers and not _uncountable(
+            model, SELF_NORMALISING + NOT_ZERO_AT_ZERO + THRESHOLDING):
         try:
+            input_shape = sample_shape(input_shape)  # data's may be () (one number each)
             connected = _connected(model, layers, masks, input_shape)
         except InputShapeError:
             if given:

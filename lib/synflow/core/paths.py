@@ -66,12 +66,13 @@ def input_output_paths(
     survives: 0 means the mask disconnects the net, whether or not a layer is
     empty; ``inf`` when the count passes float64's range (about 1e308: a deep
     ResNet at 224) while a path survives (decided on passes rescaled by powers
-    of 2 after every prunable layer). That holds for networks of convolutions, linear layers, BatchNorm,
-    ReLU-like activations, pooling, concatenations and residual sums; count the
-    logits, and a forward that normalises, negates or subtracts in its own code
-    (``F.layer_norm``, ``F.log_softmax``, ``x - x.mean()``) is outside what the
-    pass can see: its count means nothing and can be negative. A wrapper (``nn.DataParallel``,
-    ``torch.compile``) is unwrapped first.
+    of 2 after every prunable layer). That holds for networks of convolutions,
+    linear layers, BatchNorm, ReLU-like activations, pooling, concatenations and
+    residual sums; count the logits, and a forward that normalises, negates or
+    subtracts in its own code (``F.layer_norm``, ``F.log_softmax``,
+    ``x - x.mean()``) is outside what the pass can see: its count means nothing
+    and can be negative. A wrapper (``nn.DataParallel``, ``torch.compile``) is
+    unwrapped first.
 
     Raises ValueError naming the modules whose output says nothing about paths
     (``SELF_NORMALISING``: LayerNorm, GroupNorm, InstanceNorm, BatchNorm without
@@ -101,9 +102,9 @@ def input_output_paths(
             "own mean (LayerNorm, GroupNorm, InstanceNorm, BatchNorm with "
             "track_running_stats=False) maps the all-ones pass to zeros, and a softmax sums to "
             "1 whatever reaches it, and an activation that is not 0 at 0 (Sigmoid, Softplus) "
-            "feeds every later unit on the all-zeros pass. Supported: convolutions, linear layers, BatchNorm with "
-            "running statistics, ReLU-like activations, pooling and residual sums (count the "
-            "paths of the logits: leave a softmax head out)")
+            "feeds every later unit on the all-zeros pass. Supported: convolutions, linear "
+            "layers, BatchNorm with running statistics, ReLU-like activations, pooling and "
+            "residual sums (count the paths of the logits: leave a softmax head out)")
     input_shape = sample_shape(input_shape)
     layers = prunable_layers(model)
     check_model(model, layers)
@@ -238,9 +239,10 @@ def warn_cut(model: nn.Module, layers: dict[str, nn.Module], masks: Masks,
     of shape (), a forward that fails on the float64 input (an Embedding's indices, a
     float32-only forward) or returns no tensor, NaN or inf outputs. A forward that
     normalises in its own code, or whose control flow depends on the input's values, can
-    look disconnected (the message says the first). Raises :class:`synflow.core.scorers.inputs.InputShapeError` when the model
-    cannot take a given ``input_shape``. ``layers`` are ``model``'s prunable layers,
-    ``masks`` one 0/1 mask per layer, checked by the caller.
+    look disconnected (the message says the first). Raises
+    :class:`synflow.core.scorers.inputs.InputShapeError` when the model cannot take a
+    given ``input_shape``. ``layers`` are ``model``'s prunable layers, ``masks`` one 0/1
+    mask per layer, checked by the caller.
 
     >>> net = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))
     >>> layers = {"0.weight": net[0], "2.weight": net[2]}
@@ -252,8 +254,9 @@ def warn_cut(model: nn.Module, layers: dict[str, nn.Module], masks: Masks,
     ('DisconnectedWarning', 'the masks cut every input-output path')
     """
     given = input_shape is not None
-    if not given and data and first_inputs(data).is_floating_point():
-        input_shape = first_inputs(data).shape[1:]
+    if not given and data:
+        inputs = first_inputs(data)
+        input_shape = inputs.shape[1:] if inputs.is_floating_point() else None
     connected = None
     if input_shape is not None and layers and not _uncountable(
             model, SELF_NORMALISING + NOT_ZERO_AT_ZERO + THRESHOLDING):

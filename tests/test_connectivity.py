@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import synflow
-from synflow.core.paths import DisconnectedWarning, input_output_paths, warn_cut
+from synflow.core.paths import DisconnectedWarning, input_output_paths, paths_remain, warn_cut
 from synflow.core.scorers.inputs import InputShapeError
 
 CUT = [(0, 0), (0, 1), (0, 0)]  # layer 0 feeds unit 0, layer 1 reads unit 1: no path
@@ -254,3 +254,20 @@ def test_the_check_leaves_pythons_once_per_location_record_alone():
         warnings.simplefilter("default")
         warn_once_then_prune()
     assert [str(w.message) for w in caught] == ["shown once"]
+
+
+def test_paths_remain_answers_as_the_warning_decides_and_none_where_it_does_not_judge():
+    linked, cut = mlp(LINKED), mlp(CUT)
+    synflow.prune(linked, "magnitude", 10, input_shape=(3,))
+    with pytest.warns(DisconnectedWarning):
+        synflow.prune(cut, "magnitude", 10, input_shape=(3,))
+    assert paths_remain(linked, input_shape=(3,)) is True  # the installed masks
+    assert paths_remain(cut, input_shape=(3,)) is False
+    assert paths_remain(mlp(CUT), synflow.current_masks(cut), (3,)) is False  # given masks
+    shrink = nn.Sequential(nn.Linear(3, 4), nn.Softshrink(0.9), nn.Linear(4, 2))
+    assert paths_remain(shrink, input_shape=(3,)) is None
+    assert paths_remain(sigmoid_net(4), input_shape=(3,)) is None
+    with pytest.raises(KeyError, match="no mask for the prunable weight"):
+        paths_remain(mlp(CUT), {"0.weight": torch.ones(4, 3)}, (3,))
+    with pytest.raises(InputShapeError):
+        paths_remain(mlp(CUT), None, (5,))

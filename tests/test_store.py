@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from synflow.core.counts import LayerCollapseWarning
 from synflow.core.files import atomic_write
 from synflow.experiments import execution, runconfig, store
 from synflow.experiments.results import RunResult
@@ -241,6 +242,17 @@ def test_dense_runs_are_not_pruned(env):
     result = store.run_or_load(store.RunConfig("mlp", "blobs", width=0.2, epochs=1), "exp")
     assert result.metrics["kept"] == result.metrics["prunable"]
     assert result.empty_layers == []
+
+
+def test_a_run_records_whether_an_input_output_path_survives_its_masks(env):
+    dense = store.run_or_load(store.RunConfig("mlp", "blobs", width=0.2, epochs=1), "exp")
+    kept = store.run_or_load(config(compression=4), "exp")
+    with pytest.warns(LayerCollapseWarning, match="no input-output path is left"):
+        cut = store.run_or_load(config(compression=1000), "exp")  # magnitude empties layers
+    assert dense.metrics["connected"] is True and kept.metrics["connected"] is True
+    assert cut.empty_layers and cut.metrics["connected"] is False
+    table = store.frame("exp").set_index("compression")["connected"]
+    assert table.to_dict() == {1.0: True, 4.0: True, 1000.0: False}
 
 
 def test_interrupted_sweep_redoes_only_unfinished_runs(env, counted, monkeypatch):

@@ -32,6 +32,8 @@ SELF_NORMALISING = (nn.LayerNorm, nn.GroupNorm, nn.modules.instancenorm._Instanc
 NOT_ZERO_AT_ZERO = (nn.Sigmoid, nn.Hardsigmoid, nn.LogSigmoid, nn.Softplus)
 # activations that zero small inputs: warn_cut's rescaled passes would cut live units
 THRESHOLDING = (nn.Softshrink, nn.Hardshrink, nn.Threshold)
+# the modules whose nets the path check does not judge (warn_cut, paths_remain)
+UNDECIDED = SELF_NORMALISING + NOT_ZERO_AT_ZERO + THRESHOLDING
 # BatchNorm's tensors on the pass: the identity map, whatever its trained statistics
 BATCHNORM_IDENTITY = {"weight": torch.ones_like, "bias": torch.zeros_like,
                       "running_mean": torch.zeros_like, "running_var": torch.ones_like}
@@ -106,6 +108,46 @@ def input_output_paths(
             "layers, BatchNorm with running statistics, ReLU-like activations, pooling and "
             "residual sums (count the paths of the logits: leave a softmax head out)")
     input_shape = sample_shape(input_shape)
+    layers, masks = _checked(model, masks)
+    ones, zeros = _passes(model, layers, masks, input_shape)
+    count = sum(float((a - b).sum()) for a, b in zip(ones, zeros))
+    if math.isfinite(count):
+        return count
+    return math.inf if _connected(model, layers, masks, input_shape) else 0.0
+
+
+def paths_remain(model: nn.Module, masks: Masks | None = None,
+                 input_shape: Sequence[int] = (3, 32, 32)) -> bool | None:
+    """Whether some input-output path survives ``masks`` (default: the model's installed
+    masks): True or False as :func:`warn_cut` decides it (rescaled path passes on
+    ``input_shape``), None where that check does not judge the model (a module of
+    ``UNDECIDED``, BatchNorm without running statistics, a forward that fails on float64
+    input or gives NaN or inf); a run's ``run.json`` records it as ``connected``. Raises
+    as :func:`input_output_paths` for bad ``masks`` or ``input_shape``.
+
+    >>> net = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+    >>> paths_remain(net, {"0.weight": torch.eye(2), "2.weight": torch.tensor([[0, 1]])}, (2,))
+    True
+    >>> paths_remain(net, {"0.weight": torch.tensor([[1, 1], [0, 0]]),
+    ...                    "2.weight": torch.tensor([[0, 1]])}, (2,))
+    False
+    """
+    model = unwrap(model)
+    input_shape = sample_shape(input_shape)
+    layers, masks = _checked(model, masks)
+    if not layers or _uncountable(model, UNDECIDED):
+        return None
+    try:
+        return _connected(model, layers, masks, input_shape)
+    except InputShapeError:
+        raise
+    except Exception:  # noqa: BLE001 (undecided: the model's forward is not the check's)
+        return None
+
+
+def _checked(model: nn.Module, masks: Masks | None) -> tuple[dict, Masks]:
+    """``(prunable layers, masks)`` of an unwrapped ``model``, ``masks`` (None: the
+    installed ones) checked to be one 0/1 mask of the right shape per prunable weight."""
     layers = prunable_layers(model)
     check_model(model, layers)
     if masks is not None and not isinstance(masks, dict):
@@ -117,11 +159,9 @@ def input_output_paths(
     if missing:
         raise KeyError(f"no mask for the prunable weight(s) {missing}: give one for every "
                        f"prunable weight ({len(layers)}), or masks=None for the installed ones")
-    ones, zeros = _passes(model, layers, masks, input_shape)
-    count = sum(float((a - b).sum()) for a, b in zip(ones, zeros))
-    if math.isfinite(count):
-        return count
-    return math.inf if _connected(model, layers, masks, input_shape) else 0.0
+    return layers, masks
+
+
 def _uncountable(model: nn.Module, kinds: tuple = SELF_NORMALISING) -> list[str]:
     """The modules of ``model`` whose output on the path pass says nothing about paths:
     of ``kinds``, or BatchNorm without running statistics."""
@@ -258,8 +298,7 @@ def warn_cut(model: nn.Module, layers: dict[str, nn.Module], masks: Masks,
         inputs = first_inputs(data)
         input_shape = inputs.shape[1:] if inputs.is_floating_point() else None
     connected = None
-    if input_shape is not None and layers and not _uncountable(
-            model, SELF_NORMALISING + NOT_ZERO_AT_ZERO + THRESHOLDING):
+    if input_shape is not None and layers and not _uncountable(model, UNDECIDED):
         try:
             input_shape = sample_shape(input_shape)  # data's may be () (one number each)
             connected = _connected(model, layers, masks, input_shape)

@@ -36,6 +36,7 @@ from ..core.masks import (
     empty_layers,
     shuffle_masks,
 )
+from ..core.paths import paths_remain
 from ..core.scorers import DATA_METHODS
 from ..core.stack import outside_stacklevel
 from ..data import batches as data_batches
@@ -138,6 +139,7 @@ def execute(
     metrics = fit(model, final_stage, config.name(), on_epoch=on_epoch)
     if masks is None:
         masks = current_masks(model)
+    metrics["connected"] = paths_remain(model, masks, setting.info.input_shape)
     return _assemble(config, training, metrics, masks, progress, device=device,
                     wall_start=wall_start, resume_stage=resume_stage,
                     data=data_images.source_label(config.dataset, root))

@@ -8,14 +8,16 @@ A run's folder in the results store (:mod:`synflow.experiments.store`) holds its
      "training": {...TrainConfig fields...},
      "metrics": {"best_top1", "best_top5", "best_epoch", "final_top1", "final_top5",
                  "final_test_loss", "seconds", "compression_actual", "kept", "prunable",
-                 "empty_layers", "prune_seconds"},
+                 "empty_layers", "prune_seconds", "connected"},
      "history": [{"epoch", "lr", "train_loss", "test_loss", "top1", "top5", "seconds"}, ...],
      "layers": [{"layer", "kept", "total"}, ...], "empty_layers": ["<layer>.weight", ...],
      "environment": {"device", "torch", "python", "finished", "host", "duration", "data",
                      ...},
      "cycles": [...] (IMP only), "layer_history": [...] (record_layers only)}
 
-Accuracies are in percent, times in seconds. :meth:`RunResult.read` refuses (with
+Accuracies are in percent, times in seconds; ``connected`` says whether an input-output
+path survives the final masks (:func:`synflow.core.paths.paths_remain`: true, false, or
+null where the check does not judge the model; absent in runs stored before it existed). :meth:`RunResult.read` refuses (with
 :class:`DamagedResult`, naming the file) a file that is not JSON, has another format
 version, lacks a required key or metric or holds the wrong kind of value under one;
 ``status`` (reports it as damaged), ``frame`` (leaves it out, with a warning) and

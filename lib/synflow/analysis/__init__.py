@@ -13,8 +13,9 @@ accuracy tables and the figures. Nothing in synflow imports this layer.
 | plots         | the style, byte-stable saving, Figures 1 and 6                        |
 | report        | each notebook's claims, saved beside its figures as a CSV             |
 
-``input_output_paths`` (whether a mask still links input to output, Section 4) lives in
-:mod:`synflow.core.paths`, where ``prune`` uses it; it is importable from here too.
+``input_output_paths`` and ``paths_remain`` (whether a mask still links input to output,
+Section 4) live in :mod:`synflow.core.paths`, where ``prune`` uses them; they are
+importable from here too.
 
 The measurement functions are importable from here, as ``synflow.analysis.<name>``:
 
@@ -23,7 +24,7 @@ The measurement functions are importable from here, as ``synflow.analysis.<name>
 1.0
 """
 
-from ..core.paths import input_output_paths
+from ..core.paths import input_output_paths, paths_remain
 from .collapse import (
     empty_layer_counts,
     exact_critical_compression,
@@ -96,6 +97,7 @@ __all__ = [
     "neuron_flows",
     "neuronwise_residual",
     "parameter_scores",
+    "paths_remain",
     "prune_size_ratio",
     "rescale_layer",
     "saliency",

@@ -124,7 +124,8 @@ def test_local_executor_two_workers_store_every_run_once(tiny, capsys):
     assert leftovers == []  # no claim, checkpoint or failure record left
     # where a task's seconds went: its start-up, then each run's phases (in the task's log)
     assert "task start-up (process start to the first run): mean" in out and "over 2 task(s)" in out
-    logs = "".join(path.read_text() for path in (tiny / "logs").glob("*/*_log.out"))
+    assert not (tiny / "logs" / "%j").exists()  # no folder named after the job-id pattern
+    logs = "".join(path.read_text() for path in (tiny / "logs").glob("*_log.out"))
     assert "task start-up: " in logs and ", pruning " in logs and ", training " in logs
 
 

@@ -174,7 +174,9 @@ def launch(args) -> int:
         return _report([worker(todo)], tasks=False)
     logs = Path(args.logs or Path(results) / "_submitit").expanduser().resolve()
     if args.executor == "local":
-        executor = submitit.LocalExecutor(folder=logs / "%j")
+        # no "%j" folder level: submitit's local controller creates the folder it is given
+        # literally, which left an empty "%j" beside the job folders; one flat folder instead
+        executor = submitit.LocalExecutor(folder=logs)
         executor.update_parameters(timeout_min=args.time_min)
         worker.threads = max(1, (os.cpu_count() or 1) // args.workers)
         worker.processes = 1  # --workers already sets the processes here

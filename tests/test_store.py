@@ -325,6 +325,17 @@ def test_frame_has_one_row_per_run(env):
     assert len(per_epoch) == 3 and {"epoch", "train_loss", "top1"} <= set(per_epoch)
 
 
+def test_frame_history_keeps_the_runs_lr_beside_each_epochs(env):
+    runs = [config(lr=lr, epochs=3, preset="vgg-cifar") for lr in (0.1, 0.02)]
+    results = store.sweep(runs, "lr")
+    per_epoch = store.frame("lr", history=True)
+    assert per_epoch.groupby("lr").size().to_dict() == {0.02: 3, 0.1: 3}  # the runs' lr
+    for result in results:
+        rows = per_epoch[per_epoch["lr"] == result.config.lr]
+        assert rows["epoch_lr"].tolist() == [row["lr"] for row in result.history]
+    assert per_epoch["epoch_lr"].nunique() > 2  # the schedule's steps, not the runs' lr
+
+
 def test_frame_leaves_out_a_copy_of_another_runs_result(env):
     # a run.json copied into another run's folder: status calls it damaged, and the table
     # must not count its run twice
@@ -374,6 +385,8 @@ FIXTURE = min((Path(__file__).parent / "fixtures" / "stored_runs").glob("*/run.j
     ({"history": None}, r"has the wrong kind of history \(not a list\)"),
     ({"history": [1, 2]}, r"has the wrong kind of history \(not a list of objects\)"),
     ({"metrics": []}, r"has the wrong kind of metrics \(not an object\)"),
+    ({"metrics": {**json.loads(FIXTURE.read_text())["metrics"], "kept": True}},
+     r"has metrics that are not numbers: \{'kept': True\}"),
     ({"environment": "gpu"}, r"has the wrong kind of environment \(not an object\)"),
     ({"config": {"model": "vgg17", "dataset": "cifar10"}}, "holds no valid config: model"),
 ])

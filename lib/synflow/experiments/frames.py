@@ -28,7 +28,9 @@ def frame(experiment: str, *, results=None, history: bool = False) -> pd.DataFra
     init "kaiming_fan_in"), the ``metrics`` (``best_top1``: best-epoch, ``final_top1``:
     final-epoch accuracy), ``key`` and ``path``.
     With ``history=True``, one row per (run, epoch) instead, with the epoch's
-    ``train_loss``, ``test_loss``, ``top1``, ``top5``. Config keys unknown to
+    ``train_loss``, ``test_loss``, ``top1``, ``top5`` and learning rate ``epoch_lr``
+    (``lr`` stays the run's: a field's name is prefixed ``epoch_`` where it is a config's).
+    Config keys unknown to
     RunConfig are reported and kept as columns. A damaged ``run.json`` (see
     :meth:`RunResult.read`), or a copy of another folder's run, is not a done run: it is
     named in a warning and left out.
@@ -58,7 +60,9 @@ def frame(experiment: str, *, results=None, history: bool = False) -> pd.DataFra
         base = {**asdict(result.config), **result.extra_config, "key": result.key,
                 "path": str(path.parent)}
         if history:
-            rows += [{**base, **epoch} for epoch in result.history]
+            # an epoch's value named as a config field (lr) must not overwrite the run's
+            rows += [{**base, **{f"epoch_{k}" if k in base else k: v for k, v in epoch.items()}}
+                     for epoch in result.history]
         else:
             rows.append({**base, **result.metrics})
     columns = [f.name for f in fields(RunConfig)]
@@ -70,9 +74,9 @@ def frame(experiment: str, *, results=None, history: bool = False) -> pd.DataFra
 
 def _readable(folder):
     """``(path, result)`` of every readable ``run.json`` under ``folder``; a damaged one,
-    or one holding the same run as another folder's whose name it does not have (a copy:
-    its own folder's run is not done, as status and launch see it), is named in a warning
-    and left out."""
+    or one holding a run whose name its folder does not have (edited, or a copy of
+    another folder's: its own folder's run is not done, as status and launch see it), is
+    named in a warning and left out."""
     found = []
     for path in sorted(folder.glob(f"*/{RESULT_FILE}")):
         try:
@@ -81,10 +85,13 @@ def _readable(folder):
             _leave_out(str(error))
     stored = Counter(result.key for _, result in found)
     for path, result in found:
-        if stored[result.key] > 1 and path.parent.name != result.config.name():
-            _leave_out(f"{path} holds the run of {result.config.name()}, stored there too")
-        else:
-            yield path, result
+        name = result.config.name()
+        if path.parent.name == name or (result.extra_config and stored[result.key] == 1):
+            yield path, result  # (a run of a newer synflow, with fields this one lacks)
+        elif stored[result.key] > 1:
+            _leave_out(f"{path} holds the run of {name}, stored there too")
+        else:  # as status and launch see it: its folder's run is not done
+            _leave_out(f"{path} holds the run of {name}, not of its folder")
 
 
 def _leave_out(why: str) -> None:

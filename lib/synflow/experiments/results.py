@@ -141,6 +141,11 @@ class RunResult:
         missing = sorted(cls.REQUIRED_METRICS - set(metrics))
         if missing:
             raise DamagedResult(f"{where} lacks the metrics {missing}")
+        wrong = sorted(key for key in cls.REQUIRED_METRICS if isinstance(metrics[key], bool)
+                       or not isinstance(metrics[key], (int, float)))
+        if wrong:
+            raise DamagedResult(f"{where} has metrics that are not numbers: "
+                                f"{ {key: metrics[key] for key in wrong} }")
         stored = payload["config"]
         try:
             config = config_from_dict(stored, where=where)

@@ -197,6 +197,18 @@ def test_a_run_trained_on_another_copy_of_its_data_is_not_reused(env, counted, m
     assert other.environment["data"] == "folder blobs-png"
 
 
+def test_a_run_that_can_only_fail_is_refused_before_anything_is_written(env, counted):
+    from synflow.data.datasets import DatasetNotFoundError
+
+    with pytest.raises(DatasetNotFoundError, match="unknown dataset 'blbos'"):
+        store.run_or_load(config(dataset="blbos"), "exp")
+    with pytest.raises(ValueError, match=r"compression 1e\+06 keeps N / compression < 1 weight"):
+        store.run_or_load(config(dataset="mnist", compression=1e6), "exp")
+    assert counted == [] and not (env / "results").exists()  # no run folder, no failed.json
+    with pytest.raises(ValueError, match=r"dataset '\.\./\.\./etc' is not allowed"):
+        config(dataset="../../etc")  # a name, never a path out of the store
+
+
 def test_runs_are_reproducible_for_a_seed(env):
     first = execution.execute(config(seed=3))
     second = execution.execute(config(seed=3))

@@ -74,9 +74,9 @@ def frame(experiment: str, *, results=None, history: bool = False) -> pd.DataFra
 
 def _readable(folder):
     """``(path, result)`` of every readable ``run.json`` under ``folder``; a damaged one,
-    or one holding a run whose name its folder does not have (edited, or a copy of
-    another folder's: its own folder's run is not done, as status and launch see it), is
-    named in a warning and left out."""
+    or one holding the same run as another folder's whose name it does not have (a copy:
+    its own folder's run is not done, as status and launch see it), is named in a warning
+    and left out. (A run stored before a field existed keeps its folder's old name.)"""
     found = []
     for path in sorted(folder.glob(f"*/{RESULT_FILE}")):
         try:
@@ -85,13 +85,10 @@ def _readable(folder):
             _leave_out(str(error))
     stored = Counter(result.key for _, result in found)
     for path, result in found:
-        name = result.config.name()
-        if path.parent.name == name or (result.extra_config and stored[result.key] == 1):
-            yield path, result  # (a run of a newer synflow, with fields this one lacks)
-        elif stored[result.key] > 1:
-            _leave_out(f"{path} holds the run of {name}, stored there too")
-        else:  # as status and launch see it: its folder's run is not done
-            _leave_out(f"{path} holds the run of {name}, not of its folder")
+        if stored[result.key] > 1 and path.parent.name != result.config.name():
+            _leave_out(f"{path} holds the run of {result.config.name()}, stored there too")
+        else:
+            yield path, result
 
 
 def _leave_out(why: str) -> None:

@@ -155,6 +155,7 @@ def check_runs(notebook: str, params: dict, runs) -> None:
     ValueError: demo: compression 1e+09 of mlp-...-c1e+09-s0-... keeps N / compression < 1 weight: mlp (width 1) on mnist has 119400 prunable weights, so compression must be at most 119400; lower compressions
     """
     from ..data.datasets import DATASETS, DatasetNotFoundError, locate
+    from .runnable import prunable_weights
 
     for name in (n for n in DATASET_PARAMETERS if n in params):
         values = params[name] if isinstance(params[name], list) else [params[name]]
@@ -171,7 +172,7 @@ def check_runs(notebook: str, params: dict, runs) -> None:
         if run.dataset not in DATASETS:
             continue  # its size is known only once its images are read
         if where not in counts:
-            counts[where] = _prunable_weights(*where)
+            counts[where] = prunable_weights(*where)
         if run.compression > counts[where]:
             names = " / ".join(n for n in COMPRESSION_PARAMETERS if n in params)
             raise ValueError(
@@ -180,20 +181,3 @@ def check_runs(notebook: str, params: dict, runs) -> None:
                 f"{run.model} (width {run.width:g}) on {run.dataset} has {counts[where]} "
                 f"prunable weights, so compression must be at most {counts[where]}; "
                 f"lower {names}")
-
-
-def _prunable_weights(model: str, width: float, dataset: str) -> int:
-    """How many weights :func:`synflow.prune` may prune in ``model`` at ``width`` built for
-    ``dataset`` (a key of ``DATASETS``); the network is made on the meta device without
-    its init (no memory, no time)."""
-    import torch
-
-    from ..core.masks import prunable_layers
-    from ..data.datasets import DATASETS
-    from ..models.registry import MODELS, check_input_shape
-
-    info = DATASETS[dataset]
-    check_input_shape(model, info.input_shape)
-    with torch.device("meta"):
-        net = MODELS[model](info.input_shape, info.num_classes, width=width)
-    return sum(layer.weight.numel() for layer in prunable_layers(net).values())

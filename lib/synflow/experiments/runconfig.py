@@ -211,8 +211,8 @@ class RunConfig:
                 raise ValueError(f"RunConfig: {error}") from None
         if self.preset is not None and self.preset not in presets.PRESETS:
             raise bad("preset", f"None or one of: {', '.join(presets.PRESETS)}")
-        if not isinstance(self.dataset, str) or not self.dataset:
-            raise bad("dataset", f"a dataset name such as {', '.join(DATASETS)}")
+        if not isinstance(self.dataset, str) or not re.fullmatch(r"\w[\w.+=-]*", self.dataset):
+            raise bad("dataset", f"a dataset (folder) name such as {', '.join(DATASETS)}")
         if self.pruner == DENSE and self.compression != 1:
             raise ValueError(f"pruner 'dense' needs compression 1, got {self.compression!r}")
         if self.pruner != DENSE and self.compression == 1:  # one dense run, one identity

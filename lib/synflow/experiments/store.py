@@ -33,16 +33,11 @@ from ..data.images import source_label
 from ..utils.paths import data_root
 from ..utils.progress import log_line, progress
 from . import claims, execution, holders, parallel
-from .folders import (
-    FAILURE_FILE,
-    failure,
-    record_failure,
-    results_root,  # noqa: F401  (re-exported: store.results_root)
-    run_dir,
-)
-from .frames import frame  # noqa: F401  (re-exported: store.frame)
+from .folders import FAILURE_FILE, failure, record_failure, results_root, run_dir  # noqa: F401
+from .frames import frame  # noqa: F401  (re-exported: store.frame; results_root too)
 from .results import RESULT_FILE, DamagedResult, RunResult
 from .runconfig import RunConfig
+from .runnable import check_runnable
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -134,7 +129,6 @@ def stored_result(config: RunConfig, experiment: str, results=None) -> RunResult
         return None
 
 
-
 def run_or_load(
     config: RunConfig, experiment: str, *, device=None, root=None, cache=None, results=None,
     retry_failed: bool = True, checkpoint_every: int = 1, stale_after: float | None = None,
@@ -151,12 +145,13 @@ def run_or_load(
     Running: the run is claimed (:mod:`synflow.experiments.claims`; ``stale_after``
     seconds without a heartbeat let another worker take it over), executed by
     :func:`synflow.experiments.execution.execute` with a training checkpoint in its folder
-    every ``checkpoint_every`` epochs (resumed from if present, removed once the
-    result is stored) and its ``run.json`` written exactly once. A damaged
-    ``run.json`` is moved aside and the run redone. If the run raises, a
-    failure record ``failed.json`` is written and the error re-raised; a run with a
-    record raises RunFailed unless ``retry_failed`` (the default here; the launcher's
-    is False). Raises RunBusy if another worker holds the run.
+    every ``checkpoint_every`` epochs (resumed from if present, removed once the result is
+    stored) and its ``run.json`` written exactly once. A damaged ``run.json`` is moved
+    aside and the run redone. A run that can only fail (no such dataset, compression > N:
+    :func:`check_runnable`) is refused before anything is written; if the run raises, a
+    failure record ``failed.json`` is written and the error re-raised; a run with a record
+    raises RunFailed unless ``retry_failed`` (the default here; the launcher's is False).
+    Raises RunBusy if another worker holds the run.
 
     >>> import tempfile
     >>> config, results = RunConfig("mlp", "mnist"), tempfile.mkdtemp()
@@ -196,6 +191,7 @@ def run_unless_stored(
             f"{config.name()} failed before ({failed.get('error')}; log: {failed.get('log')}; "
             f"record: {folder / FAILURE_FILE}); retry it with retry_failed=True / --retry-failed"
         )
+    check_runnable(config, root)  # before its folder exists: a refusal leaves nothing
     claim = claims.claim_run(folder, stale_after=stale_after)
     if claim is None:
         holder = claims.read_claim(folder / claims.CLAIM_FILE) or {}

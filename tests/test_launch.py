@@ -145,10 +145,12 @@ def test_ctrl_c_while_waiting_leaves_the_tasks_running_and_says_so(tiny, capsys,
 
     monkeypatch.setattr(launch, "_wait", interrupted)
     code = main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "local", "--workers", "1",
-                "--wait")
+                "--wait", "--set", "epochs=2", "--set", "models={conv: 0.5}")
     out = capsys.readouterr().out
     assert code == 130 and "stopped waiting; local workers that got the Ctrl-C too" in out, out
+    # the status command for these runs: the same overrides, or it counts other runs
     assert f"`python -m synflow status {NOTEBOOK} --profile smoke --results " in out
+    assert "--set epochs=2 --set 'models={conv: 0.5}'` shows what is stored" in out
     assert not [line for s in real_wait(waited) for line in s.get("failed", [])]  # they went on
     assert len(store.frame("tiny")) == len(RUNS)
 

@@ -212,8 +212,9 @@ def launch(args) -> int:
     try:
         return _report(_wait(jobs, slurm=args.executor == "slurm"))
     except KeyboardInterrupt:  # Ctrl-C stops the waiting; Slurm's tasks go on
-        follow = (f"python -m synflow status {' '.join(args.notebooks)} --profile "
-                  f"{args.profile} --results {results}")
+        from .status import status_command  # status imports this module
+
+        follow = status_command(args.notebooks, args.profile, results, args.set)
         if args.executor == "slurm":
             print(f"\nstopped waiting; the {len(jobs)} Slurm task(s) keep running: `{follow}` "
                   f"follows them, `scancel {' '.join(ids)}` ends them")

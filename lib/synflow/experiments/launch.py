@@ -28,7 +28,7 @@ import submitit
 
 from ..training.precision import VARIABLE
 from . import claims, holders, store, sweeps
-from .parameters import check_runs
+from .parameters import check_runs, status_command
 from .results import DamagedResult
 from .runconfig import RunConfig
 from .worker import Worker
@@ -212,8 +212,6 @@ def launch(args) -> int:
     try:
         return _report(_wait(jobs, slurm=args.executor == "slurm"))
     except KeyboardInterrupt:  # Ctrl-C stops the waiting; Slurm's tasks go on
-        from .status import status_command  # status imports this module
-
         follow = status_command(args.notebooks, args.profile, results, args.set)
         if args.executor == "slurm":
             print(f"\nstopped waiting; the {len(jobs)} Slurm task(s) keep running: `{follow}` "

@@ -7,7 +7,8 @@ value of the wrong type or out of range, naming the parameter, the value and wha
 allowed, before anything is submitted or stored. 0 never means "the default": the
 paper's (or the preset's) value, or the full set, is ``None`` (``null`` in YAML).
 :func:`check_runs` then refuses what only the runs tell: a dataset that is neither
-known nor on disk, a compression the model cannot reach.
+known nor on disk, a compression the model cannot reach; :func:`status_command` writes
+the ``status`` command line that selects the same runs (the overrides included).
 
 >>> from synflow.experiments.parameters import check_parameters
 >>> check_parameters("05_iterative_magnitude_pruning", {"epochs": 0})
@@ -19,7 +20,10 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 from collections.abc import Callable
+
+import yaml
 
 from ..core.scorers import BN_MODE_METHODS, SCORERS
 from ..models.registry import MODELS
@@ -152,7 +156,7 @@ def check_runs(notebook: str, params: dict, runs) -> None:
     >>> run = RunConfig("mlp", "mnist", pruner="synflow", compression=1e9)
     >>> check_runs("demo", {"compressions": [1e9]}, [run])
     Traceback (most recent call last):
-    ValueError: demo: compression 1e+09 of mlp-...-c1e+09-s0-... keeps N / compression < 1 weight: mlp (width 1) on mnist has 119400 prunable weights, so compression must be at most 119400; lower compressions
+    ValueError: demo: compression 1e+09 of mlp-...-c1e+09-... keeps N / compression < 1 weight: mlp (width 1) on mnist has 119400 prunable weights, so compression must be at most 119400; lower compressions
     """
     from ..data.datasets import DATASETS, DatasetNotFoundError, locate
     from .runnable import prunable_weights
@@ -181,3 +185,21 @@ def check_runs(notebook: str, params: dict, runs) -> None:
                 f"{run.model} (width {run.width:g}) on {run.dataset} has {counts[where]} "
                 f"prunable weights, so compression must be at most {counts[where]}; "
                 f"lower {names}")
+
+
+def status_command(notebooks, profile: str, results, overrides: dict) -> str:
+    """The ``python -m synflow status`` command line for these runs: the same notebooks,
+    profile, results folder and ``--set`` overrides (values in YAML, shell-quoted).
+
+    >>> status_command(["06_sanity_checks"], "smoke", "/r", {"seeds": [0, 1], "subset": None})
+    "python -m synflow status 06_sanity_checks --profile smoke --results /r --set 'seeds=[0, 1]' --set subset=null"
+    """
+    sets = [f"--set {shlex.quote(f'{key}=' + _yaml(value))}" for key, value in overrides.items()]
+    return " ".join(["python -m synflow status", *notebooks, "--profile", profile, "--results",
+                     shlex.quote(str(results)), *sets])
+
+
+def _yaml(value) -> str:
+    """``value`` as one line of YAML (what ``--set`` parses back to it)."""
+    return yaml.safe_dump(value, default_flow_style=True, width=1 << 20).removesuffix(
+        "\n...\n").strip()

@@ -1,9 +1,11 @@
 """What determines a run: the frozen :class:`RunConfig`, its identity (hash) and its name.
 
-The store (:mod:`synflow.experiments.store`) names each run's folder by :meth:`RunConfig.name`.
+The store (:mod:`synflow.experiments.store`) names each run's folder by :meth:`RunConfig.name`
+(train_precision "auto" is bfloat16 on a bf16 machine, named "-bf16-"; float32 here):
 
 >>> from synflow.experiments.runconfig import RunConfig
->>> RunConfig("vgg16_bn", "cifar10", pruner="synflow", compression=100, iterations=100).name()
+>>> RunConfig("vgg16_bn", "cifar10", pruner="synflow", compression=100, iterations=100,
+...           train_precision="float32").name()
 'vgg16_bn-w1-cifar10-synflow-c100-s0-fcb3b4874f'
 """
 
@@ -36,15 +38,8 @@ MASK_VARIANTS = ("as_found", "shuffled", "reinit")
 # Fields added after the first results were stored. At their defaults they are left
 # out of a run's identity (its hash), so every earlier config keeps its key and its
 # stored results; a stored config without them reads as having the defaults.
-LATER_FIELDS = {
-    "mask": "as_found",
-    "cycles": 0,
-    "rewind": True,
-    "test_subset": None,
-    "record_layers": False,
-    "bn_mode": "eval",
-    "train_precision": "float32",
-}
+LATER_FIELDS = {"mask": "as_found", "cycles": 0, "rewind": True, "test_subset": None,
+                "record_layers": False, "bn_mode": "eval", "train_precision": "float32"}
 # ``init`` is NOT a later field: it is part of every run's identity, so no config made
 # since each model got its family's init (issue 10) shares a key with an earlier one.
 # A stored config without it was made with Kaiming fan-in for every model, and reads so.

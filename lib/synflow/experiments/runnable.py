@@ -45,7 +45,7 @@ def check_runnable(config: RunConfig, root=None) -> None:
 
     >>> check_runnable(RunConfig("mlp", "mnist", pruner="synflow", compression=1e9))
     Traceback (most recent call last):
-    ValueError: mlp-...-c1e+09-s0-...: compression 1e+09 keeps N / compression < 1 weight: mlp (width 1) on mnist has 119400 prunable weights, so compression must be at most 119400
+    ValueError: mlp-...-c1e+09-...: compression 1e+09 keeps N / compression < 1 weight: mlp (width 1) on mnist has 119400 prunable weights, so compression must be at most 119400
     """
     from ..data.datasets import DATASETS, locate
 

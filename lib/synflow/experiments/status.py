@@ -11,11 +11,8 @@ how long it can block).
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import replace
 from datetime import datetime
-
-import yaml
 
 from . import claims, holders, launch, store
 from .results import RESULT_FILE, DamagedResult, RunResult
@@ -125,21 +122,3 @@ def show(notebooks: list[str], profile: str, results=None, stale_after=None,
                   f"{summary['left']} runs: {summary['eta_hours']:.2f} h")
         else:
             print("  no finished run yet: no rate or ETA")
-
-
-def status_command(notebooks, profile: str, results, overrides: dict) -> str:
-    """The ``python -m synflow status`` command line for these runs: the same notebooks,
-    profile, results folder and ``--set`` overrides (values in YAML, shell-quoted).
-
-    >>> status_command(["06_sanity_checks"], "smoke", "/r", {"seeds": [0, 1], "subset": None})
-    "python -m synflow status 06_sanity_checks --profile smoke --results /r --set 'seeds=[0, 1]' --set subset=null"
-    """
-    sets = [f"--set {shlex.quote(f'{key}=' + _yaml(value))}" for key, value in overrides.items()]
-    return " ".join(["python -m synflow status", *notebooks, "--profile", profile, "--results",
-                     shlex.quote(str(results)), *sets])
-
-
-def _yaml(value) -> str:
-    """``value`` as one line of YAML (what ``--set`` parses back to it)."""
-    return yaml.safe_dump(value, default_flow_style=True, width=1 << 20).removesuffix(
-        "\n...\n").strip()

@@ -13,7 +13,7 @@ warning), never deleted and never trained over silently.
 
 >>> from synflow.experiments.store import run_dir
 >>> from synflow.experiments.runconfig import RunConfig
->>> run_dir(RunConfig("mlp", "mnist"), "demo", results="/tmp/results").name
+>>> run_dir(RunConfig("mlp", "mnist", train_precision="float32"), "demo", "/tmp/results").name
 'mlp-w1-mnist-dense-s0-67f28a79fd'
 
     result = run_or_load(config, "fig6")        # runs once, then loads (a RunResult)

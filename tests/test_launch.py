@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -194,6 +195,21 @@ def test_failed_runs_are_not_resubmitted_unless_asked(tiny, capsys, monkeypatch)
     assert main("launch", NOTEBOOK, "--profile", "smoke", "--retry-failed") == 0
     assert "finished: 1 ran" in capsys.readouterr().out
     assert len(store.frame("tiny")) == 5
+
+
+def test_status_measures_the_rate_since_the_last_pause(tiny, capsys):
+    assert main("launch", NOTEBOOK, "--profile", "smoke") == 0  # 5 runs, seconds apart
+    for run in RUNS[:2]:  # as if they had finished the day before
+        path = store.run_dir(run, "tiny") / store.RESULT_FILE
+        payload = json.loads(path.read_text())
+        day_before = time.time() - 86_400 - RUNS.index(run)
+        payload["environment"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z",
+                                                           time.localtime(day_before))
+        path.write_text(json.dumps(payload))
+    capsys.readouterr()
+    assert main("status", NOTEBOOK, "--profile", "smoke") == 0
+    rate = float(re.search(r"rate ([0-9.]+) runs/h", capsys.readouterr().out).group(1))
+    assert rate > 100  # the last 3 runs' pace; over the day's gap it would be under 1
 
 
 def test_status_counts_running_and_missing(tiny, capsys):

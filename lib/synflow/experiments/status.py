@@ -29,6 +29,19 @@ def _duration_of(result: RunResult) -> float:
     return float(metrics.get("seconds", 0.0)) + float(metrics.get("prune_seconds", 0.0))
 
 
+def _last_stretch(finished: list[float], mean: float) -> list[float]:
+    """The ascending finishing times since the last pause: a gap longer than twice the
+    mean run or ten minutes, whichever is longer, means no worker ran (a sweep launched
+    again the next day); the rate is measured over the work since.
+
+    >>> _last_stretch([0, 10, 20, 90_000, 90_010], mean=10)
+    [90000, 90010]
+    """
+    gap = max(2 * mean, 600.0)
+    starts = [i for i in range(1, len(finished)) if finished[i] - finished[i - 1] > gap]
+    return finished[starts[-1]:] if starts else finished
+
+
 def _summarize(notebook: str, profile: str, results=None, stale_after=None,
               overrides=None) -> dict:
     """Counts, failures and timing of ``notebook``'s runs at ``profile``."""
@@ -50,9 +63,10 @@ def _summarize(notebook: str, profile: str, results=None, stale_after=None,
             if stamp:
                 finished.append(datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z").timestamp())
     left = sum(len(runs) for state, runs in states.items() if state != "done")
-    span = max(finished) - min(finished) if len(finished) >= 2 else 0.0
+    recent = _last_stretch(sorted(finished), sum(durations) / max(1, len(durations)))
+    span = recent[-1] - recent[0] if len(recent) >= 2 else 0.0
     if span > 0:
-        rate = (len(finished) - 1) / span * 3600  # runs per hour, all workers together
+        rate = (len(recent) - 1) / span * 3600  # runs per hour, all workers together
     elif durations and sum(durations) > 0:
         rate = 3600 / (sum(durations) / len(durations))  # one worker
     else:

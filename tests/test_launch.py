@@ -156,6 +156,31 @@ def test_ctrl_c_while_waiting_leaves_the_tasks_running_and_says_so(tiny, capsys,
     assert len(store.frame("tiny")) == len(RUNS)
 
 
+def test_ctrl_c_inline_exits_130_without_a_traceback_and_the_run_resumes(tiny, capsys,
+                                                                         monkeypatch):
+    from synflow import experiments
+
+    assert experiments.RunConfig is store.RunConfig  # importable from the package
+    real_train = execution.training_loop.train
+
+    def interrupted_in_the_second_epoch(*args, **kwargs):
+        def stop(state):
+            kwargs["on_checkpoint"](state)
+            raise KeyboardInterrupt
+
+        return real_train(*args, **{**kwargs, "on_checkpoint": stop})
+
+    monkeypatch.setattr(execution.training_loop, "train", interrupted_in_the_second_epoch)
+    assert main("launch", NOTEBOOK, "--profile", "smoke") == 130
+    err = capsys.readouterr().err
+    assert "synflow launch: interrupted; a run left half-done resumes from its checkpoint" in err
+    assert "Traceback" not in err
+    assert len(list((tiny / "results" / "tiny").glob(f"*/{store.CHECKPOINT_FILE}"))) == 1
+    monkeypatch.setattr(execution.training_loop, "train", real_train)
+    assert main("launch", NOTEBOOK, "--profile", "smoke") == 0
+    assert len(store.frame("tiny")) == len(RUNS)
+
+
 def test_a_failure_in_a_local_worker_records_its_log(tiny, capsys, monkeypatch):
     # a compression above the weight count fails in the worker (the real plan refuses it
     # up front: parameters.check_runs)

@@ -84,9 +84,10 @@ def test_unknown_model_names_the_valid_ones():
         synflow.build_model("vgg17")
 
 
-def test_bad_width():
-    with pytest.raises(ValueError, match="width must be > 0"):
-        synflow.build_model("vgg16", width=0)
+@pytest.mark.parametrize("width", [0, -1.0, "1", True, float("inf"), float("nan"), None])
+def test_bad_width(width):
+    with pytest.raises(ValueError, match=rf"width must be a finite number > 0, got {width!r}"):
+        synflow.build_model("vgg16", width=width)
 
 
 @pytest.mark.parametrize("name, dataset", [("vgg19_imagenet", "imagenet"),

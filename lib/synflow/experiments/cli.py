@@ -117,8 +117,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m synflow launch|status ...`` with ``argv`` (default ``sys.argv[1:]``);
-    returns the exit status: 0, 1 (a launched run failed) or 2 (a bad value or a file
-    error, printed to stderr as ``synflow <command>: <error>``). Bad options exit via
+    returns the exit status: 0, 1 (a launched run failed), 2 (a bad value or a file
+    error, printed to stderr as ``synflow <command>: <error>``) or 130 (Ctrl-C). Bad options exit via
     argparse (SystemExit 2).
 
     >>> import tempfile
@@ -146,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         print(f"synflow {args.command}: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: no traceback; an interrupted run keeps its checkpoint
+        print(f"\nsynflow {args.command}: interrupted"
+              + ("; a run left half-done resumes from its checkpoint at the next launch"
+                 if args.command == "launch" else ""), file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

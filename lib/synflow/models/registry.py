@@ -11,6 +11,7 @@ channel count, for small CPU-scale variants (width=1 is the paper's net).
 from __future__ import annotations
 
 import math
+import numbers
 import operator
 from collections.abc import Callable, Sequence
 
@@ -266,11 +267,11 @@ def build_model(
     (torch.Size([2, 10]), 1200)
     >>> build_model("vgg11", width=0)
     Traceback (most recent call last):
-    ValueError: width must be > 0, got 0
+    ValueError: width must be a finite number > 0, got 0
     """
     initialise = INITS[model_init(name, init)]
-    if not width > 0:
-        raise ValueError(f"width must be > 0, got {width!r}")
+    if isinstance(width, bool) or not isinstance(width, numbers.Real) or not 0 < width < math.inf:
+        raise ValueError(f"width must be a finite number > 0, got {width!r}")
     default_shape, default_classes = default_data(name)
     input_shape = default_shape if input_shape is None else input_shape
     num_classes = default_classes if num_classes is None else num_classes

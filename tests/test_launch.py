@@ -156,6 +156,24 @@ def test_ctrl_c_while_waiting_leaves_the_tasks_running_and_says_so(tiny, capsys,
     assert len(store.frame("tiny")) == len(RUNS)
 
 
+def test_a_damaged_result_in_a_read_only_store_is_an_error_that_says_why(tiny, capsys,
+                                                                         monkeypatch):
+    assert main("launch", NOTEBOOK, "--profile", "smoke") == 0
+    path = store.run_dir(RUNS[2], "tiny") / store.RESULT_FILE
+    path.write_text("{")
+
+    def read_only(source, target):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(store.os, "replace", read_only)  # root may write anywhere: simulated
+    capsys.readouterr()
+    assert main("launch", NOTEBOOK, "--profile", "smoke") == 2
+    err = capsys.readouterr().err
+    assert f"{path} is damaged" in err and "cannot be moved aside to run again: Permission " \
+        "denied" in err and "`status` only reads" in err
+    assert path.read_text() == "{"
+
+
 def test_ctrl_c_inline_exits_130_without_a_traceback_and_the_run_resumes(tiny, capsys,
                                                                          monkeypatch):
     from synflow import experiments

@@ -69,12 +69,16 @@ class RunBusy(RuntimeError):
 
 def _move_aside(path: Path, why: str) -> Path | None:
     """Rename ``path`` to ``<name>.damaged-<time>`` (never deleted) and warn; None if
-    another worker moved it first."""
+    another worker moved it first; PermissionError, saying why, in a read-only store."""
     target = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
     try:
         os.replace(path, target)
     except FileNotFoundError:
         return None
+    except PermissionError as error:
+        raise PermissionError(f"{why}; it cannot be moved aside to run again: {error.strerror} "
+                              f"in {path.parent} (running needs write access to the results "
+                              "folder; `status` only reads)") from error
     warnings.warn(f"{why}; moved it to {target} and treating the run as missing",
                   stacklevel=outside_stacklevel())
     return target

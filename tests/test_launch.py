@@ -261,7 +261,16 @@ def test_status_counts_running_and_missing(tiny, capsys):
     assert main("status", NOTEBOOK, "--profile", "smoke") == 0
     out = capsys.readouterr().out
     assert "5 runs: 1 done, 1 running, 0 failed, 0 damaged, 3 missing" in out
-    assert f"running {RUNS[1].name()}" in out
+    assert f"running {RUNS[1].name()} on " in out
+    garbled = store.run_dir(RUNS[2], "tiny") / claims.CLAIM_FILE
+    garbled.parent.mkdir(parents=True)
+    garbled.write_text("{")  # a claim being written, or damaged: no worker named
+    assert main("status", NOTEBOOK, "--profile", "smoke") == 0
+    out = capsys.readouterr().out
+    assert "5 runs: 1 done, 2 running, 0 failed, 0 damaged, 2 missing" in out
+    assert f"running {RUNS[2].name()}: its claim names no worker (being written, or damaged; " \
+           "last touched 0 s ago), taken over once 600 s old" in out and "on None" not in out
+    garbled.unlink()
     assert main("launch", NOTEBOOK, "--profile", "smoke") == 0  # the claimed run is skipped
     assert "finished: 3 ran" in capsys.readouterr().out
 

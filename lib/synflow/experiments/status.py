@@ -108,6 +108,11 @@ def show(notebooks: list[str], profile: str, results=None, stale_after=None,
         for experiment, config in states["running"]:
             holder = claims.read_claim(
                 store.run_dir(config, experiment, results) / claims.CLAIM_FILE) or {}
+            if holder.get("host") is None:  # an empty or garbled claim: judged by its age
+                print(f"  running {config.name()}: its claim names no worker (being written, "
+                      f"or damaged; last touched {holders.heartbeat(holder)}), taken over "
+                      f"once {summary['stale_after']:.0f} s old")
+                continue
             print(f"  running {config.name()} on {holder.get('host')} (job {holder.get('job')}, "
                   f"heartbeat {holders.heartbeat(holder)})")
         for path, holder in summary["skewed"]:

@@ -115,15 +115,18 @@ def differences(
 
 def run_row(result: RunResult) -> dict:
     """One run as a flat dict: its config fields (those unknown to RunConfig too), ``key``
-    and its ``metrics`` (``best_top1``: best-epoch top-1 %, ``kept``, ``prunable``, ...).
+    and its ``metrics`` (``best_top1``: best-epoch top-1 %, ``kept``, ``prunable``, ...;
+    ``connected``, whether an input-output path survives its masks, None for a run
+    stored before that was recorded).
 
     >>> run = RunResult(RunConfig("mlp", "cifar10", "snip", 10.0), {}, {"best_top1": 42.0},
     ...                 [], [], [], {})
     >>> row = run_row(run)
-    >>> row["pruner"], row["compression"], row["best_top1"], len(row["key"])
-    ('snip', 10.0, 42.0, 10)
+    >>> row["pruner"], row["compression"], row["best_top1"], len(row["key"]), row["connected"]
+    ('snip', 10.0, 42.0, 10, None)
     """
-    return {**asdict(result.config), **result.extra_config, "key": result.key, **result.metrics}
+    return {**asdict(result.config), **result.extra_config, "key": result.key,
+            "connected": None, **result.metrics}
 
 
 def _keyed(results, keys: Sequence[str]) -> list[tuple[dict, RunResult]]:

@@ -240,6 +240,20 @@ def test_failed_runs_are_not_resubmitted_unless_asked(tiny, capsys, monkeypatch)
     assert len(store.frame("tiny")) == 5
 
 
+def test_status_reads_each_stored_result_once(tiny, capsys, monkeypatch):
+    assert main("launch", NOTEBOOK, "--profile", "smoke") == 0
+    reads, real_read = [], RunResult.read.__func__
+
+    def counted(cls, path):
+        reads.append(path)
+        return real_read(cls, path)
+
+    monkeypatch.setattr(RunResult, "read", classmethod(counted))
+    assert main("status", NOTEBOOK, "--profile", "smoke") == 0
+    assert "5 runs: 5 done" in capsys.readouterr().out
+    assert len(reads) == len(set(reads)) == 5  # a shared filesystem is slow: once each
+
+
 def test_status_measures_the_rate_since_the_last_pause(tiny, capsys):
     assert main("launch", NOTEBOOK, "--profile", "smoke") == 0  # 5 runs, seconds apart
     for run in RUNS[:2]:  # as if they had finished the day before

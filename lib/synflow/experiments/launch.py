@@ -77,21 +77,34 @@ def state_of(config: RunConfig, experiment: str, results=None, *,
     >>> state_of(RunConfig("mlp", "mnist"), "demo", results=tempfile.mkdtemp())
     'missing'
     """
+    return read_state(config, experiment, results, stale_after=stale_after,
+                      resuming=resuming)[0]
+
+
+def read_state(config: RunConfig, experiment: str, results=None, *,
+               stale_after: float | None = None, resuming: bool = False) -> tuple:
+    """``(state, stored result)``: :func:`state_of`'s state and the result it read (None
+    unless "done" or "other data"), so that ``status`` reads each ``run.json`` once.
+
+    >>> import tempfile
+    >>> read_state(RunConfig("mlp", "mnist"), "demo", results=tempfile.mkdtemp())
+    ('missing', None)
+    """
     folder = store.run_dir(config, experiment, results)
     try:
         stored = (store.stored_result if resuming else store.read_stored)(
             config, experiment, results)
     except DamagedResult:
-        return "damaged"
+        return "damaged", None
     if stored is not None:
-        return "done" if store.other_data(stored) is None else "other data"
+        return "done" if store.other_data(stored) is None else "other data", stored
     holder = claims.read_claim(folder / claims.CLAIM_FILE)
     stale = holders.stale_after_default() if stale_after is None else stale_after
     if holder is not None and not holders.is_stale(holder, stale):
-        return "running"
+        return "running", None
     if (folder / store.FAILURE_FILE).is_file():
-        return "failed"
-    return "missing"
+        return "failed", None
+    return "missing", None
 
 
 def _why_nothing(counts: dict[str, int]) -> str:

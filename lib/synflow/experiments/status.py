@@ -49,7 +49,7 @@ def _summarize(notebook: str, profile: str, results=None, stale_after=None,
               "other data": []}
     durations, finished, skewed = [], [], []
     for experiment, config in launch.planned_runs([notebook], profile, overrides):
-        state = launch.state_of(config, experiment, results, stale_after=stale_after)
+        state, result = launch.read_state(config, experiment, results, stale_after=stale_after)
         states[state].append((experiment, config))
         if state not in ("done", "other data"):
             path = store.run_dir(config, experiment, results) / claims.CLAIM_FILE
@@ -57,7 +57,6 @@ def _summarize(notebook: str, profile: str, results=None, stale_after=None,
             if holder is not None and holder["age"] < -holders.SKEW_TOLERANCE:
                 skewed.append((path, holder))
         if state == "done":
-            result = RunResult.read(store.run_dir(config, experiment, results) / RESULT_FILE)
             durations.append(_duration_of(result))
             stamp = result.environment.get("finished")
             if stamp:

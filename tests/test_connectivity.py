@@ -271,3 +271,14 @@ def test_paths_remain_answers_as_the_warning_decides_and_none_where_it_does_not_
         paths_remain(mlp(CUT), {"0.weight": torch.ones(4, 3)}, (3,))
     with pytest.raises(InputShapeError):
         paths_remain(mlp(CUT), None, (5,))
+
+
+def test_paths_remain_raises_when_the_passes_run_out_of_memory(monkeypatch):
+    from synflow.core import paths
+
+    def no_memory(*args):
+        raise MemoryError
+
+    monkeypatch.setattr(paths, "_connected", no_memory)  # not "undecided": an error
+    with pytest.raises(MemoryError):
+        paths_remain(mlp(CUT), None, (3,))

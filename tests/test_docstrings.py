@@ -18,10 +18,9 @@ MODULES = sorted(
 
 
 # what train_precision "auto" means decides a run's name: the examples must hold on a
-# bf16 machine as on one without (the rest of the suite forces float32: conftest.py);
-# the modules that name runs are tried both ways
-PRECISIONS = [(name, "bfloat16") for name in MODULES] + [
-    (name, "float32") for name in MODULES if name.startswith("synflow.experiments")]
+# bf16 machine as on one without (the rest of the suite forces float32: conftest.py):
+# every module is tried both ways
+PRECISIONS = [(name, precision) for name in MODULES for precision in ("bfloat16", "float32")]
 
 
 @pytest.mark.parametrize(("name", "precision"), PRECISIONS)

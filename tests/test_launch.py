@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from synflow.experiments import claims, cli, execution, launch, store, worker
+from synflow.experiments import claims, cli, execution, holders, launch, status, store, worker
 from synflow.experiments.results import RunResult
 
 BASE = store.RunConfig("mlp", "blobs", pruner="magnitude", compression=4, width=0.2, epochs=2,
@@ -145,32 +145,39 @@ def test_ctrl_c_while_waiting_leaves_the_tasks_running_and_says_so(tiny, capsys,
         raise KeyboardInterrupt
 
     monkeypatch.setattr(launch, "_wait", interrupted)
+    monkeypatch.setenv(holders.STALE_VARIABLE, "600")  # launch sets it for its workers
     code = main("launch", NOTEBOOK, "--profile", "smoke", "--executor", "local", "--workers", "1",
-                "--wait", "--set", "epochs=2", "--set", "models={conv: 0.5}")
+                "--wait", "--set", "epochs=2", "--set", "models={conv: 0.5}", "--stale-after",
+                "900")
     out = capsys.readouterr().out
     assert code == 130 and "stopped waiting; local workers that got the Ctrl-C too" in out, out
-    # the status command for these runs: the same overrides, or it counts other runs
-    assert f"`python -m synflow status {NOTEBOOK} --profile smoke --results " in out
-    assert "--set epochs=2 --set 'models={conv: 0.5}'` shows what is stored" in out
+    # the status command for these runs: the same overrides and precision (conftest's), or
+    # it counts other runs
+    assert (f"`SYNFLOW_TRAIN_PRECISION=float32 python -m synflow status {NOTEBOOK} --profile "
+            "smoke --results ") in out
+    assert ("--set epochs=2 --set 'models={conv: 0.5}' --stale-after 900` shows what is "
+            "stored") in out
     assert not [line for s in real_wait(waited) for line in s.get("failed", [])]  # they went on
     assert len(store.frame("tiny")) == len(RUNS)
 
 
+@pytest.mark.parametrize("error", [PermissionError(13, "Permission denied"),
+                                   OSError(30, "Read-only file system")])
 def test_a_damaged_result_in_a_read_only_store_is_an_error_that_says_why(tiny, capsys,
-                                                                         monkeypatch):
+                                                                         monkeypatch, error):
     assert main("launch", NOTEBOOK, "--profile", "smoke") == 0
     path = store.run_dir(RUNS[2], "tiny") / store.RESULT_FILE
     path.write_text("{")
 
     def read_only(source, target):
-        raise PermissionError(13, "Permission denied")
+        raise error
 
     monkeypatch.setattr(store.os, "replace", read_only)  # root may write anywhere: simulated
     capsys.readouterr()
     assert main("launch", NOTEBOOK, "--profile", "smoke") == 2
     err = capsys.readouterr().err
-    assert f"{path} is damaged" in err and "cannot be moved aside to run again: Permission " \
-        "denied" in err and "`status` only reads" in err
+    assert f"{path} is damaged" in err and "cannot be moved aside to run again: " \
+        f"{error.strerror} in" in err and "`status` only reads" in err
     assert path.read_text() == "{"
 
 
@@ -193,10 +200,22 @@ def test_ctrl_c_inline_exits_130_without_a_traceback_and_the_run_resumes(tiny, c
     err = capsys.readouterr().err
     assert "synflow launch: interrupted; a run left half-done resumes from its checkpoint" in err
     assert "Traceback" not in err
-    assert len(list((tiny / "results" / "tiny").glob(f"*/{store.CHECKPOINT_FILE}"))) == 1
+    checkpoints = list((tiny / "results" / "tiny").glob(f"*/{store.CHECKPOINT_FILE}"))
+    assert len(checkpoints) == 1
     monkeypatch.setattr(execution.training_loop, "train", real_train)
     assert main("launch", NOTEBOOK, "--profile", "smoke") == 0
-    assert len(store.frame("tiny")) == len(RUNS)
+    table = store.frame("tiny").set_index("path")
+    assert len(table) == len(RUNS) and not checkpoints[0].exists()
+    resumed = RunResult.read(checkpoints[0].parent / store.RESULT_FILE)
+    assert resumed.environment["resumed_from_stage"] == 1  # from the checkpoint, not afresh
+
+
+def test_a_worker_records_a_refused_run_as_failed(tiny, capsys):
+    refused = dataclasses.replace(BASE, dataset="nowhere")
+    summary = worker.Worker(str(tiny / "results"))([("tiny", dataclasses.asdict(refused))])
+    assert summary["failed"] and "RunRefused" in summary["failed"][0]
+    assert launch.state_of(refused, "tiny") == "failed"  # status shows why; not re-sent
+    assert "unknown dataset 'nowhere'" in store.failure(refused, "tiny")["error"]
 
 
 def test_a_failure_in_a_local_worker_records_its_log(tiny, capsys, monkeypatch):
@@ -284,7 +303,18 @@ def test_status_counts_running_and_missing(tiny, capsys):
     assert "5 runs: 1 done, 2 running, 0 failed, 0 damaged, 2 missing" in out
     assert f"running {RUNS[2].name()}: its claim names no worker (being written, or damaged; " \
            "last touched 0 s ago), taken over once 600 s old" in out and "on None" not in out
-    garbled.unlink()
+    real_summarize = status._summarize
+
+    def released_meanwhile(*args, **kwargs):  # the run finishes between count and print
+        summary = real_summarize(*args, **kwargs)
+        garbled.unlink()
+        return summary
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(status, "_summarize", released_meanwhile)
+        assert main("status", NOTEBOOK, "--profile", "smoke") == 0
+    assert f"running {RUNS[2].name()}: its claim was released just now" in \
+        capsys.readouterr().out
     assert main("launch", NOTEBOOK, "--profile", "smoke") == 0  # the claimed run is skipped
     assert "finished: 3 ran" in capsys.readouterr().out
 

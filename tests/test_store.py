@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -198,15 +199,17 @@ def test_a_run_trained_on_another_copy_of_its_data_is_not_reused(env, counted, m
 
 
 def test_a_run_that_can_only_fail_is_refused_before_anything_is_written(env, counted):
-    from synflow.data.datasets import DatasetNotFoundError
+    from synflow.experiments.runnable import RunRefused
 
-    with pytest.raises(DatasetNotFoundError, match="unknown dataset 'blbos'"):
+    with pytest.raises(RunRefused, match="unknown dataset 'blbos'"):
         store.run_or_load(config(dataset="blbos"), "exp")
-    with pytest.raises(ValueError, match=r"compression 1e\+06 keeps N / compression < 1 weight"):
+    with pytest.raises(RunRefused, match=r"compression 1e\+06 keeps N / compression < 1 weight"):
         store.run_or_load(config(dataset="mnist", compression=1e6), "exp")
     assert counted == [] and not (env / "results").exists()  # no run folder, no failed.json
-    with pytest.raises(ValueError, match=r"dataset '\.\./\.\./etc' is not allowed"):
-        config(dataset="../../etc")  # a name, never a path out of the store
+    for path in ("../../etc", "a/b", ".."):  # a folder under the data root, not a path
+        with pytest.raises(ValueError, match=rf"dataset '{re.escape(path)}' is not allowed"):
+            config(dataset=path)
+    assert config(dataset="my data (png)").dataset == "my data (png)"  # as before
 
 
 def test_runs_are_reproducible_for_a_seed(env):
@@ -335,6 +338,13 @@ def test_frame_has_one_row_per_run(env):
     assert sorted(table["compression"]) == [2.0, 4.0, 4.0]
     per_epoch = store.frame("fig", history=True)
     assert len(per_epoch) == 3 and {"epoch", "train_loss", "top1"} <= set(per_epoch)
+
+
+def test_frame_has_connected_even_when_no_stored_run_recorded_it(env):
+    run = config()
+    stored = RunResult(run, {}, dict.fromkeys(RunResult.REQUIRED_METRICS, 0), [], [], [], {})
+    stored.write(store.run_dir(run, "old") / "run.json")  # stored before "connected" existed
+    assert store.frame("old")["connected"].tolist() == [None]
 
 
 def test_frame_history_keeps_the_runs_lr_beside_each_epochs(env):

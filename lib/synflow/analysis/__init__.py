@@ -14,8 +14,8 @@ accuracy tables and the figures. Nothing in synflow imports this layer.
 | report        | each notebook's claims, saved beside its figures as a CSV             |
 
 ``input_output_paths`` and ``paths_remain`` (whether a mask still links input to output,
-Section 4) live in :mod:`synflow.core.paths`, where ``prune`` uses them; they are
-importable from here too.
+Section 4) live in :mod:`synflow.core.paths`, beside the check ``prune`` runs
+(``warn_cut``); they are importable from here too.
 
 The measurement functions are importable from here, as ``synflow.analysis.<name>``:
 

@@ -139,8 +139,8 @@ def paths_remain(model: nn.Module, masks: Masks | None = None,
         return None
     try:
         return _connected(model, layers, masks, input_shape)
-    except InputShapeError:
-        raise
+    except (InputShapeError, MemoryError, torch.cuda.OutOfMemoryError):
+        raise  # a bad argument, or no memory for the passes: not "undecided"
     except Exception:  # noqa: BLE001 (undecided: the model's forward is not the check's)
         return None
 

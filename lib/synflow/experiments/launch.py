@@ -225,7 +225,7 @@ def launch(args) -> int:
     try:
         return _report(_wait(jobs, slurm=args.executor == "slurm"))
     except KeyboardInterrupt:  # Ctrl-C stops the waiting; Slurm's tasks go on
-        follow = status_command(args.notebooks, args.profile, results, args.set)
+        follow = status_command(args.notebooks, args.profile, results, args.set, args.stale_after)
         if args.executor == "slurm":
             print(f"\nstopped waiting; the {len(jobs)} Slurm task(s) keep running: `{follow}` "
                   f"follows them, `scancel {' '.join(ids)}` ends them")

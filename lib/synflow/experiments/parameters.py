@@ -19,6 +19,7 @@ ValueError: 05_iterative_magnitude_pruning: epochs=0 is not allowed; give null (
 from __future__ import annotations
 
 import math
+import os
 import re
 import shlex
 from collections.abc import Callable
@@ -187,16 +188,25 @@ def check_runs(notebook: str, params: dict, runs) -> None:
                 f"lower {names}")
 
 
-def status_command(notebooks, profile: str, results, overrides: dict) -> str:
+def status_command(notebooks, profile: str, results, overrides: dict,
+                   stale_after: float | None = None) -> str:
     """The ``python -m synflow status`` command line for these runs: the same notebooks,
-    profile, results folder and ``--set`` overrides (values in YAML, shell-quoted).
+    profile, results folder, ``--set`` overrides (values in YAML, shell-quoted) and
+    ``--stale-after``, after ``$SYNFLOW_TRAIN_PRECISION`` where it is set (it decides
+    which runs are planned).
 
-    >>> status_command(["06_sanity_checks"], "smoke", "/r", {"seeds": [0, 1], "subset": None})
-    "python -m synflow status 06_sanity_checks --profile smoke --results /r --set 'seeds=[0, 1]' --set subset=null"
+    >>> line = status_command(["06_sanity_checks"], "smoke", "/r", {"seeds": [0], "subset": None})
+    >>> line[line.index("python"):]  # after SYNFLOW_TRAIN_PRECISION=... where it is set
+    "python -m synflow status 06_sanity_checks --profile smoke --results /r --set 'seeds=[0]' --set subset=null"
     """
+    from ..training.precision import VARIABLE
+
     sets = [f"--set {shlex.quote(f'{key}=' + _yaml(value))}" for key, value in overrides.items()]
-    return " ".join(["python -m synflow status", *notebooks, "--profile", profile, "--results",
-                     shlex.quote(str(results)), *sets])
+    given = os.environ.get(VARIABLE)
+    return " ".join([*([f"{VARIABLE}={shlex.quote(given)}"] if given else []),
+                     "python -m synflow status", *notebooks, "--profile", profile, "--results",
+                     shlex.quote(str(results)), *sets,
+                     *([f"--stale-after {stale_after:g}"] if stale_after is not None else [])])
 
 
 def _yaml(value) -> str:

@@ -206,8 +206,9 @@ class RunConfig:
                 raise ValueError(f"RunConfig: {error}") from None
         if self.preset is not None and self.preset not in presets.PRESETS:
             raise bad("preset", f"None or one of: {', '.join(presets.PRESETS)}")
-        if not isinstance(self.dataset, str) or not re.fullmatch(r"\w[\w.+=-]*", self.dataset):
-            raise bad("dataset", f"a dataset (folder) name such as {', '.join(DATASETS)}")
+        if not isinstance(self.dataset, str) or self.dataset in ("", ".", "..") or any(
+                c in self.dataset for c in "/\\"):  # a folder under the data root, not a path
+            raise bad("dataset", f"{', '.join(DATASETS)} or a folder name (no / or \\)")
         if self.pruner == DENSE and self.compression != 1:
             raise ValueError(f"pruner 'dense' needs compression 1, got {self.compression!r}")
         if self.pruner != DENSE and self.compression == 1:  # one dense run, one identity

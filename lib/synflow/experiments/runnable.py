@@ -13,6 +13,15 @@ import functools
 from .runconfig import RunConfig
 
 
+class RunRefused(ValueError):
+    """A run that can only fail, refused by :func:`check_runnable` before anything of it
+    is written; a launched worker records it as failed (``status`` shows why).
+
+    >>> issubclass(RunRefused, ValueError)
+    True
+    """
+
+
 @functools.lru_cache(maxsize=64)
 def prunable_weights(model: str, width: float, dataset: str) -> int:
     """How many weights :func:`synflow.prune` may prune in ``model`` at ``width`` built for
@@ -38,23 +47,26 @@ def prunable_weights(model: str, width: float, dataset: str) -> int:
 def check_runnable(config: RunConfig, root=None) -> None:
     """Refuse ``config`` where it can only fail: a dataset neither in
     ``synflow.data.DATASETS`` nor an image folder under the data root ``root`` (None:
-    ``$SYNFLOW_DATA``) raises :class:`synflow.data.datasets.DatasetNotFoundError` naming
-    the places looked; a compression above the model's count N of prunable weights (it
-    would keep N / compression < 1 weight) raises ValueError naming both. A dataset of
-    ``DATASETS`` not on disk is not refused: it is downloaded when the run starts.
+    ``$SYNFLOW_DATA``), naming the places looked, and a compression above the model's
+    count N of prunable weights (it would keep N / compression < 1 weight), naming both,
+    raise :class:`RunRefused`. A dataset of ``DATASETS`` not on disk is not refused: it
+    is downloaded when the run starts.
 
     >>> check_runnable(RunConfig("mlp", "mnist", pruner="synflow", compression=1e9))
     Traceback (most recent call last):
-    ValueError: mlp-...-c1e+09-...: compression 1e+09 keeps N / compression < 1 weight: mlp (width 1) on mnist has 119400 prunable weights, so compression must be at most 119400
+    synflow.experiments.runnable.RunRefused: mlp-...-c1e+09-...: compression 1e+09 keeps N / compression < 1 weight: mlp (width 1) on mnist has 119400 prunable weights, so compression must be at most 119400
     """
-    from ..data.datasets import DATASETS, locate
+    from ..data.datasets import DATASETS, DatasetNotFoundError, locate
 
     if config.dataset not in DATASETS:
-        locate(config.dataset, root, download=False)
+        try:
+            locate(config.dataset, root, download=False)
+        except DatasetNotFoundError as error:
+            raise RunRefused(f"{config.name()}: {error}") from error
         return  # its size is known only once its images are read
     total = prunable_weights(config.model, config.width, config.dataset)
     if config.compression > total:
-        raise ValueError(
+        raise RunRefused(
             f"{config.name()}: compression {config.compression:g} keeps N / compression < 1 "
             f"weight: {config.model} (width {config.width:g}) on {config.dataset} has {total} "
             f"prunable weights, so compression must be at most {total}")

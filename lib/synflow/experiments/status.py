@@ -11,6 +11,7 @@ how long it can block).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from datetime import datetime
 
@@ -29,17 +30,22 @@ def _duration_of(result: RunResult) -> float:
     return float(metrics.get("seconds", 0.0)) + float(metrics.get("prune_seconds", 0.0))
 
 
-def _last_stretch(finished: list[float], mean: float) -> list[float]:
-    """The ascending finishing times since the last pause: a gap longer than twice the
-    mean run or ten minutes, whichever is longer, means no worker ran (a sweep launched
-    again the next day); the rate is measured over the work since.
+def _last_stretch(finished: list[float], longest: float) -> list[float]:
+    """The ascending finishing times of the last stretch of work with two or more runs: a
+    gap longer than twice the ``longest`` run or ten minutes, whichever is longer, means
+    no worker ran (a sweep launched again the next day); the rate is measured over the
+    work since (or over the stretch before, while only one run has finished since).
 
-    >>> _last_stretch([0, 10, 20, 90_000, 90_010], mean=10)
+    >>> _last_stretch([0, 10, 20, 90_000, 90_010], longest=10)
     [90000, 90010]
+    >>> _last_stretch([0, 10, 20, 90_000], longest=10)
+    [0, 10, 20]
     """
-    gap = max(2 * mean, 600.0)
-    starts = [i for i in range(1, len(finished)) if finished[i] - finished[i - 1] > gap]
-    return finished[starts[-1]:] if starts else finished
+    gap = max(2 * longest, 600.0)
+    cuts = [0, *(i for i in range(1, len(finished)) if finished[i] - finished[i - 1] > gap),
+            len(finished)]
+    stretches = [finished[a:b] for a, b in itertools.pairwise(cuts) if b - a >= 2]
+    return stretches[-1] if stretches else finished
 
 
 def _summarize(notebook: str, profile: str, results=None, stale_after=None,
@@ -62,7 +68,7 @@ def _summarize(notebook: str, profile: str, results=None, stale_after=None,
             if stamp:
                 finished.append(datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z").timestamp())
     left = sum(len(runs) for state, runs in states.items() if state != "done")
-    recent = _last_stretch(sorted(finished), sum(durations) / max(1, len(durations)))
+    recent = _last_stretch(sorted(finished), max(durations, default=0.0))
     span = recent[-1] - recent[0] if len(recent) >= 2 else 0.0
     if span > 0:
         rate = (len(recent) - 1) / span * 3600  # runs per hour, all workers together
@@ -106,7 +112,11 @@ def show(notebooks: list[str], profile: str, results=None, stale_after=None,
                   f"{precision} to count and use them)")
         for experiment, config in states["running"]:
             holder = claims.read_claim(
-                store.run_dir(config, experiment, results) / claims.CLAIM_FILE) or {}
+                store.run_dir(config, experiment, results) / claims.CLAIM_FILE)
+            if holder is None:  # released since it was counted
+                print(f"  running {config.name()}: its claim was released just now (the run "
+                      "finished or stopped)")
+                continue
             if holder.get("host") is None:  # an empty or garbled claim: judged by its age
                 print(f"  running {config.name()}: its claim names no worker (being written, "
                       f"or damaged; last touched {holders.heartbeat(holder)}), taken over "

@@ -75,10 +75,10 @@ def _move_aside(path: Path, why: str) -> Path | None:
         os.replace(path, target)
     except FileNotFoundError:
         return None
-    except PermissionError as error:
-        raise PermissionError(f"{why}; it cannot be moved aside to run again: {error.strerror} "
-                              f"in {path.parent} (running needs write access to the results "
-                              "folder; `status` only reads)") from error
+    except OSError as error:  # EACCES, EPERM; EROFS on a read-only mount
+        raise PermissionError(f"{why}; it cannot be moved aside to run again: "
+                              f"{error.strerror or error} in {path.parent} (running needs "
+                              "write access to the results folder; `status` only reads)") from error
     warnings.warn(f"{why}; moved it to {target} and treating the run as missing",
                   stacklevel=outside_stacklevel())
     return target

@@ -16,13 +16,15 @@ import submitit
 from . import parallel, store
 from .results import RunResult
 from .runconfig import config_from_dict
+from .runnable import RunRefused
 
 
 @dataclass
 class Worker(submitit.helpers.Checkpointable):
     """Runs ``(experiment, config dict)`` pairs in turn through ``store.run_unless_stored``,
-    skipping runs another worker holds; a run that raises is recorded (by the store)
-    and the worker goes on with the next. Returns counts and the failures.
+    skipping runs another worker holds; a run that raises is recorded (by the store, or
+    here for one refused before it started: :class:`RunRefused`) and the worker goes on
+    with the next. Returns counts and the failures.
 
     >>> import tempfile
     >>> from dataclasses import asdict
@@ -75,6 +77,9 @@ class Worker(submitit.helpers.Checkpointable):
                 summary["failed before"] += 1
                 outcome = "skipped: failed before (--retry-failed retries it)"
             except Exception as error:  # noqa: BLE001  (recorded in failed.json; next run)
+                if isinstance(error, RunRefused):  # the store wrote nothing for it
+                    store.record_failure(store.run_dir(config, experiment, self.results),
+                                         config, error)
                 traceback.print_exc(file=sys.stdout)
                 summary["failed"].append(f"{config.name()}: {type(error).__name__}: {error}")
                 outcome = f"FAILED: {type(error).__name__}: {error}"

@@ -509,3 +509,63 @@ def test_kept_weight_signs_of_one_signed_units_is_one():
             module.weight.abs_()  # every weight positive
     table = analysis.kept_weight_signs(model)
     assert (table["positive"] == 1).all() and (table["unit_bias"] == 1).all()
+
+
+def test_single_shot_analyses_refuse_a_model_with_masks_installed():
+    net = nn.Sequential(nn.Linear(8, 16, bias=False), nn.ReLU(), nn.Linear(16, 4, bias=False))
+    synflow.prune(net, "magnitude", 4)  # its pruned weights would be ranked again
+    for name, call in (
+            ("empty_layer_counts", lambda: analysis.empty_layer_counts(
+                lambda: net, ["random"], [0.0], input_shape=(8,))),
+            ("critical_compression", lambda: analysis.critical_compression(
+                lambda: net, "random", input_shape=(8,))),
+            ("critical_table", lambda: analysis.critical_table(
+                {"net": lambda: net}, ["random"], input_shape=(8,)))):
+        with pytest.raises(ValueError, match=rf"{name} measures a freshly built model.*"
+                                             r"\(144 of 192 weights pruned\)"):
+            call()
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_kept_weight_signs_reads_a_conv_transposes_output_units(groups):
+    layer = nn.ConvTranspose2d(4, 6, 1, groups=groups, bias=False)  # weight (4, 6 / groups, 1, 1)
+    with torch.no_grad():  # every output unit reads inputs 0 and 1 (+) or 2 and 3 (-) ...
+        layer.weight.copy_(torch.tensor([1.0, -1.0, 1.0, -1.0]).view(4, 1, 1, 1).expand_as(
+            layer.weight))  # ... inputs alternate in sign, so each unit keeps one of each
+    signs = analysis.kept_weight_signs(nn.Sequential(layer)).loc["0.weight"]
+    assert signs["positive"] == 0.5 and signs["unit_bias"] == 0.0  # by input units: 1.0
+
+
+@pytest.mark.parametrize("layer", [nn.ConvTranspose2d(3, 4, 3), nn.Conv2d(4, 4, 3, groups=2)])
+def test_chain_layers_refuses_weights_whose_axes_are_not_out_in(layer):
+    net = nn.Sequential(nn.Conv2d(1, 3 if isinstance(layer, nn.ConvTranspose2d) else 4, 3),
+                        nn.ReLU(), layer)
+    with pytest.raises(ValueError, match=rf"2\.weight is a {type(layer).__name__}.*not "
+                                         r"\(output units, input units, \.\.\.\)"):
+        analysis.chain_layers(net)
+
+
+def test_find_critical_checks_compression_1_and_its_grid_step():
+    with pytest.raises(ValueError, match=r"\['a'\] are empty at compression 1"):
+        analysis.find_critical(lambda c: ["a"], 1000.0)  # empty before any pruning
+    for step in (0, -0.25, float("nan")):
+        with pytest.raises(ValueError, match=rf"grid_step a finite number > 0.*{step!r}"):
+            analysis.find_critical(lambda c: ["x"] if c > 5 else [], 1000.0, grid_step=step)
+    calls = []  # where the search ends above compression 1, 1 is not tried again
+    found = analysis.find_critical(lambda c: calls.append(c) or (["x"] if c > 5 else []), 1000.0)
+    assert found.compression > 4.9 and 1.0 not in calls
+
+
+def test_single_removal_iterations_refuses_what_has_no_answer():
+    assert analysis.single_removal_iterations(1.0, 3) == 1
+    for compression, layers in ((0.5, 3), (10.0, 0)):
+        with pytest.raises(ValueError, match="compression >= 1 and layers >= 1"):
+            analysis.single_removal_iterations(compression, layers)
+
+
+def test_prune_size_ratio_refuses_a_compression_outside_1_to_n():
+    factory = lambda: nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    for compression in (0.5, 49):  # 48 prunable weights
+        with pytest.raises(ValueError, match=rf"compression must be in \[1, 48\].*{compression}"):
+            analysis.prune_size_ratio(factory, compression, 2, input_shape=(4,))
+    assert analysis.prune_size_ratio(factory, 1, 2, input_shape=(4,)) == 0.0

@@ -75,8 +75,7 @@ def kept_weight_signs(model: nn.Module) -> pd.DataFrame:
     masks = current_masks(model)
     rows = []
     for name, module in prunable_layers(model).items():
-        weight = effective_weight(module).reshape(module.weight.shape[0], -1)
-        mask = masks[name].reshape(weight.shape)
+        weight, mask = (_by_output_unit(module, t) for t in (effective_weight(module), masks[name]))
         kept = mask.sum(1)
         positive = ((weight > 0) & mask).sum(1)
         units = kept > 0
@@ -88,6 +87,16 @@ def kept_weight_signs(model: nn.Module) -> pd.DataFrame:
             if bool(units.any()) else math.nan,
         })
     return pd.DataFrame(rows).set_index("layer")
+
+
+def _by_output_unit(module: nn.Module, tensor: torch.Tensor) -> torch.Tensor:
+    """A weight-shaped ``tensor`` as (output units, weights of each): a ConvTranspose's
+    weight is (in, out / groups, *kernel), every other layer's (out, ...)."""
+    if not isinstance(module, nn.modules.conv._ConvTransposeNd):
+        return tensor.reshape(tensor.shape[0], -1)
+    groups, (inputs, outputs) = module.groups, tensor.shape[:2]
+    grouped = tensor.reshape(groups, inputs // groups, outputs, -1).transpose(1, 2)
+    return grouped.reshape(groups * outputs, -1)
 
 
 def exact_critical_compression(scores: dict[str, torch.Tensor]) -> tuple[float, str]:
@@ -131,6 +140,25 @@ def data_for(method: str, data):
     return data if method in DATA_METHODS else None
 
 
+def unpruned(model, function: str):
+    """``model`` if no weight of it is pruned, else ValueError naming ``function``: the
+    single-shot analyses score a built model and select among all its weights, so an
+    installed mask would be ignored and its pruned weights could come back.
+
+    >>> from torch import nn
+    >>> unpruned(nn.Linear(2, 1), "critical_compression")
+    Linear(in_features=2, out_features=1, bias=True)
+    """
+    masks = current_masks(model)
+    pruned = sum(int(m.numel() - m.sum()) for m in masks.values())
+    if pruned:
+        raise ValueError(
+            f"{function} measures a freshly built model, and the factory's model already has "
+            f"masks installed ({pruned} of {sum(m.numel() for m in masks.values())} weights "
+            "pruned): they would be ignored. Build the model without masks")
+    return model
+
+
 def empty_layer_counts(
     model_factory: Callable[[], object],
     methods: Sequence[str],
@@ -161,7 +189,7 @@ def empty_layer_counts(
     2    synflow                0.5             0
     3    synflow                1.0             0
     """
-    model = model_factory()
+    model = unpruned(model_factory(), "empty_layer_counts")
     total = sum(m.numel() for m in current_masks(model).values())
     rows = []
     for method in methods:

@@ -74,8 +74,12 @@ def chain_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The prunable layers of a plain feed-forward net (MLP, VGG) in order.
 
     Checks that each layer reads exactly the previous layer's units (a Linear
-    after a flatten reads ``k`` features per channel); raises otherwise, e.g.
-    for a ResNet, whose shortcuts make it no chain.
+    after a flatten reads ``k`` features per channel) and that each weight's axes are
+    (output units, input units, ...); raises ValueError otherwise, e.g. for a ResNet's
+    downsampling shortcuts, a ConvTranspose (axes (in, out, ...)) or a grouped
+    convolution. Only shapes are checked, in registration order: an identity shortcut
+    whose shapes match, or a forward that calls the layers in another order, is not
+    seen, and gives meaningless flows.
 
     >>> from torch import nn
     >>> [name for name, _ in chain_layers(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)))]
@@ -86,6 +90,11 @@ def chain_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     ValueError: 1.weight does not read 0.weight's 3 units: not a chain of layers
     """
     layers = list(prunable_layers(model).items())
+    for name, layer in layers:
+        if isinstance(layer, nn.modules.conv._ConvTransposeNd) or getattr(layer, "groups", 1) > 1:
+            raise ValueError(f"{name} is a {type(layer).__name__}{' with groups' * (layer.groups > 1)}"
+                             ": its weight's axes are not (output units, input units, ...), "
+                             "which the per-unit flows read; not supported")
     for (a, first), (b, second) in itertools.pairwise(layers):
         out, into = _units(first, "out"), _units(second, "in")
         flattens = isinstance(second, nn.Linear) and into % out == 0

@@ -15,7 +15,7 @@ from ..core.schedules import schedule_densities
 from ..core.scorers import ITERATIVE_METHODS, PAPER_METHODS
 from ..core.scoring import compute_scores
 from ..core.selection import select
-from .collapse import data_for, exact_critical_compression, max_compression
+from .collapse import data_for, exact_critical_compression, max_compression, unpruned
 from .iteration import iterative_masks
 
 
@@ -23,10 +23,9 @@ from .iteration import iterative_masks
 class Critical:
     """Result of a critical-compression search.
 
-    ``compression``: the largest compression found without an empty layer;
-    ``collapse_at``: the smallest compression found with one (None if even
-    rho_max is safe); ``first_empty``: the layers empty at ``collapse_at``;
-    ``evaluations``: how many compressions were tried; ``reaches_max``: no collapse.
+    ``compression``: the largest compression found without an empty layer; ``collapse_at``:
+    the smallest found with one (None if even rho_max is safe); ``first_empty``: the layers
+    empty there; ``evaluations``: compressions tried; ``reaches_max``: no collapse.
 
     >>> Critical(10.0, None).reaches_max, Critical(3.0, 4.0, ["2.weight"]).reaches_max
     (True, False)
@@ -60,15 +59,16 @@ def find_critical(
     binary-searches the grid, assuming collapse is monotone in compression
     (exact for single-shot pruning, whose masks are nested); ``"downward"``
     walks the grid down from rho_max to the first safe point, which needs no
-    such assumption for the grid (cheap when the answer is near rho_max). Raises
-    ValueError for another ``search``.
+    such assumption for the grid (cheap when the answer is near rho_max). ValueError for
+    another ``search``, a ``grid_step`` not > 0, or layers empty at compression 1.
 
     >>> found = find_critical(lambda c: ["0.weight"] if c > 50 else [], 1000.0)
     >>> round(found.compression, 1), round(found.collapse_at, 1), found.first_empty
     (49.6, 50.0, ['0.weight'])
     """
-    if search not in ("binary", "downward"):
-        raise ValueError(f"search must be 'binary' or 'downward', got {search!r}")
+    if search not in ("binary", "downward") or not 0 < grid_step < math.inf:
+        raise ValueError(f"search must be 'binary' or 'downward' and grid_step a finite number "
+                         f"> 0 (log10), got {search!r} and {grid_step!r}")
     calls = 0
 
     def empty(c):
@@ -81,7 +81,7 @@ def find_critical(
         return Critical(max_compression, None, [], calls, max_compression)
     grid = [10 ** (k * grid_step) for k in range(int(math.log10(max_compression) / grid_step) + 1)]
     grid = [c for c in grid if c < max_compression] + [max_compression]
-    low, high, high_empty = 0, len(grid) - 1, at_max  # grid[low] assumed safe (1 = no pruning)
+    low, high, high_empty = 0, len(grid) - 1, at_max  # grid[0] = 1: pruning nothing
     while search == "downward" and high > 0:
         layers = empty(grid[high - 1])
         if not layers:
@@ -95,6 +95,8 @@ def find_critical(
             high, high_empty = middle, layers
         else:
             low = middle
+    if low == 0 and (layers := empty(1.0)):  # never tested: empty before any pruning?
+        raise ValueError(f"{layers} are empty at compression 1: no critical compression")
     safe, collapse = grid[low], grid[high]
     for _ in range(bisection_steps):
         middle = math.sqrt(safe * collapse)
@@ -119,7 +121,7 @@ def critical_compression(
     bisection_steps: int = 6,
     search: str | None = None,
 ) -> Critical:
-    """Critical compression of ``method`` on the model ``model_factory()`` builds.
+    """Critical compression of ``method`` on the (unpruned) model ``model_factory()`` builds.
 
     Single-shot (``iterations=1``): one scoring pass, then ``select`` per
     compression. Iterative: a fresh model pruned per compression by
@@ -136,7 +138,7 @@ def critical_compression(
     """
     if search is None:
         search = "binary" if iterations == 1 else "downward"
-    model = model_factory()
+    model = unpruned(model_factory(), "critical_compression")
     rho_max = max_compression(model)
     if iterations == 1:
         scores = compute_scores(model, method, data=data, input_shape=input_shape, seed=seed)
@@ -231,7 +233,7 @@ def critical_table(
     """
     rows = []
     for name, factory in models.items():
-        net = factory()
+        net = unpruned(factory(), "critical_table")
         rho_max = max_compression(net)
         total = sum(m.numel() for m in current_masks(net).values())
         for method in methods:

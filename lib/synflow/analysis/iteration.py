@@ -14,7 +14,7 @@ from torch import nn
 from ..core.counts import LayerCollapseWarning
 from ..core.flat_ops import count, nonzero
 from ..core.loop import Iteration, prune_through
-from ..core.masks import Masks, empty_layers
+from ..core.masks import Masks, current_masks, empty_layers
 from ..core.schedules import schedule_densities
 
 
@@ -112,7 +112,10 @@ def prune_size_ratio(
     """Figure 7: the largest, over iterations, of the SynFlow score removed in
     one iteration divided by R_SF. Below 1 in every iteration, no step can
     remove a whole layer (each layer's total score is R_SF; Theorem 3).
-    ``precision`` as in :func:`synflow_iterations`.
+    ``precision`` as in :func:`synflow_iterations`. ``inf`` once a step starts from a
+    net an earlier step disconnected (R_SF = 0: the ratio is 0/0; a log plot leaves
+    the point out); 0.0 at compression 1. ValueError for a compression below 1 or
+    above the model's N prunable weights (it would keep less than one weight).
 
     >>> import torch
     >>> from torch import nn
@@ -122,12 +125,15 @@ def prune_size_ratio(
     >>> 0 < ratio < 1
     True
     """
+    model = model_factory()
+    total = sum(m.numel() for m in current_masks(model).values())
+    if not 1 <= compression <= total:
+        raise ValueError(f"compression must be in [1, {total}] (the model's prunable weights), "
+                         f"got {compression!r}")
     if compression == 1:
         return 0.0
     steps = synflow_iterations(
-        model_factory(), schedule_densities(compression, iterations, schedule), input_shape,
-        precision,
-    )
+        model, schedule_densities(compression, iterations, schedule), input_shape, precision)
     return max(step.ratio for step in steps)
 
 
@@ -172,11 +178,17 @@ def single_removal_iterations(compression: float, layers: int) -> int:
     """Exponential-schedule iterations whose step factor is at most 1 + 1/L:
     ``ceil(ln(compression) / ln(1 + 1/L))``. At ``compression`` = rho_max = N/L the
     last step then keeps L of at most L + 1 weights, so the last steps remove at most
-    one weight each, and a positive, conserved score (SynFlow) can never empty a layer:
-    a layer's last weight carries all of R_SF, more than any weight of a layer with
-    two. Below rho_max the last step removes about N / (compression * L) weights.
+    one weight each, and a positive score conserved layer to layer (SynFlow on a chain
+    without biases: Theorem 3's conditions) can never empty a layer: a layer's last
+    weight carries all of R_SF, more than any weight of a layer with two. Biases break
+    the conservation (they add flow past a layer), and a net with non-zero biases can
+    still collapse. Below rho_max the last step removes about N / (compression * L)
+    weights. ValueError unless compression >= 1 and layers >= 1.
 
     >>> single_removal_iterations(100.0, 19)
     90
     """
-    return math.ceil(math.log(compression) / math.log1p(1 / layers))
+    if not (compression >= 1 and isinstance(layers, int) and layers >= 1):
+        raise ValueError(f"single_removal_iterations needs compression >= 1 and layers >= 1, "
+                         f"got {compression!r} and {layers!r}")
+    return max(1, math.ceil(math.log(compression) / math.log1p(1 / layers)))

@@ -569,3 +569,13 @@ def test_prune_size_ratio_refuses_a_compression_outside_1_to_n():
         with pytest.raises(ValueError, match=rf"compression must be in \[1, 48\].*{compression}"):
             analysis.prune_size_ratio(factory, compression, 2, input_shape=(4,))
     assert analysis.prune_size_ratio(factory, 1, 2, input_shape=(4,)) == 0.0
+
+
+def test_edge_inputs_get_an_answer_or_a_clear_error():
+    with pytest.raises(ValueError, match="max_compression needs at least one prunable weight"):
+        analysis.max_compression({})
+    assert math.isnan(analysis.layer_fractions({"a": torch.ones(0)})["a"])
+    assert math.isnan(analysis.fit_slope([10, 10], [0.1, 0.2]))  # one size: no slope
+    one = nn.Sequential(nn.Linear(4, 2, bias=False))
+    with pytest.raises(ValueError, match="neuron_flows needs two or more prunable layers"):
+        analysis.conservation_summary(one, {"0.weight": torch.ones(2, 4)})

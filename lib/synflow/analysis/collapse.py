@@ -20,24 +20,29 @@ from .iteration import collapse_expected
 
 
 def max_compression(model_or_masks) -> float:
-    """rho_max = N / L: one weight left in every prunable layer.
+    """rho_max = N / L: one weight left in every prunable layer (a model or its masks;
+    ValueError when there is no prunable weight).
 
     >>> import torch
     >>> max_compression({"a.weight": torch.ones(6, 4), "b.weight": torch.ones(2, 6)})
     18.0
     """
     masks = model_or_masks if isinstance(model_or_masks, dict) else current_masks(model_or_masks)
-    return sum(m.numel() for m in masks.values()) / len(masks)
+    layers = [m for m in masks.values() if m.numel()]
+    if not layers:
+        raise ValueError("max_compression needs at least one prunable weight, got none")
+    return sum(m.numel() for m in layers) / len(layers)
 
 
 def layer_fractions(masks: Masks) -> dict[str, float]:
-    """Fraction of weights kept in every layer.
+    """Fraction of weights kept in every layer (NaN for a layer of no weights).
 
     >>> import torch
     >>> layer_fractions({"a.weight": torch.tensor([1.0, 0.0, 0.0, 1.0]), "b.weight": torch.zeros(2)})
     {'a.weight': 0.5, 'b.weight': 0.0}
     """
-    return {name: float(m.sum()) / m.numel() for name, m in masks.items()}
+    return {name: float(m.sum()) / m.numel() if m.numel() else math.nan
+            for name, m in masks.items()}
 
 
 def first_collapse(fractions: pd.DataFrame) -> tuple[float | None, list[str]]:

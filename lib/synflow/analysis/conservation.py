@@ -5,6 +5,7 @@ controls (another activation, non-zero biases, a rescaled layer)."""
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -123,6 +124,9 @@ def neuron_flows(model: nn.Module, scores: dict[str, torch.Tensor]) -> pd.DataFr
     (['layer', 'depth', 'unit', 'incoming', 'outgoing'], 3, True)
     """
     layers = chain_layers(model)
+    if len(layers) < 2:
+        raise ValueError(f"neuron_flows needs two or more prunable layers (hidden units between "
+                         f"them), got {len(layers)}")
     rows = []
     for depth, ((name, _), (next_name, _)) in enumerate(itertools.pairwise(layers)):
         incoming = scores[name].double().flatten(1).sum(1)
@@ -196,9 +200,13 @@ def fit_slope(sizes: Iterable[float], averages: Iterable[float]) -> float:
 
     >>> round(fit_slope([10, 100, 1000], [0.1, 0.01, 0.001]), 6)
     1.0
+    >>> fit_slope([10, 10], [0.1, 0.2])  # one size: no slope to fit
+    nan
     """
     x = -np.log10(np.asarray(list(sizes), dtype=float))
     y = np.log10(np.asarray(list(averages), dtype=float))
+    if len(np.unique(x)) < 2:
+        return math.nan
     return float(np.polyfit(x, y, 1)[0])
 
 

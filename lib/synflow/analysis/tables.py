@@ -126,7 +126,7 @@ def run_row(result: RunResult) -> dict:
     ('snip', 10.0, 42.0, 10, None)
     """
     return {**asdict(result.config), **result.extra_config, "key": result.key,
-            "connected": None, **result.metrics}
+            **RunResult.LATER_METRICS, **result.metrics}
 
 
 def _keyed(results, keys: Sequence[str]) -> list[tuple[dict, RunResult]]:

@@ -64,7 +64,7 @@ def frame(experiment: str, *, results=None, history: bool = False) -> pd.DataFra
             rows += [{**base, **{f"epoch_{k}" if k in base else k: v for k, v in epoch.items()}}
                      for epoch in result.history]
         else:
-            rows.append({**base, "connected": None, **result.metrics})  # None: not recorded
+            rows.append({**base, **RunResult.LATER_METRICS, **result.metrics})
     columns = [f.name for f in fields(RunConfig)]
     table = pd.DataFrame(rows)
     if table.empty:

@@ -171,20 +171,17 @@ def check_runs(notebook: str, params: dict, runs) -> None:
                 except DatasetNotFoundError as error:
                     raise ValueError(f"{notebook}: {name} names the dataset {dataset!r}: "
                                      f"{error}") from None
-    counts = {}
     for run in runs:
-        where = (run.model, run.width, run.dataset)
         if run.dataset not in DATASETS:
             continue  # its size is known only once its images are read
-        if where not in counts:
-            counts[where] = prunable_weights(*where)
-        if run.compression > counts[where]:
+        total = prunable_weights(run.model, run.width, run.dataset)  # cached per model
+        if run.compression > total:
             names = " / ".join(n for n in COMPRESSION_PARAMETERS if n in params)
             raise ValueError(
                 f"{notebook}: compression {run.compression:g} of {run.name()} keeps "
                 "N / compression < 1 weight: "
-                f"{run.model} (width {run.width:g}) on {run.dataset} has {counts[where]} "
-                f"prunable weights, so compression must be at most {counts[where]}; "
+                f"{run.model} (width {run.width:g}) on {run.dataset} has {total} "
+                f"prunable weights, so compression must be at most {total}; "
                 f"lower {names}")
 
 

@@ -17,7 +17,8 @@ A run's folder in the results store (:mod:`synflow.experiments.store`) holds its
 
 Accuracies are in percent, times in seconds; ``connected`` says whether an input-output
 path survives the final masks (:func:`synflow.core.paths.paths_remain`: true, false, or
-null where the check does not judge the model; absent in runs stored before it existed). :meth:`RunResult.read` refuses (with
+null where the check does not judge the model; absent in runs stored before it existed:
+``LATER_METRICS``). :meth:`RunResult.read` refuses (with
 :class:`DamagedResult`, naming the file) a file that is not JSON, has another format
 version, lacks a required key or metric or holds the wrong kind of value under one;
 ``status`` (reports it as damaged), ``frame`` (leaves it out, with a warning) and
@@ -80,6 +81,8 @@ class RunResult:
     REQUIRED_METRICS = frozenset({"best_top1", "best_top5", "best_epoch", "final_top1",
                                   "final_top5", "final_test_loss", "compression_actual",
                                   "kept", "prunable", "empty_layers"})
+    # metrics added after runs were stored, with what such a run reads as in a table
+    LATER_METRICS: ClassVar[dict[str, object]] = {"connected": None}
     KINDS: ClassVar[dict[str, type]] = {
         "config": dict, "training": dict, "metrics": dict, "history": list, "layers": list,
         "empty_layers": list, "environment": dict}
